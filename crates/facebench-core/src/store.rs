@@ -1,0 +1,1 @@
+//! Embedding store formats (filled in by the store work).
