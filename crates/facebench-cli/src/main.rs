@@ -1,1 +1,45 @@
-fn main() {}
+//! `facebench`: a thin command-line front end over the facebench library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Benchmark harness for deep face recognition: LFW, YouTube Faces and MegaFace
+/// protocols, scored with parallel cosine scoring and the reference tools' exact rules.
+#[derive(Parser)]
+#[command(name = "facebench", version, about, long_about = None)]
+struct Cli {
+    /// Root of the datasets (holds lfw/, ytf/, megaface/).
+    #[arg(long, global = true, env = "FACEBENCH_DATA", default_value = "../shared/data")]
+    data_root: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate embeddings on a protocol.
+    #[command(subcommand)]
+    Eval(cmd::eval::EvalCommand),
+    /// Benchmarks that print a ratio against a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
+        Command::Bench(c) => cmd::bench::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

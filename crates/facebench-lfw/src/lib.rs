@@ -1,1 +1,12 @@
-//! LFW protocol.
+//! facebench-lfw: the LFW verification protocol.
+//!
+//! [`Pairs`] parses the official pair lists (View 1 and View 2); [`evaluate`] turns
+//! precomputed embeddings (and optionally their mirror features) into the numbers
+//! papers report, under each reference tool's rule ([`Rule`]).
+
+mod eval;
+mod pairs;
+
+pub use eval::{evaluate, EvalOptions, LfwResults, PairScore, RuleScores, TarRow};
+pub use facebench_metrics::Rule;
+pub use pairs::{image_key, Pair, Pairs};

@@ -1,0 +1,134 @@
+//! `facebench eval ...`: protocols scored from precomputed embeddings.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use facebench_core::store;
+use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
+use facebench_metrics::TarAtFar;
+
+use super::CmdResult;
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// LFW verification (10-fold accuracy, ROC, AUC, EER, TAR@FAR) from an embedding store.
+    Lfw(LfwArgs),
+}
+
+#[derive(Args)]
+pub struct LfwArgs {
+    /// Embedding store (.npy with .keys beside it, .csv, .safetensors or .fbs), keys
+    /// relative to the LFW image root (`Name/Name_0001.jpg`). Used as given: already
+    /// fused or concatenated by the caller unless --flip-store is set.
+    #[arg(long)]
+    embeddings: PathBuf,
+    /// Keys file for a .npy store (one key per line), instead of `<store>.keys`.
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Store of mirror-image features with the same keys; each rule then fuses them
+    /// its own way (sum-then-normalise, or concatenation for sphereface/facenet).
+    #[arg(long)]
+    flip_store: Option<PathBuf>,
+    /// Pairs file [default: <data-root>/lfw/pairs.txt]. View 1 files work too.
+    #[arg(long)]
+    pairs: Option<PathBuf>,
+    /// Accuracy rule(s), comma-separated: insightface, sphereface, facenet, facexzoo, exact.
+    #[arg(long, value_delimiter = ',', default_value = "insightface")]
+    protocol: Vec<Rule>,
+    /// Output folder for results.json and pairs_scores.csv.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
+    match cmd {
+        EvalCommand::Lfw(a) => eval_lfw(a, data_root),
+    }
+}
+
+fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
+    let pairs_path = a.pairs.unwrap_or_else(|| data_root.join("lfw/pairs.txt"));
+    let pairs = Pairs::read(&pairs_path)?;
+    let orig = store::read(&a.embeddings, a.keys.as_deref())?;
+    let flip = a.flip_store.as_deref().map(|p| store::read(p, None)).transpose()?;
+    let opts = EvalOptions { rules: a.protocol.clone(), ..EvalOptions::default() };
+    let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
+
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let json_path = a.out.join("results.json");
+    let doc = serde_json::json!({
+        "protocol": "lfw",
+        "embeddings": a.embeddings.display().to_string(),
+        "flip_store": a.flip_store.as_ref().map(|p| p.display().to_string()),
+        "facebench_version": env!("CARGO_PKG_VERSION"),
+        "results": &results,
+    });
+    std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)
+        .map_err(|e| format!("{}: {e}", json_path.display()))?;
+    results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
+    print!("{}", headline_table(&results));
+    println!("wrote {} and pairs_scores.csv", json_path.display());
+    Ok(())
+}
+
+/// The terminal table: accuracy per rule, then the per-fold table, then ROC read-outs.
+pub fn headline_table(r: &LfwResults) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "LFW {} : {} pairs, {} folds, flip fusion: {}",
+        r.pairs_file, r.n_pairs, r.n_folds, r.flip
+    );
+    let _ = writeln!(
+        s,
+        "{:<12} {:>9} {:>10} {:>12} {:>8}",
+        "rule", "accuracy", "std (pop)", "std (sample)", "SEM"
+    );
+    for rep in &r.accuracy {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>8.3}% {:>9.3}% {:>11.3}% {:>7.3}%",
+            rep.rule.to_string(),
+            100.0 * rep.mean,
+            100.0 * rep.std_population,
+            100.0 * rep.std_sample,
+            100.0 * rep.sem
+        );
+    }
+    if !r.accuracy.is_empty() {
+        let _ = write!(s, "{:<12}", "fold");
+        for rep in &r.accuracy {
+            let _ = write!(s, " {:>12} {:>10}", format!("{} acc", rep.rule), "threshold");
+        }
+        let _ = writeln!(s);
+        for k in 0..r.accuracy[0].folds.len() {
+            let _ = write!(s, "{:<12}", k + 1);
+            for rep in &r.accuracy {
+                let f = &rep.folds[k];
+                let _ = write!(s, " {:>11.3}% {:>10.4}", 100.0 * f.test_accuracy, f.threshold);
+            }
+            let _ = writeln!(s);
+        }
+    }
+    let _ = writeln!(s, "AUC {:.5}   EER {:.3}%", r.auc, 100.0 * r.eer);
+    for row in &r.tar_at_far {
+        let value = match (&row.exact, &row.insightface) {
+            (Some(TarAtFar::Measured { tar, far, .. }), _) => {
+                format!("{:.3}% (at FAR {:.2e})", 100.0 * tar, far)
+            }
+            (Some(TarAtFar::NotMeasurable { negatives, .. }), _) => {
+                format!("not measurable ({negatives} negatives)")
+            }
+            (None, Some(v)) => format!(
+                "{:.3}% +- {:.3}% (mean FAR {:.2e})",
+                100.0 * v.val_mean,
+                100.0 * v.val_std,
+                v.far_mean
+            ),
+            (None, None) => "-".to_string(),
+        };
+        let _ = writeln!(s, "TAR@FAR={:.0e} ({}): {value}", row.far_target, row.method);
+    }
+    s
+}

@@ -1,0 +1,260 @@
+//! LFW evaluation from precomputed embeddings.
+//!
+//! Each rule sees the features the way its tool builds them:
+//! - `insightface`: `normalize(orig + flip)` (or `normalize(orig)`), squared L2 distance;
+//! - `facenet`: `[normalize(orig), normalize(flip)]` concatenated (or `normalize(orig)`), squared L2;
+//! - `sphereface`: `[orig, flip]` concatenated raw, then per test fold the training folds'
+//!   mean is subtracted and the cosine taken (CosFace's `evaluation.m`);
+//! - `facexzoo`, `exact`: cosine of `normalize(orig + flip)`.
+//!
+//! ROC, AUC, EER and exact TAR@FAR use that same fused cosine; the InsightFace
+//! VAL@FAR rule uses the insightface distances.
+
+use facebench_core::{Embeddings, Error, Result};
+use facebench_metrics::{self as metrics, FoldReport, FoldScores, Rule, TarAtFar};
+use facebench_score::{score_pairs, Matrix};
+use serde::Serialize;
+
+use crate::Pairs;
+
+/// What to compute besides the 10-fold accuracies.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub rules: Vec<Rule>,
+    /// FARs read off exactly from the sorted scores.
+    pub exact_fars: Vec<f64>,
+    /// FARs read off with InsightFace's `calculate_val` rule.
+    pub insightface_fars: Vec<f64>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            rules: vec![Rule::InsightFace],
+            exact_fars: vec![1e-1, 1e-2, 1e-3],
+            insightface_fars: vec![1e-3],
+        }
+    }
+}
+
+/// One row of the TAR@FAR table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TarRow {
+    /// `exact` (sorted scores) or `insightface` (`calculate_val`).
+    pub method: &'static str,
+    pub far_target: f64,
+    /// Exact: the measured point, or "not measurable".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<TarAtFar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insightface: Option<metrics::InsightFaceVal>,
+}
+
+/// The scores one rule used, pair by pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleScores {
+    pub rule: Rule,
+    /// Score of each pair as used when its fold was the test fold.
+    pub scores: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairScore {
+    pub fold: usize,
+    pub left: String,
+    pub right: String,
+    pub is_same: bool,
+    pub cosine: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LfwResults {
+    pub pairs_file: String,
+    pub n_pairs: usize,
+    pub n_folds: usize,
+    /// `sum` (flip features fused by sum-then-normalise / concatenation per rule) or `none`.
+    pub flip: &'static str,
+    pub accuracy: Vec<FoldReport>,
+    pub auc: f64,
+    pub eer: f64,
+    pub tar_at_far: Vec<TarRow>,
+    /// Pooled ROC over the fused cosine (far, tar, threshold).
+    pub roc: metrics::Roc,
+    #[serde(skip)]
+    pub pair_scores: Vec<PairScore>,
+    #[serde(skip)]
+    pub rule_scores: Vec<RuleScores>,
+}
+
+/// Gathers the rows of `e` for the left and right images of every pair, in pair
+/// order; the first absent image is an error naming it and its pairs-file line.
+fn gather(pairs: &Pairs, e: &Embeddings) -> Result<(Vec<f32>, Vec<f32>)> {
+    let d = e.dim();
+    let mut left = Vec::with_capacity(pairs.len() * d);
+    let mut right = Vec::with_capacity(pairs.len() * d);
+    for p in &pairs.pairs {
+        for (key, out) in [(&p.left, &mut left), (&p.right, &mut right)] {
+            let row = e.get(key).map_err(|_| {
+                Error::Invalid(format!(
+                    "{key} (named at {}:{}) is not in the embedding store",
+                    pairs.path.display(),
+                    p.line
+                ))
+            })?;
+            out.extend_from_slice(row);
+        }
+    }
+    Ok((left, right))
+}
+
+fn normalized(e: &Embeddings) -> Result<Embeddings> {
+    let mut n = e.clone();
+    n.l2_normalize()?;
+    Ok(n)
+}
+
+/// Scores `pairs` under every requested rule, plus ROC/AUC/EER/TAR@FAR.
+pub fn evaluate(
+    pairs: &Pairs,
+    orig: &Embeddings,
+    flip: Option<&Embeddings>,
+    opts: &EvalOptions,
+) -> Result<LfwResults> {
+    // Check every image first so the error names the first missing one.
+    gather(pairs, orig)?;
+    if let Some(f) = flip {
+        gather(pairs, f)?;
+    }
+    let labels = pairs.labels();
+    let folds = pairs.folds();
+    let invalid = |e: metrics::MetricsError| Error::Invalid(e.to_string());
+
+    // The InsightFace feature: normalize(orig + flip), or normalize(orig).
+    let fused = match flip {
+        Some(f) => orig.fuse_flip_sum(f)?,
+        None => normalized(orig)?,
+    };
+    let (fl, fr) = gather(pairs, &fused)?;
+    let d = fused.dim();
+    let n = pairs.len();
+    let idx: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
+    let cosine: Vec<f64> = score_pairs(Matrix::new(&fl, n, d), Matrix::new(&fr, n, d), &idx)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let insightface_dist = metrics::squared_l2(&fl, &fr, d);
+
+    let mut accuracy = Vec::new();
+    let mut rule_scores = Vec::new();
+    for &rule in &opts.rules {
+        let (report, scores) = match rule {
+            Rule::InsightFace => {
+                let r = metrics::ten_fold(rule, FoldScores::Shared(&insightface_dist), &labels, &folds)
+                    .map_err(invalid)?;
+                (r, insightface_dist.clone())
+            }
+            Rule::FaceNet => {
+                let feat = match flip {
+                    Some(f) => normalized(orig)?.fuse_flip_concat(&normalized(f)?)?,
+                    None => normalized(orig)?,
+                };
+                let (l, r) = gather(pairs, &feat)?;
+                let dist = metrics::squared_l2(&l, &r, feat.dim());
+                let rep = metrics::ten_fold(rule, FoldScores::Shared(&dist), &labels, &folds)
+                    .map_err(invalid)?;
+                (rep, dist)
+            }
+            Rule::SphereFace => {
+                let feat = match flip {
+                    Some(f) => orig.fuse_flip_concat(f)?,
+                    None => orig.clone(),
+                };
+                let (l, r) = gather(pairs, &feat)?;
+                let per_fold = metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds);
+                let rep = metrics::ten_fold(rule, FoldScores::PerTestFold(&per_fold), &labels, &folds)
+                    .map_err(invalid)?;
+                let used = (0..n).map(|i| per_fold[folds[i]][i]).collect();
+                (rep, used)
+            }
+            Rule::FaceXZoo | Rule::Exact => {
+                let r = metrics::ten_fold(rule, FoldScores::Shared(&cosine), &labels, &folds)
+                    .map_err(invalid)?;
+                (r, cosine.clone())
+            }
+        };
+        accuracy.push(report);
+        rule_scores.push(RuleScores { rule, scores });
+    }
+
+    let roc = metrics::roc(&cosine, &labels);
+    let auc = metrics::auc(&roc);
+    let eer = metrics::eer(&cosine, &labels);
+    let mut tar_at_far = Vec::new();
+    for &far in &opts.insightface_fars {
+        tar_at_far.push(TarRow {
+            method: "insightface",
+            far_target: far,
+            exact: None,
+            insightface: Some(metrics::tar_at_far_insightface(&insightface_dist, &labels, &folds, far)),
+        });
+    }
+    for &far in &opts.exact_fars {
+        tar_at_far.push(TarRow {
+            method: "exact",
+            far_target: far,
+            exact: Some(metrics::tar_at_far_exact(&cosine, &labels, far)),
+            insightface: None,
+        });
+    }
+
+    let pair_scores = pairs
+        .pairs
+        .iter()
+        .zip(&cosine)
+        .map(|(p, &c)| PairScore {
+            fold: p.fold,
+            left: p.left.clone(),
+            right: p.right.clone(),
+            is_same: p.is_same,
+            cosine: c,
+        })
+        .collect();
+
+    Ok(LfwResults {
+        pairs_file: pairs.path.display().to_string(),
+        n_pairs: n,
+        n_folds: pairs.n_folds,
+        flip: if flip.is_some() { "sum" } else { "none" },
+        accuracy,
+        auc,
+        eer,
+        tar_at_far,
+        roc,
+        pair_scores,
+        rule_scores,
+    })
+}
+
+impl LfwResults {
+    /// `pairs_scores.csv`: one row per pair with the fused cosine and each rule's score.
+    pub fn write_pair_scores_csv(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        let io = |e| Error::io(path, e);
+        write!(w, "fold,left,right,is_same,cosine").map_err(io)?;
+        for rs in &self.rule_scores {
+            write!(w, ",{}_score", rs.rule).map_err(io)?;
+        }
+        writeln!(w).map_err(io)?;
+        for (i, p) in self.pair_scores.iter().enumerate() {
+            write!(w, "{},{},{},{},{}", p.fold + 1, p.left, p.right, p.is_same as u8, p.cosine)
+                .map_err(io)?;
+            for rs in &self.rule_scores {
+                write!(w, ",{}", rs.scores[i]).map_err(io)?;
+            }
+            writeln!(w).map_err(io)?;
+        }
+        w.flush().map_err(io)
+    }
+}
