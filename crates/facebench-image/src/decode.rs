@@ -1,0 +1,74 @@
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{ImageFormat, ImageReader, RgbImage};
+
+use crate::{Error, Result};
+
+/// Reads and decodes a JPEG, PNG or PGM/PPM file to 8-bit RGB (grey is replicated to the
+/// three channels, 16-bit samples are scaled to 8 bits, alpha is dropped).
+///
+/// The format is taken from the file's content, not its extension. Unreadable, unknown,
+/// corrupt and truncated files are errors naming the file.
+pub fn decode_file(path: impl AsRef<Path>) -> Result<RgbImage> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_bytes(&bytes, &path.display().to_string())
+}
+
+/// Decodes an in-memory image (e.g. one entry of an InsightFace `.bin` pack); `name` is used
+/// in error messages.
+pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<RgbImage> {
+    let decode_err = |message: String| Error::Decode {
+        name: name.to_string(),
+        message,
+    };
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| decode_err(e.to_string()))?;
+    let format = reader.format().ok_or_else(|| {
+        decode_err("unknown format (expected JPEG, PNG or PGM/PPM content)".to_string())
+    })?;
+    if format == ImageFormat::Jpeg {
+        check_jpeg_complete(bytes, name)?;
+    }
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Truncated {
+                name: name.to_string(),
+                format: format_name(format),
+                detail: io.to_string(),
+            }
+        }
+        other => decode_err(other.to_string()),
+    })?;
+    Ok(img.to_rgb8())
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::Pnm => "PNM",
+        _ => "image",
+    }
+}
+
+/// The JPEG decoder fills a cut-off scan with grey instead of failing, which would silently
+/// embed a half-grey face: require the end-of-image marker (FF D9), allowing only the zero
+/// padding some writers append after it.
+fn check_jpeg_complete(bytes: &[u8], name: &str) -> Result<()> {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if end >= 2 && bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9 {
+        Ok(())
+    } else {
+        Err(Error::Truncated {
+            name: name.to_string(),
+            format: "JPEG",
+            detail: "no end-of-image marker FF D9".to_string(),
+        })
+    }
+}
