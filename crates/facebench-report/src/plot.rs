@@ -1,0 +1,284 @@
+//! Figures, each written as PNG and SVG from one drawing function.
+//!
+//! Colour-blind-safe palette (Okabe-Ito); a caller passes the series index so one
+//! model keeps one colour across every figure.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{Error, Result};
+
+/// Okabe-Ito colours, in the order models are assigned them.
+pub const PALETTE: [RGBColor; 7] = [
+    RGBColor(0x00, 0x72, 0xB2), // blue
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x00, 0x9E, 0x73), // bluish green
+    RGBColor(0xCC, 0x79, 0xA7), // reddish purple
+    RGBColor(0xE6, 0x9F, 0x00), // orange
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue
+    RGBColor(0x00, 0x00, 0x00), // black
+];
+
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const SIZE: (u32, u32) = (900, 600);
+
+/// One ROC curve: `far`/`tar` in increasing FAR; `band` = (min, max) TAR per point.
+pub struct RocCurve<'a> {
+    pub label: String,
+    pub colour_index: usize,
+    pub far: &'a [f64],
+    pub tar: &'a [f64],
+    pub band: Option<(&'a [f64], &'a [f64])>,
+}
+
+/// One CMC curve: `rates[r-1]` = identification rate at rank r.
+pub struct CmcCurve<'a> {
+    pub label: String,
+    pub colour_index: usize,
+    pub rates: &'a [f64],
+}
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Lowest decade at or below the smallest positive FAR of any curve.
+fn far_floor(curves: &[RocCurve]) -> f64 {
+    let min = curves
+        .iter()
+        .flat_map(|c| c.far.iter().copied())
+        .filter(|&f| f > 0.0)
+        .fold(1.0f64, f64::min);
+    10f64.powf(min.log10().floor()).max(1e-9)
+}
+
+/// ROC with a log-FAR axis (decades), one curve per model, optional min/max band.
+pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
+    let lo = far_floor(curves);
+    struct Draw<'a> {
+        title: &'a str,
+        curves: &'a [RocCurve<'a>],
+        lo: f64,
+    }
+    impl Draw<'_> {
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+            root.fill(&WHITE).map_err(s)?;
+            let mut chart = ChartBuilder::on(root)
+                .caption(self.title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(65)
+                .build_cartesian_2d((self.lo..1.0f64).log_scale(), 0.0f64..1.0)
+                .map_err(s)?;
+            chart
+                .configure_mesh()
+                .x_desc("False accept rate (FAR, log scale)")
+                .y_desc("True accept rate (TAR)")
+                .x_label_formatter(&|v| format!("{v:.0e}"))
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .label_style(("sans-serif", 16))
+                .draw()
+                .map_err(s)?;
+            for c in self.curves {
+                let col = colour(c.colour_index);
+                let keep = |i: &usize| c.far[*i] >= self.lo;
+                if let Some((min, max)) = c.band {
+                    let mut poly: Vec<(f64, f64)> =
+                        (0..c.far.len()).filter(keep).map(|i| (c.far[i], max[i])).collect();
+                    poly.extend((0..c.far.len()).rev().filter(keep).map(|i| (c.far[i], min[i])));
+                    chart.draw_series(std::iter::once(Polygon::new(poly, col.mix(0.18).filled()))).map_err(s)?;
+                }
+                let pts: Vec<(f64, f64)> = (0..c.far.len()).filter(keep).map(|i| (c.far[i], c.tar[i])).collect();
+                chart
+                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                    .map_err(s)?
+                    .label(c.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+            }
+            // ROC curves rise to the upper right: the legend goes lower right.
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font(("sans-serif", 16))
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw()
+                .map_err(s)?;
+            Ok(())
+        }
+    }
+    let d = Draw { title, curves, lo };
+    both_dyn(stem, |r| d.draw(r), |r| d.draw(r))
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` from the same drawing code (one closure per
+/// backend type, since plotters backends are distinct types).
+fn both_dyn(
+    stem: &Path,
+    svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String>,
+    png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let png_path = stem.with_extension("png");
+    let svg_path = stem.with_extension("svg");
+    let err = |p: &Path, e: String| Error::Plot(format!("{}: {e}", p.display()));
+    {
+        let root = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
+        png(&root).map_err(|e| err(&png_path, e))?;
+        root.present().map_err(|e| err(&png_path, e.to_string()))?;
+    }
+    {
+        let root = SVGBackend::new(&svg_path, SIZE).into_drawing_area();
+        svg(&root).map_err(|e| err(&svg_path, e))?;
+        root.present().map_err(|e| err(&svg_path, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Genuine vs impostor score histograms (fraction of pairs per bin) with the
+/// decision threshold as a dashed vertical line.
+pub fn score_histogram(
+    stem: &Path,
+    title: &str,
+    genuine: &[f64],
+    impostor: &[f64],
+    threshold: Option<f64>,
+    x_desc: &str,
+) -> Result<()> {
+    let all = genuine.iter().chain(impostor);
+    let lo = all.clone().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(Error::Plot(format!("{}: no scores to plot", stem.display())));
+    }
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+    const BINS: usize = 60;
+    let w = (hi - lo) / BINS as f64;
+    let hist = |v: &[f64]| {
+        let mut h = vec![0f64; BINS];
+        for &x in v {
+            h[(((x - lo) / w) as usize).min(BINS - 1)] += 1.0;
+        }
+        let n = v.len().max(1) as f64;
+        h.iter_mut().for_each(|c| *c /= n);
+        h
+    };
+    let (hg, hi_) = (hist(genuine), hist(impostor));
+    let ymax = hg.iter().chain(&hi_).copied().fold(0.0, f64::max) * 1.1 + 1e-9;
+    let series: [(&str, &Vec<f64>, RGBColor, usize); 2] = [
+        ("genuine (same person)", &hg, colour(2), genuine.len()),
+        ("impostor (different people)", &hi_, colour(1), impostor.len()),
+    ];
+    macro_rules! body {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(s)?;
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(65)
+                .build_cartesian_2d(lo..hi, 0.0..ymax)
+                .map_err(s)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc("fraction of pairs per bin")
+                .label_style(("sans-serif", 16))
+                .draw()
+                .map_err(s)?;
+            for (name, h, col, n) in series.iter() {
+                let col = *col;
+                chart
+                    .draw_series(h.iter().enumerate().map(|(i, &c)| {
+                        let x0 = lo + i as f64 * w;
+                        Rectangle::new([(x0, 0.0), (x0 + w, c)], col.mix(0.45).filled())
+                    }))
+                    .map_err(s)?
+                    .label(format!("{name}, n = {n}"))
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], col.mix(0.6).filled()));
+            }
+            if let Some(t) = threshold {
+                let dashes: Vec<(f64, f64)> = (0..40)
+                    .filter(|i| i % 2 == 0)
+                    .flat_map(|i| [(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)])
+                    .collect();
+                for seg in dashes.chunks(2) {
+                    chart.draw_series(LineSeries::new(seg.to_vec(), BLACK.stroke_width(2))).map_err(s)?;
+                }
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("threshold {t:.4}"),
+                        (t, ymax * 0.97),
+                        ("sans-serif", 15),
+                    )))
+                    .map_err(s)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 16))
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw()
+                .map_err(s)?;
+            Ok(())
+        }};
+    }
+    both_dyn(stem, |r| body!(r), |r| body!(r))
+}
+
+/// CMC curves: identification rate against rank (log-scale rank axis).
+pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
+    let max_rank = curves.iter().map(|c| c.rates.len()).max().unwrap_or(1).max(2) as f64;
+    let ymin = curves
+        .iter()
+        .flat_map(|c| c.rates.iter().copied())
+        .fold(1.0f64, f64::min);
+    let ymin = ((ymin * 10.0).floor() / 10.0).clamp(0.0, 0.9);
+    macro_rules! body {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(s)?;
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(65)
+                .build_cartesian_2d((1.0f64..max_rank).log_scale(), ymin..1.0f64)
+                .map_err(s)?;
+            chart
+                .configure_mesh()
+                .x_desc("rank (log scale)")
+                .y_desc("identification rate")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .label_style(("sans-serif", 16))
+                .draw()
+                .map_err(s)?;
+            for c in curves {
+                let col = colour(c.colour_index);
+                let pts: Vec<(f64, f64)> =
+                    c.rates.iter().enumerate().map(|(i, &r)| ((i + 1) as f64, r)).collect();
+                chart
+                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+                    .map_err(s)?
+                    .label(c.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font(("sans-serif", 16))
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw()
+                .map_err(s)?;
+            Ok(())
+        }};
+    }
+    both_dyn(stem, |r| body!(r), |r| body!(r))
+}
