@@ -1,0 +1,377 @@
+//! The standard reducers: per-query top-k, per-query counts above given scores, global top-k
+//! and a score histogram. All merge exactly, so results do not depend on threads or tiling.
+//!
+//! Score order: scores are compared with `f32::total_cmp` (matrices reject NaN and infinities,
+//! so this is the usual order except that -0.0 ranks below +0.0); equal scores are broken by
+//! the smaller gallery index (per query) or the smaller (query, gallery) pair (global).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use crate::blocked::{Reducer, Tile};
+use crate::matrix::ScoreError;
+
+/// A gallery item and its score for one query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub gallery: usize,
+    pub score: f32,
+}
+
+/// A (query, gallery) pair and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairHit {
+    pub query: usize,
+    pub gallery: usize,
+    pub score: f32,
+}
+
+/// Heap entry ordered so that the *worst* entry is the greatest (root of a max-heap).
+#[derive(Debug, Clone, Copy)]
+struct Worst {
+    score: f32,
+    key: (usize, usize),
+}
+
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.score.total_cmp(&self.score).then(self.key.cmp(&other.key))
+    }
+}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+
+/// A bounded best-k set: a max-heap of the worst kept entry plus a fast rejection bound.
+#[derive(Debug, Clone)]
+struct BestK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+    /// Scores strictly below this cannot enter (the worst kept score once full).
+    bound: f32,
+}
+
+impl BestK {
+    fn new(k: usize) -> Self {
+        BestK { k, heap: BinaryHeap::new(), bound: f32::NEG_INFINITY }
+    }
+
+    #[inline]
+    fn offer(&mut self, e: Worst) {
+        if self.heap.len() < self.k {
+            self.heap.push(e);
+        } else if let Some(mut top) = self.heap.peek_mut() {
+            if e < *top {
+                *top = e;
+            } else {
+                return;
+            }
+        } else {
+            return; // k == 0
+        }
+        if self.heap.len() == self.k {
+            self.bound = self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.score);
+        }
+    }
+
+    fn merge(&mut self, other: BestK) {
+        for e in other.heap {
+            self.offer(e);
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Worst> {
+        self.heap.into_sorted_vec() // ascending in `Worst` order = best first
+    }
+}
+
+/// Offers the scores of one tile row to `best`, skipping fast whatever is below its bound.
+#[inline]
+fn offer_row(best: &mut BestK, row: &[f32], excluded: Option<&[bool]>, key: impl Fn(usize) -> (usize, usize)) {
+    const LANES: usize = 16;
+    let mut j0 = 0;
+    for chunk in row.chunks(LANES) {
+        // Cheap vectorisable test first: almost every chunk is entirely below the bound.
+        let bound = best.bound;
+        if chunk.iter().any(|&s| s >= bound) {
+            for (c, &s) in chunk.iter().enumerate() {
+                let j = j0 + c;
+                if s >= best.bound && !excluded.is_some_and(|e| e[j]) {
+                    best.offer(Worst { score: s, key: key(j) });
+                }
+            }
+        }
+        j0 += chunk.len();
+    }
+}
+
+/// Per query, the `k` best gallery items (score descending, ties: smaller gallery index).
+#[derive(Debug, Clone)]
+pub struct TopKPerQuery {
+    queries: usize,
+    best: Vec<BestK>,
+}
+
+impl TopKPerQuery {
+    /// Keeps the best `k` gallery items of each of `queries` queries.
+    pub fn new(queries: usize, k: usize) -> Self {
+        TopKPerQuery { queries, best: vec![BestK::new(k); queries] }
+    }
+
+    /// For each query, its hits best first (fewer than k if the gallery is smaller).
+    pub fn into_hits(self) -> Vec<Vec<Hit>> {
+        self.best
+            .into_iter()
+            .map(|b| b.into_sorted().into_iter().map(|w| Hit { gallery: w.key.1, score: w.score }).collect())
+            .collect()
+    }
+}
+
+impl Reducer for TopKPerQuery {
+    fn fork(&self) -> Self {
+        TopKPerQuery::new(self.queries, self.best.first().map_or(0, |b| b.k))
+    }
+    fn consume(&mut self, tile: &Tile<'_>) {
+        let g0 = tile.g0();
+        for i in 0..tile.rows() {
+            offer_row(&mut self.best[tile.q0() + i], tile.row(i), tile.excluded(), |j| (0, g0 + j));
+        }
+    }
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.best.iter_mut().zip(other.best) {
+            a.merge(b);
+        }
+    }
+    fn check(&self, queries: usize, _gallery: usize) -> Result<(), ScoreError> {
+        shape_check("TopKPerQuery", self.queries, queries)
+    }
+}
+
+fn shape_check(what: &str, built_for: usize, queries: usize) -> Result<(), ScoreError> {
+    if built_for == queries {
+        Ok(())
+    } else {
+        Err(ScoreError::ReducerShape(format!("{what} was built for {built_for} queries, the query matrix has {queries}")))
+    }
+}
+
+/// The `k` best scores over all (query, gallery) pairs (ties: smaller (query, gallery) first),
+/// e.g. the highest impostor scores that fix a threshold at FAR = 1e-6.
+#[derive(Debug, Clone)]
+pub struct GlobalTopK {
+    best: BestK,
+}
+
+impl GlobalTopK {
+    /// Keeps the best `k` pairs.
+    pub fn new(k: usize) -> Self {
+        GlobalTopK { best: BestK::new(k) }
+    }
+    /// The kept pairs, best first.
+    pub fn into_hits(self) -> Vec<PairHit> {
+        self.best
+            .into_sorted()
+            .into_iter()
+            .map(|w| PairHit { query: w.key.0, gallery: w.key.1, score: w.score })
+            .collect()
+    }
+}
+
+impl Reducer for GlobalTopK {
+    fn fork(&self) -> Self {
+        GlobalTopK::new(self.best.k)
+    }
+    fn consume(&mut self, tile: &Tile<'_>) {
+        let g0 = tile.g0();
+        for i in 0..tile.rows() {
+            let q = tile.q0() + i;
+            offer_row(&mut self.best, tile.row(i), tile.excluded(), |j| (q, g0 + j));
+        }
+    }
+    fn merge(&mut self, other: Self) {
+        self.best.merge(other.best);
+    }
+}
+
+/// Per query, for each of its given reference scores `t`, the number of gallery scores
+/// strictly greater than `t`. MegaFace rank of a mate score `t` = 1 + that count.
+#[derive(Debug, Clone)]
+pub struct CountAbove {
+    plan: Arc<CountPlan>,
+    /// Per query q, `plan.offsets[q] + q ..= plan.offsets[q + 1] + q`: slot p counts the
+    /// scores that exceed exactly the p smallest thresholds of q.
+    slots: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct CountPlan {
+    offsets: Vec<usize>,
+    /// Thresholds of each query, sorted ascending.
+    sorted: Vec<f32>,
+    /// `order[offsets[q] + r]` = position (in the caller's list) of the r-th smallest threshold.
+    order: Vec<usize>,
+}
+
+impl CountAbove {
+    /// Thresholds in compressed rows: query `q` owns `thresholds[offsets[q]..offsets[q + 1]]`.
+    /// `offsets` has one entry per query plus one, starts at 0, never decreases and ends at
+    /// `thresholds.len()`; thresholds must be finite.
+    pub fn new(offsets: &[usize], thresholds: &[f32]) -> Result<Self, ScoreError> {
+        if offsets.first() != Some(&0) || offsets.last() != Some(&thresholds.len()) {
+            return Err(ScoreError::Config(format!(
+                "CountAbove offsets must start at 0 and end at the number of thresholds ({})",
+                thresholds.len()
+            )));
+        }
+        if let Some(q) = offsets.windows(2).position(|w| w[0] > w[1]) {
+            return Err(ScoreError::Config(format!("CountAbove offsets decrease at query {q}")));
+        }
+        if let Some(i) = thresholds.iter().position(|t| !t.is_finite()) {
+            return Err(ScoreError::Config(format!("CountAbove threshold {i} is not finite ({})", thresholds[i])));
+        }
+        let mut order: Vec<usize> = (0..thresholds.len()).collect();
+        for w in offsets.windows(2) {
+            order[w[0]..w[1]].sort_by(|&a, &b| thresholds[a].total_cmp(&thresholds[b]));
+        }
+        let sorted = order.iter().map(|&i| thresholds[i]).collect();
+        let queries = offsets.len() - 1;
+        let plan = CountPlan { offsets: offsets.to_vec(), sorted, order };
+        Ok(CountAbove { slots: vec![0; thresholds.len() + queries], plan: Arc::new(plan) })
+    }
+
+    /// One threshold per query.
+    pub fn single(thresholds: &[f32]) -> Result<Self, ScoreError> {
+        let offsets: Vec<usize> = (0..=thresholds.len()).collect();
+        Self::new(&offsets, thresholds)
+    }
+
+    /// Counts aligned with the `thresholds` given to [`CountAbove::new`].
+    pub fn counts(&self) -> Vec<u64> {
+        let p = &*self.plan;
+        let mut out = vec![0u64; p.sorted.len()];
+        for q in 0..p.offsets.len() - 1 {
+            let (a, b) = (p.offsets[q], p.offsets[q + 1]);
+            let slots = &self.slots[a + q..=b + q];
+            // count(r-th smallest) = number of scores exceeding more than r thresholds.
+            let mut above = 0u64;
+            for r in (0..b - a).rev() {
+                above += slots[r + 1];
+                out[p.order[a + r]] = above;
+            }
+        }
+        out
+    }
+}
+
+impl Reducer for CountAbove {
+    fn fork(&self) -> Self {
+        CountAbove { plan: Arc::clone(&self.plan), slots: vec![0; self.slots.len()] }
+    }
+    fn consume(&mut self, tile: &Tile<'_>) {
+        let p = &*self.plan;
+        for i in 0..tile.rows() {
+            let q = tile.q0() + i;
+            let (a, b) = (p.offsets[q], p.offsets[q + 1]);
+            if a == b {
+                continue;
+            }
+            let ts = &p.sorted[a..b];
+            let slots = &mut self.slots[a + q..=b + q];
+            let min = ts[0];
+            let row = tile.row(i);
+            let excluded = tile.excluded();
+            for (j, &s) in row.iter().enumerate() {
+                if s > min && !excluded.is_some_and(|e| e[j]) {
+                    slots[ts.partition_point(|&t| t < s)] += 1;
+                }
+            }
+        }
+    }
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.slots.iter_mut().zip(other.slots) {
+            *a += b;
+        }
+    }
+    fn check(&self, queries: usize, _gallery: usize) -> Result<(), ScoreError> {
+        shape_check("CountAbove", self.plan.offsets.len() - 1, queries)
+    }
+}
+
+/// Counts of scores in `bins` equal-width bins over `[lo, hi]`; scores outside clamp to the
+/// end bins. The bin of `s` is `floor((s - lo) * bins / (hi - lo))` computed in f64, so it is
+/// a pure function of the score.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    lo: f64,
+    hi: f64,
+    scale: f64,
+    counts: Vec<u64>,
+}
+
+impl Histogram {
+    /// `bins >= 1` bins over `[lo, hi]`, `lo < hi` finite.
+    pub fn new(lo: f64, hi: f64, bins: usize) -> Result<Self, ScoreError> {
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) || bins == 0 {
+            return Err(ScoreError::Config(format!(
+                "histogram needs finite lo < hi and at least one bin (lo {lo}, hi {hi}, bins {bins})"
+            )));
+        }
+        Ok(Histogram { lo, hi, scale: bins as f64 / (hi - lo), counts: vec![0; bins] })
+    }
+    /// The `(lo, hi)` range the bins cover.
+    pub fn range(&self) -> (f64, f64) {
+        (self.lo, self.hi)
+    }
+    /// Bin counts, lowest bin first.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+    /// The bin that `score` falls into.
+    pub fn bin_of(&self, score: f32) -> usize {
+        let x = (score as f64 - self.lo) * self.scale;
+        if x <= 0.0 {
+            0
+        } else {
+            (x as usize).min(self.counts.len() - 1)
+        }
+    }
+    /// Total number of counted scores.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl Reducer for Histogram {
+    fn fork(&self) -> Self {
+        Histogram { lo: self.lo, hi: self.hi, scale: self.scale, counts: vec![0; self.counts.len()] }
+    }
+    fn consume(&mut self, tile: &Tile<'_>) {
+        for i in 0..tile.rows() {
+            let row = tile.row(i);
+            match tile.excluded() {
+                None => row.iter().for_each(|&s| {
+                    let b = self.bin_of(s);
+                    self.counts[b] += 1
+                }),
+                Some(e) => row.iter().zip(e).filter(|(_, &x)| !x).for_each(|(&s, _)| {
+                    let b = self.bin_of(s);
+                    self.counts[b] += 1
+                }),
+            }
+        }
+    }
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+    }
+}
