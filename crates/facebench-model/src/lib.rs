@@ -5,3 +5,4 @@ pub mod tfjs;
 
 pub use error::{Error, Result};
 pub use tfjs::TfjsWeights;
+pub mod ops;
