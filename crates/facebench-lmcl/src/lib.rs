@@ -1,0 +1,29 @@
+//! LMCL (CosFace) and the margin-loss family it belongs to, on candle tensors with autograd,
+//! plus a small deterministic trainer for heads on frozen face embeddings.
+//!
+//! * [`MarginLoss`]: Softmax, NormFace, LMCL/CosFace, A-Softmax/SphereFace, ArcFace and the
+//!   combined margin `s(cos(m1 θ + m2) - m3)`; `logits` and `loss` (cross-entropy) are
+//!   differentiable with candle's backprop.
+//! * [`Sgd`]: SGD with momentum, Nesterov and weight decay in PyTorch's semantics (candle-nn's
+//!   own `SGD` has no momentum), and [`LrSchedule`] (constant, step, cosine).
+//! * [`train_head`]: trains a linear head plus class weights on frozen embeddings, seeded and
+//!   bit-reproducible on CPU; the result is a [`TrainedHead`] that maps new embeddings and
+//!   saves/loads safetensors checkpoints.
+//!
+//! Backbone training on an image folder is not in this crate yet.
+
+mod error;
+mod loss;
+mod optim;
+mod rng;
+mod train;
+
+pub use error::LmclError;
+pub use loss::{ArcFallback, MarginLoss};
+pub use optim::{LrSchedule, Sgd, SgdParams};
+pub use train::{
+    train_head, train_head_with, HeadInit, SphereAnneal, StepRecord, TrainConfig, TrainedHead,
+};
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, LmclError>;
