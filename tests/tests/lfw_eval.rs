@@ -98,7 +98,7 @@ fn eval_lfw_matches_independent_insightface_rule() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let acc = &doc["results"]["accuracy"];
     let insight = &acc[0];
-    assert_eq!(insight["rule"], "InsightFace");
+    assert_eq!(insight["rule"], "insightface");
     let expected = insightface_reference(&e, &pairs);
     for (k, want) in expected.iter().enumerate() {
         let got = insight["folds"][k]["test_accuracy"].as_f64().unwrap();

@@ -80,6 +80,8 @@ pub struct LfwResults {
     pub tar_at_far: Vec<TarRow>,
     /// Pooled ROC over the fused cosine (far, tar, threshold).
     pub roc: metrics::Roc,
+    /// Fold-averaged ROC (mean, min, max TAR across folds) on a log-FAR grid.
+    pub roc_folds: metrics::FoldAveragedRoc,
     #[serde(skip)]
     pub pair_scores: Vec<PairScore>,
     #[serde(skip)]
@@ -138,11 +140,17 @@ pub fn evaluate(
     let d = fused.dim();
     let n = pairs.len();
     let idx: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
-    let cosine: Vec<f64> = score_pairs(Matrix::new(&fl, n, d), Matrix::new(&fr, n, d), &idx)
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    let insightface_dist = metrics::squared_l2(&fl, &fr, d);
+    let score_err = |e: facebench_score::ScoreError| Error::Invalid(e.to_string());
+    let cosine: Vec<f64> = score_pairs(
+        Matrix::new(&fl, n, d).map_err(score_err)?,
+        Matrix::new(&fr, n, d).map_err(score_err)?,
+        &idx,
+    )
+    .map_err(score_err)?
+    .into_iter()
+    .map(f64::from)
+    .collect();
+    let insightface_dist = metrics::squared_l2(&fl, &fr, d).map_err(invalid)?;
 
     let mut accuracy = Vec::new();
     let mut rule_scores = Vec::new();
@@ -159,7 +167,7 @@ pub fn evaluate(
                     None => normalized(orig)?,
                 };
                 let (l, r) = gather(pairs, &feat)?;
-                let dist = metrics::squared_l2(&l, &r, feat.dim());
+                let dist = metrics::squared_l2(&l, &r, feat.dim()).map_err(invalid)?;
                 let rep = metrics::ten_fold(rule, FoldScores::Shared(&dist), &labels, &folds)
                     .map_err(invalid)?;
                 (rep, dist)
@@ -170,7 +178,8 @@ pub fn evaluate(
                     None => orig.clone(),
                 };
                 let (l, r) = gather(pairs, &feat)?;
-                let per_fold = metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds);
+                let per_fold =
+                    metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds).map_err(invalid)?;
                 let rep = metrics::ten_fold(rule, FoldScores::PerTestFold(&per_fold), &labels, &folds)
                     .map_err(invalid)?;
                 let used = (0..n).map(|i| per_fold[folds[i]][i]).collect();
@@ -186,23 +195,28 @@ pub fn evaluate(
         rule_scores.push(RuleScores { rule, scores });
     }
 
-    let roc = metrics::roc(&cosine, &labels);
+    let roc = metrics::roc(&cosine, &labels).map_err(invalid)?;
     let auc = metrics::auc(&roc);
-    let eer = metrics::eer(&cosine, &labels);
+    let eer = metrics::eer(&cosine, &labels).map_err(invalid)?;
+    // 10 points per decade from 1e-4: below 1/negatives per fold the curve is flat.
+    let far_grid: Vec<f64> = (0..=40).map(|i| 10f64.powf(-4.0 + i as f64 / 10.0)).collect();
+    let roc_folds = metrics::roc_fold_averaged(&cosine, &labels, &folds, &far_grid).map_err(invalid)?;
     let mut tar_at_far = Vec::new();
     for &far in &opts.insightface_fars {
         tar_at_far.push(TarRow {
             method: "insightface",
             far_target: far,
             exact: None,
-            insightface: Some(metrics::tar_at_far_insightface(&insightface_dist, &labels, &folds, far)),
+            insightface: Some(
+                metrics::tar_at_far_insightface(&insightface_dist, &labels, &folds, far).map_err(invalid)?,
+            ),
         });
     }
     for &far in &opts.exact_fars {
         tar_at_far.push(TarRow {
             method: "exact",
             far_target: far,
-            exact: Some(metrics::tar_at_far_exact(&cosine, &labels, far)),
+            exact: Some(metrics::tar_at_far_exact(&cosine, &labels, far).map_err(invalid)?),
             insightface: None,
         });
     }
@@ -230,6 +244,7 @@ pub fn evaluate(
         eer,
         tar_at_far,
         roc,
+        roc_folds,
         pair_scores,
         rule_scores,
     })

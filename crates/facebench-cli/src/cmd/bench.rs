@@ -33,8 +33,9 @@ pub struct ScoreArgs {
 pub fn run(cmd: BenchCommand) -> CmdResult {
     match cmd {
         BenchCommand::Score(a) => {
-            let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
-            let report = facebench_score::bench::bench_score(a.queries, a.gallery, a.dim, a.k, threads);
+            // 0 = all cores
+            let threads = a.threads.unwrap_or(0);
+            let report = facebench_score::bench::bench_score(a.queries, a.gallery, a.dim, a.k, threads)?;
             println!("{report}");
             Ok(())
         }
