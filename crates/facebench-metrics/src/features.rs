@@ -23,10 +23,10 @@ fn rows(left: &[f32], right: &[f32], dim: usize) -> Result<usize, MetricsError> 
     if dim == 0 {
         return Err(MetricsError::ZeroDim);
     }
-    if left.len() % dim != 0 {
+    if !left.len().is_multiple_of(dim) {
         return Err(MetricsError::RaggedFeatures { what: "left", len: left.len(), dim });
     }
-    if right.len() % dim != 0 {
+    if !right.len().is_multiple_of(dim) {
         return Err(MetricsError::RaggedFeatures { what: "right", len: right.len(), dim });
     }
     if left.len() != right.len() {

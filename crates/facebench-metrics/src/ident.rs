@@ -39,7 +39,7 @@ fn check_megaface(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: 
     if probe_scores.len() != n * n {
         return Err(MetricsError::LengthMismatch { what: "probe x probe scores", got: probe_scores.len(), expected: n * n });
     }
-    if distractor_scores.len() % n != 0 {
+    if !distractor_scores.len().is_multiple_of(n) {
         return Err(MetricsError::Invalid(format!(
             "probe x distractor scores: {} values is not a whole number of rows of {n} probes",
             distractor_scores.len()
