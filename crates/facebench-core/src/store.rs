@@ -1,1 +1,0 @@
-//! Embedding store formats (filled in by the store work).
