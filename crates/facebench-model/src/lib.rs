@@ -1,8 +1,211 @@
-//! facebench-model: candle ports of pretrained face-embedding networks.
+//! facebench-model: candle ports of pretrained face-embedding networks, loaded by name from the
+//! TF.js weight files that `make models` fetches and verifies.
+//!
+//! | name | weights (under the models dir) | input | output |
+//! |---|---|---|---|
+//! | `faceapi-resnet` | `face-api/face_recognition_model-weights_manifest.json` | 150x150 RGB 0..255 | 128-D |
+//! | `mobileface` | `human-models/mobileface.json` | 112x112 RGB 0..255 | 256-D |
+//!
+//! Each port reproduces the TF.js reference outputs (cosine >= 0.99999, |diff| <= 1e-4; see
+//! `tests/reference.rs`). Inputs are NHWC f32 batches, as decoded images naturally are; the
+//! networks convert to NCHW internally.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
 
 pub mod error;
+pub mod faceapi_resnet;
+pub mod mobileface;
+pub mod ops;
 pub mod tfjs;
 
 pub use error::{Error, Result};
+pub use faceapi_resnet::FaceapiResnet;
+pub use mobileface::MobileFace;
 pub use tfjs::TfjsWeights;
-pub mod ops;
+
+/// What a model expects to be fed: an `[N, height, width, 3]` f32 tensor of RGB values in
+/// `value_min..=value_max` (the networks normalise internally).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputSpec {
+    pub width: usize,
+    pub height: usize,
+    /// Always true for the current models: channel 0 is red.
+    pub rgb: bool,
+    pub value_min: f32,
+    pub value_max: f32,
+}
+
+impl InputSpec {
+    pub fn rgb_255(width: usize, height: usize) -> Self {
+        InputSpec { width, height, rgb: true, value_min: 0.0, value_max: 255.0 }
+    }
+}
+
+/// A face-embedding network with its weights on a device.
+pub trait FaceModel: Send + Sync {
+    /// Registry name (`faceapi-resnet`, `mobileface`).
+    fn name(&self) -> &str;
+    fn input_spec(&self) -> InputSpec;
+    fn embedding_dim(&self) -> usize;
+    /// sha256 of the weight shards (for a one-shard model: `sha256sum` of its `.bin`), recorded
+    /// with embeddings so that stores from different weights are never mixed.
+    fn weights_sha256(&self) -> &str;
+    fn device(&self) -> &Device;
+    /// `[N, H, W, 3]` f32 per [`FaceModel::input_spec`] to `[N, embedding_dim]` f32 (raw, not
+    /// L2-normalised, exactly as the original model outputs it).
+    fn forward(&self, batch_nhwc: &Tensor) -> Result<Tensor>;
+}
+
+/// A known model: its manifest under the models dir and the sha256 of its shards as fetched by
+/// `scripts/fetch_models.sh`.
+struct Known {
+    name: &'static str,
+    manifest: &'static str,
+    sha256: &'static str,
+}
+
+const KNOWN: [Known; 2] = [
+    Known {
+        name: faceapi_resnet::NAME,
+        manifest: "face-api/face_recognition_model-weights_manifest.json",
+        sha256: "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+    },
+    Known {
+        name: mobileface::NAME,
+        manifest: "human-models/mobileface.json",
+        sha256: "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
+    },
+];
+
+/// Names accepted by [`load`].
+pub fn model_names() -> Vec<&'static str> {
+    KNOWN.iter().map(|k| k.name).collect()
+}
+
+/// Where the weights are: `$FACEBENCH_MODELS`, else `models/` at the repository root.
+pub fn default_models_dir() -> PathBuf {
+    match std::env::var_os("FACEBENCH_MODELS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    }
+}
+
+/// The manifest path of model `name` under `models_dir`.
+pub fn manifest_path(name: &str, models_dir: &Path) -> Result<PathBuf> {
+    let k = known(name)?;
+    Ok(models_dir.join(k.manifest))
+}
+
+fn known(name: &str) -> Result<&'static Known> {
+    KNOWN.iter().find(|k| k.name == name).ok_or_else(|| Error::UnknownModel(name.to_string(), model_names().join(", ")))
+}
+
+/// Loads model `name` from `models_dir` onto `device`. A missing file, a malformed or truncated
+/// one, or one whose bytes differ from the fetched weights is an error naming the file and
+/// saying to run `make models`; another model's file lists the missing/unexpected tensors.
+pub fn load(name: &str, models_dir: &Path, device: &Device) -> Result<Box<dyn FaceModel>> {
+    let k = known(name)?;
+    let weights = TfjsWeights::load(models_dir.join(k.manifest))?;
+    let model: Box<dyn FaceModel> = match k.name {
+        faceapi_resnet::NAME => Box::new(FaceapiResnet::from_weights(&weights, device)?),
+        _ => Box::new(MobileFace::from_weights(&weights, device)?),
+    };
+    if weights.sha256() != k.sha256 {
+        return Err(Error::corrupt(
+            weights.path(),
+            format!("weight shards have sha256 {}, expected {} (modified or corrupted)", weights.sha256(), k.sha256),
+        ));
+    }
+    Ok(model)
+}
+
+/// `"cpu"` or `"cuda"` / `"cuda:N"`. CUDA needs this crate's `cuda` feature; without it the
+/// error says how to build with it.
+pub fn device_from_name(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        n if n == "cuda" || n.starts_with("cuda:") => {
+            let ordinal = match n.strip_prefix("cuda:") {
+                Some(o) => o.parse::<usize>().map_err(|_| Error::Device(format!("bad device {n:?}: expected cuda:N")))?,
+                None => 0,
+            };
+            if !cfg!(feature = "cuda") {
+                return Err(Error::Device(format!(
+                    "device {n:?} requested but facebench was built without CUDA; rebuild with `--features cuda` (cargo feature `cuda` of facebench-model)"
+                )));
+            }
+            Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open CUDA device {ordinal}: {e}")))
+        }
+        other => Err(Error::Device(format!("unknown device {other:?}: expected cpu or cuda[:N]"))),
+    }
+}
+
+/// Checks a batch against a model's input spec (rank 4, NHWC, the right size, 3 channels).
+pub(crate) fn check_batch(model: &str, spec: &InputSpec, t: &Tensor) -> Result<()> {
+    match t.dims() {
+        &[n, h, w, 3] if n > 0 && h == spec.height && w == spec.width && t.dtype() == candle_core::DType::F32 => Ok(()),
+        d => Err(Error::Input(format!(
+            "{model}: expected an f32 batch [N, {}, {}, 3] (NHWC, RGB {}..{}), got {:?} {:?}",
+            spec.height, spec.width, spec.value_min, spec.value_max, t.dtype(), d
+        ))),
+    }
+}
+
+/// Builds an `[N, H, W, 3]` f32 batch from packed RGB8 images (`H*W*3` bytes each, row-major)
+/// of the model's input size, on the model's device.
+pub fn batch_from_rgb8(model: &dyn FaceModel, images: &[&[u8]]) -> Result<Tensor> {
+    let spec = model.input_spec();
+    let len = spec.height * spec.width * 3;
+    let mut data = Vec::with_capacity(images.len() * len);
+    for (i, img) in images.iter().enumerate() {
+        if img.len() != len {
+            return Err(Error::Input(format!(
+                "{}: image {i} has {} bytes, expected {len} ({}x{} RGB8)",
+                model.name(),
+                img.len(),
+                spec.width,
+                spec.height
+            )));
+        }
+        data.extend(img.iter().map(|&v| v as f32));
+    }
+    Ok(Tensor::from_vec(data, (images.len(), spec.height, spec.width, 3), model.device())?)
+}
+
+/// Throughput of [`FaceModel::forward`] alone (no decoding): `iters` timed forward passes of a
+/// `batch`-image batch after one warm-up pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchReport {
+    pub model: String,
+    pub batch: usize,
+    pub iters: usize,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+pub fn bench_embed(model: &dyn FaceModel, batch: usize, iters: usize) -> Result<BenchReport> {
+    let spec = model.input_spec();
+    // A fixed synthetic pattern in 0..255 (the timing does not depend on the values).
+    let data: Vec<f32> = (0..batch * spec.height * spec.width * 3).map(|i| ((i * 7 + i / 3 * 13) % 256) as f32).collect();
+    let x = Tensor::from_vec(data, (batch, spec.height, spec.width, 3), model.device())?;
+    let sync = |t: Tensor| -> Result<()> {
+        t.to_device(&Device::Cpu)?;
+        Ok(())
+    };
+    sync(model.forward(&x)?)?;
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        sync(model.forward(&x)?)?;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        model: model.name().to_string(),
+        batch,
+        iters,
+        seconds,
+        images_per_sec: (batch * iters) as f64 / seconds.max(1e-12),
+    })
+}
