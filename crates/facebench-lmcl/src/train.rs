@@ -261,7 +261,7 @@ fn check_embeddings(data: &[f32], dim: usize, what: &str) -> Result<usize> {
     if dim == 0 {
         return input(format!("{what}: dimension must be > 0"));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return input(format!("{what}: {} values is not a whole number of rows of {dim}", data.len()));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
