@@ -110,6 +110,15 @@ fn eval_lfw_matches_independent_insightface_rule() {
     // perfect-score bug (100%) cannot pass.
     assert!(mean > 0.7 && mean < 0.999, "mean accuracy {mean}");
 
+    for f in ["report.md", "roc.png", "roc.svg", "scores.png", "scores.svg"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("insightface"));
+    // Self-contained: no linked images, scripts or styles (SVG namespaces are not links).
+    for link in ["src=\"http", "href=\"http", "<script", "<link"] {
+        assert!(!html.contains(link), "report.html has {link}");
+    }
     let csv = std::fs::read_to_string(out.join("pairs_scores.csv")).unwrap();
     assert_eq!(csv.lines().count(), 6001);
     assert!(csv.starts_with("fold,left,right,is_same,cosine,insightface_score,sphereface_score,exact_score"));

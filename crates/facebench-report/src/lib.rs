@@ -1,7 +1,9 @@
 //! facebench-report: what people read. Figures (PNG + SVG via plotters) and tables
 //! (Markdown and HTML) built from results; no metric is computed here.
 
+pub mod lfw;
 pub mod plot;
+pub mod published;
 pub mod table;
 
 #[derive(Debug, thiserror::Error)]

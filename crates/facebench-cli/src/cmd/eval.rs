@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use facebench_core::store;
 use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
 use facebench_metrics::TarAtFar;
+use facebench_report::lfw::{write_lfw_report, LfwReportContext};
 
 use super::CmdResult;
 
@@ -35,7 +36,10 @@ pub struct LfwArgs {
     /// Accuracy rule(s), comma-separated: insightface, sphereface, facenet, facexzoo, exact.
     #[arg(long, value_delimiter = ',', default_value = "insightface")]
     protocol: Vec<Rule>,
-    /// Output folder for results.json and pairs_scores.csv.
+    /// Model name shown in the report [default: the embeddings file name].
+    #[arg(long)]
+    model: Option<String>,
+    /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg, scores.png/svg.
     #[arg(long)]
     out: PathBuf,
 }
@@ -66,8 +70,23 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
     std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)
         .map_err(|e| format!("{}: {e}", json_path.display()))?;
     results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
+    let model = a.model.clone().unwrap_or_else(|| {
+        a.embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    });
+    let ctx = LfwReportContext {
+        model,
+        preprocessing: "as stored in the embeddings".into(),
+        choice: "by the caller".into(),
+        provenance: vec![
+            ("embeddings".into(), a.embeddings.display().to_string()),
+            ("flip store".into(), a.flip_store.as_ref().map_or("none".into(), |p| p.display().to_string())),
+            ("facebench".into(), env!("CARGO_PKG_VERSION").into()),
+        ],
+        ..Default::default()
+    };
+    write_lfw_report(&a.out, &results, &ctx)?;
     print!("{}", headline_table(&results));
-    println!("wrote {} and pairs_scores.csv", json_path.display());
+    println!("wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)", a.out.display());
     Ok(())
 }
 
