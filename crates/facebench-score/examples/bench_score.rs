@@ -1,5 +1,5 @@
 //! Runs the scoring benchmark: `cargo run --release -p facebench-score --example bench_score
-//! [-- QUERIES GALLERY DIM K THREADS [QUERY_BLOCK GALLERY_BLOCK]]`, default 4096 200000 512 10 0.
+//! [-- QUERIES GALLERY DIM K THREADS [QUERY_BLOCK GALLERY_BLOCK [REPEATS]]]`, default 4096 200000 512 10 0.
 //! Add `--features candle` to also time candle-core's matmul.
 
 use facebench_score::bench::bench_score_with;
@@ -18,7 +18,7 @@ fn main() {
         }
     };
     let config = BlockConfig { query_block: arg(5, defaults.query_block), gallery_block: arg(6, defaults.gallery_block) };
-    match bench_score_with(arg(0, 4096), arg(1, 200_000), arg(2, 512), arg(3, 10), arg(4, 0), config) {
+    match bench_score_with(arg(0, 4096), arg(1, 200_000), arg(2, 512), arg(3, 10), arg(4, 0), config, arg(7, 2)) {
         Ok(report) => print!("{report}"),
         Err(e) => {
             eprintln!("bench_score: {e}");

@@ -94,24 +94,64 @@ impl BestK {
     }
 }
 
-/// Offers the scores of one tile row to `best`, skipping fast whatever is below its bound.
-#[inline]
-fn offer_row(best: &mut BestK, row: &[f32], excluded: Option<&[bool]>, key: impl Fn(usize) -> (usize, usize)) {
-    const LANES: usize = 16;
+/// Scan width of the fast rejection tests: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Largest value of a 16-lane chunk, written so that it compiles to vector max instructions.
+#[inline(always)]
+fn chunk_max(c: &[f32; LANES]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 4];
+    for i in 0..LANES / 4 {
+        for l in 0..4 {
+            let v = c[i * 4 + l];
+            m[l] = if v > m[l] { v } else { m[l] };
+        }
+    }
+    let a = if m[0] > m[1] { m[0] } else { m[1] };
+    let b = if m[2] > m[3] { m[2] } else { m[3] };
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Calls `visit(state, j, s)` for every score `s` of `row` (column `j`) with `s >= bound()`, skipping
+/// whole 16-score chunks below the bound with one vector test (almost every chunk, once a
+/// top-k is full or when a threshold is high). `bound(state)` is re-read after each visit
+/// since `visit` may raise it.
+#[inline(always)]
+fn scan_row<S: ?Sized>(
+    row: &[f32],
+    excluded: Option<&[bool]>,
+    state: &mut S,
+    bound: impl Fn(&S) -> f32,
+    mut visit: impl FnMut(&mut S, usize, f32),
+) {
+    let mut chunks = row.chunks_exact(LANES);
     let mut j0 = 0;
-    for chunk in row.chunks(LANES) {
-        // Cheap vectorisable test first: almost every chunk is entirely below the bound.
-        let bound = best.bound;
-        if chunk.iter().any(|&s| s >= bound) {
-            for (c, &s) in chunk.iter().enumerate() {
-                let j = j0 + c;
-                if s >= best.bound && !excluded.is_some_and(|e| e[j]) {
-                    best.offer(Worst { score: s, key: key(j) });
+    for chunk in &mut chunks {
+        let c: &[f32; LANES] = chunk.try_into().expect("chunks_exact yields full chunks");
+        if chunk_max(c) >= bound(state) {
+            for (l, &s) in c.iter().enumerate() {
+                if s >= bound(state) && !excluded.is_some_and(|e| e[j0 + l]) {
+                    visit(state, j0 + l, s);
                 }
             }
         }
-        j0 += chunk.len();
+        j0 += LANES;
     }
+    for (l, &s) in chunks.remainder().iter().enumerate() {
+        if s >= bound(state) && !excluded.is_some_and(|e| e[j0 + l]) {
+            visit(state, j0 + l, s);
+        }
+    }
+}
+
+/// Offers the scores of one tile row to `best`.
+#[inline]
+fn offer_row(best: &mut BestK, row: &[f32], excluded: Option<&[bool]>, key: impl Fn(usize) -> (usize, usize)) {
+    scan_row(row, excluded, best, |b| b.bound, |b, j, s| b.offer(Worst { score: s, key: key(j) }));
 }
 
 /// Per query, the `k` best gallery items (score descending, ties: smaller gallery index).
@@ -286,14 +326,12 @@ impl Reducer for CountAbove {
             }
             let ts = &p.sorted[a..b];
             let slots = &mut self.slots[a + q..=b + q];
-            let min = ts[0];
-            let row = tile.row(i);
-            let excluded = tile.excluded();
-            for (j, &s) in row.iter().enumerate() {
-                if s > min && !excluded.is_some_and(|e| e[j]) {
-                    slots[ts.partition_point(|&t| t < s)] += 1;
-                }
-            }
+            // Scores <= the smallest threshold count for nothing; `next_up` turns the scan's
+            // `>=` test into `>` (thresholds are finite, so next_up is exact).
+            let bound = ts[0].next_up();
+            scan_row(tile.row(i), tile.excluded(), slots, |_| bound, |slots, _, s| {
+                slots[ts.partition_point(|&t| t < s)] += 1
+            });
         }
     }
     fn merge(&mut self, other: Self) {
