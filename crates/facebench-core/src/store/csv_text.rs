@@ -6,6 +6,7 @@
 //! is not a number) is skipped. An empty file holds no rows and thus no
 //! dimension: it reads as an empty store of dimension 0.
 
+use std::io::Write;
 use std::path::Path;
 
 use super::atomic_write;
@@ -26,10 +27,11 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
     loop {
         let more = rdr.read_record(&mut rec).map_err(|e| {
             let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+            let msg = e.to_string();
             match e.into_kind() {
                 csv::ErrorKind::Io(io) => Error::io(path, io),
                 csv::ErrorKind::Utf8 { .. } => Error::parse(path, line, "not valid UTF-8"),
-                other => Error::parse(path, line, format!("{other:?}")),
+                _ => Error::parse(path, line, msg),
             }
         })?;
         if !more {
@@ -42,13 +44,21 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
             continue;
         }
         if rec.len() < 2 {
-            return Err(Error::parse(path, line, "expected key,v1,...,vd (no values on this line)"));
+            return Err(Error::parse(
+                path,
+                line,
+                "expected key,v1,...,vd (no values on this line)",
+            ));
         }
         let key = &rec[0];
         row.clear();
         for (j, field) in rec.iter().skip(1).enumerate() {
             let v: f32 = field.trim().parse().map_err(|_| {
-                Error::parse(path, line, format!("value {} ({field:?}) is not a number", j + 1))
+                Error::parse(
+                    path,
+                    line,
+                    format!("value {} ({field:?}) is not a number", j + 1),
+                )
             })?;
             row.push(v);
         }
@@ -60,7 +70,8 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
                 format!("{} values, but earlier lines have {}", row.len(), e.dim()),
             ));
         }
-        e.push(key.to_string(), &row).map_err(|err| Error::parse(path, line, err.to_string()))?;
+        e.push(key.to_string(), &row)
+            .map_err(|err| Error::parse(path, line, err.to_string()))?;
     }
     Ok(out.unwrap_or_else(|| Embeddings::new(0)))
 }
@@ -68,21 +79,38 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
 /// Writes `e` as `key,v1,...,vd` lines without a header.
 pub fn write_csv(path: &Path, e: &Embeddings) -> Result<()> {
     if e.dim() == 0 && !e.is_empty() {
-        return Err(Error::Invalid(format!("{}: cannot store zero-width embeddings", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: cannot store zero-width embeddings",
+            path.display()
+        )));
     }
     atomic_write(path, |w| {
-        let mut wtr = csv::WriterBuilder::new().has_headers(false).from_writer(w);
-        let mut field = String::new();
+        use std::fmt::Write as _;
+        let mut line = String::new();
         for (i, key) in e.keys().iter().enumerate() {
-            wtr.write_field(key)?;
+            line.clear();
+            push_key(&mut line, key);
             for v in e.row(i) {
-                use std::fmt::Write;
-                field.clear();
-                let _ = write!(field, "{v:?}");
-                wtr.write_field(&field)?;
+                let _ = write!(line, ",{v:?}");
             }
-            wtr.write_record(None::<&[u8]>)?;
+            line.push('\n');
+            w.write_all(line.as_bytes())?;
         }
-        wtr.flush()
+        Ok(())
     })
+}
+
+/// Appends `key` as a CSV field, quoted (RFC 4180) only when it must be.
+fn push_key(line: &mut String, key: &str) {
+    let needs_quotes = key.is_empty()
+        || key.contains([',', '"', '\n', '\r'])
+        || key.starts_with(' ')
+        || key.ends_with(' ');
+    if needs_quotes {
+        line.push('"');
+        line.push_str(&key.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(key);
+    }
 }

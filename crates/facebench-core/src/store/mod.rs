@@ -49,7 +49,11 @@ pub enum Format {
 impl Format {
     /// The format named by `path`'s extension (case-insensitive).
     pub fn from_path(path: &Path) -> Result<Format> {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         match ext.as_str() {
             "npy" => Ok(Format::Npy),
             "csv" => Ok(Format::Csv),
@@ -122,11 +126,15 @@ pub(crate) fn decode_into(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) {
     out.clear();
     match elem {
         Elem::F32 => out.extend(
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         ),
-        Elem::F64 => out.extend(bytes.chunks_exact(8).map(|c| {
-            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-        })),
+        Elem::F64 => {
+            out.extend(bytes.chunks_exact(8).map(|c| {
+                f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+            }))
+        }
     }
 }
 
@@ -167,7 +175,10 @@ pub(crate) fn read_rows(
 pub fn read_keys(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let text = String::from_utf8(text).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         Error::parse(path, line, "key is not valid UTF-8")
     })?;
     let mut keys = Vec::new();
@@ -240,5 +251,7 @@ pub(crate) fn write_f32_le(w: &mut impl Write, data: &[f32]) -> std::io::Result<
 
 /// Length of the file at `path`, with the usual error.
 pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
-    file.metadata().map(|m| m.len()).map_err(|e| Error::io(path, e))
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| Error::io(path, e))
 }
