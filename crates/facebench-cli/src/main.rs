@@ -21,6 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Detect faces and 68 landmarks in every image; cache them as JSON lines.
+    Align(cmd::align::AlignArgs),
+    /// Embed images with a face model into a resumable store.
+    Embed(cmd::embed::EmbedArgs),
     /// Evaluate embeddings on a protocol.
     #[command(subcommand)]
     Eval(cmd::eval::EvalCommand),
@@ -32,6 +36,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Align(a) => cmd::align::run(a, &cli.data_root),
+        Command::Embed(a) => cmd::embed::run(a, &cli.data_root),
         Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
         Command::Bench(c) => cmd::bench::run(c),
     };

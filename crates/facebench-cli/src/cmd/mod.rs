@@ -1,5 +1,8 @@
+pub mod align;
 pub mod bench;
+pub mod embed;
 pub mod eval;
+pub mod keys;
 
 /// Errors reach the user as one readable line.
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;

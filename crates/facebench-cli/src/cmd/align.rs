@@ -1,0 +1,88 @@
+//! `facebench align`: detection + 68 landmarks per image, cached as JSON lines.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use facebench_detect::{align_images, Detector};
+
+use super::keys::{progress_bar, ImageSet};
+use super::CmdResult;
+
+#[derive(Args)]
+pub struct AlignArgs {
+    #[command(flatten)]
+    pub images: ImageSet,
+    /// Output cache, one JSON line per image; a rerun appends only missing keys.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
+    #[arg(long, env = "FACEBENCH_MODELS")]
+    pub models_dir: Option<PathBuf>,
+}
+
+/// Keys already in a cache. A torn last line (a crash mid-write) is cut off so the
+/// file stays valid JSON lines; any other malformed line is an error naming it.
+fn existing_keys(path: &Path) -> Result<HashSet<String>, Box<dyn std::error::Error>> {
+    let mut keys = HashSet::new();
+    let Ok(file) = std::fs::File::open(path) else { return Ok(keys) };
+    let lines: Vec<String> = std::io::BufReader::new(file).lines().collect::<Result<_, _>>()?;
+    let mut good_bytes = 0u64;
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => {
+                let key = v["key"].as_str().ok_or_else(|| format!("{}:{}: no \"key\"", path.display(), i + 1))?;
+                keys.insert(key.to_string());
+                good_bytes += line.len() as u64 + 1;
+            }
+            Err(_) if i + 1 == lines.len() => {
+                std::fs::OpenOptions::new().write(true).open(path)?.set_len(good_bytes)?;
+            }
+            Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1).into()),
+        }
+    }
+    Ok(keys)
+}
+
+pub fn run(a: AlignArgs, data_root: &Path) -> CmdResult {
+    let (root, keys) = a.images.resolve(data_root)?;
+    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
+    let device = facebench_model::device_from_name(&a.device)?;
+    let detector = Detector::load(&models_dir, &device)?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let done = existing_keys(&a.out)?;
+    let todo: Vec<String> = keys.iter().filter(|k| !done.contains(*k)).cloned().collect();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&a.out)?;
+    let pb = progress_bar(keys.len(), "align");
+    pb.set_position(done.len() as u64);
+    let t0 = std::time::Instant::now();
+    let mut write_err = None;
+    let summary = align_images(&root, &todo, &detector, |n| pb.inc(n as u64), |rec| {
+        let line = serde_json::to_string(&rec).expect("serialisable");
+        if let Err(e) = writeln!(file, "{line}") {
+            write_err.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = write_err {
+        return Err(format!("{}: {e}", a.out.display()).into());
+    }
+    file.sync_all()?;
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "aligned {} image(s) in {:.1}s ({:.1} images/s), {} already cached; {} fallback(s) to the centre box{}",
+        summary.images,
+        secs,
+        summary.images as f64 / secs.max(1e-9),
+        done.len(),
+        summary.fallbacks.len(),
+        if summary.fallbacks.is_empty() { String::new() } else { format!(": {}", summary.fallbacks.join(", ")) }
+    );
+    Ok(())
+}

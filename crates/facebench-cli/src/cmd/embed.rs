@@ -1,0 +1,137 @@
+//! `facebench embed`: images to an embedding store, resumable.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use facebench_core::store::AppendStore;
+use facebench_extract::{extract, read_alignments, store_meta, Job, Recipe};
+use facebench_image::{Crop, Preprocess, ResizeMode};
+
+use super::keys::{progress_bar, ImageSet};
+use super::CmdResult;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelName {
+    /// face-api's dlib ResNet (150x150 RGB, 128-D).
+    FaceapiResnet,
+    /// MobileFace (112x112 RGB, 256-D).
+    Mobileface,
+}
+
+impl ModelName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelName::FaceapiResnet => "faceapi-resnet",
+            ModelName::Mobileface => "mobileface",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    #[arg(long, value_enum, default_value = "faceapi-resnet")]
+    pub model: ModelName,
+    #[command(flatten)]
+    pub images: ImageSet,
+    /// Output store (.fbs, appendable: a rerun skips keys already in it). With --flip,
+    /// mirror features go to <out stem>.flip.fbs.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// How a photo becomes model input: `none` (the image is already the crop; resized if
+    /// needed), `centre:S` (centre square of side S, then resized), or `landmarks` (the
+    /// model's own alignment from an --alignments cache: dlib box for faceapi-resnet,
+    /// ArcFace 5-point warp for 112x112 models).
+    #[arg(long, default_value = "landmarks")]
+    pub align: String,
+    /// Alignment cache written by `facebench align` (needed by --align landmarks).
+    #[arg(long)]
+    pub alignments: Option<PathBuf>,
+    /// Also embed the horizontal mirror of every input.
+    #[arg(long)]
+    pub flip: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Count and list unreadable images (in <out>.skipped.json) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
+    #[arg(long, env = "FACEBENCH_MODELS")]
+    pub models_dir: Option<PathBuf>,
+}
+
+/// The preprocessing an `--align` value means for a model.
+pub fn recipe(model: ModelName, align: &str) -> Result<Recipe, Box<dyn std::error::Error>> {
+    let size = match model {
+        ModelName::FaceapiResnet => 150,
+        ModelName::Mobileface => 112,
+    };
+    let plain = |crop| Preprocess { width: size, height: size, crop, resize: ResizeMode::Area, round: false };
+    Ok(match align {
+        "none" => Recipe { preprocess: plain(Crop::None), uses_alignment: false },
+        "landmarks" => Recipe {
+            preprocess: match model {
+                ModelName::FaceapiResnet => Preprocess::faceapi_resnet(),
+                ModelName::Mobileface => Preprocess::arcface(112),
+            },
+            uses_alignment: true,
+        },
+        a => match a.strip_prefix("centre:").or_else(|| a.strip_prefix("center:")) {
+            Some(s) => {
+                let side: u32 = s.parse().map_err(|_| format!("--align {a}: side must be a whole number"))?;
+                Recipe { preprocess: plain(Crop::Centre { side: Some(side) }), uses_alignment: false }
+            }
+            None => return Err(format!("--align {a}: expected none, centre:S or landmarks").into()),
+        },
+    })
+}
+
+/// `<stem>.flip.fbs` beside the store.
+pub fn flip_path(out: &Path) -> PathBuf {
+    out.with_extension("flip.fbs")
+}
+
+pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
+    let (root, keys) = a.images.resolve(data_root)?;
+    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
+    let device = facebench_model::device_from_name(&a.device)?;
+    let model = facebench_model::load(a.model.as_str(), &models_dir, &device)?;
+    let recipe = recipe(a.model, &a.align)?;
+    let faces = match (&a.alignments, recipe.uses_alignment) {
+        (Some(p), true) => read_alignments(p)?.0,
+        (None, true) => return Err("--align landmarks needs --alignments FILE.jsonl (from `facebench align`)".into()),
+        _ => Default::default(),
+    };
+    let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.batch, flip: a.flip, skip_bad: a.skip_bad };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut store = AppendStore::create_or_open(&a.out, &store_meta(&job, false))?;
+    let mut flip_store = if a.flip {
+        Some(AppendStore::create_or_open(&flip_path(&a.out), &store_meta(&job, true))?)
+    } else {
+        None
+    };
+    let pb = progress_bar(keys.len(), &format!("embed {}", a.model.as_str()));
+    let summary = extract(&job, &keys, &faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    if !summary.bad.is_empty() {
+        let p = a.out.with_extension("skipped.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&summary.bad)?).map_err(|e| format!("{}: {e}", p.display()))?;
+        eprintln!("skipped {} unreadable image(s), listed in {}", summary.bad.len(), p.display());
+    }
+    println!(
+        "{}: {} embedded ({:.1} images/s{}), {} already stored, {} rows in {}",
+        a.model.as_str(),
+        summary.computed,
+        summary.images_per_sec() * if a.flip { 2.0 } else { 1.0 },
+        if a.flip { ", mirrors included" } else { "" },
+        summary.already_stored,
+        store.len(),
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Which images a command works on: an explicit list, or a protocol's images.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use facebench_lfw::Pairs;
+
+/// The image set of a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolImages {
+    /// LFW View 2: the 7,701 images named by pairs.txt.
+    Lfw,
+    /// LFW View 1: the images of pairsDevTrain.txt and pairsDevTest.txt.
+    LfwView1,
+}
+
+/// `--list FILE | --protocol NAME`, with the image root.
+#[derive(Args, Debug, Clone)]
+pub struct ImageSet {
+    /// Image root; keys are paths relative to it [default for LFW: <data-root>/lfw/lfw-deepfunneled].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// File of image keys, one path (relative to --root) per line.
+    #[arg(long, conflicts_with = "protocol")]
+    pub list: Option<PathBuf>,
+    /// A protocol's images instead of a list.
+    #[arg(long)]
+    pub protocol: Option<ProtocolImages>,
+}
+
+impl ImageSet {
+    /// The image root and the keys, in a stable order.
+    pub fn resolve(&self, data_root: &Path) -> Result<(PathBuf, Vec<String>), Box<dyn std::error::Error>> {
+        let lfw = data_root.join("lfw");
+        let root = self.root.clone().unwrap_or_else(|| lfw.join("lfw-deepfunneled"));
+        let keys = match (&self.list, self.protocol) {
+            (Some(list), _) => read_list(list)?,
+            (None, Some(ProtocolImages::Lfw)) => Pairs::read(&lfw.join("pairs.txt"))?.image_keys(),
+            (None, Some(ProtocolImages::LfwView1)) => {
+                let mut keys = Pairs::read(&lfw.join("pairsDevTrain.txt"))?.image_keys();
+                let seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
+                let test = Pairs::read(&lfw.join("pairsDevTest.txt"))?.image_keys();
+                keys.extend(test.into_iter().filter(|k| !seen.contains(k)));
+                keys
+            }
+            (None, None) => return Err("give --list FILE or --protocol NAME".into()),
+        };
+        Ok((root, keys))
+    }
+}
+
+/// One key per line; blank lines are ignored, duplicates are an error naming the line.
+pub fn read_list(path: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut seen = std::collections::HashMap::new();
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let k = line.trim();
+        if k.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.insert(k.to_string(), i + 1) {
+            return Err(format!("{}:{}: duplicate key {k:?} (first at line {first})", path.display(), i + 1).into());
+        }
+        keys.push(k.to_string());
+    }
+    Ok(keys)
+}
+
+/// A progress bar with rate and ETA on stderr.
+pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} ({{per_sec}}, ETA {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    pb
+}
