@@ -29,7 +29,9 @@ fn check_size(s: &SizeResults, b: &Brute, r: usize) {
         let ok = c.iter().filter(|&&x| x <= rank).count() as f64 / c.len() as f64;
         assert_eq!(rate, ok, "size {}: CMC curve at 0-based rank {rank}", s.size);
     }
-    for w in s.cmc_curve.rates.windows(2) {
+    // Ranks where the rate changes, then the devkit's terminal point (N, 1).
+    let rates = &s.cmc_curve.rates;
+    for w in rates[..rates.len() - 1].windows(2) {
         assert!(w[0] < w[1], "curve lists only ranks where the rate changes");
     }
     assert_eq!(*s.cmc_curve.ranks.last().unwrap(), s.distractors as u64);
@@ -86,7 +88,8 @@ fn streaming_equals_brute_force_for_all_sizes_blocks_and_threads() {
     }
     // Not a degenerate problem: ranks vary and some pairs fail at rank 1 on the largest size.
     let big = &reference.sizes[3];
-    assert!(big.rank1 < 0.99 && big.rank1 > 0.2, "rank-1 {}", big.rank1);
+    assert!(big.rank1 < 0.95 && big.rank1 > 0.3, "rank-1 {}", big.rank1);
+    assert!(reference.sizes[0].rank1 > big.rank1);
     for (threads, qb, gb, chunk) in [(1, 7, 13, 50), (2, 64, 64, 1), (3, 1, 1, 400), (2, 512, 1024, 33)] {
         let r = in_pool(threads, || {
             evaluate(&p, &d, &cfg(BlockConfig { query_block: qb, gallery_block: gb }, chunk), &|_, _| {}).unwrap()

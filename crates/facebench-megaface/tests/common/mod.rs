@@ -17,7 +17,7 @@ pub fn probes(dim: usize, seed: u64) -> ProbeSet {
         for k in 0..n {
             ids.push(format!("Person_{id}"));
             paths.push(format!("Person_{id}/Person_{id}_{k}.png"));
-            data.extend(centre.iter().map(|c| c + 1.1 * rng.normal() as f32));
+            data.extend(centre.iter().map(|c| c + 0.7 * rng.normal() as f32));
         }
     }
     ProbeSet::new(&ids, paths, data, dim).unwrap()
@@ -31,7 +31,7 @@ pub fn distractor_store(p: &ProbeSet, n: usize, seed: u64) -> Embeddings {
     for i in 0..n {
         if i % 2 == 0 {
             let src = p.row((rng.next_u64() % p.len() as u64) as usize);
-            data.extend(src.iter().map(|c| c + 0.12 * rng.normal() as f32));
+            data.extend(src.iter().map(|c| c + 0.6 * rng.normal() as f32));
         } else {
             data.extend((0..d).map(|_| rng.normal() as f32));
         }
