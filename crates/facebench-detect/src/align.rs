@@ -1,0 +1,192 @@
+//! The `align` pass: detection + landmarks over a list of images, in parallel, one record per
+//! image, choosing the face nearest the image centre (protocols with one face per image).
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::{Detector, Error, Face, Result};
+
+/// Images per inference batch: large enough to keep the GEMMs busy, small enough that the
+/// 512x512 activations of a batch stay in a few hundred MB.
+const BATCH: usize = 8;
+
+/// Side of the fallback box as a fraction of the image's shorter side.
+const FALLBACK_SIDE: f64 = 0.5;
+
+/// One cached line of `align`: every face found, which one the protocol uses, and whether it is
+/// the fixed centre-box fallback. JSON: `{"key": ..., "faces": [...], "chosen": i, "fallback": b}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignRecord {
+    /// The image's key (its path relative to the image root).
+    pub key: String,
+    /// All faces found, in detector order; when nothing was found, the single fallback face.
+    pub faces: Vec<Face>,
+    /// Index into `faces` of the face to embed.
+    pub chosen: usize,
+    /// True when no face was found and `faces[0]` is the fixed centre box.
+    pub fallback: bool,
+}
+
+/// Counts of one `align_images` run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlignSummary {
+    pub images: usize,
+    /// Faces found over all images (fallbacks not counted).
+    pub faces: usize,
+    /// Keys of the images where no face was found, in input order.
+    pub fallbacks: Vec<String>,
+}
+
+/// Index of the face whose box centre is nearest the image centre (the first one on ties);
+/// None for no faces.
+pub fn choose_central(faces: &[Face], width: u32, height: u32) -> Option<usize> {
+    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+    let dist = |f: &Face| {
+        let [x, y] = f.center();
+        (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)
+    };
+    (0..faces.len()).min_by(|&a, &b| dist(&faces[a]).total_cmp(&dist(&faces[b])))
+}
+
+/// The fixed box used when no face is found: a square of side `0.5 * min(W, H)` centred on the
+/// image, `[x, y, w, h]` in pixels (for a 250x250 LFW image: `[62.5, 62.5, 125, 125]`, about
+/// where the deep-funneled faces are).
+pub fn fallback_box(width: u32, height: u32) -> [f64; 4] {
+    let side = FALLBACK_SIDE * width.min(height) as f64;
+    [(width as f64 - side) / 2.0, (height as f64 - side) / 2.0, side, side]
+}
+
+/// The record of one decoded image: the central face, or the fallback box with the landmarks
+/// the landmark net finds inside it (score 0), so that every record can be aligned the same way.
+fn record(key: &str, img: &RgbImage, faces: Vec<Face>, detector: &Detector) -> Result<AlignRecord> {
+    if let Some(chosen) = choose_central(&faces, img.width(), img.height()) {
+        return Ok(AlignRecord { key: key.to_string(), faces, chosen, fallback: false });
+    }
+    let bbox = fallback_box(img.width(), img.height());
+    let face = detector.landmarks_for_box(img, bbox, 0.0)?.ok_or_else(|| Error::Image {
+        path: key.into(),
+        msg: format!("fallback box {bbox:?} lies outside the {}x{} image", img.width(), img.height()),
+    })?;
+    Ok(AlignRecord { key: key.to_string(), faces: vec![face], chosen: 0, fallback: true })
+}
+
+fn decode(root: &Path, key: &str) -> Result<RgbImage> {
+    let path = root.join(key);
+    let bytes = std::fs::read(&path).map_err(|e| Error::Image { path: path.clone(), msg: e.to_string() })?;
+    let img = image::load_from_memory(&bytes).map_err(|e| Error::Image { path: path.clone(), msg: e.to_string() })?;
+    let img = img.to_rgb8();
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::Image { path, msg: "empty image".into() });
+    }
+    Ok(img)
+}
+
+fn decode_all(root: &Path, keys: &[String]) -> Result<Vec<RgbImage>> {
+    use rayon::prelude::*;
+    keys.par_iter().map(|k| decode(root, k)).collect()
+}
+
+/// Runs detection + landmarks on `root/key` for every key and hands one [`AlignRecord`] per
+/// image to `out`, in key order. Decoding runs in parallel (rayon) and overlaps the inference of
+/// the previous batch; inference runs in batches. `progress` is called with the number of images
+/// finished since its previous call. The first unreadable image stops the run with an error
+/// naming it.
+pub fn align_images(
+    root: &Path,
+    keys: &[String],
+    detector: &Detector,
+    progress: impl Fn(usize) + Sync,
+    mut out: impl FnMut(AlignRecord),
+) -> Result<AlignSummary> {
+    let mut summary = AlignSummary::default();
+    let chunks: Vec<&[String]> = keys.chunks(BATCH).collect();
+    let mut next = match chunks.first() {
+        Some(c) => Some(decode_all(root, c)?),
+        None => return Ok(summary),
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        let images = next.take().expect("decoded batch");
+        let following = chunks.get(i + 1);
+        let (records, decoded) = rayon::join(
+            || -> Result<Vec<AlignRecord>> {
+                let refs: Vec<&RgbImage> = images.iter().collect();
+                let faces = detector.detect_batch(&refs)?;
+                chunk.iter().zip(&images).zip(faces).map(|((k, img), f)| record(k, img, f, detector)).collect()
+            },
+            || following.map(|c| decode_all(root, c)),
+        );
+        next = decoded.transpose()?;
+        for r in records? {
+            summary.images += 1;
+            if r.fallback {
+                summary.fallbacks.push(r.key.clone());
+            } else {
+                summary.faces += r.faces.len();
+            }
+            out(r);
+        }
+        progress(chunk.len());
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(x: f32, y: f32, w: f32, h: f32) -> Face {
+        Face { bbox: [x, y, w, h], score: 0.9, landmarks68: vec![[0.0, 0.0]; 68], points5: [[0.0; 2]; 5] }
+    }
+
+    #[test]
+    fn central_face_is_nearest_box_centre() {
+        assert_eq!(choose_central(&[], 100, 100), None);
+        // centres (15, 15), (55, 45), (90, 50): the second is 5 from (50, 50)
+        let faces = [face(10.0, 10.0, 10.0, 10.0), face(50.0, 40.0, 10.0, 10.0), face(80.0, 40.0, 20.0, 20.0)];
+        assert_eq!(choose_central(&faces, 100, 100), Some(1));
+        // a non-square image moves the centre
+        assert_eq!(choose_central(&faces, 180, 100), Some(2));
+        // ties: the first
+        let faces = [face(40.0, 40.0, 10.0, 10.0), face(50.0, 50.0, 10.0, 10.0)];
+        assert_eq!(choose_central(&faces, 100, 100), Some(0));
+    }
+
+    #[test]
+    fn fallback_box_is_centred() {
+        assert_eq!(fallback_box(250, 250), [62.5, 62.5, 125.0, 125.0]);
+        assert_eq!(fallback_box(400, 200), [150.0, 50.0, 100.0, 100.0]);
+    }
+
+    #[test]
+    fn record_json_has_the_cache_shape() {
+        let mut f = face(1.5, 2.0, 3.0, 4.0);
+        f.landmarks68 = (0..68).map(|i| [i as f32, 0.5]).collect();
+        f.points5 = [[1.0, 2.0]; 5];
+        let r = AlignRecord { key: "A/A_0001.jpg".into(), faces: vec![f], chosen: 0, fallback: false };
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        let obj = v.as_object().unwrap();
+        let mut keys: Vec<_> = obj.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["chosen", "faces", "fallback", "key"]);
+        assert_eq!(v["key"], "A/A_0001.jpg");
+        assert_eq!(v["chosen"], 0);
+        assert_eq!(v["fallback"], false);
+        let fj = v["faces"][0].as_object().unwrap();
+        let mut keys: Vec<_> = fj.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["box", "landmarks68", "points5", "score"]);
+        assert_eq!(v["faces"][0]["box"], serde_json::json!([1.5, 2.0, 3.0, 4.0]));
+        assert_eq!(v["faces"][0]["landmarks68"].as_array().unwrap().len(), 68);
+        assert_eq!(v["faces"][0]["landmarks68"][3], serde_json::json!([3.0, 0.5]));
+        assert_eq!(v["faces"][0]["points5"].as_array().unwrap().len(), 5);
+        // round trip
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains('\n'));
+        // field order as documented: key, faces, chosen, fallback; face: box, score, landmarks68, points5
+        assert!(line.starts_with(r#"{"key":"A/A_0001.jpg","faces":[{"box":[1.5,2.0,3.0,4.0],"score":0.9,"landmarks68":"#), "{line}");
+        assert!(line.ends_with(r#"]}],"chosen":0,"fallback":false}"#), "{line}");
+        assert_eq!(serde_json::from_str::<AlignRecord>(&line).unwrap(), r);
+    }
+}

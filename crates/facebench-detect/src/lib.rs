@@ -1,0 +1,187 @@
+//! Face detection and 68-point landmarks for facebench: candle ports of face-api's
+//! (`@vladmandic/face-api@1.7.15`) SSD MobileNetV1 detector and `FaceLandmark68Net`, following
+//! face-api's own pre- and post-processing so that boxes and landmarks agree with the original
+//! to a fraction of a pixel, plus the parallel `align` pass that caches them per image.
+//!
+//! ```no_run
+//! # fn main() -> facebench_detect::Result<()> {
+//! let det = facebench_detect::Detector::load("models", &candle_core::Device::Cpu)?;
+//! let img = image::open("photo.jpg").unwrap().to_rgb8();
+//! for face in det.detect(&img)? {
+//!     println!("{:?} {} {:?}", face.bbox, face.score, face.points5);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The crops themselves (dlib box, ArcFace warp) are made from these landmarks by
+//! `facebench-image`.
+
+mod align;
+mod landmarks;
+mod ops;
+mod ssd;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+pub use align::{align_images, choose_central, fallback_box, AlignRecord, AlignSummary};
+pub use landmarks::LANDMARK_INPUT;
+pub use ssd::SSD_INPUT;
+
+/// Errors of this crate; each names the file (image or weights) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A weight file could not be read or is not the expected model (says to run `make models`).
+    #[error(transparent)]
+    Model(#[from] facebench_model::Error),
+    #[error("{}: not found; run \"make models\" (scripts/fetch_models.sh) to fetch the face-api weights", .0.display())]
+    MissingWeights(PathBuf),
+    /// An image that cannot be read or decoded.
+    #[error("{}: {msg}", path.display())]
+    Image { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One face: box, score and landmarks in pixel coordinates of the original image. Serialises as
+/// `{"box": [x, y, w, h], "score": s, "landmarks68": [[x, y], ...], "points5": [[x, y], ...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Face {
+    /// Left, top, width, height (face-api's `detection.box`).
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Detector confidence (sigmoid of the face class); 0 for a fallback box.
+    pub score: f32,
+    /// The 68 iBUG points (face-api's `landmarks.positions`).
+    pub landmarks68: Vec<[f32; 2]>,
+    /// Left eye centre (mean of 36-41), right eye centre (mean of 42-47), nose tip (30), left
+    /// and right mouth corners (48, 54): the 5-point rule of the reference inputs.
+    pub points5: [[f32; 2]; 5],
+}
+
+impl Face {
+    fn new(bbox: [f64; 4], score: f32, lm: &[[f64; 2]]) -> Face {
+        Face {
+            bbox: bbox.map(|v| v as f32),
+            score,
+            landmarks68: lm.iter().map(|p| [p[0] as f32, p[1] as f32]).collect(),
+            points5: points5(lm),
+        }
+    }
+
+    /// Centre of the box.
+    pub fn center(&self) -> [f32; 2] {
+        [self.bbox[0] + self.bbox[2] / 2.0, self.bbox[1] + self.bbox[3] / 2.0]
+    }
+}
+
+/// The reference 5 points from 68 landmarks (means summed in order, in f64).
+fn points5(lm: &[[f64; 2]]) -> [[f32; 2]; 5] {
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f64;
+        let s = lm[r].iter().fold([0.0, 0.0], |s, p| [s[0] + p[0], s[1] + p[1]]);
+        [(s[0] / n) as f32, (s[1] / n) as f32]
+    };
+    let pt = |i: usize| [lm[i][0] as f32, lm[i][1] as f32];
+    [mean(36..42), mean(42..48), pt(30), pt(48), pt(54)]
+}
+
+/// face-api's `SsdMobilenetv1Options`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectOptions {
+    /// Keep detections scoring strictly above this (face-api default 0.5).
+    pub min_confidence: f32,
+    /// At most this many faces per image (face-api default 100).
+    pub max_results: usize,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions { min_confidence: 0.5, max_results: 100 }
+    }
+}
+
+const SSD_MANIFEST: &str = "ssd_mobilenetv1_model-weights_manifest.json";
+const LANDMARK_MANIFEST: &str = "face_landmark_68_model-weights_manifest.json";
+
+/// SSD MobileNetV1 face detector + 68-point landmark net, loaded once and shared by threads.
+pub struct Detector {
+    ssd: ssd::Ssd,
+    landmarks: landmarks::LandmarkNet,
+    device: Device,
+    options: DetectOptions,
+}
+
+impl Detector {
+    /// Loads both networks from the model cache: `models_dir` is either the cache root that
+    /// `make models` fills (holding `face-api/`) or the `face-api` folder itself.
+    pub fn load(models_dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = models_dir.as_ref();
+        let dir = if dir.join(SSD_MANIFEST).is_file() { dir.to_path_buf() } else { dir.join("face-api") };
+        for f in [SSD_MANIFEST, LANDMARK_MANIFEST] {
+            if !dir.join(f).is_file() {
+                return Err(Error::MissingWeights(dir.join(f)));
+            }
+        }
+        Ok(Detector {
+            ssd: ssd::Ssd::load(&dir.join(SSD_MANIFEST), device)?,
+            landmarks: landmarks::LandmarkNet::load(&dir.join(LANDMARK_MANIFEST), device)?,
+            device: device.clone(),
+            options: DetectOptions::default(),
+        })
+    }
+
+    /// Replaces the detection options (threshold, face limit).
+    pub fn with_options(mut self, options: DetectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn options(&self) -> DetectOptions {
+        self.options
+    }
+
+    /// All faces of one image, in face-api's order (descending score).
+    pub fn detect(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        Ok(self.detect_batch(&[image])?.pop().unwrap_or_default())
+    }
+
+    /// All faces of each image. The detector runs on the whole batch at once (every image is
+    /// resized to 512x512), then the landmark net on every face of the batch at once.
+    pub fn detect_batch(&self, images: &[&RgbImage]) -> Result<Vec<Vec<Face>>> {
+        for img in images {
+            if img.width() == 0 || img.height() == 0 {
+                let msg = format!("cannot detect faces in an empty {}x{} image", img.width(), img.height());
+                return Err(candle_core::Error::Msg(msg).into());
+            }
+        }
+        let dets = self.ssd.detect(images, &self.device, self.options.min_confidence, self.options.max_results)?;
+        let jobs: Vec<(&RgbImage, ssd::Detection)> =
+            dets.iter().zip(images).flat_map(|(ds, img)| ds.iter().map(move |d| (*img, *d))).collect();
+        let mut lms = self.landmarks.landmarks(&jobs, &self.device)?.into_iter();
+        let mut out = Vec::with_capacity(images.len());
+        for ds in &dets {
+            let mut faces = Vec::with_capacity(ds.len());
+            for d in ds {
+                if let Some(lm) = lms.next().flatten() {
+                    faces.push(Face::new([d.x, d.y, d.w, d.h], d.score, &lm));
+                }
+            }
+            out.push(faces);
+        }
+        Ok(out)
+    }
+
+    /// 68 landmarks for a given box (pixels, `[x, y, w, h]`), as face-api computes them for a
+    /// detection with that box; None when the box has no pixel inside the image.
+    pub fn landmarks_for_box(&self, image: &RgbImage, bbox: [f64; 4], score: f32) -> Result<Option<Face>> {
+        let d = ssd::Detection { score, x: bbox[0], y: bbox[1], w: bbox[2], h: bbox[3] };
+        let lm = self.landmarks.landmarks(&[(image, d)], &self.device)?;
+        Ok(lm.into_iter().next().flatten().map(|lm| Face::new(bbox, score, &lm)))
+    }
+}
