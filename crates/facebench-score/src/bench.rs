@@ -7,7 +7,8 @@
 //! * (b) the same tiles through the same [`gemm_block`] with no reduction (the plain GEMM),
 //! * (c) the `gemm` crate used the usual way: one multithreaded call per gallery chunk
 //!   (a chunk keeps the output small; 4096 x 200,000 f32 would be 3.3 GB),
-//! * (d) with the `candle` cargo feature, candle-core's CPU matmul on the same chunks.
+//! * (d) with the `candle` cargo feature, candle-core's CPU matmul on the same chunks,
+//! * (e) with the `openblas` cargo feature, the system OpenBLAS `cblas_sgemm` on the same chunks.
 
 use std::fmt;
 use std::time::Instant;
@@ -271,6 +272,12 @@ pub fn bench_score_with(
             alternatives.push(timing("(d) candle-core matmul, 8192-row chunks", (wall, cpu), flop));
         }
 
+        #[cfg(feature = "openblas")]
+        {
+            let ((), wall, cpu) = timed(|| openblas::chunked(q, g, threads));
+            alternatives.push(timing("(e) OpenBLAS cblas_sgemm, 8192-row chunks", (wall, cpu), flop));
+        }
+
         Ok(BenchReport {
             queries,
             gallery,
@@ -367,4 +374,67 @@ fn candle_chunked(q: Matrix<'_>, g: Matrix<'_>) -> Result<(), ScoreError> {
         g0 = g1;
     }
     Ok(())
+}
+
+/// (e): the system OpenBLAS, linked by build.rs when the `openblas` feature is on.
+#[cfg(feature = "openblas")]
+mod openblas {
+    use super::BASELINE_CHUNK;
+    use crate::matrix::Matrix;
+
+    const ROW_MAJOR: i32 = 101;
+    const NO_TRANS: i32 = 111;
+    const TRANS: i32 = 112;
+
+    extern "C" {
+        fn cblas_sgemm(
+            layout: i32,
+            trans_a: i32,
+            trans_b: i32,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: f32,
+            a: *const f32,
+            lda: i32,
+            b: *const f32,
+            ldb: i32,
+            beta: f32,
+            c: *mut f32,
+            ldc: i32,
+        );
+        fn openblas_set_num_threads(n: i32);
+    }
+
+    pub(super) fn chunked(q: Matrix<'_>, g: Matrix<'_>, threads: usize) {
+        let (m, d) = (q.rows(), q.dim());
+        let mut out = vec![0.0f32; m * BASELINE_CHUNK.min(g.rows())];
+        // SAFETY: plain C calls; every matrix pointer covers rows x leading-dimension values.
+        unsafe { openblas_set_num_threads(threads as i32) };
+        let mut g0 = 0;
+        while g0 < g.rows() {
+            let g1 = (g0 + BASELINE_CHUNK).min(g.rows());
+            let n = g1 - g0;
+            unsafe {
+                cblas_sgemm(
+                    ROW_MAJOR,
+                    NO_TRANS,
+                    TRANS,
+                    m as i32,
+                    n as i32,
+                    d as i32,
+                    1.0,
+                    q.as_slice().as_ptr(),
+                    d as i32,
+                    g.slice_rows(g0..g1).as_slice().as_ptr(),
+                    d as i32,
+                    0.0,
+                    out.as_mut_ptr(),
+                    n as i32,
+                );
+            }
+            std::hint::black_box(&out);
+            g0 = g1;
+        }
+    }
 }
