@@ -37,7 +37,7 @@ fn main() -> facebench_model::Result<()> {
     if device.is_cpu() && only.is_none() {
         println!("layer kernels, batch 32, ms per call (ours vs candle's ops):");
         let dev = Device::Cpu;
-        let x = |c: usize, h: usize| Tensor::ones((32, c, h, h), candle_core::DType::F32, &dev).unwrap();
+        let x = |c: usize, h: usize| Tensor::ones((32, h, h, c), candle_core::DType::F32, &dev).unwrap();
         let dw = |c: usize, s: usize| {
             DepthwiseConv2d::new("dw", &vec![0.1; 9 * c], [3, 3, c, 1], s, Pads::uniform(1), &dev)
                 .unwrap()

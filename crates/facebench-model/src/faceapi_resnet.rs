@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::{Activation, Conv2d, Pads};
+use crate::ops::{pad2d, Activation, Conv2d, Pads, Pool};
 use crate::tfjs::TfjsWeights;
 use crate::{check_batch, FaceModel, InputSpec};
 
@@ -94,41 +94,43 @@ impl FaceapiResnet {
                 Kind::Residual => (1, Pads::uniform(1)),
                 Kind::Down => (2, Pads::NONE),
             };
-            // 3x3 s1 SAME is a symmetric pad of 1 at every size.
+            // 3x3 s1 SAME is a symmetric pad of 1 at every size. A residual block's final ReLU
+            // (after the shortcut add) is fused into conv2.
             let conv1 = conv_unit(w, &format!("{p}/conv1"), 3, c_in, c_out, stride1, pads1, Activation::Relu, device)?;
-            let conv2 = conv_unit(w, &format!("{p}/conv2"), 3, c_out, c_out, 1, Pads::uniform(1), Activation::None, device)?;
+            let act2 = if kind == Kind::Residual { Activation::Relu } else { Activation::None };
+            let conv2 = conv_unit(w, &format!("{p}/conv2"), 3, c_out, c_out, 1, Pads::uniform(1), act2, device)?;
             blocks.push(Block { kind, c_in, c_out, conv1, conv2 });
         }
         Ok(FaceapiResnet {
             device: device.clone(),
             sha256: w.sha256().to_string(),
-            mean: Tensor::from_slice(&MEAN_RGB, (1, 3, 1, 1), device)?,
-            div: Tensor::from_slice(&[255f32], (1, 1, 1, 1), device)?,
+            mean: Tensor::from_slice(&MEAN_RGB, 3, device)?,
+            div: Tensor::from_slice(&[255f32], 1, device)?,
             conv32_down,
             blocks,
             fc: w.tensor("fc", &[256, 128], device)?,
         })
     }
 
+    /// One block on NHWC activations.
     fn block(&self, b: &Block, x: &Tensor) -> Result<Tensor> {
-        let h = b.conv2.forward(&b.conv1.forward(x)?)?;
-        let y = match b.kind {
-            Kind::Residual => (h + x)?,
-            Kind::Down => {
-                let mut pooled = x.avg_pool2d_with_stride((2, 2), (2, 2))?;
-                let (n, _, ph, pw) = pooled.dims4()?;
-                let (_, _, hh, hw) = h.dims4()?;
-                // The conv branch loses a row/column on sizes where VALID s2 is short by one:
-                // face-api appends one zero row at the bottom and one zero column at the right.
-                let h = if hh < ph || hw < pw { crate::ops::pad2d(&h, Pads { top: 0, bottom: ph - hh, left: 0, right: pw - hw })? } else { h };
-                if b.c_out > b.c_in {
-                    let zeros = Tensor::zeros((n, b.c_out - b.c_in, ph, pw), DType::F32, x.device())?;
-                    pooled = Tensor::cat(&[&pooled, &zeros], 1)?;
-                }
-                (pooled + h)?
-            }
-        };
-        Ok(y.relu()?)
+        let h = b.conv1.forward(x)?;
+        if b.kind == Kind::Residual {
+            return b.conv2.forward_residual(&h, x);
+        }
+        let h = b.conv2.forward(&h)?;
+        let mut pooled = Pool::Avg { k: 2, s: 2 }.forward(x)?;
+        let (n, ph, pw, _) = pooled.dims4()?;
+        let (_, hh, hw, _) = h.dims4()?;
+        // The conv branch loses a row/column on sizes where VALID s2 is short by one:
+        // face-api appends one zero row at the bottom and one zero column at the right.
+        let h = if hh < ph || hw < pw { pad2d(&h, Pads { top: 0, bottom: ph - hh, left: 0, right: pw - hw })? } else { h };
+        if b.c_out > b.c_in {
+            // the shortcut's missing channels are zeros, after the pooled ones
+            let zeros = Tensor::zeros((n, ph, pw, b.c_out - b.c_in), DType::F32, x.device())?;
+            pooled = Tensor::cat(&[&pooled, &zeros], 3)?;
+        }
+        Ok((pooled + h)?.relu()?)
     }
 }
 
@@ -155,14 +157,13 @@ impl FaceModel for FaceapiResnet {
 
     fn forward(&self, batch: &Tensor) -> Result<Tensor> {
         check_batch(NAME, &self.input_spec(), batch)?;
-        let x = batch.to_device(&self.device)?.permute((0, 3, 1, 2))?.contiguous()?;
-        let x = x.broadcast_sub(&self.mean)?.broadcast_div(&self.div)?;
+        let x = batch.to_device(&self.device)?.broadcast_sub(&self.mean)?.broadcast_div(&self.div)?;
         let x = self.conv32_down.forward(&x)?;
-        let mut x = x.max_pool2d_with_stride((3, 3), (2, 2))?;
+        let mut x = Pool::Max { k: 3, s: 2 }.forward(&x)?;
         for b in &self.blocks {
             x = self.block(b, &x)?;
         }
-        let v = x.mean((2, 3))?;
+        let v = x.mean((1, 2))?;
         v.matmul(&self.fc).map_err(Error::from)
     }
 }

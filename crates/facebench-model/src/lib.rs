@@ -7,8 +7,8 @@
 //! | `mobileface` | `human-models/mobileface.json` | 112x112 RGB 0..255 | 256-D |
 //!
 //! Each port reproduces the TF.js reference outputs (cosine >= 0.99999, |diff| <= 1e-4; see
-//! `tests/reference.rs`). Inputs are NHWC f32 batches, as decoded images naturally are; the
-//! networks convert to NCHW internally.
+//! `tests/reference.rs`). Inputs are NHWC f32 batches, as decoded images naturally are, and the
+//! networks run NHWC throughout (TF's layout: filters are used as stored).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

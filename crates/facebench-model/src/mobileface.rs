@@ -113,7 +113,7 @@ impl MobileFace {
             };
             stages.push(Stage { conv0, dw: [dw(0, "conv0_1_df", 2)?, dw(1, "conv1_df", 1)?, dw(2, "conv2_df", 1)?] });
         }
-        let scalar = |n: &str| -> Result<Tensor> { Ok(w.tensor(n, &[1], device)?.reshape((1, 1, 1, 1))?) };
+        let scalar = |n: &str| w.tensor(n, &[1], device);
         Ok(MobileFace {
             device: device.clone(),
             sha256: w.sha256().to_string(),
@@ -152,16 +152,15 @@ impl FaceModel for MobileFace {
     fn forward(&self, batch: &Tensor) -> Result<Tensor> {
         check_batch(NAME, &self.input_spec(), batch)?;
         let n = batch.dim(0)?;
-        let x = batch.to_device(&self.device)?.permute((0, 3, 1, 2))?.contiguous()?;
-        let x = x.broadcast_sub(&self.minus)?.broadcast_mul(&self.mul)?;
+        let x = batch.to_device(&self.device)?.broadcast_sub(&self.minus)?.broadcast_mul(&self.mul)?;
         let mut x = self.conv1.forward(&x)?;
         for s in &self.stages {
             let a = s.dw[0].forward(&s.conv0.forward(&x)?)?;
             let b = s.dw[2].forward(&s.dw[1].forward(&a)?)?;
             x = (b + a)?;
         }
-        // The graph flattens NHWC: (h, w, c) order.
-        let flat = x.permute((0, 2, 3, 1))?.contiguous()?.reshape((n, 2048))?;
+        // The graph flattens NHWC, (h, w, c) order, which is our layout.
+        let flat = x.reshape((n, 2048))?;
         Ok(flat.matmul(&self.dense)?.broadcast_mul(&self.bn_mul)?.broadcast_add(&self.bn_add)?)
     }
 }

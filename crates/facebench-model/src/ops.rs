@@ -1,17 +1,21 @@
-//! Layers shared by the ports: explicit zero padding (TF `SAME` is asymmetric for stride 2 on
-//! even sizes, which candle's symmetric `padding` cannot express), convolution and depthwise
-//! convolution with a fused per-channel epilogue (bias, affine scale, ReLU/PReLU).
+//! Layers shared by the ports, on NHWC f32 tensors (TF's own layout, so filters are used as
+//! stored): explicit zero padding (TF `SAME` is asymmetric for stride 2 on even sizes, which
+//! candle's symmetric `padding` cannot express), convolution and depthwise convolution with a
+//! fused per-channel epilogue (bias, affine scale, ReLU/PReLU, residual add), and pooling.
 //!
-//! Every layer has two paths computing the same function on NCHW f32 tensors:
-//! * on CPU, a direct kernel (`CustomOp1`): im2col + `gemm` for convolutions, written straight
-//!   into NCHW, and a per-plane stencil for depthwise layers. Candle's own grouped convolution
-//!   runs one convolution per channel, and its tiled conv re-lays the input out single-threaded;
-//!   both are far slower here (see the bench example);
-//! * elsewhere (CUDA), plain candle ops: [`pad2d`], `conv2d` (grouped for depthwise) and
-//!   broadcast arithmetic. [`Conv2d::forward_candle`] exposes that path so tests can check one
-//!   against the other.
+//! Every layer has two paths computing the same function:
+//! * on CPU, direct kernels (`CustomOp`s). Convolution is im2col + `gemm` over chunks of output
+//!   pixels taken across the whole batch (NHWC makes a chunk one contiguous block of rows, so
+//!   small late layers still feed the gemm full tiles), depthwise is a stencil vectorised over
+//!   channels. Candle's grouped convolution runs one convolution per channel and its tiled conv
+//!   re-lays the input out single-threaded; both are far slower here (bench example);
+//! * elsewhere (CUDA), plain candle ops on NCHW views: [`pad2d`], `conv2d` (grouped for
+//!   depthwise), broadcast arithmetic. `forward_candle` exposes that path so tests can check
+//!   one against the other on CPU.
 
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -48,16 +52,24 @@ pub fn same_padding(n: usize, k: usize, s: usize) -> (usize, usize) {
     (total / 2, total - total / 2)
 }
 
-/// Zero-pads an NCHW tensor spatially.
+/// Zero-pads an NHWC tensor spatially.
 pub fn pad2d(x: &Tensor, p: Pads) -> Result<Tensor> {
     let mut x = x.clone();
     if p.top + p.bottom > 0 {
-        x = x.pad_with_zeros(2, p.top, p.bottom)?;
+        x = x.pad_with_zeros(1, p.top, p.bottom)?;
     }
     if p.left + p.right > 0 {
-        x = x.pad_with_zeros(3, p.left, p.right)?;
+        x = x.pad_with_zeros(2, p.left, p.right)?;
     }
     Ok(x)
+}
+
+fn nhwc_to_nchw(x: &Tensor) -> Result<Tensor> {
+    Ok(x.permute((0, 3, 1, 2))?)
+}
+
+fn nchw_to_nhwc(x: &Tensor) -> Result<Tensor> {
+    Ok(x.permute((0, 2, 3, 1))?.contiguous()?)
 }
 
 /// Activation applied last in a layer's epilogue.
@@ -69,15 +81,14 @@ pub enum Activation {
     PRelu(Vec<f32>),
 }
 
-/// `prelu(x) = max(0,x) + alpha*min(0,x)` over channel dim 1 of an NCHW tensor (candle ops).
+/// `prelu(x) = max(0,x) + alpha*min(0,x)` over the last (channel) dim, with candle ops.
 pub fn prelu(x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
-    let c = alpha.elem_count();
-    let a = alpha.reshape((1, c, 1, 1))?;
     let zero = x.zeros_like()?;
-    Ok(x.maximum(&zero)?.add(&x.minimum(&zero)?.broadcast_mul(&a)?)?)
+    Ok(x.maximum(&zero)?.add(&x.minimum(&zero)?.broadcast_mul(&alpha.flatten_all()?)?)?)
 }
 
-/// Per-channel epilogue `act((z + bias) * scale + shift)`, in that order (as TF runs it).
+/// Per-channel epilogue `act((z + bias) * scale + shift [+ residual])`, in that order (as TF
+/// runs the separate ops). With a residual the activation comes after the add.
 #[derive(Debug, Clone, PartialEq)]
 struct Epilogue {
     bias: Option<Vec<f32>>,
@@ -86,38 +97,43 @@ struct Epilogue {
 }
 
 impl Epilogue {
+    /// Applies to `rows` of `c` channels each; `res` (same shape) is added before the activation.
     #[inline]
-    fn apply(&self, c: usize, plane: &mut [f32]) {
-        if let Some(b) = &self.bias {
-            let b = b[c];
-            plane.iter_mut().for_each(|v| *v += b);
-        }
-        if let Some((s, t)) = &self.affine {
-            let (s, t) = (s[c], t[c]);
-            plane.iter_mut().for_each(|v| *v = *v * s + t);
-        }
-        match &self.act {
-            Activation::None => {}
-            Activation::Relu => plane.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::PRelu(a) => {
-                let a = a[c];
-                plane.iter_mut().for_each(|v| *v = v.max(0.0) + a * v.min(0.0));
+    fn apply(&self, rows: &mut [f32], c: usize, res: Option<&[f32]>) {
+        for (i, row) in rows.chunks_exact_mut(c).enumerate() {
+            if let Some(b) = &self.bias {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+            if let Some((s, t)) = &self.affine {
+                row.iter_mut().zip(s.iter().zip(t)).for_each(|(v, (s, t))| *v = *v * s + t);
+            }
+            if let Some(r) = res {
+                row.iter_mut().zip(&r[i * c..(i + 1) * c]).for_each(|(v, r)| *v += r);
+            }
+            match &self.act {
+                Activation::None => {}
+                Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Activation::PRelu(a) => row.iter_mut().zip(a).for_each(|(v, a)| *v = v.max(0.0) + a * v.min(0.0)),
             }
         }
     }
 
-    fn apply_candle(&self, mut y: Tensor, device: &Device) -> Result<Tensor> {
-        let chan = |v: &[f32]| Tensor::from_slice(v, (1, v.len(), 1, 1), device);
+    fn apply_candle(&self, mut y: Tensor, res: Option<&Tensor>) -> Result<Tensor> {
+        let dev = y.device().clone();
+        let chan = |v: &[f32]| Tensor::from_slice(v, v.len(), &dev);
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&chan(b)?)?;
         }
         if let Some((s, t)) = &self.affine {
             y = y.broadcast_mul(&chan(s)?)?.broadcast_add(&chan(t)?)?;
         }
+        if let Some(r) = res {
+            y = (y + r)?;
+        }
         Ok(match &self.act {
             Activation::None => y,
             Activation::Relu => y.relu()?,
-            Activation::PRelu(a) => prelu(&y, &Tensor::from_slice(a, a.len(), device)?)?,
+            Activation::PRelu(a) => prelu(&y, &chan(a)?)?,
         })
     }
 
@@ -148,26 +164,45 @@ struct Geom {
 }
 
 impl Geom {
-    fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+    fn out_hw(&self, h: usize, w: usize) -> std::result::Result<(usize, usize), String> {
         let ph = h + self.pads.top + self.pads.bottom;
         let pw = w + self.pads.left + self.pads.right;
         if ph < self.kh || pw < self.kw {
-            return Err(Error::Input(format!(
-                "input {h}x{w} (padded {ph}x{pw}) smaller than kernel {}x{}",
-                self.kh, self.kw
-            )));
+            return Err(format!("input {h}x{w} (padded {ph}x{pw}) smaller than kernel {}x{}", self.kh, self.kw));
         }
         Ok(((ph - self.kh) / self.stride + 1, (pw - self.kw) / self.stride + 1))
     }
 
-    /// Output columns `ox` whose input column `ox*s + k - left` lies inside `0..w`.
+    /// Outputs `o` in `lo..hi` whose input `o*s + k - before` lies inside `0..n`.
     #[inline]
     fn valid_range(out: usize, n: usize, s: usize, k: usize, before: usize) -> (usize, usize) {
-        // need ox*s + k >= before  and  ox*s + k - before < n
         let lo = if k >= before { 0 } else { (before - k).div_ceil(s) };
         let hi = if n + before > k { ((n + before - k - 1) / s + 1).min(out) } else { 0 };
         (lo.min(hi), hi)
     }
+}
+
+fn check_nhwc(name: &str, x: &Tensor, c_in: usize, g: &Geom) -> Result<()> {
+    let (_, h, w, c) = x.dims4().map_err(|_| Error::Input(format!("{name}: expected NHWC input, got {:?}", x.dims())))?;
+    if c != c_in {
+        return Err(Error::Input(format!("{name}: input has {c} channels, layer expects {c_in}")));
+    }
+    g.out_hw(h, w).map_err(|e| Error::Input(format!("{name}: {e}")))?;
+    Ok(())
+}
+
+fn cpu_f32<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(d) => d,
+        _ => candle_core::bail!("{op}: expected f32 input"),
+    };
+    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: input not contiguous")))?;
+    Ok(&data[start..end])
+}
+
+thread_local! {
+    /// Per-thread im2col buffer, reused across calls (no page faults, no zeroing).
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A convolution (groups = 1) with TF weights, explicit padding and a fused epilogue.
@@ -177,8 +212,9 @@ pub struct Conv2d {
     c_in: usize,
     c_out: usize,
     geom: Geom,
-    /// OIHW flattened: row `o` is `(c, ky, kx)` — the im2col row order.
+    /// TF HWIO as stored: row `(ky, kx, c)` of `[kh*kw*c_in, c_out]`, the im2col row order.
     wmat: Vec<f32>,
+    /// OIHW copy for candle's `conv2d`.
     weight: Tensor,
     epi: Epilogue,
 }
@@ -190,23 +226,13 @@ impl Conv2d {
         if w.len() != kh * kw * c_in * c_out || stride == 0 {
             return Err(Error::Input(format!("{name}: {} weights for filter shape {shape:?}, stride {stride}", w.len())));
         }
-        let mut wmat = vec![0f32; w.len()];
-        for y in 0..kh {
-            for x in 0..kw {
-                for i in 0..c_in {
-                    for o in 0..c_out {
-                        wmat[((o * c_in + i) * kh + y) * kw + x] = w[((y * kw + x) * c_in + i) * c_out + o];
-                    }
-                }
-            }
-        }
-        let weight = Tensor::from_slice(&wmat, (c_out, c_in, kh, kw), device)?;
+        let weight = Tensor::from_slice(w, (kh, kw, c_in, c_out), device)?.permute((3, 2, 0, 1))?.contiguous()?;
         Ok(Conv2d {
             name: name.to_string(),
             c_in,
             c_out,
             geom: Geom { kh, kw, stride, pads },
-            wmat,
+            wmat: w.to_vec(),
             weight,
             epi: Epilogue { bias: None, affine: None, act: Activation::None },
         })
@@ -235,59 +261,73 @@ impl Conv2d {
         self.c_out
     }
 
-    /// NCHW in, NCHW out; the fast kernel on CPU, candle ops elsewhere.
+    /// NHWC in, NHWC out; the fast kernel on CPU, candle ops elsewhere.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
+        check_nhwc(&self.name, x, self.c_in, &self.geom)?;
         if x.device().is_cpu() {
             Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
         } else {
-            self.forward_candle(x)
+            self.forward_candle_res(x, None)
         }
     }
 
-    /// The same layer with candle's own ops (explicit pad, `conv2d`, broadcast epilogue).
+    /// `act(epilogue(conv(x)) + residual)`: the residual block's add fused into the conv.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        check_nhwc(&self.name, x, self.c_in, &self.geom)?;
+        let (n, h, w, _) = x.dims4()?;
+        let (oh, ow) = self.geom.out_hw(h, w).map_err(Error::Input)?;
+        if residual.dims() != [n, oh, ow, self.c_out] {
+            return Err(Error::Input(format!("{}: residual {:?}, output is {:?}", self.name, residual.dims(), [n, oh, ow, self.c_out])));
+        }
+        if x.device().is_cpu() {
+            Ok(x.contiguous()?.apply_op2_no_bwd(&residual.contiguous()?, self)?)
+        } else {
+            self.forward_candle_res(x, Some(residual))
+        }
+    }
+
+    /// The same layer with candle's own ops (explicit pad, `conv2d` on NCHW, broadcast epilogue).
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
-        let y = pad2d(x, self.geom.pads)?.conv2d(&self.weight, 0, self.geom.stride, 1, 1)?;
-        self.epi.apply_candle(y, x.device())
+        check_nhwc(&self.name, x, self.c_in, &self.geom)?;
+        self.forward_candle_res(x, None)
     }
 
-    fn check_input(&self, x: &Tensor) -> Result<()> {
-        let (_, c, h, w) = x.dims4().map_err(|_| Error::Input(format!("{}: expected NCHW input, got {:?}", self.name, x.dims())))?;
-        if c != self.c_in {
-            return Err(Error::Input(format!("{}: input has {c} channels, layer expects {}", self.name, self.c_in)));
-        }
-        self.geom.out_hw(h, w).map_err(|e| Error::Input(format!("{}: {e}", self.name)))?;
-        Ok(())
+    fn forward_candle_res(&self, x: &Tensor, res: Option<&Tensor>) -> Result<Tensor> {
+        let y = nhwc_to_nchw(&pad2d(x, self.geom.pads)?)?.conv2d(&self.weight, 0, self.geom.stride, 1, 1)?;
+        self.epi.apply_candle(nchw_to_nhwc(&y)?, res)
     }
 
-    /// im2col of one image `[c_in, h, w]` into `col [c_in*kh*kw, oh*ow]`.
-    fn im2col(&self, img: &[f32], h: usize, w: usize, oh: usize, ow: usize, col: &mut [f32]) {
+    /// im2col of output pixels `p0..p0+rows` (flat over the batch) into `col [rows, K]`.
+    #[allow(clippy::too_many_arguments)]
+    fn im2col(&self, src: &[f32], h: usize, w: usize, oh: usize, ow: usize, p0: usize, rows: usize, col: &mut [f32]) {
         let g = self.geom;
-        let s = g.stride;
-        let m = oh * ow;
-        for c in 0..self.c_in {
-            let plane = &img[c * h * w..(c + 1) * h * w];
+        let (c, s) = (self.c_in, g.stride);
+        let k = g.kh * g.kw * c;
+        for (r, dst) in col[..rows * k].chunks_exact_mut(k).enumerate() {
+            let p = p0 + r;
+            let (b, oy, ox) = (p / (oh * ow), (p / ow) % oh, p % ow);
+            let img = &src[b * h * w * c..(b + 1) * h * w * c];
             for ky in 0..g.kh {
-                let (oy_lo, oy_hi) = Geom::valid_range(oh, h, s, ky, g.pads.top);
-                for kx in 0..g.kw {
-                    let row = &mut col[((c * g.kh + ky) * g.kw + kx) * m..][..m];
-                    let (ox_lo, ox_hi) = Geom::valid_range(ow, w, s, kx, g.pads.left);
-                    row[..oy_lo * ow].fill(0.0);
-                    row[oy_hi * ow..].fill(0.0);
-                    for oy in oy_lo..oy_hi {
-                        let iy = oy * s + ky - g.pads.top;
-                        let dst = &mut row[oy * ow..(oy + 1) * ow];
-                        dst[..ox_lo].fill(0.0);
-                        dst[ox_hi..].fill(0.0);
-                        let src = &plane[iy * w..(iy + 1) * w];
-                        let ix0 = ox_lo * s + kx - g.pads.left;
-                        if s == 1 {
-                            dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
+                let iy = (oy * s + ky) as isize - g.pads.top as isize;
+                let drow = &mut dst[ky * g.kw * c..(ky + 1) * g.kw * c];
+                if iy < 0 || iy >= h as isize {
+                    drow.fill(0.0);
+                    continue;
+                }
+                let ix0 = (ox * s) as isize - g.pads.left as isize;
+                if ix0 >= 0 && ix0 as usize + g.kw <= w {
+                    // the whole kernel row is inside: one contiguous copy
+                    let at = (iy as usize * w + ix0 as usize) * c;
+                    drow.copy_from_slice(&img[at..at + g.kw * c]);
+                } else {
+                    for kx in 0..g.kw {
+                        let ix = ix0 + kx as isize;
+                        let d = &mut drow[kx * c..(kx + 1) * c];
+                        if ix < 0 || ix >= w as isize {
+                            d.fill(0.0);
                         } else {
-                            for (d, ix) in dst[ox_lo..ox_hi].iter_mut().zip((ix0..).step_by(s)) {
-                                *d = src[ix];
-                            }
+                            let at = (iy as usize * w + ix as usize) * c;
+                            d.copy_from_slice(&img[at..at + c]);
                         }
                     }
                 }
@@ -295,67 +335,49 @@ impl Conv2d {
         }
     }
 
-    /// One image: `out [c_out, oh*ow] = wmat [c_out, K] x col [K, oh*ow]`, then the epilogue.
-    fn run_image(&self, img: &[f32], h: usize, w: usize, out: &mut [f32], par: gemm::Parallelism) {
+    fn run(&self, src: &[f32], res: Option<&[f32]>, n: usize, h: usize, w: usize) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geom;
-        let (oh, ow) = self.geom.out_hw(h, w).expect("checked in forward");
-        let m = oh * ow;
-        let k = self.c_in * g.kh * g.kw;
+        let (oh, ow) = g.out_hw(h, w).map_err(candle_core::Error::Msg)?;
+        let (k, co) = (g.kh * g.kw * self.c_in, self.c_out);
+        let total = n * oh * ow;
+        let mut out = vec![0f32; total * co];
         let direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pads == Pads::NONE;
-        let col_buf;
-        let col: &[f32] = if direct {
-            img
-        } else {
-            let mut buf = vec![0f32; k * m];
-            self.im2col(img, h, w, oh, ow, &mut buf);
-            col_buf = buf;
-            &col_buf
-        };
-        // SAFETY: all three buffers are row-major with the given sizes and strides.
-        unsafe {
+        let threads = rayon::current_num_threads();
+        // Chunks of output pixels: an im2col block of ~256 KB (stays in L2), and enough chunks
+        // to keep every thread busy.
+        let mut rows = (65536 / k).clamp(16, 4096);
+        if total.div_ceil(rows) < 4 * threads {
+            rows = total.div_ceil(4 * threads).max(16);
+        }
+        // SAFETY (gemm): row-major buffers of the given sizes and strides, no aliasing.
+        let gemm_rows = |a: &[f32], dst: &mut [f32], m: usize| unsafe {
             gemm::gemm(
-                self.c_out, m, k,
-                out.as_mut_ptr(), 1, m as isize, false,
-                self.wmat.as_ptr(), 1, k as isize,
-                col.as_ptr(), 1, m as isize,
-                0.0, 1.0, false, false, false, par,
-            );
-        }
-        for (c, plane) in out.chunks_exact_mut(m).enumerate() {
-            self.epi.apply(c, plane);
-        }
+                m, co, k,
+                dst.as_mut_ptr(), 1, co as isize, false,
+                a.as_ptr(), 1, k as isize,
+                self.wmat.as_ptr(), 1, co as isize,
+                0.0, 1.0, false, false, false, gemm::Parallelism::None,
+            )
+        };
+        out.par_chunks_mut(rows * co).enumerate().for_each(|(i, dst)| {
+            let p0 = i * rows;
+            let m = dst.len() / co;
+            if direct {
+                gemm_rows(&src[p0 * k..(p0 + m) * k], dst, m);
+            } else {
+                COL.with(|col| {
+                    let mut col = col.borrow_mut();
+                    if col.len() < m * k {
+                        col.resize(m * k, 0.0);
+                    }
+                    self.im2col(src, h, w, oh, ow, p0, m, &mut col);
+                    gemm_rows(&col[..m * k], dst, m);
+                });
+            }
+            self.epi.apply(dst, co, res.map(|r| &r[p0 * co..(p0 + m) * co]));
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, co))))
     }
-}
-
-/// Runs `f(image_in, image_out, parallelism)` over a batch: images in parallel when there are
-/// enough of them to feed every thread, otherwise one after the other with a parallel gemm.
-fn over_batch<F>(n: usize, in_len: usize, out_len: usize, src: &[f32], f: F) -> Vec<f32>
-where
-    F: Fn(&[f32], &mut [f32], gemm::Parallelism) + Sync,
-{
-    let mut out = vec![0f32; n * out_len];
-    let threads = rayon::current_num_threads();
-    if n >= threads && threads > 1 {
-        out.par_chunks_mut(out_len)
-            .zip(src.par_chunks(in_len))
-            .for_each(|(o, i)| f(i, o, gemm::Parallelism::None));
-    } else {
-        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        for (o, i) in out.chunks_mut(out_len).zip(src.chunks(in_len)) {
-            f(i, o, par);
-        }
-    }
-    out
-}
-
-fn cpu_input<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<(&'a [f32], usize, usize, usize, usize)> {
-    let (n, c, h, w) = l.shape().dims4()?;
-    let data = match s {
-        CpuStorage::F32(d) => d,
-        _ => candle_core::bail!("{op}: expected f32 input"),
-    };
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: input not contiguous")))?;
-    Ok((&data[start..end], n, c, h, w))
 }
 
 impl CustomOp1 for Conv2d {
@@ -364,11 +386,19 @@ impl CustomOp1 for Conv2d {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (src, n, c, h, w) = cpu_input("conv2d", s, l)?;
-        debug_assert_eq!(c, self.c_in);
-        let (oh, ow) = self.geom.out_hw(h, w).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let out = over_batch(n, c * h * w, self.c_out * oh * ow, src, |i, o, par| self.run_image(i, h, w, o, par));
-        Ok((CpuStorage::F32(out), Shape::from((n, self.c_out, oh, ow))))
+        let (n, h, w, _) = l.shape().dims4()?;
+        self.run(cpu_f32("conv2d", s, l)?, None, n, h, w)
+    }
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        "facebench-conv2d-residual"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout, rs: &CpuStorage, rl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, h, w, _) = l.shape().dims4()?;
+        self.run(cpu_f32("conv2d", s, l)?, Some(cpu_f32("conv2d residual", rs, rl)?), n, h, w)
     }
 }
 
@@ -379,8 +409,9 @@ pub struct DepthwiseConv2d {
     name: String,
     c: usize,
     geom: Geom,
-    /// `[c, kh*kw]`.
+    /// TF `[kh, kw, c]` as stored: one channel vector per tap.
     wmat: Vec<f32>,
+    /// `[c, 1, kh, kw]` for candle's grouped `conv2d`.
     weight: Tensor,
     epi: Epilogue,
 }
@@ -392,20 +423,12 @@ impl DepthwiseConv2d {
         if mult != 1 || w.len() != kh * kw * c || stride == 0 {
             return Err(Error::Input(format!("{name}: {} weights for depthwise filter shape {shape:?}, stride {stride}", w.len())));
         }
-        let mut wmat = vec![0f32; w.len()];
-        for y in 0..kh {
-            for x in 0..kw {
-                for ch in 0..c {
-                    wmat[(ch * kh + y) * kw + x] = w[(y * kw + x) * c + ch];
-                }
-            }
-        }
-        let weight = Tensor::from_slice(&wmat, (c, 1, kh, kw), device)?;
+        let weight = Tensor::from_slice(w, (kh, kw, c, 1), device)?.permute((2, 3, 0, 1))?.contiguous()?;
         Ok(DepthwiseConv2d {
             name: name.to_string(),
             c,
             geom: Geom { kh, kw, stride, pads },
-            wmat,
+            wmat: w.to_vec(),
             weight,
             epi: Epilogue { bias: None, affine: None, act: Activation::None },
         })
@@ -423,8 +446,9 @@ impl DepthwiseConv2d {
         Ok(self)
     }
 
+    /// NHWC in, NHWC out; the direct kernel on CPU, candle's grouped conv elsewhere.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
+        check_nhwc(&self.name, x, self.c, &self.geom)?;
         if x.device().is_cpu() {
             Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
         } else {
@@ -434,53 +458,35 @@ impl DepthwiseConv2d {
 
     /// The same layer with candle's grouped `conv2d` (one convolution per channel on CPU).
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
-        let y = pad2d(x, self.geom.pads)?.conv2d(&self.weight, 0, self.geom.stride, 1, self.c)?;
-        self.epi.apply_candle(y, x.device())
+        check_nhwc(&self.name, x, self.c, &self.geom)?;
+        let y = nhwc_to_nchw(&pad2d(x, self.geom.pads)?)?.conv2d(&self.weight, 0, self.geom.stride, 1, self.c)?;
+        self.epi.apply_candle(nchw_to_nhwc(&y)?, None)
     }
 
-    fn check_input(&self, x: &Tensor) -> Result<()> {
-        let (_, c, h, w) = x.dims4().map_err(|_| Error::Input(format!("{}: expected NCHW input, got {:?}", self.name, x.dims())))?;
-        if c != self.c {
-            return Err(Error::Input(format!("{}: input has {c} channels, layer expects {}", self.name, self.c)));
-        }
-        self.geom.out_hw(h, w).map_err(|e| Error::Input(format!("{}: {e}", self.name)))?;
-        Ok(())
-    }
-
-    /// One channel plane: the stencil summed in (ky, kx) order, then the epilogue.
-    fn run_plane(&self, c: usize, src: &[f32], h: usize, w: usize, oh: usize, ow: usize, out: &mut [f32]) {
+    /// One output row `[ow, c]` of image `img`: taps summed in (ky, kx) order, then the epilogue.
+    fn run_row(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
         let g = self.geom;
-        let s = g.stride;
-        let wk = &self.wmat[c * g.kh * g.kw..(c + 1) * g.kh * g.kw];
+        let (c, s) = (self.c, g.stride);
         out.fill(0.0);
         for ky in 0..g.kh {
-            let (oy_lo, oy_hi) = Geom::valid_range(oh, h, s, ky, g.pads.top);
+            let iy = (oy * s + ky) as isize - g.pads.top as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let srow = &img[iy as usize * w * c..(iy as usize + 1) * w * c];
             for kx in 0..g.kw {
-                let wv = wk[ky * g.kw + kx];
-                let (ox_lo, ox_hi) = Geom::valid_range(ow, w, s, kx, g.pads.left);
-                if ox_lo >= ox_hi {
-                    continue;
-                }
-                let ix0 = ox_lo * s + kx - g.pads.left;
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * s + ky - g.pads.top;
-                    let srow = &src[iy * w..(iy + 1) * w];
-                    let drow = &mut out[oy * ow + ox_lo..oy * ow + ox_hi];
-                    if s == 1 {
-                        let len = drow.len();
-                        for (d, &v) in drow.iter_mut().zip(&srow[ix0..ix0 + len]) {
-                            *d += wv * v;
-                        }
-                    } else {
-                        for (d, ix) in drow.iter_mut().zip((ix0..).step_by(s)) {
-                            *d += wv * srow[ix];
-                        }
+                let wv = &self.wmat[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
+                let (lo, hi) = Geom::valid_range(ow, w, s, kx, g.pads.left);
+                for ox in lo..hi {
+                    let ix = ox * s + kx - g.pads.left;
+                    let d = &mut out[ox * c..(ox + 1) * c];
+                    for ((d, &x), &wv) in d.iter_mut().zip(&srow[ix * c..(ix + 1) * c]).zip(wv) {
+                        *d += wv * x;
                     }
                 }
             }
         }
-        self.epi.apply(c, out);
+        self.epi.apply(out, c, None);
     }
 }
 
@@ -490,24 +496,103 @@ impl CustomOp1 for DepthwiseConv2d {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (src, n, c, h, w) = cpu_input("depthwise_conv2d", s, l)?;
-        let (oh, ow) = self.geom.out_hw(h, w).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let mut out = vec![0f32; n * c * oh * ow];
-        // Planes are independent; chunks of planes keep rayon overhead low for small layers.
-        let per = (4096 / (oh * ow).max(1)).max(1);
-        out.par_chunks_mut(oh * ow * per).enumerate().for_each(|(ci, chunk)| {
-            for (j, o) in chunk.chunks_exact_mut(oh * ow).enumerate() {
-                let p = ci * per + j;
-                self.run_plane(p % c, &src[p * h * w..(p + 1) * h * w], h, w, oh, ow, o);
+        let src = cpu_f32("depthwise_conv2d", s, l)?;
+        let (n, h, w, c) = l.shape().dims4()?;
+        let (oh, ow) = self.geom.out_hw(h, w).map_err(candle_core::Error::Msg)?;
+        let mut out = vec![0f32; n * oh * ow * c];
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
+            let (b, oy) = (r / oh, r % oh);
+            self.run_row(&src[b * h * w * c..(b + 1) * h * w * c], h, w, oy, ow, row);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
+    }
+}
+
+/// Pooling over `k x k` windows with stride `s`, VALID (the last partial window is dropped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pool {
+    Max { k: usize, s: usize },
+    /// Mean of the window (sum in row-major order, then divided by `k*k`, as TF does).
+    Avg { k: usize, s: usize },
+}
+
+impl Pool {
+    fn ks(self) -> (usize, usize) {
+        match self {
+            Pool::Max { k, s } | Pool::Avg { k, s } => (k, s),
+        }
+    }
+
+    /// NHWC in, NHWC out.
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, w, _) = x.dims4().map_err(|_| Error::Input(format!("pool: expected NHWC input, got {:?}", x.dims())))?;
+        let (k, s) = self.ks();
+        if h < k || w < k || s == 0 {
+            return Err(Error::Input(format!("pool {k}x{k}/{s}: input {h}x{w} too small")));
+        }
+        if x.device().is_cpu() {
+            Ok(x.contiguous()?.apply_op1_no_bwd(&self)?)
+        } else {
+            self.forward_candle(x)
+        }
+    }
+
+    /// The same with candle's NCHW pooling ops.
+    pub fn forward_candle(self, x: &Tensor) -> Result<Tensor> {
+        let (k, s) = self.ks();
+        let x = nhwc_to_nchw(x)?;
+        let y = match self {
+            Pool::Max { .. } => x.max_pool2d_with_stride(k, s)?,
+            Pool::Avg { .. } => x.avg_pool2d_with_stride(k, s)?,
+        };
+        nchw_to_nhwc(&y)
+    }
+}
+
+impl CustomOp1 for Pool {
+    fn name(&self) -> &'static str {
+        "facebench-pool"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = cpu_f32("pool", st, l)?;
+        let (n, h, w, c) = l.shape().dims4()?;
+        let (k, s) = self.ks();
+        let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+        let mut out = vec![0f32; n * oh * ow * c];
+        let kk = (k * k) as f32;
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
+            let (b, oy) = (r / oh, r % oh);
+            for ox in 0..ow {
+                let d = &mut row[ox * c..(ox + 1) * c];
+                let first = ((b * h + oy * s) * w + ox * s) * c;
+                d.copy_from_slice(&src[first..first + c]);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        if ky + kx == 0 {
+                            continue;
+                        }
+                        let at = ((b * h + oy * s + ky) * w + ox * s + kx) * c;
+                        let v = &src[at..at + c];
+                        match self {
+                            Pool::Max { .. } => d.iter_mut().zip(v).for_each(|(d, v)| *d = d.max(*v)),
+                            Pool::Avg { .. } => d.iter_mut().zip(v).for_each(|(d, v)| *d += v),
+                        }
+                    }
+                }
+                if let Pool::Avg { .. } = self {
+                    d.iter_mut().for_each(|d| *d /= kk);
+                }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
 
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -528,6 +613,10 @@ mod tests {
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
     #[test]
     fn same_padding_matches_tf() {
         // k3 s2 on even n: 0 before, 1 after; on odd n: 1, 1
@@ -542,10 +631,10 @@ mod tests {
 
     #[test]
     fn pad2d_is_asymmetric_zero_padding() {
-        let x = Tensor::from_slice(&[1f32, 2., 3., 4.], (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let x = Tensor::from_slice(&[1f32, 2., 3., 4.], (1, 2, 2, 1), &Device::Cpu).unwrap();
         let y = pad2d(&x, Pads { top: 0, bottom: 1, left: 2, right: 0 }).unwrap();
-        assert_eq!(y.dims(), &[1, 1, 3, 4]);
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0., 0., 1., 2., 0., 0., 3., 4., 0., 0., 0., 0.]);
+        assert_eq!(y.dims(), &[1, 3, 4, 1]);
+        assert_eq!(flat(&y), vec![0., 0., 1., 2., 0., 0., 3., 4., 0., 0., 0., 0.]);
     }
 
     #[test]
@@ -559,21 +648,29 @@ mod tests {
             (2, 3, 2, 12, 11, 7, 2, Pads::NONE),
             (4, 8, 3, 5, 5, 1, 1, Pads::NONE),
             (1, 2, 2, 4, 4, 3, 1, Pads { top: 2, bottom: 0, left: 0, right: 3 }),
+            (5, 16, 40, 6, 6, 3, 1, Pads::uniform(1)),
         ];
         for (i, &(n, ci, co, h, w, k, s, p)) in cases.iter().enumerate() {
-            let wts = pseudo(k * k * ci * co, i as u32);
-            let conv = Conv2d::new("t", &wts, [k, k, ci, co], s, p, &dev)
+            let i = i as u32;
+            let conv = Conv2d::new("t", &pseudo(k * k * ci * co, i), [k, k, ci, co], s, p, &dev)
                 .unwrap()
-                .with_bias(&pseudo(co, 10 + i as u32))
+                .with_bias(&pseudo(co, 10 + i))
                 .unwrap()
-                .with_affine(&pseudo(co, 20 + i as u32), &pseudo(co, 30 + i as u32))
+                .with_affine(&pseudo(co, 20 + i), &pseudo(co, 30 + i))
                 .unwrap()
-                .with_activation(Activation::PRelu(pseudo(co, 40 + i as u32)))
+                .with_activation(Activation::PRelu(pseudo(co, 40 + i)))
                 .unwrap();
-            let x = Tensor::from_vec(pseudo(n * ci * h * w, 50 + i as u32), (n, ci, h, w), &dev).unwrap();
+            let x = Tensor::from_vec(pseudo(n * ci * h * w, 50 + i), (n, h, w, ci), &dev).unwrap();
             let a = conv.forward(&x).unwrap();
             let b = conv.forward_candle(&x).unwrap();
             assert!(max_diff(&a, &b) < 1e-5, "case {i}: {}", max_diff(&a, &b));
+            // fused residual = candle conv, then add, then activation
+            let r = Tensor::from_vec(pseudo(a.elem_count(), 60 + i), a.dims(), &dev).unwrap();
+            let fused = conv.forward_residual(&x, &r).unwrap();
+            let plain = conv.clone().with_activation(Activation::None).unwrap().forward_candle(&x).unwrap();
+            let z = (plain + &r).unwrap();
+            let alpha = Tensor::from_vec(pseudo(co, 40 + i), co, &dev).unwrap();
+            assert!(max_diff(&fused, &prelu(&z, &alpha).unwrap()) < 1e-5, "residual case {i}");
         }
     }
 
@@ -588,13 +685,14 @@ mod tests {
             (1, 2, 5, 6, 3, 2, Pads { top: 0, bottom: 2, left: 3, right: 0 }),
         ];
         for (i, &(n, c, h, w, k, s, p)) in cases.iter().enumerate() {
-            let dw = DepthwiseConv2d::new("t", &pseudo(k * k * c, i as u32), [k, k, c, 1], s, p, &dev)
+            let i = i as u32;
+            let dw = DepthwiseConv2d::new("t", &pseudo(k * k * c, i), [k, k, c, 1], s, p, &dev)
                 .unwrap()
-                .with_bias(&pseudo(c, 7 + i as u32))
+                .with_bias(&pseudo(c, 7 + i))
                 .unwrap()
                 .with_activation(if i % 2 == 0 { Activation::PRelu(pseudo(c, 9)) } else { Activation::Relu })
                 .unwrap();
-            let x = Tensor::from_vec(pseudo(n * c * h * w, 3 + i as u32), (n, c, h, w), &dev).unwrap();
+            let x = Tensor::from_vec(pseudo(n * c * h * w, 3 + i), (n, h, w, c), &dev).unwrap();
             let a = dw.forward(&x).unwrap();
             let b = dw.forward_candle(&x).unwrap();
             assert!(max_diff(&a, &b) < 1e-5, "case {i}: {}", max_diff(&a, &b));
@@ -602,19 +700,34 @@ mod tests {
     }
 
     #[test]
+    fn pools_match_candle() {
+        let dev = Device::Cpu;
+        for (n, h, w, c) in [(2, 7, 7, 3), (1, 8, 5, 4), (3, 35, 35, 2)] {
+            let x = Tensor::from_vec(pseudo(n * h * w * c, h as u32), (n, h, w, c), &dev).unwrap();
+            for p in [Pool::Max { k: 3, s: 2 }, Pool::Avg { k: 2, s: 2 }] {
+                let (a, b) = (p.forward(&x).unwrap(), p.forward_candle(&x).unwrap());
+                assert!(max_diff(&a, &b) < 1e-6, "{p:?} {h}x{w}");
+            }
+        }
+        // hand-computed: 2x2 avg and 3x3 max of one 3x3 plane
+        let x = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9.], (1, 3, 3, 1), &dev).unwrap();
+        assert_eq!(flat(&Pool::Avg { k: 2, s: 2 }.forward(&x).unwrap()), vec![3.0]);
+        assert_eq!(flat(&Pool::Max { k: 3, s: 2 }.forward(&x).unwrap()), vec![9.0]);
+    }
+
+    #[test]
     fn conv_matches_hand_computed_values() {
         // 1 channel 3x3 input, 2x2 kernel of ones, stride 1, TF SAME pads (0 before, 1 after).
         let dev = Device::Cpu;
         let conv = Conv2d::new("t", &[1., 1., 1., 1.], [2, 2, 1, 1], 1, Pads::same(3, 3, 2, 1), &dev).unwrap();
-        let x = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9.], (1, 1, 3, 3), &dev).unwrap();
-        let y = conv.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(y, vec![12., 16., 9., 24., 28., 15., 15., 17., 9.]);
+        let x = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9.], (1, 3, 3, 1), &dev).unwrap();
+        assert_eq!(flat(&conv.forward(&x).unwrap()), vec![12., 16., 9., 24., 28., 15., 15., 17., 9.]);
         let prelu = DepthwiseConv2d::new("t", &[1.0], [1, 1, 1, 1], 1, Pads::NONE, &dev)
             .unwrap()
             .with_activation(Activation::PRelu(vec![0.25]))
             .unwrap();
-        let x = Tensor::from_slice(&[-4f32, 2.], (1, 1, 1, 2), &dev).unwrap();
-        assert_eq!(prelu.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![-1., 2.]);
+        let x = Tensor::from_slice(&[-4f32, 2.], (1, 1, 2, 1), &dev).unwrap();
+        assert_eq!(flat(&prelu.forward(&x).unwrap()), vec![-1., 2.]);
     }
 
     #[test]
@@ -623,9 +736,12 @@ mod tests {
         assert!(Conv2d::new("c", &[0.0; 5], [1, 1, 2, 3], 1, Pads::NONE, &dev).is_err());
         let conv = Conv2d::new("c", &[0.0; 6], [1, 1, 2, 3], 1, Pads::NONE, &dev).unwrap();
         assert!(conv.clone().with_bias(&[0.0; 2]).is_err());
-        let e = conv.forward(&Tensor::zeros((1, 3, 4, 4), candle_core::DType::F32, &dev).unwrap()).unwrap_err();
+        let e = conv.forward(&Tensor::zeros((1, 4, 4, 3), DType::F32, &dev).unwrap()).unwrap_err();
         assert!(e.to_string().contains("3 channels"), "{e}");
+        let r = Tensor::zeros((1, 4, 4, 2), DType::F32, &dev).unwrap();
+        assert!(conv.forward_residual(&Tensor::zeros((1, 4, 4, 2), DType::F32, &dev).unwrap(), &r).is_err());
         let k3 = Conv2d::new("k3", &[0.0; 9], [3, 3, 1, 1], 1, Pads::NONE, &dev).unwrap();
-        assert!(k3.forward(&Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &dev).unwrap()).is_err());
+        assert!(k3.forward(&Tensor::zeros((1, 2, 2, 1), DType::F32, &dev).unwrap()).is_err());
+        assert!(Pool::Max { k: 3, s: 2 }.forward(&Tensor::zeros((1, 2, 2, 1), DType::F32, &dev).unwrap()).is_err());
     }
 }
