@@ -22,7 +22,7 @@ fn main() {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => {
@@ -37,13 +37,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn eval(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+fn eval(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let data = std::env::var_os("FACEBENCH_DATA").map_or_else(|| PathBuf::from("../shared/data"), PathBuf::from);
     let mf = data.join("megaface");
     let (probe_root, distractor_root, ending, out) = (Path::new(&args[0]), Path::new(&args[1]), &args[2], Path::new(&args[3]));
     let clean = args.iter().any(|a| a == "--clean");
     let sizes: Vec<usize> = match args.iter().position(|a| a == "--sizes") {
-        Some(i) => args.get(i + 1).ok_or("--sizes needs a list")?.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        Some(i) => args.get(i + 1).ok_or("--sizes needs a list")?.split(',').map(str::parse).collect::<std::result::Result<_, _>>()?,
         None => vec![10, 100, 1000, 10_000, 100_000, 1_000_000],
     };
     let list = read_probe_list(&mf.join("templatelists/facescrub_features_list.json"))?;
