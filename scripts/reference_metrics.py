@@ -422,6 +422,21 @@ def unbalanced(rng):
                          [0.3, 0.05, 0.01, 1e-3], [0.1, 0.01, 1e-3])
 
 
+def f32_grid(rng):
+    """float32 scores on FaceX-Zoo's own threshold grid (train min 0, max 1, step 1/1000):
+    whether a score equal to a threshold in float32 counts depends on comparing in float32
+    (NumPy 1.x, FaceX-Zoo's) or float64 (NumPy 2)."""
+    n = 400
+    issame = lfw_labels(NFOLDS, 40)
+    j = np.where(issame, rng.integers(200, 501, n), rng.integers(0, 300, n))
+    j[0::40] = 500
+    j[39::40] = 0
+    sim = (j / 500).astype(np.float32).astype(np.float64)
+    dist = 2.0 - 2.0 * sim
+    return score_problem("f32_grid_400", sim, dist, issame, kfold_ids(n), 1,
+                         [0.5, 0.1, 0.05, 0.01], [0.5, 0.1, 0.05, 0.01])
+
+
 def features(rng):
     """Feature-level rules: SphereFace mean subtraction, facenet distances."""
     n, dim = 600, 8
@@ -489,7 +504,7 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "..", "crates", "facebench-metrics", "tests", "fixtures")
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(20260528)
-    for prob in [realistic(rng), ties(rng), unbalanced(rng), features(rng), cmc(rng)]:
+    for prob in [realistic(rng), ties(rng), unbalanced(rng), features(rng), cmc(rng), f32_grid(rng)]:
         path = os.path.join(out, prob["name"] + ".json")
         with open(path, "w") as f:
             json.dump(prob, f, separators=(",", ":"), allow_nan=False)

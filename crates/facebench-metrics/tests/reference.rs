@@ -58,7 +58,7 @@ fn problem(name: &str) -> Problem {
     }
 }
 
-const SCORE_PROBLEMS: [&str; 3] = ["realistic_6000", "ties_on_grid", "unbalanced_1000"];
+const SCORE_PROBLEMS: [&str; 4] = ["realistic_6000", "ties_on_grid", "unbalanced_1000", "f32_grid_400"];
 
 fn check_report(got: &FoldReport, want: &Value, what: &str) {
     let wf = want["folds"].as_array().unwrap();
