@@ -9,15 +9,17 @@
 //! * [`train_head`]: trains a linear head plus class weights on frozen embeddings, seeded and
 //!   bit-reproducible on CPU; the result is a [`TrainedHead`] that maps new embeddings and
 //!   saves/loads safetensors checkpoints.
-//!
-//! Backbone training on an image folder is not in this crate yet.
+//! * [`train_backbone`]: trains a small CNN end to end on an image folder
+//!   (`<root>/<identity>/<image>`, [`ImageFolder`]) with any of the losses; CPU-sized.
 
+mod backbone;
 mod error;
 mod loss;
 mod optim;
 mod rng;
 mod train;
 
+pub use backbone::{train_backbone, BackboneArch, BackboneConfig, ImageFolder, TrainedBackbone};
 pub use error::LmclError;
 pub use loss::{ArcFallback, MarginLoss};
 pub use optim::{LrSchedule, Sgd, SgdParams};

@@ -65,7 +65,11 @@ pub enum MarginLoss {
     /// (large at the start of training, see [`crate::SphereAnneal`]).
     SphereFace { m: u32, lambda: f64 },
     /// ArcFace: `s cos(θ_y + m)` on the target with the given [`ArcFallback`].
-    ArcFace { s: f64, m: f64, fallback: ArcFallback },
+    ArcFace {
+        s: f64,
+        m: f64,
+        fallback: ArcFallback,
+    },
     /// Combined margin (InsightFace): `s (cos(m1 θ_y + m2) - m3)` on the target, no fallback.
     /// `(1, 0, m)` is LMCL, `(1, m, 0)` is ArcFace without fallback, `(m, 0, 0)` is a
     /// SphereFace-style multiplicative margin without ψ.
@@ -159,7 +163,9 @@ impl MarginLoss {
                 let wn = l2_normalize(weights)?;
                 let xw = features.matmul(&wn.t()?)?; // ‖x‖ cos θ_j
                 let norm = features.sqr()?.sum_keepdim(1)?.sqrt()?;
-                let cy = xw.gather(&idx, 1)?.broadcast_div(&norm.maximum(NORM_FLOOR)?)?;
+                let cy = xw
+                    .gather(&idx, 1)?
+                    .broadcast_div(&norm.maximum(NORM_FLOOR)?)?;
                 let psi = sphere_psi(&cy, m)?;
                 let mixed = ((cy * lambda)? + psi)?.affine(1.0 / (1.0 + lambda), 0.0)?;
                 replace_target(&xw, &(mixed * norm)?, labels, k)?
@@ -203,7 +209,11 @@ impl MarginLoss {
 
 /// Rows scaled to unit L2 norm (norms below 1e-12 are treated as 1e-12).
 pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(NORM_FLOOR)?;
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .maximum(NORM_FLOOR)?;
     Ok(x.broadcast_div(&norm)?)
 }
 
@@ -275,7 +285,9 @@ fn check_fw(features: &Tensor, weights: &Tensor) -> Result<(usize, usize, usize)
         other => return input(format!("class weights must be (k, d), got shape {other:?}")),
     };
     if d != dw {
-        return input(format!("features have dimension {d} but class weights have {dw}"));
+        return input(format!(
+            "features have dimension {d} but class weights have {dw}"
+        ));
     }
     if !features.dtype().is_float() || features.dtype() != weights.dtype() {
         return input(format!(
@@ -299,7 +311,10 @@ fn check_all(features: &Tensor, weights: &Tensor, labels: &Tensor) -> Result<usi
     if n > 0 {
         let max = labels.max(0)?.to_scalar::<u32>()? as usize;
         if max >= k {
-            let row = labels.to_vec1::<u32>()?.iter().position(|&l| l as usize >= k);
+            let row = labels
+                .to_vec1::<u32>()?
+                .iter()
+                .position(|&l| l as usize >= k);
             return input(format!(
                 "label {max} (row {}) is out of range for {k} classes",
                 row.unwrap_or(0)
@@ -334,7 +349,10 @@ impl FromStr for MarginLoss {
     /// `sphereface:m=[,lambda=0]` (alias `asoftmax`), `arcface:s=,m=[,fallback=insightface|easy|none]`,
     /// `combined:s=,m1=,m2=,m3=`. Numeric parameters other than `lambda` have no default.
     fn from_str(spec: &str) -> Result<Self> {
-        let err = |msg: String| LmclError::LossSpec { spec: spec.to_string(), msg };
+        let err = |msg: String| LmclError::LossSpec {
+            spec: spec.to_string(),
+            msg,
+        };
         let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let mut params: BTreeMap<&str, &str> = BTreeMap::new();
         for item in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {

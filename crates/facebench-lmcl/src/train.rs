@@ -39,7 +39,12 @@ pub struct SphereAnneal {
 
 impl Default for SphereAnneal {
     fn default() -> Self {
-        SphereAnneal { base: 1000.0, gamma: 0.12, power: 1.0, lambda_min: 5.0 }
+        SphereAnneal {
+            base: 1000.0,
+            gamma: 0.12,
+            power: 1.0,
+            lambda_min: 5.0,
+        }
     }
 }
 
@@ -111,7 +116,10 @@ impl StepRecord {
 
     /// One CSV line matching [`StepRecord::CSV_HEADER`] (no newline).
     pub fn csv_row(&self) -> String {
-        format!("{},{},{},{},{}", self.epoch, self.step, self.loss, self.accuracy, self.lr)
+        format!(
+            "{},{},{},{},{}",
+            self.epoch, self.step, self.loss, self.accuracy, self.lr
+        )
     }
 }
 
@@ -159,20 +167,20 @@ pub fn train_head_with(
     if classes > u32::MAX as usize {
         return input(format!("label {} is too large", classes - 1));
     }
-    if config.epochs == 0 || config.batch_size == 0 || config.out_dim == 0 {
-        return input("epochs, batch_size and out_dim must be > 0");
+    check_common(
+        &config.loss,
+        config.anneal,
+        config.epochs,
+        config.batch_size,
+    )?;
+    if config.out_dim == 0 {
+        return input("out_dim must be > 0");
     }
     if config.init == HeadInit::Identity && config.out_dim != dim {
         return input(format!(
             "identity init needs out_dim == embedding dim, got {} and {dim}",
             config.out_dim
         ));
-    }
-    config.loss.validate()?;
-    if let Some(a) = config.anneal {
-        if !(a.base.is_finite() && a.gamma.is_finite() && a.power.is_finite() && a.lambda_min >= 0.0) {
-            return input(format!("bad SphereFace annealing {a:?}"));
-        }
     }
     let dev = &config.device;
     let out = config.out_dim;
@@ -183,7 +191,9 @@ pub fn train_head_with(
     let map = varmap.get((out, dim), HEAD_WEIGHT, zeros, DType::F32, dev)?;
     let init_map = match config.init {
         HeadInit::Random => rng.uniform_vec(out * dim, 1.0 / (dim as f64).sqrt()),
-        HeadInit::Identity => (0..out * dim).map(|i| f32::from(i / dim == i % dim)).collect(),
+        HeadInit::Identity => (0..out * dim)
+            .map(|i| f32::from(i / dim == i % dim))
+            .collect(),
     };
     let mut varmap = varmap;
     varmap.set_one(HEAD_WEIGHT, Tensor::from_vec(init_map, (out, dim), dev)?)?;
@@ -194,7 +204,10 @@ pub fn train_head_with(
     };
     let cw = varmap.get((classes, out), CLASS_WEIGHT, zeros, DType::F32, dev)?;
     let init_cw = rng.uniform_vec(classes * out, 1.0 / (out as f64).sqrt());
-    varmap.set_one(CLASS_WEIGHT, Tensor::from_vec(init_cw, (classes, out), dev)?)?;
+    varmap.set_one(
+        CLASS_WEIGHT,
+        Tensor::from_vec(init_cw, (classes, out), dev)?,
+    )?;
 
     let mut opt = Sgd::new(varmap.all_vars(), config.sgd.clone())?;
     let x_all = Tensor::from_slice(embeddings, (n, dim), dev)?;
@@ -207,31 +220,23 @@ pub fn train_head_with(
     for epoch in 0..config.epochs {
         rng.shuffle(&mut order);
         for batch in order.chunks(config.batch_size) {
-            let lr = config.schedule.lr(config.sgd.lr, step, steps_per_epoch, total);
+            let lr = config
+                .schedule
+                .lr(config.sgd.lr, step, steps_per_epoch, total);
             opt.set_learning_rate(lr);
-            let loss_fn = match (config.loss, config.anneal) {
-                (MarginLoss::SphereFace { m, .. }, Some(a)) => {
-                    MarginLoss::SphereFace { m, lambda: a.lambda(step) }
-                }
-                (l, _) => l,
-            };
+            let loss_fn = loss_at(config.loss, config.anneal, step);
             let idx = Tensor::from_slice(batch, batch.len(), dev)?;
             let xb = x_all.index_select(&idx, 0)?;
             let yb = y_all.index_select(&idx, 0)?;
             let feats = linear(&xb, &map, bias.as_ref())?;
-            let loss = loss_fn.loss(&feats, &cw, &yb)?;
-            let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !loss_value.is_finite() {
-                return input(format!(
-                    "training diverged at epoch {epoch} step {step}: loss {loss_value} \
-                     (lower the learning rate or the scale s)"
-                ));
-            }
-            let plain = loss_fn.plain_logits(&feats.detach(), &cw.detach())?;
-            let hits = plain.argmax(1)?.eq(&yb)?.to_dtype(DType::F64)?.sum_all()?;
-            let accuracy = hits.to_scalar::<f64>()? / batch.len() as f64;
-            opt.backward_step(&loss)?;
-            let rec = StepRecord { epoch, step, loss: loss_value, accuracy, lr };
+            let (loss, accuracy) = optimise(&loss_fn, &feats, &cw, &yb, &mut opt, epoch, step)?;
+            let rec = StepRecord {
+                epoch,
+                step,
+                loss,
+                accuracy,
+                lr,
+            };
             on_step(&rec);
             records.push(rec);
             step += 1;
@@ -248,6 +253,69 @@ pub fn train_head_with(
     })
 }
 
+/// The loss to use at `step`: SphereFace's λ follows the annealing schedule when one is set.
+pub(crate) fn loss_at(loss: MarginLoss, anneal: Option<SphereAnneal>, step: usize) -> MarginLoss {
+    match (loss, anneal) {
+        (MarginLoss::SphereFace { m, .. }, Some(a)) => MarginLoss::SphereFace {
+            m,
+            lambda: a.lambda(step),
+        },
+        (l, _) => l,
+    }
+}
+
+/// One optimisation step on a batch of features; returns (loss, accuracy) measured before it.
+pub(crate) fn optimise(
+    loss_fn: &MarginLoss,
+    feats: &Tensor,
+    class_weights: &Tensor,
+    labels: &Tensor,
+    opt: &mut Sgd,
+    epoch: usize,
+    step: usize,
+) -> Result<(f64, f64)> {
+    let loss = loss_fn.loss(feats, class_weights, labels)?;
+    let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if !value.is_finite() {
+        return input(format!(
+            "training diverged at epoch {epoch} step {step}: loss {value} \
+             (lower the learning rate or the scale s)"
+        ));
+    }
+    let plain = loss_fn.plain_logits(&feats.detach(), &class_weights.detach())?;
+    let hits = plain
+        .argmax(1)?
+        .eq(labels)?
+        .to_dtype(DType::F64)?
+        .sum_all()?;
+    let accuracy = hits.to_scalar::<f64>()? / labels.dim(0)? as f64;
+    opt.backward_step(&loss)?;
+    Ok((value, accuracy))
+}
+
+/// Checks the settings shared by head and backbone training.
+pub(crate) fn check_common(
+    loss: &MarginLoss,
+    anneal: Option<SphereAnneal>,
+    epochs: usize,
+    batch_size: usize,
+) -> Result<()> {
+    if epochs == 0 || batch_size == 0 {
+        return input("epochs and batch_size must be > 0");
+    }
+    loss.validate()?;
+    if let Some(a) = anneal {
+        let ok = [a.base, a.gamma, a.power, a.lambda_min]
+            .iter()
+            .all(|v| v.is_finite())
+            && a.lambda_min >= 0.0;
+        if !ok {
+            return input(format!("bad SphereFace annealing {a:?}"));
+        }
+    }
+    Ok(())
+}
+
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = x.matmul(&w.t()?)?;
     Ok(match b {
@@ -262,10 +330,18 @@ fn check_embeddings(data: &[f32], dim: usize, what: &str) -> Result<usize> {
         return input(format!("{what}: dimension must be > 0"));
     }
     if !data.len().is_multiple_of(dim) {
-        return input(format!("{what}: {} values is not a whole number of rows of {dim}", data.len()));
+        return input(format!(
+            "{what}: {} values is not a whole number of rows of {dim}",
+            data.len()
+        ));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return input(format!("{what}: row {} column {} is {}", i / dim, i % dim, data[i]));
+        return input(format!(
+            "{what}: row {} column {} is {}",
+            i / dim,
+            i % dim,
+            data[i]
+        ));
     }
     Ok(data.len() / dim)
 }
@@ -317,8 +393,10 @@ impl TrainedHead {
     /// Writes a safetensors checkpoint: `head.weight`, optional `head.bias`, `classes.weight`,
     /// with the loss spec and the normalisation flag in the header metadata.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut tensors: Vec<(&str, &Tensor)> =
-            vec![(HEAD_WEIGHT, &self.map), (CLASS_WEIGHT, &self.class_weights)];
+        let mut tensors: Vec<(&str, &Tensor)> = vec![
+            (HEAD_WEIGHT, &self.map),
+            (CLASS_WEIGHT, &self.class_weights),
+        ];
         if let Some(b) = &self.bias {
             tensors.push((HEAD_BIAS, b));
         }
@@ -328,13 +406,19 @@ impl TrainedHead {
             ("normalize_output".to_string(), self.normalize.to_string()),
         ]);
         safetensors::serialize_to_file(tensors, Some(meta), path).map_err(|e| {
-            LmclError::Checkpoint { path: path.to_path_buf(), msg: e.to_string() }
+            LmclError::Checkpoint {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            }
         })
     }
 
     /// Reads a checkpoint written by [`TrainedHead::save`], checking names and shapes.
     pub fn load(path: &Path) -> Result<TrainedHead> {
-        let fail = |msg: String| LmclError::Checkpoint { path: path.to_path_buf(), msg };
+        let fail = |msg: String| LmclError::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
@@ -350,30 +434,53 @@ impl TrainedHead {
         let normalize = match meta.get("normalize_output").map(String::as_str) {
             Some("true") => true,
             Some("false") => false,
-            other => return Err(fail(format!("normalize_output is {other:?}, not true/false"))),
+            other => {
+                return Err(fail(format!(
+                    "normalize_output is {other:?}, not true/false"
+                )))
+            }
         };
         let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
             .map_err(|e| fail(e.to_string()))?;
         let mut take = |name: &str| -> Result<Option<Tensor>> {
             tensors
                 .remove(name)
-                .map(|t| t.to_dtype(DType::F32).map_err(|e| fail(format!("{name}: {e}"))))
+                .map(|t| {
+                    t.to_dtype(DType::F32)
+                        .map_err(|e| fail(format!("{name}: {e}")))
+                })
                 .transpose()
         };
         let map = take(HEAD_WEIGHT)?.ok_or_else(|| fail(format!("no tensor {HEAD_WEIGHT}")))?;
         let cw = take(CLASS_WEIGHT)?.ok_or_else(|| fail(format!("no tensor {CLASS_WEIGHT}")))?;
         let bias = take(HEAD_BIAS)?;
         let [out, _] = map.dims() else {
-            return Err(fail(format!("{HEAD_WEIGHT} has shape {:?}, want 2-D", map.dims())));
+            return Err(fail(format!(
+                "{HEAD_WEIGHT} has shape {:?}, want 2-D",
+                map.dims()
+            )));
         };
         if cw.rank() != 2 || cw.dims()[1] != *out {
-            return Err(fail(format!("{CLASS_WEIGHT} has shape {:?}, want (k, {out})", cw.dims())));
+            return Err(fail(format!(
+                "{CLASS_WEIGHT} has shape {:?}, want (k, {out})",
+                cw.dims()
+            )));
         }
         if let Some(b) = &bias {
             if b.dims() != [*out] {
-                return Err(fail(format!("{HEAD_BIAS} has shape {:?}, want [{out}]", b.dims())));
+                return Err(fail(format!(
+                    "{HEAD_BIAS} has shape {:?}, want [{out}]",
+                    b.dims()
+                )));
             }
         }
-        Ok(TrainedHead { map, bias, class_weights: cw, normalize, loss, records: Vec::new() })
+        Ok(TrainedHead {
+            map,
+            bias,
+            class_weights: cw,
+            normalize,
+            loss,
+            records: Vec::new(),
+        })
     }
 }
