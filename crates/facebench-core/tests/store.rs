@@ -320,6 +320,25 @@ fn safetensors_layout_is_standard() {
     let e64 = store::read(&p64, Some(&k)).unwrap();
     assert_eq!(e64.data(), &vals.map(|v| v as f32)[..]);
 
+    // Offsets near usize::MAX are an error, not an overflow.
+    let hdr =
+        r#"{"embeddings":{"dtype":"F32","shape":[1,1],"data_offsets":[0,18446744073709551615]}}"#;
+    let p = dir.join("offsets.safetensors");
+    fs::write(
+        &p,
+        [
+            &(hdr.len() as u64).to_le_bytes()[..],
+            hdr.as_bytes(),
+            &[0u8; 4],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert!(store::read(&p, Some(&k))
+        .unwrap_err()
+        .to_string()
+        .contains("offsets.safetensors"));
+
     // Truncated file and wrong dtype are errors naming the file.
     let p = dir.join("cut.safetensors");
     fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
@@ -400,7 +419,7 @@ fn devkit_layouts_dtypes_and_corrupt_headers() {
 #[test]
 fn devkit_many_files_in_parallel() {
     let dir = scratch("devkit_many");
-    let n = 2500; // more than one parallel block
+    let n = 2100; // more than one parallel block
     let paths: Vec<String> = (0..n)
         .map(|i| format!("{}/{}/img{i}.jpg", i % 7, i % 3))
         .collect();
@@ -427,7 +446,7 @@ fn devkit_many_files_in_parallel() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("8 of 2508") && err.contains("gone/x0.jpg") && !err.contains("gone/x7.jpg"),
+        err.contains("8 of 2108") && err.contains("gone/x0.jpg") && !err.contains("gone/x7.jpg"),
         "{err}"
     );
 
@@ -522,4 +541,14 @@ fn append_store_refuses_other_metadata_and_second_writer() {
         .unwrap_err()
         .to_string()
         .contains("junk.fbs"));
+    // A corrupt header dimension is refused before any record buffer exists.
+    let text = fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"dim\":4", "\"dim\":1000000000000");
+    fs::write(&q, text + "garbage").unwrap();
+    let err = AppendStore::read(&q).unwrap_err().to_string();
+    assert!(
+        err.contains("junk.fbs") && err.contains("1000000000000"),
+        "{err}"
+    );
 }

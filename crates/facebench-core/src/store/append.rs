@@ -30,6 +30,8 @@ const VERSION: u32 = 1;
 /// Longest key accepted; a larger length field can only be a torn record.
 const MAX_KEY: usize = 1 << 16;
 const MAX_HEADER: u64 = 1 << 20;
+/// Widest row accepted, so a corrupt header cannot ask for a huge record buffer.
+const MAX_DIM: usize = 1 << 20;
 
 /// What produced a store's embeddings. Reopening a store for appending
 /// requires equal metadata, so rows of different models, weights or
@@ -68,10 +70,11 @@ impl AppendStore {
     /// exist. An existing store must have exactly `meta` (the error names the
     /// differing field); a torn tail left by a crash is truncated away.
     pub fn create_or_open(path: &Path, meta: &StoreMeta) -> Result<AppendStore> {
-        if meta.dim == 0 {
+        if meta.dim == 0 || meta.dim > MAX_DIM {
             return Err(Error::Invalid(format!(
-                "{}: store dimension must be at least 1",
-                path.display()
+                "{}: store dimension must be 1 to {MAX_DIM}, got {}",
+                path.display(),
+                meta.dim
             )));
         }
         if !path.exists() {
@@ -259,8 +262,11 @@ fn read_header(r: &mut impl BufRead, path: &Path) -> Result<(StoreMeta, u64)> {
             ),
         ));
     }
-    if h.meta.dim == 0 {
-        return Err(Error::format(path, "header dimension is 0"));
+    if h.meta.dim == 0 || h.meta.dim > MAX_DIM {
+        return Err(Error::format(
+            path,
+            format!("header dimension {} is outside 1..={MAX_DIM}", h.meta.dim),
+        ));
     }
     Ok((h.meta, line.len() as u64))
 }

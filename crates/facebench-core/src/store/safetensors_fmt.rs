@@ -54,7 +54,7 @@ pub fn read_safetensors(path: &Path, keys: Option<&Path>) -> Result<Embeddings> 
         .map(|t| t.data_offsets.1 as u64)
         .max()
         .unwrap_or(0);
-    if 8 + hlen + data_end != len {
+    if (8 + hlen).checked_add(data_end) != Some(len) {
         return Err(bad(format!(
             "header describes {data_end} data bytes but the file holds {}",
             len - 8 - hlen
