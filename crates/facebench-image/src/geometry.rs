@@ -261,7 +261,13 @@ fn centre(pts: &[[f64; 2]]) -> [f64; 2] {
 mod tests {
     use super::*;
 
-    const SRC: [[f64; 2]; 5] = [[10.0, 20.0], [50.0, 22.0], [31.0, 40.0], [15.0, 61.0], [47.0, 58.0]];
+    const SRC: [[f64; 2]; 5] = [
+        [10.0, 20.0],
+        [50.0, 22.0],
+        [31.0, 40.0],
+        [15.0, 61.0],
+        [47.0, 58.0],
+    ];
 
     fn map(p: &[[f64; 2]], f: impl Fn([f64; 2]) -> [f64; 2]) -> Vec<[f64; 2]> {
         p.iter().map(|&q| f(q)).collect()
@@ -270,7 +276,10 @@ mod tests {
     fn close(m: &Similarity, a: f64, b: f64, tx: f64, ty: f64) {
         let tol = 1e-9;
         assert!(
-            (m.a - a).abs() < tol && (m.b - b).abs() < tol && (m.tx - tx).abs() < tol && (m.ty - ty).abs() < tol,
+            (m.a - a).abs() < tol
+                && (m.b - b).abs() < tol
+                && (m.tx - tx).abs() < tol
+                && (m.ty - ty).abs() < tol,
             "{m:?} != a={a} b={b} tx={tx} ty={ty}"
         );
     }
@@ -278,20 +287,38 @@ mod tests {
     #[test]
     fn estimate_pure_translation() {
         let dst = map(&SRC, |[x, y]| [x + 3.0, y - 2.0]);
-        close(&Similarity::estimate(&SRC, &dst).unwrap(), 1.0, 0.0, 3.0, -2.0);
+        close(
+            &Similarity::estimate(&SRC, &dst).unwrap(),
+            1.0,
+            0.0,
+            3.0,
+            -2.0,
+        );
     }
 
     #[test]
     fn estimate_pure_scale() {
         let dst = map(&SRC, |[x, y]| [2.5 * x, 2.5 * y]);
-        close(&Similarity::estimate(&SRC, &dst).unwrap(), 2.5, 0.0, 0.0, 0.0);
+        close(
+            &Similarity::estimate(&SRC, &dst).unwrap(),
+            2.5,
+            0.0,
+            0.0,
+            0.0,
+        );
     }
 
     #[test]
     fn estimate_rotation_90_degrees() {
         // Counter-clockwise in (x, y): (x, y) -> (-y, x), i.e. a = cos 90 = 0, b = sin 90 = 1.
         let dst = map(&SRC, |[x, y]| [-y, x]);
-        close(&Similarity::estimate(&SRC, &dst).unwrap(), 0.0, 1.0, 0.0, 0.0);
+        close(
+            &Similarity::estimate(&SRC, &dst).unwrap(),
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+        );
     }
 
     #[test]
@@ -312,7 +339,10 @@ mod tests {
     fn direct_lstsq(src: &[[f64; 2]], dst: &[[f64; 2]]) -> [f64; 4] {
         let mut m = [[0.0f64; 5]; 4];
         for (s, d) in src.iter().zip(dst) {
-            for (row, rhs) in [([s[0], -s[1], 1.0, 0.0], d[0]), ([s[1], s[0], 0.0, 1.0], d[1])] {
+            for (row, rhs) in [
+                ([s[0], -s[1], 1.0, 0.0], d[0]),
+                ([s[1], s[0], 0.0, 1.0], d[1]),
+            ] {
                 for i in 0..4 {
                     for j in 0..4 {
                         m[i][j] += row[i] * row[j];
@@ -322,7 +352,9 @@ mod tests {
             }
         }
         for c in 0..4 {
-            let p = (c..4).max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs())).unwrap();
+            let p = (c..4)
+                .max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))
+                .unwrap();
             m.swap(c, p);
             for r in 0..4 {
                 if r != c {
@@ -352,7 +384,10 @@ mod tests {
         let e = Similarity::estimate(&SRC, &dst).unwrap();
         let [la, lb, ltx, lty] = direct_lstsq(&SRC, &dst);
         close(&e, la, lb, ltx, lty);
-        assert!((e.a - a).abs() > 1e-6, "the noise must actually move the fit");
+        assert!(
+            (e.a - a).abs() > 1e-6,
+            "the noise must actually move the fit"
+        );
     }
 
     #[test]
@@ -364,32 +399,63 @@ mod tests {
         let [la, lb, ltx, lty] = direct_lstsq(&SRC, &dst);
         close(&e, la, lb, ltx, lty);
         // The fit really is worse than the mirror (which a reflecting estimate would reach).
-        let err: f64 = SRC.iter().zip(&dst).map(|(s, d)| {
-            let p = e.apply(*s);
-            (p[0] - d[0]).powi(2) + (p[1] - d[1]).powi(2)
-        }).sum();
+        let err: f64 = SRC
+            .iter()
+            .zip(&dst)
+            .map(|(s, d)| {
+                let p = e.apply(*s);
+                (p[0] - d[0]).powi(2) + (p[1] - d[1]).powi(2)
+            })
+            .sum();
         assert!(err > 1.0);
     }
 
     #[test]
     fn estimate_rejects_bad_input() {
-        assert!(matches!(Similarity::estimate(&SRC[..1], &SRC[..1]), Err(Error::Degenerate(_))));
-        assert!(matches!(Similarity::estimate(&SRC, &SRC[..4]), Err(Error::BadAnnotation(_))));
+        assert!(matches!(
+            Similarity::estimate(&SRC[..1], &SRC[..1]),
+            Err(Error::Degenerate(_))
+        ));
+        assert!(matches!(
+            Similarity::estimate(&SRC, &SRC[..4]),
+            Err(Error::BadAnnotation(_))
+        ));
         let same = [[1.0, 1.0]; 5];
-        assert!(matches!(Similarity::estimate(&same, &SRC), Err(Error::Degenerate(_))));
-        assert!(matches!(Similarity::estimate(&SRC, &same), Err(Error::Degenerate(_))));
+        assert!(matches!(
+            Similarity::estimate(&same, &SRC),
+            Err(Error::Degenerate(_))
+        ));
+        assert!(matches!(
+            Similarity::estimate(&SRC, &same),
+            Err(Error::Degenerate(_))
+        ));
         let mut nan = SRC;
         nan[2][1] = f64::NAN;
-        assert!(matches!(Similarity::estimate(&nan, &SRC), Err(Error::BadAnnotation(_))));
+        assert!(matches!(
+            Similarity::estimate(&nan, &SRC),
+            Err(Error::BadAnnotation(_))
+        ));
     }
 
     #[test]
     fn inverse_round_trips() {
-        let m = Similarity { a: 0.4, b: -0.3, tx: 12.0, ty: -7.5 };
+        let m = Similarity {
+            a: 0.4,
+            b: -0.3,
+            tx: 12.0,
+            ty: -7.5,
+        };
         let inv = m.inverse().unwrap();
         let p = inv.apply(m.apply([3.0, 9.0]));
         assert!((p[0] - 3.0).abs() < 1e-12 && (p[1] - 9.0).abs() < 1e-12);
-        assert!(Similarity { a: 0.0, b: 0.0, tx: 1.0, ty: 1.0 }.inverse().is_none());
+        assert!(Similarity {
+            a: 0.0,
+            b: 0.0,
+            tx: 1.0,
+            ty: 1.0
+        }
+        .inverse()
+        .is_none());
     }
 
     #[test]
@@ -402,27 +468,56 @@ mod tests {
     }
 
     fn ramp(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(10 * x + y) as u8, (3 * y) as u8, 200]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(10 * x + y) as u8, (3 * y) as u8, 200])
+        })
     }
 
     #[test]
     fn warp_identity_translation_and_zero_border() {
         let img = ramp(6, 5);
-        let id = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
+        let id = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
         assert_eq!(warp_similarity(&img, &id, 6, 5).unwrap().to_rgb8(), img);
         // Output shifted right by half a pixel: out(u) samples src(u - 0.5).
-        let half = Similarity { a: 1.0, b: 0.0, tx: 0.5, ty: 0.0 };
+        let half = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.5,
+            ty: 0.0,
+        };
         let w = warp_similarity(&img, &half, 6, 5).unwrap();
         let at = |im: &ImageF32, x: usize, y: usize, c: usize| im.as_slice()[(y * 6 + x) * 3 + c];
         // u = 0 mixes the zero border (x = -1) and pixel 0 equally.
         assert_eq!(at(&w, 0, 2, 2), 100.0);
         assert_eq!(at(&w, 0, 2, 0), 0.5 * img.get_pixel(0, 2)[0] as f32);
-        assert_eq!(at(&w, 3, 2, 0), 0.5 * (img.get_pixel(2, 2)[0] as f32 + img.get_pixel(3, 2)[0] as f32));
+        assert_eq!(
+            at(&w, 3, 2, 0),
+            0.5 * (img.get_pixel(2, 2)[0] as f32 + img.get_pixel(3, 2)[0] as f32)
+        );
         // Far outside: all zero.
-        let away = Similarity { a: 1.0, b: 0.0, tx: 100.0, ty: 0.0 };
-        assert!(warp_similarity(&img, &away, 6, 5).unwrap().as_slice().iter().all(|&v| v == 0.0));
+        let away = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 100.0,
+            ty: 0.0,
+        };
+        assert!(warp_similarity(&img, &away, 6, 5)
+            .unwrap()
+            .as_slice()
+            .iter()
+            .all(|&v| v == 0.0));
         // A 2x downscale about the origin samples src(2u, 2v) exactly.
-        let down = Similarity { a: 0.5, b: 0.0, tx: 0.0, ty: 0.0 };
+        let down = Similarity {
+            a: 0.5,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
         let d = warp_similarity(&img, &down, 3, 2).unwrap();
         assert_eq!(d.as_slice()[(1 * 3 + 2) * 3], img.get_pixel(4, 2)[0] as f32);
     }
@@ -445,8 +540,20 @@ mod tests {
     #[test]
     fn points5_rule() {
         let p = points5_from_68(&synthetic_68()).unwrap();
-        assert_eq!(p, [[102.5, 100.0], [142.5, 100.0], [122.0, 120.0], [122.5, 140.0], [122.5, 140.0]]);
-        assert!(matches!(points5_from_68(&synthetic_68()[..67]), Err(Error::BadAnnotation(_))));
+        assert_eq!(
+            p,
+            [
+                [102.5, 100.0],
+                [142.5, 100.0],
+                [122.0, 120.0],
+                [122.5, 140.0],
+                [122.5, 140.0]
+            ]
+        );
+        assert!(matches!(
+            points5_from_68(&synthetic_68()[..67]),
+            Err(Error::BadAnnotation(_))
+        ));
     }
 
     #[test]
@@ -455,12 +562,31 @@ mod tests {
         // Centre of the three centres = (122.5, 113.33..); x = floor(122.5 - 49.5) = 73,
         // y = floor(113.33 - 42.57) = 70.
         let b = faceapi_dlib_box(&synthetic_68(), 1000, 1000).unwrap();
-        assert_eq!(b, PixelBox { x: 73, y: 70, w: 99, h: 99 });
+        assert_eq!(
+            b,
+            PixelBox {
+                x: 73,
+                y: 70,
+                w: 99,
+                h: 99
+            }
+        );
         // Cut at the right and bottom borders.
         let b = faceapi_dlib_box(&synthetic_68(), 150, 120).unwrap();
-        assert_eq!(b, PixelBox { x: 73, y: 70, w: 77, h: 50 });
+        assert_eq!(
+            b,
+            PixelBox {
+                x: 73,
+                y: 70,
+                w: 77,
+                h: 50
+            }
+        );
         // Clamped at the left/top border: shift the face up-left.
-        let l: Vec<[f64; 2]> = synthetic_68().iter().map(|p| [p[0] - 100.0, p[1] - 100.0]).collect();
+        let l: Vec<[f64; 2]> = synthetic_68()
+            .iter()
+            .map(|p| [p[0] - 100.0, p[1] - 100.0])
+            .collect();
         let b = faceapi_dlib_box(&l, 1000, 1000).unwrap();
         assert_eq!((b.x, b.y, b.w, b.h), (0, 0, 99, 99));
     }

@@ -155,7 +155,16 @@ mod tests {
 
     #[test]
     fn round_half_up_and_clamp() {
-        let cases = [(0.5, 1), (1.5, 2), (2.5, 3), (2.4999, 2), (-0.4, 0), (-3.0, 0), (254.5, 255), (300.0, 255)];
+        let cases = [
+            (0.5, 1),
+            (1.5, 2),
+            (2.5, 3),
+            (2.4999, 2),
+            (-0.4, 0),
+            (-3.0, 0),
+            (254.5, 255),
+            (300.0, 255),
+        ];
         for (v, want) in cases {
             assert_eq!(round_u8(v), want, "{v}");
         }
@@ -165,7 +174,10 @@ mod tests {
     #[test]
     fn hflip_mirrors_columns() {
         let img = ImageF32::from_raw(3, 1, (0..9).map(|v| v as f32).collect()).unwrap();
-        assert_eq!(img.hflip().as_slice(), &[6., 7., 8., 3., 4., 5., 0., 1., 2.]);
+        assert_eq!(
+            img.hflip().as_slice(),
+            &[6., 7., 8., 3., 4., 5., 0., 1., 2.]
+        );
         assert_eq!(img.hflip().hflip(), img);
     }
 

@@ -260,15 +260,25 @@ mod tests {
     }
 
     fn spec(w: u32, h: u32, crop: Crop) -> Preprocess {
-        Preprocess { width: w, height: h, crop, resize: ResizeMode::Area, round: true }
+        Preprocess {
+            width: w,
+            height: h,
+            crop,
+            resize: ResizeMode::Area,
+            round: true,
+        }
     }
 
     #[test]
     fn none_keeps_an_input_sized_image_and_resizes_others() {
         let img = photo(4, 4);
-        let same = spec(4, 4, Crop::None).apply(&img, &FaceAnnotation::default()).unwrap();
+        let same = spec(4, 4, Crop::None)
+            .apply(&img, &FaceAnnotation::default())
+            .unwrap();
         assert_eq!(same.to_rgb8(), img);
-        let half = spec(2, 2, Crop::None).apply(&img, &FaceAnnotation::default()).unwrap();
+        let half = spec(2, 2, Crop::None)
+            .apply(&img, &FaceAnnotation::default())
+            .unwrap();
         // Area 2x: mean of x in {0,1} = 0.5 -> rounds half up to 1.
         assert_eq!(half.to_rgb8().get_pixel(0, 0), &image::Rgb([1, 1, 7]));
     }
@@ -276,10 +286,14 @@ mod tests {
     #[test]
     fn centre_crop_position() {
         // 9x4 image, side 4: x0 = floor(5/2) = 2.
-        let out = spec(4, 4, Crop::Centre { side: None }).apply(&photo(9, 4), &FaceAnnotation::default()).unwrap();
+        let out = spec(4, 4, Crop::Centre { side: None })
+            .apply(&photo(9, 4), &FaceAnnotation::default())
+            .unwrap();
         assert_eq!(out.to_rgb8().get_pixel(0, 0)[0], 2);
         // Side larger than the image: zero border, x0 = floor(-2/2) = -1.
-        let out = spec(6, 6, Crop::Centre { side: Some(6) }).apply(&photo(4, 4), &FaceAnnotation::default()).unwrap();
+        let out = spec(6, 6, Crop::Centre { side: Some(6) })
+            .apply(&photo(4, 4), &FaceAnnotation::default())
+            .unwrap();
         let o = out.to_rgb8();
         assert_eq!(o.get_pixel(0, 0), &image::Rgb([0, 0, 0]));
         assert_eq!(o.get_pixel(1, 1), &image::Rgb([0, 0, 7]));
@@ -288,34 +302,84 @@ mod tests {
 
     #[test]
     fn face_box_margin_square_and_border() {
-        let face = FaceAnnotation { bbox: Some([10.0, 20.0, 8.0, 4.0]), ..Default::default() };
+        let face = FaceAnnotation {
+            bbox: Some([10.0, 20.0, 8.0, 4.0]),
+            ..Default::default()
+        };
         // margin 0.5: 12x6 box centred at (14, 22) -> [8, 20) x [19, 25); same size out.
-        let out = spec(12, 6, Crop::FaceBox { margin: 0.5, square: false, border: Border::Zero })
-            .apply(&photo(40, 40), &face)
-            .unwrap()
-            .to_rgb8();
+        let out = spec(
+            12,
+            6,
+            Crop::FaceBox {
+                margin: 0.5,
+                square: false,
+                border: Border::Zero,
+            },
+        )
+        .apply(&photo(40, 40), &face)
+        .unwrap()
+        .to_rgb8();
         assert_eq!(out.get_pixel(0, 0), &image::Rgb([8, 19, 7]));
         assert_eq!(out.get_pixel(11, 5), &image::Rgb([19, 24, 7]));
         // square: 12x12 around the same centre -> [8, 20) x [16, 28).
-        let out = spec(12, 12, Crop::FaceBox { margin: 0.5, square: true, border: Border::Zero })
-            .apply(&photo(40, 40), &face)
-            .unwrap()
-            .to_rgb8();
+        let out = spec(
+            12,
+            12,
+            Crop::FaceBox {
+                margin: 0.5,
+                square: true,
+                border: Border::Zero,
+            },
+        )
+        .apply(&photo(40, 40), &face)
+        .unwrap()
+        .to_rgb8();
         assert_eq!(out.get_pixel(0, 0), &image::Rgb([8, 16, 7]));
         // Near the border: zero keeps the box, clip cuts it.
-        let edge = FaceAnnotation { bbox: Some([-2.0, 0.0, 4.0, 4.0]), ..Default::default() };
-        let z = spec(4, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Zero })
-            .apply(&photo(10, 10), &edge)
-            .unwrap()
-            .to_rgb8();
+        let edge = FaceAnnotation {
+            bbox: Some([-2.0, 0.0, 4.0, 4.0]),
+            ..Default::default()
+        };
+        let z = spec(
+            4,
+            4,
+            Crop::FaceBox {
+                margin: 0.0,
+                square: false,
+                border: Border::Zero,
+            },
+        )
+        .apply(&photo(10, 10), &edge)
+        .unwrap()
+        .to_rgb8();
         assert_eq!((z.get_pixel(1, 0)[2], z.get_pixel(2, 0)[2]), (0, 7));
-        let c = spec(2, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Clip })
-            .apply(&photo(10, 10), &edge)
-            .unwrap()
-            .to_rgb8();
+        let c = spec(
+            2,
+            4,
+            Crop::FaceBox {
+                margin: 0.0,
+                square: false,
+                border: Border::Clip,
+            },
+        )
+        .apply(&photo(10, 10), &edge)
+        .unwrap()
+        .to_rgb8();
         assert_eq!(c.get_pixel(0, 0), &image::Rgb([0, 0, 7]));
-        let outside = FaceAnnotation { bbox: Some([50.0, 50.0, 4.0, 4.0]), ..Default::default() };
-        let e = spec(4, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Clip }).apply(&photo(10, 10), &outside);
+        let outside = FaceAnnotation {
+            bbox: Some([50.0, 50.0, 4.0, 4.0]),
+            ..Default::default()
+        };
+        let e = spec(
+            4,
+            4,
+            Crop::FaceBox {
+                margin: 0.0,
+                square: false,
+                border: Border::Clip,
+            },
+        )
+        .apply(&photo(10, 10), &outside);
         assert!(matches!(e, Err(Error::Degenerate(_))));
     }
 
@@ -325,8 +389,19 @@ mod tests {
         // the 6x4 window starting at (5, 3).
         let pts = [[6.0, 4.0], [9.0, 4.0], [7.5, 5.0], [6.5, 6.0], [8.5, 6.0]];
         let template = pts.map(|[x, y]| [x - 5.0, y - 3.0]);
-        let face = FaceAnnotation { points5: Some(pts), ..Default::default() };
-        let out = spec(6, 4, Crop::Similarity { template: Some(template) }).apply(&photo(20, 20), &face).unwrap();
+        let face = FaceAnnotation {
+            points5: Some(pts),
+            ..Default::default()
+        };
+        let out = spec(
+            6,
+            4,
+            Crop::Similarity {
+                template: Some(template),
+            },
+        )
+        .apply(&photo(20, 20), &face)
+        .unwrap();
         assert_eq!(out.to_rgb8().get_pixel(0, 0), &image::Rgb([5, 3, 7]));
         assert_eq!(out.to_rgb8().get_pixel(5, 3), &image::Rgb([10, 6, 7]));
     }
@@ -335,18 +410,47 @@ mod tests {
     fn missing_geometry_and_bad_specs_are_errors() {
         let img = photo(8, 8);
         let none = FaceAnnotation::default();
-        for crop in [Crop::Similarity { template: None }, Crop::FaceApiDlibBox, Crop::FaceBox { margin: 0.0, square: false, border: Border::Zero }] {
+        for crop in [
+            Crop::Similarity { template: None },
+            Crop::FaceApiDlibBox,
+            Crop::FaceBox {
+                margin: 0.0,
+                square: false,
+                border: Border::Zero,
+            },
+        ] {
             let e = spec(4, 4, crop).apply(&img, &none).unwrap_err();
             assert!(matches!(e, Error::MissingAnnotation { .. }), "{e}");
         }
-        assert!(matches!(spec(0, 4, Crop::None).validate(), Err(Error::BadSpec(_))));
-        assert!(matches!(spec(4, 4, Crop::Centre { side: Some(0) }).validate(), Err(Error::BadSpec(_))));
-        assert!(matches!(spec(4, 2, Crop::Similarity { template: None }).validate(), Err(Error::BadSpec(_))));
-        let m = Crop::FaceBox { margin: f64::NAN, square: false, border: Border::Zero };
+        assert!(matches!(
+            spec(0, 4, Crop::None).validate(),
+            Err(Error::BadSpec(_))
+        ));
+        assert!(matches!(
+            spec(4, 4, Crop::Centre { side: Some(0) }).validate(),
+            Err(Error::BadSpec(_))
+        ));
+        assert!(matches!(
+            spec(4, 2, Crop::Similarity { template: None }).validate(),
+            Err(Error::BadSpec(_))
+        ));
+        let m = Crop::FaceBox {
+            margin: f64::NAN,
+            square: false,
+            border: Border::Zero,
+        };
         assert!(matches!(spec(4, 4, m).validate(), Err(Error::BadSpec(_))));
-        let short = FaceAnnotation { landmarks68: Some(vec![[1.0, 1.0]; 60]), ..Default::default() };
-        let e = spec(4, 4, Crop::FaceApiDlibBox).apply(&img, &short).unwrap_err();
-        assert!(e.to_string().contains("expected 68 landmarks, got 60"), "{e}");
+        let short = FaceAnnotation {
+            landmarks68: Some(vec![[1.0, 1.0]; 60]),
+            ..Default::default()
+        };
+        let e = spec(4, 4, Crop::FaceApiDlibBox)
+            .apply(&img, &short)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("expected 68 landmarks, got 60"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -360,7 +464,10 @@ mod tests {
         // eye-mouth distance hypot(2, 4) = 4.47 -> size floor(9.94) = 9; centre (4, 3.33);
         // x = floor(4 - 4.5) -> 0, y = floor(3.33 - 3.87) -> 0; the 9x9 box is cut to 9x6.
         let img = RgbImage::from_fn(12, 6, |x, _| image::Rgb([90, (x * x) as u8, 0]));
-        let face = FaceAnnotation { landmarks68: Some(l), ..Default::default() };
+        let face = FaceAnnotation {
+            landmarks68: Some(l),
+            ..Default::default()
+        };
         let mut p = Preprocess::faceapi_resnet();
         p.width = 6;
         p.height = 6;
@@ -383,12 +490,26 @@ mod tests {
             r#"{"width":150,"height":150,"crop":{"kind":"face_box","margin":0.2,"border":"clip"}}"#,
         )
         .unwrap();
-        assert_eq!(q.crop, Crop::FaceBox { margin: 0.2, square: false, border: Border::Clip });
+        assert_eq!(
+            q.crop,
+            Crop::FaceBox {
+                margin: 0.2,
+                square: false,
+                border: Border::Clip
+            }
+        );
         assert_eq!((q.resize, q.round), (ResizeMode::Area, true));
-        let c: Preprocess = serde_json::from_str(r#"{"width":112,"height":112,"crop":{"kind":"centre","side":150}}"#).unwrap();
+        let c: Preprocess = serde_json::from_str(
+            r#"{"width":112,"height":112,"crop":{"kind":"centre","side":150}}"#,
+        )
+        .unwrap();
         assert_eq!(c.crop, Crop::Centre { side: Some(150) });
-        assert!(serde_json::from_str::<Preprocess>(r#"{"width":1,"height":1,"crop":{"kind":"spiral"}}"#).is_err());
-        let f: FaceAnnotation = serde_json::from_str(r#"{"box":[1,2,3,4],"score":0.9}"#).unwrap_or_default();
+        assert!(serde_json::from_str::<Preprocess>(
+            r#"{"width":1,"height":1,"crop":{"kind":"spiral"}}"#
+        )
+        .is_err());
+        let f: FaceAnnotation =
+            serde_json::from_str(r#"{"box":[1,2,3,4],"score":0.9}"#).unwrap_or_default();
         assert_eq!(f.bbox, Some([1.0, 2.0, 3.0, 4.0]));
     }
 }

@@ -37,7 +37,12 @@ fn jpeg_decodes_close_to_source() {
     let p = temp_file("not_a_png.png", &encode(&img, ImageFormat::Jpeg));
     let got = decode_file(&p).unwrap();
     assert_eq!(got.dimensions(), (16, 8));
-    let mean: f64 = got.as_raw().iter().zip(img.as_raw()).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>()
+    let mean: f64 = got
+        .as_raw()
+        .iter()
+        .zip(img.as_raw())
+        .map(|(a, b)| a.abs_diff(*b) as f64)
+        .sum::<f64>()
         / img.as_raw().len() as f64;
     assert!(mean < 8.0, "JPEG mean error {mean}");
 }
@@ -69,7 +74,13 @@ fn truncated_jpeg_is_an_error_naming_the_file() {
     for cut in [bytes.len() - 2, bytes.len() / 2] {
         let p = temp_file("cut.jpg", &bytes[..cut]);
         let e = decode_file(&p).unwrap_err();
-        assert!(matches!(e, Error::Truncated { format: "JPEG", .. } | Error::Decode { .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Truncated { format: "JPEG", .. } | Error::Decode { .. }
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("cut.jpg"), "{e}");
     }
     // Zero padding after the end marker is tolerated.
@@ -83,7 +94,10 @@ fn truncated_png_is_an_error_naming_the_file() {
     let bytes = encode(&sample(), ImageFormat::Png);
     for cut in [bytes.len() - 12, bytes.len() / 2, 20] {
         let e = decode_bytes(&bytes[..cut], "cut.png").unwrap_err();
-        assert!(matches!(e, Error::Truncated { .. } | Error::Decode { .. }), "{e:?}");
+        assert!(
+            matches!(e, Error::Truncated { .. } | Error::Decode { .. }),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("cut.png"), "{e}");
     }
 }

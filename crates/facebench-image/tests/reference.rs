@@ -79,7 +79,10 @@ fn five_points_similarity_and_dlib_box_match_recorded_geometry() {
         .unwrap()
         .iter()
         .map(|i| {
-            let d = (i["width"].as_u64().unwrap() as u32, i["height"].as_u64().unwrap() as u32);
+            let d = (
+                i["width"].as_u64().unwrap() as u32,
+                i["height"].as_u64().unwrap() as u32,
+            );
             (i["sample"].as_str().unwrap().to_string(), d)
         })
         .collect();
@@ -87,14 +90,20 @@ fn five_points_similarity_and_dlib_box_match_recorded_geometry() {
         let id = e["id"].as_str().unwrap();
         let p5 = points5_from_68(&points(&e["landmarks68"])).unwrap();
         for (got, want) in p5.iter().zip(points(&e["five_points"])) {
-            assert!((got[0] - want[0]).abs() < 1e-9 && (got[1] - want[1]).abs() < 1e-9, "{id}: {p5:?}");
+            assert!(
+                (got[0] - want[0]).abs() < 1e-9 && (got[1] - want[1]).abs() < 1e-9,
+                "{id}: {p5:?}"
+            );
         }
         let m = Similarity::estimate(&p5, &ARCFACE_112).unwrap();
         let s = &e["similarity"];
         let want = ["a", "b", "tx", "ty"].map(|k| s[k].as_f64().unwrap());
         let got = [m.a, m.b, m.tx, m.ty];
         for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{id}: similarity {got:?} != {want:?}");
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{id}: similarity {got:?} != {want:?}"
+            );
         }
     }
     for e in entries("face_dlibbox") {
@@ -155,9 +164,17 @@ fn check_kind(kind: &str, recipe: impl Fn(&Value) -> Preprocess) {
             assert!(last.iter().all(|&v| v == 0), "{id}: the reference's last row is no longer black: drop it from LAST_ROW_ZEROED_BY_GENERATOR");
         }
         let (mean, max) = diff(&got, &want, rows);
-        let note = if rows < want.height() { "  (last row excluded: reference defect)" } else { "" };
+        let note = if rows < want.height() {
+            "  (last row excluded: reference defect)"
+        } else {
+            ""
+        };
         println!("{id:<20} mean |diff| {mean:.4}  max |diff| {max}{note}");
-        assert!(mean <= 1.0, "{}: mean abs diff {mean} > 1 grey level", e["id"]);
+        assert!(
+            mean <= 1.0,
+            "{}: mean abs diff {mean} > 1 grey level",
+            e["id"]
+        );
         worst = worst.max(mean);
     }
     println!("{kind}: worst mean |diff| {worst:.4}");
@@ -174,12 +191,14 @@ fn arcface_warps_reproduce_reference_pngs() {
 #[test]
 fn dlib_box_crops_reproduce_reference_pngs() {
     // The reference PNGs area-resize the box (face-api itself uses TF bilinear).
-    check_kind("face_dlibbox", |e| Preprocess {
-        resize: ResizeMode::Area,
-        round: true,
-        ..Preprocess::faceapi_resnet()
-    }
-    .with_size(e["model_size"].as_u64().unwrap() as u32));
+    check_kind("face_dlibbox", |e| {
+        Preprocess {
+            resize: ResizeMode::Area,
+            round: true,
+            ..Preprocess::faceapi_resnet()
+        }
+        .with_size(e["model_size"].as_u64().unwrap() as u32)
+    });
 }
 
 #[test]
