@@ -28,6 +28,9 @@ enum Command {
     /// Evaluate embeddings on a protocol.
     #[command(subcommand)]
     Eval(cmd::eval::EvalCommand),
+    /// Choose a protocol's preprocessing variant on its development split (LFW View 1).
+    #[command(subcommand)]
+    Tune(cmd::eval::TuneCommand),
     /// Benchmarks that print a ratio against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Align(a) => cmd::align::run(a, &cli.data_root),
         Command::Embed(a) => cmd::embed::run(a, &cli.data_root),
         Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
+        Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
         Command::Bench(c) => cmd::bench::run(c),
     };
     match result {

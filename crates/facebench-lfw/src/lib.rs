@@ -6,7 +6,9 @@
 
 mod eval;
 mod pairs;
+mod protocol;
 
 pub use eval::{evaluate, EvalOptions, LfwResults, PairScore, RuleScores, TarRow};
 pub use facebench_metrics::Rule;
 pub use pairs::{image_key, Pair, Pairs};
+pub use protocol::{sha256_hex, MetricSettings, ProtocolFile, Variant};

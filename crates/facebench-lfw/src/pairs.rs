@@ -163,6 +163,20 @@ impl Pairs {
     pub fn labels(&self) -> Vec<bool> {
         self.pairs.iter().map(|p| p.is_same).collect()
     }
+    /// View 1 as a two-fold problem: fold 0 = `train` (pairsDevTrain), fold 1 = `test`
+    /// (pairsDevTest), so fold 1's accuracy is DevTest scored with the DevTrain threshold.
+    pub fn view1(train: &Pairs, test: &Pairs) -> Pairs {
+        let mut pairs: Vec<Pair> = train.pairs.iter().cloned().map(|mut p| {
+            p.fold = 0;
+            p
+        }).collect();
+        pairs.extend(test.pairs.iter().cloned().map(|mut p| {
+            p.fold = 1;
+            p
+        }));
+        Pairs { path: test.path.clone(), pairs, n_folds: 2 }
+    }
+
     /// Keeps only the pairs of the given folds (renumbered from 0 in order).
     pub fn select_folds(&self, keep: &[usize]) -> Pairs {
         let mut pairs = Vec::new();

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+
 use clap::Args;
 use facebench_detect::{align_images, Detector};
 
@@ -48,41 +49,74 @@ fn existing_keys(path: &Path) -> Result<HashSet<String>, Box<dyn std::error::Err
     Ok(keys)
 }
 
-pub fn run(a: AlignArgs, data_root: &Path) -> CmdResult {
-    let (root, keys) = a.images.resolve(data_root)?;
-    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&a.device)?;
-    let detector = Detector::load(&models_dir, &device)?;
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+/// What one (possibly resumed) alignment pass did.
+pub struct AlignOutcome {
+    pub aligned: usize,
+    pub already: usize,
+    pub fallbacks: Vec<String>,
+    pub seconds: f64,
+}
+
+impl AlignOutcome {
+    pub fn images_per_sec(&self) -> f64 {
+        self.aligned as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Aligns every key not yet in the cache at `out`, appending one JSON line per image.
+pub fn align_cached(
+    root: &Path,
+    keys: &[String],
+    out: &Path,
+    device: &str,
+    models_dir: Option<&Path>,
+) -> Result<AlignOutcome, Box<dyn std::error::Error>> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let done = existing_keys(&a.out)?;
+    let done = existing_keys(out)?;
     let todo: Vec<String> = keys.iter().filter(|k| !done.contains(*k)).cloned().collect();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&a.out)?;
+    let already = keys.len() - todo.len();
+    if todo.is_empty() {
+        return Ok(AlignOutcome { aligned: 0, already, fallbacks: vec![], seconds: 0.0 });
+    }
+    let models_dir = models_dir.map(Path::to_path_buf).unwrap_or_else(facebench_model::default_models_dir);
+    let detector = Detector::load(&models_dir, &facebench_model::device_from_name(device)?)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
     let pb = progress_bar(keys.len(), "align");
-    pb.set_position(done.len() as u64);
+    pb.set_position(already as u64);
     let t0 = std::time::Instant::now();
     let mut write_err = None;
-    let summary = align_images(&root, &todo, &detector, |n| pb.inc(n as u64), |rec| {
+    let summary = align_images(root, &todo, &detector, |n| pb.inc(n as u64), |rec| {
         let line = serde_json::to_string(&rec).expect("serialisable");
         if let Err(e) = writeln!(file, "{line}") {
             write_err.get_or_insert(e);
         }
     })?;
     if let Some(e) = write_err {
-        return Err(format!("{}: {e}", a.out.display()).into());
+        return Err(format!("{}: {e}", out.display()).into());
     }
     file.sync_all()?;
     pb.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
+    Ok(AlignOutcome {
+        aligned: summary.images,
+        already,
+        fallbacks: summary.fallbacks,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+pub fn run(a: AlignArgs, data_root: &Path) -> CmdResult {
+    let (root, keys) = a.images.resolve(data_root)?;
+    let o = align_cached(&root, &keys, &a.out, &a.device, a.models_dir.as_deref())?;
     println!(
         "aligned {} image(s) in {:.1}s ({:.1} images/s), {} already cached; {} fallback(s) to the centre box{}",
-        summary.images,
-        secs,
-        summary.images as f64 / secs.max(1e-9),
-        done.len(),
-        summary.fallbacks.len(),
-        if summary.fallbacks.is_empty() { String::new() } else { format!(": {}", summary.fallbacks.join(", ")) }
+        o.aligned,
+        o.seconds,
+        o.images_per_sec(),
+        o.already,
+        o.fallbacks.len(),
+        if o.fallbacks.is_empty() { String::new() } else { format!(": {}", o.fallbacks.join(", ")) }
     );
     Ok(())
 }

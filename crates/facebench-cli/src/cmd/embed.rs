@@ -1,11 +1,12 @@
 //! `facebench embed`: images to an embedding store, resumable.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use facebench_core::store::AppendStore;
-use facebench_extract::{extract, read_alignments, store_meta, Job, Recipe};
-use facebench_image::{Crop, Preprocess, ResizeMode};
+use facebench_extract::{extract, read_alignments, store_meta, Job, Recipe, Summary};
+use facebench_image::{Crop, FaceAnnotation, Preprocess, ResizeMode};
 
 use super::keys::{progress_bar, ImageSet};
 use super::CmdResult;
@@ -94,6 +95,33 @@ pub fn flip_path(out: &Path) -> PathBuf {
     out.with_extension("flip.fbs")
 }
 
+/// Embeds every key not yet in the store at `out` (and its mirror store with `job.flip`).
+pub fn embed_cached(
+    job: &Job,
+    keys: &[String],
+    faces: &HashMap<String, FaceAnnotation>,
+    out: &Path,
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut store = AppendStore::create_or_open(out, &store_meta(job, false))?;
+    let mut flip_store = if job.flip {
+        Some(AppendStore::create_or_open(&flip_path(out), &store_meta(job, true))?)
+    } else {
+        None
+    };
+    let pb = progress_bar(keys.len(), &format!("embed {}", job.model.name()));
+    let summary = extract(job, keys, faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    if !summary.bad.is_empty() {
+        let p = out.with_extension("skipped.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&summary.bad)?).map_err(|e| format!("{}: {e}", p.display()))?;
+        eprintln!("skipped {} unreadable image(s), listed in {}", summary.bad.len(), p.display());
+    }
+    Ok(summary)
+}
+
 pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
     let (root, keys) = a.images.resolve(data_root)?;
     let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
@@ -106,31 +134,14 @@ pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
         _ => Default::default(),
     };
     let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.batch, flip: a.flip, skip_bad: a.skip_bad };
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let mut store = AppendStore::create_or_open(&a.out, &store_meta(&job, false))?;
-    let mut flip_store = if a.flip {
-        Some(AppendStore::create_or_open(&flip_path(&a.out), &store_meta(&job, true))?)
-    } else {
-        None
-    };
-    let pb = progress_bar(keys.len(), &format!("embed {}", a.model.as_str()));
-    let summary = extract(&job, &keys, &faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64))?;
-    pb.finish_and_clear();
-    if !summary.bad.is_empty() {
-        let p = a.out.with_extension("skipped.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&summary.bad)?).map_err(|e| format!("{}: {e}", p.display()))?;
-        eprintln!("skipped {} unreadable image(s), listed in {}", summary.bad.len(), p.display());
-    }
+    let summary = embed_cached(&job, &keys, &faces, &a.out)?;
     println!(
-        "{}: {} embedded ({:.1} images/s{}), {} already stored, {} rows in {}",
+        "{}: {} embedded ({:.1} images/s{}), {} already stored, in {}",
         a.model.as_str(),
         summary.computed,
         summary.images_per_sec() * if a.flip { 2.0 } else { 1.0 },
         if a.flip { ", mirrors included" } else { "" },
         summary.already_stored,
-        store.len(),
         a.out.display()
     );
     Ok(())

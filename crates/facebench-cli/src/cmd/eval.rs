@@ -8,7 +8,29 @@ use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
 use facebench_metrics::TarAtFar;
 use facebench_report::lfw::{write_lfw_report, LfwReportContext};
 
+use super::embed::ModelName;
+use super::lfw_pipeline::{self, PipelineArgs};
 use super::CmdResult;
+
+#[derive(Subcommand)]
+pub enum TuneCommand {
+    /// Sweep protocols/lfw.toml's preprocessing variants on View 1 and write the choice.
+    Lfw(TuneLfwArgs),
+}
+
+#[derive(Args)]
+pub struct TuneLfwArgs {
+    #[arg(long, value_enum, default_value = "faceapi-resnet")]
+    model: ModelName,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+pub fn run_tune(cmd: TuneCommand, data_root: &Path) -> CmdResult {
+    match cmd {
+        TuneCommand::Lfw(a) => lfw_pipeline::tune(a.model, &a.pipeline, data_root),
+    }
+}
 
 #[derive(Subcommand)]
 pub enum EvalCommand {
@@ -16,13 +38,21 @@ pub enum EvalCommand {
     Lfw(LfwArgs),
 }
 
+/// Either `--model NAME` (the whole protocol from images: align, embed, tune on View 1,
+/// score View 2, report) or `--embeddings FILE` (score a precomputed store).
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "embeddings"])))]
 pub struct LfwArgs {
+    /// Run the protocol from images with this model (see protocols/lfw.toml).
+    #[arg(long, value_enum)]
+    model: Option<ModelName>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
     /// Embedding store (.npy with .keys beside it, .csv, .safetensors or .fbs), keys
     /// relative to the LFW image root (`Name/Name_0001.jpg`). Used as given: already
     /// fused or concatenated by the caller unless --flip-store is set.
     #[arg(long)]
-    embeddings: PathBuf,
+    embeddings: Option<PathBuf>,
     /// Keys file for a .npy store (one key per line), instead of `<store>.keys`.
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -36,12 +66,13 @@ pub struct LfwArgs {
     /// Accuracy rule(s), comma-separated: insightface, sphereface, facenet, facexzoo, exact.
     #[arg(long, value_delimiter = ',', default_value = "insightface")]
     protocol: Vec<Rule>,
-    /// Model name shown in the report [default: the embeddings file name].
+    /// Name shown in the report for --embeddings [default: the embeddings file name].
     #[arg(long)]
-    model: Option<String>,
-    /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg, scores.png/svg.
+    label: Option<String>,
+    /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg,
+    /// scores.png/svg [default with --model: reports/lfw/<model>].
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
@@ -51,42 +82,49 @@ pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
 }
 
 fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
+    if let Some(model) = a.model {
+        let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/lfw").join(model.as_str()));
+        return lfw_pipeline::run(model, &a.pipeline, data_root, &out);
+    }
+    let embeddings = a.embeddings.clone().expect("clap requires --model or --embeddings");
+    let out = a.out.clone().ok_or("--embeddings needs --out DIR")?;
     let pairs_path = a.pairs.unwrap_or_else(|| data_root.join("lfw/pairs.txt"));
     let pairs = Pairs::read(&pairs_path)?;
-    let orig = store::read(&a.embeddings, a.keys.as_deref())?;
+    let orig = store::read(&embeddings, a.keys.as_deref())?;
     let flip = a.flip_store.as_deref().map(|p| store::read(p, None)).transpose()?;
     let opts = EvalOptions { rules: a.protocol.clone(), ..EvalOptions::default() };
     let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
 
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let json_path = a.out.join("results.json");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let json_path = out.join("results.json");
+    let provenance = super::provenance::collect(&[
+        ("embeddings", embeddings.display().to_string()),
+        ("flip store", a.flip_store.as_ref().map_or("none".into(), |p| p.display().to_string())),
+        ("pairs", pairs_path.display().to_string()),
+    ]);
     let doc = serde_json::json!({
         "protocol": "lfw",
-        "embeddings": a.embeddings.display().to_string(),
+        "embeddings": embeddings.display().to_string(),
         "flip_store": a.flip_store.as_ref().map(|p| p.display().to_string()),
-        "facebench_version": env!("CARGO_PKG_VERSION"),
+        "provenance": provenance.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "results": &results,
     });
     std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)
         .map_err(|e| format!("{}: {e}", json_path.display()))?;
-    results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
-    let model = a.model.clone().unwrap_or_else(|| {
-        a.embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
+    let model = a.label.clone().unwrap_or_else(|| {
+        embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     });
     let ctx = LfwReportContext {
         model,
         preprocessing: "as stored in the embeddings".into(),
         choice: "by the caller".into(),
-        provenance: vec![
-            ("embeddings".into(), a.embeddings.display().to_string()),
-            ("flip store".into(), a.flip_store.as_ref().map_or("none".into(), |p| p.display().to_string())),
-            ("facebench".into(), env!("CARGO_PKG_VERSION").into()),
-        ],
+        provenance,
         ..Default::default()
     };
-    write_lfw_report(&a.out, &results, &ctx)?;
+    write_lfw_report(&out, &results, &ctx)?;
     print!("{}", headline_table(&results));
-    println!("wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)", a.out.display());
+    println!("wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)", out.display());
     Ok(())
 }
 

@@ -3,6 +3,8 @@ pub mod bench;
 pub mod embed;
 pub mod eval;
 pub mod keys;
+pub mod lfw_pipeline;
+pub mod provenance;
 
 /// Errors reach the user as one readable line.
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;

@@ -1,0 +1,41 @@
+//! Where a number came from: recorded in every results.json and report appendix.
+
+/// facebench version, git commit, thread count, date (UTC) and the caller's items.
+pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown (not run from a git checkout)".into());
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+    let mut v = vec![
+        ("facebench".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("git commit".to_string(), if dirty { format!("{commit} (with uncommitted changes)") } else { commit }),
+        ("threads".to_string(), rayon::current_num_threads().to_string()),
+        ("date (UTC)".to_string(), utc_now()),
+    ];
+    v.extend(extra.iter().map(|(k, val)| (k.to_string(), val.clone())));
+    v
+}
+
+/// `YYYY-MM-DD hh:mm:ss` from the system clock (civil-from-days, proleptic Gregorian).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
