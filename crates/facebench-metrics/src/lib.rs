@@ -33,7 +33,7 @@ pub enum MetricsError {
     LengthMismatch { what: &'static str, got: usize, expected: usize },
     #[error("no pairs given")]
     Empty,
-    #[error("fold id {fold} at pair {index} is out of range: fold ids must be 0..{n_folds} with every id present")]
+    #[error("fold id {fold} at pair {index} is out of range: with {n_folds} pairs fold ids must be below {n_folds}, and 0..k all present")]
     FoldOutOfRange { index: usize, fold: usize, n_folds: usize },
     #[error("fold {fold} has no pairs (fold ids must be 0..{n_folds} with every id present)")]
     EmptyFold { fold: usize, n_folds: usize },
@@ -73,7 +73,8 @@ pub enum Rule {
     /// arccos/pi, optionally after train-fold mean subtraction (see [`facenet_distances`]).
     FaceNet,
     /// FaceX-Zoo `LFWEvaluator`: 1000 thresholds from min to max train score (float32 scores),
-    /// Youden argmax, `s > thr` same and `s < thr` different, ± = SEM.
+    /// Youden argmax, `s > thr` same and `s < thr` different, ± = SEM. (FaceX-Zoo divides the
+    /// correct count by a hard-coded 600; the fold's own size is used here, equal on LFW.)
     FaceXZoo,
     /// No grid: best midpoint between consecutive distinct training scores, smallest on ties,
     /// same iff `s > thr`.

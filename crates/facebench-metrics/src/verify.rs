@@ -61,11 +61,11 @@ pub(crate) fn fold_members(folds: &[usize], n: usize) -> Result<Vec<Vec<usize>>,
     if folds.len() != n {
         return Err(MetricsError::LengthMismatch { what: "folds", got: folds.len(), expected: n });
     }
-    let n_folds = folds.iter().copied().max().map_or(0, |m| m + 1);
-    if n_folds > n {
-        let index = folds.iter().position(|&f| f >= n).unwrap_or(0);
+    // A fold id >= n would leave some fold empty (and could overflow `max + 1`).
+    if let Some(index) = folds.iter().position(|&f| f >= n) {
         return Err(MetricsError::FoldOutOfRange { index, fold: folds[index], n_folds: n });
     }
+    let n_folds = folds.iter().copied().max().map_or(0, |m| m + 1);
     let mut members = vec![Vec::new(); n_folds];
     for (i, &f) in folds.iter().enumerate() {
         members[f].push(i);
@@ -331,6 +331,13 @@ mod tests {
         assert!(ids.windows(2).all(|w| w[0] <= w[1]));
         assert!(kfold_ids(5, 10).is_err());
         assert!(kfold_ids(5, 1).is_err());
+    }
+
+    #[test]
+    fn fold_ids_out_of_range_are_errors_not_overflows() {
+        let e = fold_members(&[0, usize::MAX], 2).unwrap_err();
+        assert_eq!(e, MetricsError::FoldOutOfRange { index: 1, fold: usize::MAX, n_folds: 2 });
+        assert_eq!(fold_members(&[0, 0, 1], 3).unwrap(), vec![vec![0, 1], vec![2]]);
     }
 
     #[test]
