@@ -18,7 +18,7 @@ pub const ARCFACE_112: [[f64; 2]; 5] = [
 /// `estimate_norm` rule: sizes that are multiples of 112 scale it by `size/112`; other sizes
 /// (multiples of 128) scale by `size/128` and shift x by `8*size/128`.
 pub fn arcface_template(size: u32) -> [[f64; 2]; 5] {
-    let (ratio, dx) = if size % 112 == 0 {
+    let (ratio, dx) = if size.is_multiple_of(112) {
         (size as f64 / 112.0, 0.0)
     } else {
         let r = size as f64 / 128.0;
@@ -121,7 +121,7 @@ impl Similarity {
     /// The inverse transform (`None` for a zero scale).
     pub fn inverse(&self) -> Option<Similarity> {
         let d = self.a * self.a + self.b * self.b;
-        if !(d > 0.0) || !d.is_finite() {
+        if d.is_nan() || d <= 0.0 || d.is_infinite() {
             return None;
         }
         let (a, b) = (self.a / d, -self.b / d);
@@ -359,8 +359,9 @@ mod tests {
             for r in 0..4 {
                 if r != c {
                     let f = m[r][c] / m[c][c];
-                    for k in c..5 {
-                        m[r][k] -= f * m[c][k];
+                    let pivot = m[c];
+                    for (v, p) in m[r][c..].iter_mut().zip(&pivot[c..]) {
+                        *v -= f * p;
                     }
                 }
             }
@@ -519,20 +520,20 @@ mod tests {
             ty: 0.0,
         };
         let d = warp_similarity(&img, &down, 3, 2).unwrap();
-        assert_eq!(d.as_slice()[(1 * 3 + 2) * 3], img.get_pixel(4, 2)[0] as f32);
+        assert_eq!(d.as_slice()[(3 + 2) * 3], img.get_pixel(4, 2)[0] as f32);
     }
 
     fn synthetic_68() -> Vec<[f64; 2]> {
         let mut l = vec![[0.0, 0.0]; 68];
-        for i in 36..42 {
-            l[i] = [100.0 + (i - 36) as f64, 100.0];
-        } // left eye centre (102.5, 100)
-        for i in 42..48 {
-            l[i] = [140.0 + (i - 42) as f64, 100.0];
-        } // right eye centre (142.5, 100)
-        for i in 48..68 {
-            l[i] = [122.5, 140.0];
-        } // mouth centre (122.5, 140)
+        // Left eye x 100..105 (centre 102.5), right eye x 140..145 (centre 142.5), y 100;
+        // mouth centre (122.5, 140).
+        for (k, p) in l[36..42].iter_mut().enumerate() {
+            *p = [100.0 + k as f64, 100.0];
+        }
+        for (k, p) in l[42..48].iter_mut().enumerate() {
+            *p = [140.0 + k as f64, 100.0];
+        }
+        l[48..68].fill([122.5, 140.0]);
         l[30] = [122.0, 120.0];
         l
     }

@@ -191,7 +191,7 @@ mod tests {
         let mut buf = vec![0.0; 5];
         let e = write_tensor_data(&img(), &TensorSpec::default(), &mut buf).unwrap_err();
         assert!(matches!(e, Error::BufferSize { got: 5, needed: 6 }));
-        let mut batch = vec![0.0; 12];
+        let mut batch = [0.0; 12];
         write_tensor_data(&img(), &TensorSpec::default(), &mut batch[6..]).unwrap();
         assert_eq!(&batch[6..], &[10., 20., 30., 40., 50., 60.]);
     }
