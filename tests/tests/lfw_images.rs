@@ -67,9 +67,10 @@ fn lfw_from_images_reaches_the_known_accuracy() {
     let proto_path = dir.join("lfw-mini.toml");
     std::fs::write(&proto_path, proto).unwrap();
     let out = dir.join("report");
+    let cache = dir.join("cache");
     let args = [
         "eval", "lfw", "--model", "faceapi-resnet", "--protocol-file", proto_path.to_str().unwrap(),
-        "--cache", dir.join("cache").to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--cache", cache.to_str().unwrap(), "--out", out.to_str().unwrap(),
         "--data-root", data.to_str().unwrap(),
     ];
     let o = run(&args);
