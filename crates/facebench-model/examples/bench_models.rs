@@ -31,10 +31,27 @@ fn main() -> facebench_model::Result<()> {
         for batch in [1, 32] {
             let it = if batch == 1 { iters * 16 } else { iters };
             let r = bench_embed(model.as_ref(), batch, it)?;
-            println!("{:<16} batch {:>3}: {:>8.1} images/s ({} x {} images in {:.2} s)", r.model, r.batch, r.images_per_sec, r.iters, r.batch, r.seconds);
+            let per_cpu = r.cpu_seconds.map(|c| format!(", {:.1} images per CPU-second", (r.batch * r.iters) as f64 / c)).unwrap_or_default();
+            println!("{:<16} batch {:>3}: {:>8.1} images/s ({} x {} images in {:.2} s{per_cpu})", r.model, r.batch, r.images_per_sec, r.iters, r.batch, r.seconds);
         }
     }
     if device.is_cpu() && only.is_none() {
+        // The machine's own sgemm rate, the ceiling for convolution as im2col + gemm.
+        for (threads, par) in [(1, gemm::Parallelism::None), (rayon::current_num_threads(), gemm::Parallelism::Rayon(0))] {
+            let n = 1024;
+            let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
+            let mut c = vec![0f32; n * n];
+            let mut run = || unsafe {
+                gemm::gemm(n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, par)
+            };
+            run();
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                run();
+            }
+            let gflops = 2.0 * (n * n * n * iters) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+            println!("sgemm {n}^3, {threads} thread(s): {gflops:.1} GFLOP/s");
+        }
         println!("layer kernels, batch 32, ms per call (ours vs candle's ops):");
         let dev = Device::Cpu;
         let x = |c: usize, h: usize| Tensor::ones((32, h, h, c), candle_core::DType::F32, &dev).unwrap();

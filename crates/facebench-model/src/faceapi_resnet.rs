@@ -157,6 +157,12 @@ impl FaceModel for FaceapiResnet {
 
     fn forward(&self, batch: &Tensor) -> Result<Tensor> {
         check_batch(NAME, &self.input_spec(), batch)?;
+        crate::forward_chunked(batch, 8, |b| self.forward_all(b))
+    }
+}
+
+impl FaceapiResnet {
+    fn forward_all(&self, batch: &Tensor) -> Result<Tensor> {
         let x = batch.to_device(&self.device)?.broadcast_sub(&self.mean)?.broadcast_div(&self.div)?;
         let x = self.conv32_down.forward(&x)?;
         let mut x = Pool::Max { k: 3, s: 2 }.forward(&x)?;

@@ -154,6 +154,26 @@ pub(crate) fn check_batch(model: &str, spec: &InputSpec, t: &Tensor) -> Result<(
     }
 }
 
+/// Runs `f` on sub-batches of at most `chunk` images, in parallel, and concatenates the
+/// results. On CPU a sub-batch's activations stay in the core's cache, which a 32-image
+/// batch's do not; elsewhere `f` sees the whole batch.
+pub(crate) fn forward_chunked<F>(batch: &Tensor, chunk: usize, f: F) -> Result<Tensor>
+where
+    F: Fn(&Tensor) -> Result<Tensor> + Sync,
+{
+    let chunk = std::env::var("FACEBENCH_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(chunk);
+    let n = batch.dim(0)?;
+    if !batch.device().is_cpu() || n <= chunk {
+        return f(batch);
+    }
+    use rayon::prelude::*;
+    let parts = (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map(|i| f(&batch.narrow(0, i * chunk, chunk.min(n - i * chunk))?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
 /// Builds an `[N, H, W, 3]` f32 batch from packed RGB8 images (`H*W*3` bytes each, row-major)
 /// of the model's input size, on the model's device.
 pub fn batch_from_rgb8(model: &dyn FaceModel, images: &[&[u8]]) -> Result<Tensor> {
@@ -182,8 +202,24 @@ pub struct BenchReport {
     pub model: String,
     pub batch: usize,
     pub iters: usize,
+    /// Wall-clock seconds of the timed passes.
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// CPU seconds (user + system, all threads) the process spent meanwhile, where the OS
+    /// reports it (Linux). On a shared machine `images / cpu_seconds` per core is the figure
+    /// that other processes do not distort.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// CPU time (user + system) of this process so far, from /proc/self/stat (Linux only).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name in parentheses; utime and stime are fields 14 and 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux configuration in practice.
+    Some(ticks / 100.0)
 }
 
 pub fn bench_embed(model: &dyn FaceModel, batch: usize, iters: usize) -> Result<BenchReport> {
@@ -196,16 +232,22 @@ pub fn bench_embed(model: &dyn FaceModel, batch: usize, iters: usize) -> Result<
         Ok(())
     };
     sync(model.forward(&x)?)?;
+    let cpu0 = process_cpu_seconds();
     let t0 = Instant::now();
     for _ in 0..iters {
         sync(model.forward(&x)?)?;
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let cpu_seconds = match (cpu0, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     Ok(BenchReport {
         model: model.name().to_string(),
         batch,
         iters,
         seconds,
         images_per_sec: (batch * iters) as f64 / seconds.max(1e-12),
+        cpu_seconds,
     })
 }

@@ -151,6 +151,12 @@ impl FaceModel for MobileFace {
 
     fn forward(&self, batch: &Tensor) -> Result<Tensor> {
         check_batch(NAME, &self.input_spec(), batch)?;
+        crate::forward_chunked(batch, 2, |b| self.forward_all(b))
+    }
+}
+
+impl MobileFace {
+    fn forward_all(&self, batch: &Tensor) -> Result<Tensor> {
         let n = batch.dim(0)?;
         let x = batch.to_device(&self.device)?.broadcast_sub(&self.minus)?.broadcast_mul(&self.mul)?;
         let mut x = self.conv1.forward(&x)?;
