@@ -9,7 +9,7 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench clean-reports help
+.PHONY: all build test models bench eval-lfw tune-lfw clean-reports help
 
 all: build
 
@@ -17,6 +17,9 @@ help:
 	@echo "make build        build the release binary ($(BIN))"
 	@echo "make models       fetch and checksum the pretrained weights into $(MODELS)/"
 	@echo "make test         every test (release build, real data from DATA=$(DATA))"
+	@echo "make eval-lfw     LFW View 2 from images: align, embed, tune on View 1, score, report"
+	@echo "                  (MODEL=$(MODEL) or mobileface; DATA=$(DATA)) -> reports/lfw/<model>/"
+	@echo "make tune-lfw     only choose the preprocessing variant on View 1"
 	@echo "make bench        scoring benchmark (ratio against a plain GEMM in the same run)"
 
 build:
@@ -32,8 +35,18 @@ test: models
 	$(CARGO) build --release --workspace
 	$(CARGO) test --release --workspace
 
+# Alignments and embeddings are cached in cache/lfw/: a second run only scores.
+eval-lfw: build models
+	$(BIN) eval lfw --model $(MODEL)
+
+tune-lfw: build models
+	$(BIN) tune lfw --model $(MODEL)
+
 bench: build
 	$(BIN) bench score
 
 clean-reports:
 	find reports -mindepth 1 -not -name README.md -delete
+
+clean-cache:
+	rm -rf cache
