@@ -5,7 +5,7 @@ use facebench_score::{dot, score_blocked, BlockConfig, Matrix};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DistractorSet, ProbeSet};
-use crate::reduce::{bin_of, Plan, SizeReducer, TopScores};
+use crate::reduce::{bin_of, Plan, SizeReducer};
 use crate::{Error, Result};
 
 /// Settings of [`evaluate`]. `Default` is the published protocol: CMC ranks 1..10, TAR at
@@ -267,15 +267,7 @@ pub fn evaluate(
             ((a + 1).max(ni.min(1024))).min(ni.max(1)) as usize
         })
         .collect();
-    let plan = Plan {
-        member: distractors.scoring_member(),
-        sizes: sizes.len(),
-        offsets,
-        sorted,
-        order,
-        keep,
-        bins: cfg.roc_bins,
-    };
+    let plan = Plan::new(&distractors.scoring_member(), sizes.len(), offsets, sorted, order, keep, cfg.roc_bins);
 
     let q = Matrix::new(probes.data(), n, probes.dim())?;
     let gallery = Matrix::new(distractors.data(), distractors.rows(), distractors.dim())?;
@@ -296,15 +288,13 @@ pub fn evaluate(
 
     let counts = acc.counts();
     let noisy = distractors.noisy_per_size();
-    let bins = plan.bins;
     let mut out_sizes = Vec::new();
     for (b, info) in sizes.iter().enumerate() {
         let c = &counts[b];
         let cmc = cmc_at(c, cfg.max_rank);
         let cmc_curve = cmc_curve(c, info.count as u64);
-        let top = std::mem::replace(&mut acc.top[b], TopScores::new(1, f32::NEG_INFINITY)).into_sorted();
-        let hist = &acc.hist[b * bins..(b + 1) * bins];
-        let roc = roc_curve(&top, hist, &genuine, impostors[b]);
+        let top = acc.top_of(b);
+        let roc = roc_curve(&top, &acc.hist_of(b), &genuine, impostors[b]);
         let tar_at_far = cfg
             .fars
             .iter()

@@ -10,10 +10,17 @@
 use facebench_score::{Reducer, Tile};
 
 /// What the reducer needs to know, shared by all its partials.
+///
+/// Rows are grouped by *membership pattern* (the set of sizes a row scores in): the devkit
+/// lists give only a handful of distinct patterns, so the reducer keeps its counts, top scores
+/// and histogram per pattern (one update per score, whatever the number of sizes) and sums
+/// the patterns of each size at the end.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Per gallery row, the sizes it scores in (bit set; noisy rows 0).
-    pub member: Vec<u8>,
+    /// Per gallery row, 1 + its pattern index (0: the row scores in no size).
+    pub pattern_of_row: Vec<u8>,
+    /// Size bit set of each pattern.
+    pub patterns: Vec<u8>,
     pub sizes: usize,
     /// Probe `q` owns `sorted[offsets[q]..offsets[q + 1]]`: its mate scores, ascending.
     pub offsets: Vec<usize>,
@@ -26,21 +33,43 @@ pub(crate) struct Plan {
     pub bins: usize,
 }
 
+/// Interleaved copies of each histogram, so that runs of equal bins do not serialise on
+/// one counter.
+const HIST_WAYS: usize = 4;
+
 impl Plan {
-    /// Slots per size: one more per probe than it has mates.
+    /// Groups rows by membership bit set (`member[row]`, 0 = no size).
+    pub fn new(member: &[u8], sizes: usize, offsets: Vec<usize>, sorted: Vec<f32>, order: Vec<usize>, keep: Vec<usize>, bins: usize) -> Plan {
+        let mut index = [0u8; 256];
+        let mut patterns = Vec::new();
+        let pattern_of_row = member
+            .iter()
+            .map(|&m| {
+                if m != 0 && index[m as usize] == 0 {
+                    patterns.push(m);
+                    index[m as usize] = patterns.len() as u8;
+                }
+                index[m as usize]
+            })
+            .collect();
+        Plan { pattern_of_row, patterns, sizes, offsets, sorted, order, keep, bins }
+    }
+    /// Slots per pattern: one more per probe than it has mates.
     fn slots(&self) -> usize {
         self.sorted.len() + self.offsets.len() - 1
     }
-    /// The histogram bin of a score: `floor((s + 1) * bins / 2)` in f64, clamped.
-    #[inline]
-    pub fn bin(&self, s: f32) -> usize {
-        bin_of(s, self.bins)
+    /// Top scores a pattern keeps: the most any of its sizes needs.
+    fn pattern_keep(&self, p: usize) -> usize {
+        (0..self.sizes).filter(|b| self.patterns[p] >> b & 1 == 1).map(|b| self.keep[b]).max().unwrap_or(1)
     }
 }
 
+/// The histogram bin of a score: `floor((s + 1) * bins / 2)` in f32, clamped to the bins.
+/// Any non-decreasing function of the score would do: bin edges are then thresholds, so
+/// histogram ROC points are exact points of a threshold rule.
 #[inline]
 pub(crate) fn bin_of(s: f32, bins: usize) -> usize {
-    let x = (s as f64 + 1.0) * (bins as f64 * 0.5);
+    let x = (s + 1.0) * (bins as f32 * 0.5);
     if x <= 0.0 {
         0
     } else {
@@ -62,13 +91,17 @@ impl TopScores {
     pub fn new(keep: usize, bound: f32) -> Self {
         TopScores { keep, buf: Vec::new(), bound }
     }
-    #[inline]
+    #[inline(always)]
     fn offer(&mut self, s: f32) {
         if s > self.bound {
-            self.buf.push(s);
-            if self.buf.len() >= 2 * self.keep.max(1) {
-                self.cut();
-            }
+            self.push(s);
+        }
+    }
+    #[inline(never)]
+    fn push(&mut self, s: f32) {
+        self.buf.push(s);
+        if self.buf.len() >= 2 * self.keep.max(1) {
+            self.cut();
         }
     }
     fn cut(&mut self) {
@@ -109,22 +142,24 @@ impl TopScores {
 pub(crate) struct SizeReducer<'a> {
     plan: &'a Plan,
     col0: usize,
-    /// `[size][slot]`: slot `p` of probe `q` (at `offsets[q] + q + p`) counts the scores
+    /// `[pattern][slot]`: slot `p` of probe `q` (at `offsets[q] + q + p`) counts the scores
     /// that exceed exactly the `p` smallest mate scores of `q`.
     slots: Vec<u32>,
-    pub top: Vec<TopScores>,
-    /// `[size][bin]`.
-    pub hist: Vec<u64>,
+    /// Per pattern.
+    top: Vec<TopScores>,
+    /// `[pattern][way][bin]`.
+    hist: Vec<u64>,
 }
 
 impl<'a> SizeReducer<'a> {
     pub fn new(plan: &'a Plan) -> Self {
-        let top = plan.keep.iter().map(|&k| TopScores::new(k, f32::NEG_INFINITY)).collect();
+        let top = (0..plan.patterns.len()).map(|p| TopScores::new(plan.pattern_keep(p), f32::NEG_INFINITY)).collect();
         Self::with_top(plan, 0, top)
     }
 
     fn with_top(plan: &'a Plan, col0: usize, top: Vec<TopScores>) -> Self {
-        SizeReducer { plan, col0, slots: vec![0; plan.sizes * plan.slots()], top, hist: vec![0; plan.sizes * plan.bins] }
+        let np = plan.patterns.len();
+        SizeReducer { plan, col0, slots: vec![0; np * plan.slots()], top, hist: vec![0; np * HIST_WAYS * plan.bins] }
     }
 
     /// An empty partial for the gallery slice starting at row `col0`, whose top-score
@@ -134,26 +169,57 @@ impl<'a> SizeReducer<'a> {
         Self::with_top(self.plan, col0, top)
     }
 
+    fn patterns_of(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.plan.patterns.len()).filter(move |&p| self.plan.patterns[p] >> b & 1 == 1)
+    }
+
     /// Per size, per mate pair: the number of scoring distractors strictly above the mate score.
     pub fn counts(&self) -> Vec<Vec<u64>> {
         let p = self.plan;
         let per = p.slots();
         (0..p.sizes)
             .map(|b| {
-                let slots = &self.slots[b * per..(b + 1) * per];
+                let mut slots = vec![0u64; per];
+                for pat in self.patterns_of(b) {
+                    for (a, &c) in slots.iter_mut().zip(&self.slots[pat * per..(pat + 1) * per]) {
+                        *a += c as u64;
+                    }
+                }
                 let mut out = vec![0u64; p.sorted.len()];
                 for q in 0..p.offsets.len() - 1 {
                     let (a, e) = (p.offsets[q], p.offsets[q + 1]);
                     let s = &slots[a + q..=e + q];
                     let mut above = 0u64;
                     for r in (0..e - a).rev() {
-                        above += s[r + 1] as u64;
+                        above += s[r + 1];
                         out[p.order[a + r]] = above;
                     }
                 }
                 out
             })
             .collect()
+    }
+
+    /// The largest impostor scores of size `b` (at most its `keep`), largest first.
+    pub fn top_of(&self, b: usize) -> Vec<f32> {
+        let mut t = TopScores::new(self.plan.keep[b], f32::NEG_INFINITY);
+        for p in self.patterns_of(b) {
+            t.merge(self.top[p].clone());
+        }
+        t.into_sorted()
+    }
+
+    /// The impostor-score histogram of size `b`.
+    pub fn hist_of(&self, b: usize) -> Vec<u64> {
+        let bins = self.plan.bins;
+        let mut h = vec![0u64; bins];
+        for p in self.patterns_of(b) {
+            for w in 0..HIST_WAYS {
+                let src = &self.hist[(p * HIST_WAYS + w) * bins..(p * HIST_WAYS + w + 1) * bins];
+                h.iter_mut().zip(src).for_each(|(a, c)| *a += c);
+            }
+        }
+        h
     }
 }
 
@@ -165,8 +231,9 @@ impl Reducer for SizeReducer<'_> {
     fn consume(&mut self, tile: &Tile<'_>) {
         let p = self.plan;
         let per = p.slots();
+        let bins = p.bins;
         let g0 = self.col0 + tile.g0();
-        let member = &p.member[g0..g0 + tile.cols()];
+        let pats = &p.pattern_of_row[g0..g0 + tile.cols()];
         let excluded = tile.excluded();
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
@@ -174,23 +241,17 @@ impl Reducer for SizeReducer<'_> {
             let ts = &p.sorted[a..e];
             let min = ts.first().copied().unwrap_or(f32::INFINITY);
             let base = a + q;
-            for (j, (&s, &m)) in tile.row(i).iter().zip(member).enumerate() {
-                if m == 0 || excluded.is_some_and(|x| x[j]) {
+            for (j, (&s, &pat)) in tile.row(i).iter().zip(pats).enumerate() {
+                if pat == 0 || excluded.is_some_and(|x| x[j]) {
                     continue;
                 }
-                let slot = if s > min { ts.partition_point(|&t| t < s) } else { 0 };
-                let bin = if p.bins > 0 { p.bin(s) } else { 0 };
-                let mut bits = m;
-                while bits != 0 {
-                    let b = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if slot > 0 {
-                        self.slots[b * per + base + slot] += 1;
-                    }
-                    self.top[b].offer(s);
-                    if p.bins > 0 {
-                        self.hist[b * p.bins + bin] += 1;
-                    }
+                let pat = pat as usize - 1;
+                if s > min {
+                    self.slots[pat * per + base + ts.partition_point(|&t| t < s)] += 1;
+                }
+                self.top[pat].offer(s);
+                if bins > 0 {
+                    self.hist[(pat * HIST_WAYS + (j % HIST_WAYS)) * bins + bin_of(s, bins)] += 1;
                 }
             }
         }
