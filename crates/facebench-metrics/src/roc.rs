@@ -207,8 +207,11 @@ pub struct InsightFaceValFold {
 /// `interp1d(far_train, thresholds, kind='slinear')(far)` if `max(far_train) >= far`, else
 /// threshold 0; VAL and FAR on the test fold.
 ///
-/// `far_train` repeats values, which SciPy >= 1.9 rejects; the SciPy these tools were run
-/// with built a degree-1 B-spline on knots `[x0, x.., x_last]`, which evaluates to the line
+/// `far_train` repeats values, which current SciPy rejects ("Expect x to not have
+/// duplicates"); the SciPy these tools were run with sorted x stably (`argsort(kind=
+/// "mergesort")`, the identity here since `far_train` is non-decreasing) and built, in
+/// `make_interp_spline`'s k=1 special case, a degree-1 B-spline on knots
+/// `[x0, x.., x_last]` with no duplicate check. That spline evaluates to the line
 /// through the LAST point with `far_train <= far` and the FIRST point with `far_train > far`
 /// (the right end when `far` equals the largest value) and to exactly 0 when those two points
 /// share an x (target equal to a repeated maximum). That evaluation is reproduced here.

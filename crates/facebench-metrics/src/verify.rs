@@ -28,6 +28,19 @@ pub struct FoldReport {
     pub sem: f64,
 }
 
+impl FoldReport {
+    /// The "±" the rule's own tool prints beside the mean: population std for InsightFace
+    /// and facenet, SEM for FaceX-Zoo, none for SphereFace (mean only); the exact rule has
+    /// no tool, and reports the SEM.
+    pub fn tool_plus_minus(&self) -> Option<f64> {
+        match self.rule {
+            Rule::InsightFace | Rule::FaceNet => Some(self.std_population),
+            Rule::FaceXZoo | Rule::Exact => Some(self.sem),
+            Rule::SphereFace => None,
+        }
+    }
+}
+
 /// One test fold: the threshold chosen on the other folds and the accuracies it gives.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FoldResult {

@@ -22,6 +22,7 @@ fn insightface_threshold_is_first_grid_value_strictly_above() {
     assert!(close(r.mean, 0.75) && close(r.std_population, 0.25));
     assert!(close(r.std_sample, 0.125f64.sqrt()) && close(r.sem, 0.25));
     assert_eq!(r.folds[1].n_test, 2);
+    assert_eq!(r.tool_plus_minus(), Some(r.std_population));
 }
 
 #[test]
@@ -33,6 +34,7 @@ fn sphereface_takes_the_mean_of_all_best_thresholds() {
     assert!(close(r.folds[2].threshold, 0.05), "{}", r.folds[2].threshold);
     // 0.1 > 0.05 right; 0.04 < 0.05 right.
     assert_eq!(r.folds[2].test_accuracy, 1.0);
+    assert_eq!(r.tool_plus_minus(), None);
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn facexzoo_threshold_lies_on_its_grid() {
     assert_eq!(r.folds[2].test_accuracy, 1.0);
     // FaceX-Zoo's "±" is the SEM.
     assert!(close(r.sem, r.std_sample / 3f64.sqrt()));
+    assert_eq!(r.tool_plus_minus(), Some(r.sem));
 }
 
 #[test]
