@@ -109,3 +109,45 @@ fn unknown_content_is_an_error() {
     assert!(e.to_string().contains("notes.txt"), "{e}");
     assert!(decode_bytes(&[], "empty.jpg").is_err());
 }
+
+fn data_root() -> std::path::PathBuf {
+    let root = std::env::var_os("FACEBENCH_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+        });
+    assert!(
+        root.is_dir(),
+        "data root {} not found (set FACEBENCH_DATA)",
+        root.display()
+    );
+    root
+}
+
+#[test]
+fn real_orl_pgm_matches_its_raw_samples() {
+    // AT&T/ORL: binary P5, 92x112, maxval 255; header "P5 92 112 255\n".
+    let path = data_root().join("orl_att_faces/s1/1.pgm");
+    let bytes = std::fs::read(&path).unwrap();
+    let header = b"P5 92 112 255\n";
+    assert!(
+        bytes.starts_with(header),
+        "unexpected PGM header in {}",
+        path.display()
+    );
+    let samples = &bytes[header.len()..];
+    let img = decode_file(&path).unwrap();
+    assert_eq!(img.dimensions(), (92, 112));
+    for (px, &g) in img.pixels().zip(samples) {
+        assert_eq!(px, &Rgb([g, g, g]));
+    }
+}
+
+#[test]
+fn real_lfw_jpeg_decodes() {
+    let path = data_root().join("lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg");
+    let img = decode_file(&path).unwrap();
+    assert_eq!(img.dimensions(), (250, 250));
+    let mean = img.as_raw().iter().map(|&v| v as f64).sum::<f64>() / img.as_raw().len() as f64;
+    assert!(mean > 20.0 && mean < 235.0, "implausible mean {mean}");
+}
