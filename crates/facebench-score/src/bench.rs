@@ -71,6 +71,7 @@ pub struct BenchReport {
     pub dim: usize,
     pub k: usize,
     pub threads: usize,
+    /// The tile sizes used (after [`BlockConfig::effective`]).
     pub config: BlockConfig,
     /// (a) blocked scoring with the per-query top-k reducer.
     pub scoring: Timing,
@@ -284,7 +285,7 @@ pub fn bench_score_with(
             dim,
             k,
             threads,
-            config,
+            config: config.effective(queries, gallery, threads),
             scoring,
             plain_gemm,
             alternatives,
@@ -299,7 +300,8 @@ pub fn bench_score_with(
 /// (b): the tile walk of `score_blocked` with the reduction left out.
 fn plain_tiled_gemm(q: Matrix<'_>, g: Matrix<'_>, config: BlockConfig) -> Result<(), ScoreError> {
     let (m, n) = (q.rows(), g.rows());
-    let (qb, gb) = (config.query_block.max(1), config.gallery_block.max(1));
+    let eff = config.effective(m, n, rayon::current_num_threads());
+    let (qb, gb) = (eff.query_block.max(1), eff.gallery_block.max(1));
     let nqb = m.div_ceil(qb);
     let checksum: f64 = (0..nqb * n.div_ceil(gb))
         .into_par_iter()

@@ -91,6 +91,10 @@ pub trait Reducer: Send + Sync + Sized {
 
 /// Tile sizes of blocked scoring. Any sizes give the same results; they only change speed and
 /// memory (one `query_block x gallery_block` f32 buffer per rayon work item).
+///
+/// The sizes are upper bounds: when the tile grid would give fewer than 4 tiles per thread,
+/// [`score_blocked`] halves the larger block size (not below 64) until it does, so a small
+/// problem still uses every thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockConfig {
     /// Queries per tile.
@@ -100,11 +104,34 @@ pub struct BlockConfig {
 }
 
 impl Default for BlockConfig {
-    /// Sizes measured on an AVX-512 machine at 4096 x 200,000 x 512 (see the crate README of
-    /// `bench`): large enough that packing and reduction overheads vanish, small enough that
-    /// a tile stays in L2/L3.
+    /// 2048 queries x 512 gallery items (a 4 MiB tile), chosen with `bench` on a 2-core AVX-512
+    /// machine at 4096 x 50,000..200,000 x 512: tiles with many queries let `gemm` reuse each
+    /// packed gallery panel, and the tile is still small enough to be reduced from cache.
     fn default() -> Self {
-        BlockConfig { query_block: 512, gallery_block: 1024 }
+        BlockConfig { query_block: 2048, gallery_block: 512 }
+    }
+}
+
+impl BlockConfig {
+    /// The block sizes actually used for `m` queries, `n` gallery items and `threads` threads
+    /// (see the type's docs).
+    pub fn effective(&self, m: usize, n: usize, threads: usize) -> BlockConfig {
+        const FLOOR: usize = 64;
+        let mut qb = self.query_block.min(m.max(1));
+        let mut gb = self.gallery_block.min(n.max(1));
+        let want = 4 * threads.max(1);
+        while m.div_ceil(qb) * n.div_ceil(gb) < want {
+            if qb >= gb && qb > FLOOR {
+                qb = qb.div_ceil(2);
+            } else if gb > FLOOR {
+                gb = gb.div_ceil(2);
+            } else if qb > FLOOR {
+                qb = qb.div_ceil(2);
+            } else {
+                break;
+            }
+        }
+        BlockConfig { query_block: qb, gallery_block: gb }
     }
 }
 
@@ -123,11 +150,11 @@ pub fn score_blocked<R: Reducer>(
     if queries.dim() != gallery.dim() {
         return Err(ScoreError::DimMismatch { left: queries.dim(), right: gallery.dim() });
     }
-    let BlockConfig { query_block: qb, gallery_block: gb } = config;
-    if qb == 0 || gb == 0 {
-        return Err(ScoreError::ZeroBlock { query_block: qb, gallery_block: gb });
+    if config.query_block == 0 || config.gallery_block == 0 {
+        return Err(ScoreError::ZeroBlock { query_block: config.query_block, gallery_block: config.gallery_block });
     }
     let (m, n) = (queries.rows(), gallery.rows());
+    let BlockConfig { query_block: qb, gallery_block: gb } = config.effective(m, n, rayon::current_num_threads());
     reducer.check(m, n)?;
     let (nqb, ngb) = (m.div_ceil(qb), n.div_ceil(gb));
     let tiles = nqb * ngb;
@@ -315,5 +342,26 @@ impl<R: Reducer> Reducer for Masked<R> {
             }
         }
         self.inner.check(queries, gallery)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockConfig;
+
+    #[test]
+    fn effective_blocks_split_small_problems_but_keep_large_ones() {
+        let cfg = BlockConfig { query_block: 2048, gallery_block: 512 };
+        // Big problem: unchanged.
+        assert_eq!(cfg.effective(4096, 200_000, 16), cfg);
+        // Blocks never exceed the problem.
+        assert_eq!(cfg.effective(10, 20, 1), BlockConfig { query_block: 10, gallery_block: 20 });
+        // 3,530 x 1,000 on 8 threads: split until >= 32 tiles, never below 64.
+        let e = cfg.effective(3530, 1000, 8);
+        assert!(3530usize.div_ceil(e.query_block) * 1000usize.div_ceil(e.gallery_block) >= 32, "{e:?}");
+        assert!(e.query_block >= 64 && e.gallery_block >= 64, "{e:?}");
+        // User blocks below the floor are kept as given.
+        let tiny = BlockConfig { query_block: 3, gallery_block: 5 };
+        assert_eq!(tiny.effective(6, 10, 64), tiny);
     }
 }
