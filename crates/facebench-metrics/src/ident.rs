@@ -31,13 +31,21 @@ pub fn cmc_from_counts(counts_greater: &[u64], max_rank: usize) -> Result<Vec<f6
 }
 
 /// Checks shapes and returns the number of distractors per probe row.
-fn check_megaface(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: &[f64]) -> Result<usize, MetricsError> {
+fn check_megaface(
+    probe_ids: &[usize],
+    probe_scores: &[f64],
+    distractor_scores: &[f64],
+) -> Result<usize, MetricsError> {
     let n = probe_ids.len();
     if n == 0 {
         return Err(MetricsError::Empty);
     }
     if probe_scores.len() != n * n {
-        return Err(MetricsError::LengthMismatch { what: "probe x probe scores", got: probe_scores.len(), expected: n * n });
+        return Err(MetricsError::LengthMismatch {
+            what: "probe x probe scores",
+            got: probe_scores.len(),
+            expected: n * n,
+        });
     }
     if !distractor_scores.len().is_multiple_of(n) {
         return Err(MetricsError::Invalid(format!(
@@ -53,13 +61,21 @@ fn check_megaface(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: 
 /// The ordered (query p, gallery image g) pairs of the MegaFace rule: same identity, p != g.
 fn mate_pairs(probe_ids: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let n = probe_ids.len();
-    (0..n).flat_map(move |p| (0..n).filter(move |&g| g != p && probe_ids[g] == probe_ids[p]).map(move |g| (p, g)))
+    (0..n).flat_map(move |p| {
+        (0..n)
+            .filter(move |&g| g != p && probe_ids[g] == probe_ids[p])
+            .map(move |g| (p, g))
+    })
 }
 
 /// Per ordered (query p, gallery g) pair of the MegaFace rule, in `(p, g)` order: the number
 /// of distractors scoring strictly above `score(p, g)`. Feed to [`cmc_from_counts`].
 /// `probe_scores` is `n x n` row-major (row = query), `distractor_scores` `n x m`.
-pub fn megaface_counts(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: &[f64]) -> Result<Vec<u64>, MetricsError> {
+pub fn megaface_counts(
+    probe_ids: &[usize],
+    probe_scores: &[f64],
+    distractor_scores: &[f64],
+) -> Result<Vec<u64>, MetricsError> {
     let m = check_megaface(probe_ids, probe_scores, distractor_scores)?;
     let n = probe_ids.len();
     let mut sorted_rows: Vec<Option<Vec<f64>>> = vec![None; n];
@@ -74,7 +90,9 @@ pub fn megaface_counts(probe_ids: &[usize], probe_scores: &[f64], distractor_sco
         out.push((m - row.partition_point(|&s| s <= mate)) as u64);
     }
     if out.is_empty() {
-        return Err(MetricsError::Invalid("no identity has two probe images: no (query, gallery) pairs".into()));
+        return Err(MetricsError::Invalid(
+            "no identity has two probe images: no (query, gallery) pairs".into(),
+        ));
     }
     Ok(out)
 }
@@ -109,7 +127,9 @@ pub fn megaface_cmc(
         pairs += 1;
     }
     if pairs == 0 {
-        return Err(MetricsError::Invalid("no identity has two probe images: no (query, gallery) pairs".into()));
+        return Err(MetricsError::Invalid(
+            "no identity has two probe images: no (query, gallery) pairs".into(),
+        ));
     }
     Ok(success.iter().map(|&s| s as f64 / pairs as f64).collect())
 }

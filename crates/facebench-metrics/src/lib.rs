@@ -30,11 +30,19 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricsError {
     #[error("length mismatch: {what} has {got} entries, expected {expected}")]
-    LengthMismatch { what: &'static str, got: usize, expected: usize },
+    LengthMismatch {
+        what: &'static str,
+        got: usize,
+        expected: usize,
+    },
     #[error("no pairs given")]
     Empty,
     #[error("fold id {fold} at pair {index} is out of range: with {n_folds} pairs fold ids must be below {n_folds}, and 0..k all present")]
-    FoldOutOfRange { index: usize, fold: usize, n_folds: usize },
+    FoldOutOfRange {
+        index: usize,
+        fold: usize,
+        n_folds: usize,
+    },
     #[error("fold {fold} has no pairs (fold ids must be 0..{n_folds} with every id present)")]
     EmptyFold { fold: usize, n_folds: usize },
     #[error("need at least 2 folds, got {0}")]
@@ -44,13 +52,25 @@ pub enum MetricsError {
     #[error("the pairs contain no {0} pairs")]
     MissingClass(&'static str),
     #[error("score of pair {index} is not finite ({value}){context}")]
-    NonFinite { index: usize, value: f64, context: String },
+    NonFinite {
+        index: usize,
+        value: f64,
+        context: String,
+    },
     #[error("feature dimension must be > 0")]
     ZeroDim,
     #[error("feature slice of {len} floats is not a whole number of {dim}-dim rows ({what})")]
-    RaggedFeatures { what: &'static str, len: usize, dim: usize },
+    RaggedFeatures {
+        what: &'static str,
+        len: usize,
+        dim: usize,
+    },
     #[error("pair {index}: the {side} feature has zero norm{context}")]
-    ZeroNorm { index: usize, side: &'static str, context: String },
+    ZeroNorm {
+        index: usize,
+        side: &'static str,
+        context: String,
+    },
     #[error("FAR target {0} must be in (0, 1]")]
     BadFarTarget(f64),
     #[error("{0}")]
@@ -83,8 +103,13 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in a stable order.
-    pub const ALL: [Rule; 5] =
-        [Rule::InsightFace, Rule::SphereFace, Rule::FaceNet, Rule::FaceXZoo, Rule::Exact];
+    pub const ALL: [Rule; 5] = [
+        Rule::InsightFace,
+        Rule::SphereFace,
+        Rule::FaceNet,
+        Rule::FaceXZoo,
+        Rule::Exact,
+    ];
 
     /// True when scores are distances (smaller means more alike).
     pub fn lower_is_same(self) -> bool {
@@ -126,7 +151,11 @@ impl FromStr for Rule {
 /// Checks that two parallel slices have the same length and are not empty.
 pub(crate) fn check_parallel(n_scores: usize, n_labels: usize) -> Result<(), MetricsError> {
     if n_labels != n_scores {
-        return Err(MetricsError::LengthMismatch { what: "is_same", got: n_labels, expected: n_scores });
+        return Err(MetricsError::LengthMismatch {
+            what: "is_same",
+            got: n_labels,
+            expected: n_scores,
+        });
     }
     if n_scores == 0 {
         return Err(MetricsError::Empty);
@@ -137,7 +166,11 @@ pub(crate) fn check_parallel(n_scores: usize, n_labels: usize) -> Result<(), Met
 /// Rejects NaN and infinite scores, naming the first bad pair.
 pub(crate) fn check_finite(scores: &[f64], context: &str) -> Result<(), MetricsError> {
     match scores.iter().position(|s| !s.is_finite()) {
-        Some(index) => Err(MetricsError::NonFinite { index, value: scores[index], context: context.to_string() }),
+        Some(index) => Err(MetricsError::NonFinite {
+            index,
+            value: scores[index],
+            context: context.to_string(),
+        }),
         None => Ok(()),
     }
 }
@@ -156,6 +189,10 @@ mod tests {
         }
         assert!("arcface".parse::<Rule>().is_err());
         assert!(Rule::InsightFace.lower_is_same() && Rule::FaceNet.lower_is_same());
-        assert!(!Rule::SphereFace.lower_is_same() && !Rule::FaceXZoo.lower_is_same() && !Rule::Exact.lower_is_same());
+        assert!(
+            !Rule::SphereFace.lower_is_same()
+                && !Rule::FaceXZoo.lower_is_same()
+                && !Rule::Exact.lower_is_same()
+        );
     }
 }

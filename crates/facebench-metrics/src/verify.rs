@@ -59,7 +59,9 @@ pub fn kfold_ids(n: usize, k: usize) -> Result<Vec<usize>, MetricsError> {
         return Err(MetricsError::TooFewFolds(k));
     }
     if n < k {
-        return Err(MetricsError::Invalid(format!("cannot split {n} pairs into {k} folds")));
+        return Err(MetricsError::Invalid(format!(
+            "cannot split {n} pairs into {k} folds"
+        )));
     }
     let mut ids = Vec::with_capacity(n);
     for f in 0..k {
@@ -72,11 +74,19 @@ pub fn kfold_ids(n: usize, k: usize) -> Result<Vec<usize>, MetricsError> {
 /// Indices of the pairs in each fold; fold ids must be `0..k` with every id used.
 pub(crate) fn fold_members(folds: &[usize], n: usize) -> Result<Vec<Vec<usize>>, MetricsError> {
     if folds.len() != n {
-        return Err(MetricsError::LengthMismatch { what: "folds", got: folds.len(), expected: n });
+        return Err(MetricsError::LengthMismatch {
+            what: "folds",
+            got: folds.len(),
+            expected: n,
+        });
     }
     // A fold id >= n would leave some fold empty (and could overflow `max + 1`).
     if let Some(index) = folds.iter().position(|&f| f >= n) {
-        return Err(MetricsError::FoldOutOfRange { index, fold: folds[index], n_folds: n });
+        return Err(MetricsError::FoldOutOfRange {
+            index,
+            fold: folds[index],
+            n_folds: n,
+        });
     }
     let n_folds = folds.iter().copied().max().map_or(0, |m| m + 1);
     let mut members = vec![Vec::new(); n_folds];
@@ -113,11 +123,19 @@ pub fn ten_fold(
         }
         FoldScores::PerTestFold(v) => {
             if v.len() != k {
-                return Err(MetricsError::LengthMismatch { what: "PerTestFold score vectors", got: v.len(), expected: k });
+                return Err(MetricsError::LengthMismatch {
+                    what: "PerTestFold score vectors",
+                    got: v.len(),
+                    expected: k,
+                });
             }
             for (f, s) in v.iter().enumerate() {
                 if s.len() != n {
-                    return Err(MetricsError::LengthMismatch { what: "PerTestFold scores of one fold", got: s.len(), expected: n });
+                    return Err(MetricsError::LengthMismatch {
+                        what: "PerTestFold scores of one fold",
+                        got: s.len(),
+                        expected: n,
+                    });
                 }
                 check_finite(s, &format!(" in the scores for test fold {f}"))?;
             }
@@ -136,14 +154,22 @@ pub fn ten_fold(
             FoldScores::Shared(s) => s,
             FoldScores::PerTestFold(v) => &v[fold],
         };
-        let train: Vec<(f64, bool)> =
-            (0..n).filter(|&i| folds[i] != fold).map(|i| (s[i], is_same[i])).collect();
+        let train: Vec<(f64, bool)> = (0..n)
+            .filter(|&i| folds[i] != fold)
+            .map(|i| (s[i], is_same[i]))
+            .collect();
         let test: Vec<(f64, bool)> = test_idx.iter().map(|&i| (s[i], is_same[i])).collect();
         if !train.iter().any(|p| p.1) {
-            return Err(MetricsError::TrainingSplitLacks { fold, missing: "same" });
+            return Err(MetricsError::TrainingSplitLacks {
+                fold,
+                missing: "same",
+            });
         }
         if train.iter().all(|p| p.1) {
-            return Err(MetricsError::TrainingSplitLacks { fold, missing: "different" });
+            return Err(MetricsError::TrainingSplitLacks {
+                fold,
+                missing: "different",
+            });
         }
         let threshold = select_threshold(rule, &train);
         results.push(FoldResult {
@@ -171,7 +197,10 @@ pub fn ten_fold(
 
 /// Accuracy of `threshold` on `pairs` with the rule's own comparison operators.
 fn accuracy(rule: Rule, threshold: f64, pairs: &[(f64, bool)]) -> f64 {
-    let correct = pairs.iter().filter(|&&(s, same)| is_correct(rule, threshold, s, same)).count();
+    let correct = pairs
+        .iter()
+        .filter(|&&(s, same)| is_correct(rule, threshold, s, same))
+        .count();
     correct as f64 / pairs.len() as f64
 }
 
@@ -250,7 +279,8 @@ fn sphereface_threshold(train: &[(f64, bool)]) -> f64 {
     let mut count = 0usize;
     for k in -10000i32..=10000 {
         let thr = f64::from(k) / 10000.0;
-        let c = (pos.len() - pos.partition_point(|&s| s <= thr)) + neg.partition_point(|&s| s < thr);
+        let c =
+            (pos.len() - pos.partition_point(|&s| s <= thr)) + neg.partition_point(|&s| s < thr);
         if c > best || count == 0 {
             best = c;
             sum = thr;
@@ -311,7 +341,11 @@ fn exact_threshold(train: &[(f64, bool)]) -> f64 {
             j += 1;
         }
         if correct > best.0 {
-            let thr = if j < sorted.len() { midpoint(v, sorted[j].0) } else { v + 1.0 };
+            let thr = if j < sorted.len() {
+                midpoint(v, sorted[j].0)
+            } else {
+                v + 1.0
+            };
             best = (correct, thr);
         }
         i = j;
@@ -339,7 +373,9 @@ mod tests {
     #[test]
     fn kfold_ids_match_sklearn_sizes() {
         let ids = kfold_ids(23, 10).unwrap();
-        let sizes: Vec<usize> = (0..10).map(|f| ids.iter().filter(|&&i| i == f).count()).collect();
+        let sizes: Vec<usize> = (0..10)
+            .map(|f| ids.iter().filter(|&&i| i == f).count())
+            .collect();
         assert_eq!(sizes, vec![3, 3, 3, 2, 2, 2, 2, 2, 2, 2]);
         assert!(ids.windows(2).all(|w| w[0] <= w[1]));
         assert!(kfold_ids(5, 10).is_err());
@@ -349,8 +385,18 @@ mod tests {
     #[test]
     fn fold_ids_out_of_range_are_errors_not_overflows() {
         let e = fold_members(&[0, usize::MAX], 2).unwrap_err();
-        assert_eq!(e, MetricsError::FoldOutOfRange { index: 1, fold: usize::MAX, n_folds: 2 });
-        assert_eq!(fold_members(&[0, 0, 1], 3).unwrap(), vec![vec![0, 1], vec![2]]);
+        assert_eq!(
+            e,
+            MetricsError::FoldOutOfRange {
+                index: 1,
+                fold: usize::MAX,
+                n_folds: 2
+            }
+        );
+        assert_eq!(
+            fold_members(&[0, 0, 1], 3).unwrap(),
+            vec![vec![0, 1], vec![2]]
+        );
     }
 
     #[test]
