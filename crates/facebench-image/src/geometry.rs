@@ -151,11 +151,13 @@ pub fn warp_similarity(
     })?;
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
-    let px = |x: i64, y: i64, c: usize| -> f64 {
+    // One RGB pixel, or zeros outside the image.
+    let px = |x: i64, y: i64| -> [f64; 3] {
         if x < 0 || y < 0 || x >= sw || y >= sh {
-            0.0
+            [0.0; 3]
         } else {
-            raw[((y * sw + x) * 3) as usize + c] as f64
+            let i = ((y * sw + x) * 3) as usize;
+            [raw[i] as f64, raw[i + 1] as f64, raw[i + 2] as f64]
         }
     };
     let mut out = ImageF32::zeros(width, height);
@@ -166,10 +168,16 @@ pub fn warp_similarity(
             let (x0, y0) = (x.floor(), y.floor());
             let (fx, fy) = (x - x0, y - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
+            let (p00, p10, p01, p11) = (
+                px(x0, y0),
+                px(x0 + 1, y0),
+                px(x0, y0 + 1),
+                px(x0 + 1, y0 + 1),
+            );
             let o = (v * width as usize + u) * 3;
             for c in 0..3 {
-                let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
-                let bottom = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
+                let top = p00[c] * (1.0 - fx) + p10[c] * fx;
+                let bottom = p01[c] * (1.0 - fx) + p11[c] * fx;
                 data[o + c] = (top * (1.0 - fy) + bottom * fy) as f32;
             }
         }

@@ -73,6 +73,45 @@ pub enum Crop {
     FaceApiDlibBox,
 }
 
+impl std::str::FromStr for Crop {
+    type Err = Error;
+
+    /// Command-line names: `none`, `centre[:SIDE]` (or `center`), `face_box[:MARGIN]`
+    /// (zero border, not squared), `arcface` (or `similarity`: the ArcFace template) and
+    /// `dlib` (or `face_api_dlib_box`).
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let bad = || {
+            Error::BadSpec(format!(
+            "unknown crop `{s}`: expected none, centre[:SIDE], face_box[:MARGIN], arcface or dlib"
+        ))
+        };
+        let crop = match (name, arg) {
+            ("none", None) => Crop::None,
+            ("centre" | "center", side) => Crop::Centre {
+                side: side
+                    .map(|a| a.parse::<u32>().map_err(|_| bad()))
+                    .transpose()?,
+            },
+            ("face_box", margin) => Crop::FaceBox {
+                margin: margin
+                    .map(|a| a.parse::<f64>().map_err(|_| bad()))
+                    .transpose()?
+                    .unwrap_or(0.0),
+                square: false,
+                border: Border::Zero,
+            },
+            ("arcface" | "similarity", None) => Crop::Similarity { template: None },
+            ("dlib" | "face_api_dlib_box", None) => Crop::FaceApiDlibBox,
+            _ => return Err(bad()),
+        };
+        Ok(crop)
+    }
+}
+
 /// Treatment of a face box that reaches outside the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,7 +140,9 @@ pub struct FaceAnnotation {
 
 impl Preprocess {
     /// face-api's own input for its ResNet recogniser (`faceapi-resnet`): dlib box, zero pad
-    /// to square, TF legacy bilinear to 150x150, unrounded.
+    /// to square, TF legacy bilinear to 150x150, unrounded (bit-identical to face-api's
+    /// `extractFaceTensors` + `toBatchTensor(150)`). The reference PNGs `*_box150` instead use
+    /// this crop with `resize: Area, round: true`.
     pub fn faceapi_resnet() -> Self {
         Preprocess {
             width: 150,
@@ -479,6 +520,36 @@ mod tests {
         // Green = x^2 along a row: columns 1.5 and 4.5 interpolate 1..4 and 16..25, unrounded.
         let row: Vec<f32> = (0..6).map(|c| out.as_slice()[(6 + c) * 3 + 1]).collect();
         assert_eq!(row, [0.0, 2.5, 9.0, 20.5, 36.0, 56.5]);
+    }
+
+    #[test]
+    fn crop_names() {
+        assert_eq!("none".parse::<Crop>().unwrap(), Crop::None);
+        assert_eq!(
+            "centre:150".parse::<Crop>().unwrap(),
+            Crop::Centre { side: Some(150) }
+        );
+        assert_eq!(
+            "center".parse::<Crop>().unwrap(),
+            Crop::Centre { side: None }
+        );
+        assert_eq!(
+            "face_box:0.2".parse::<Crop>().unwrap(),
+            Crop::FaceBox {
+                margin: 0.2,
+                square: false,
+                border: Border::Zero
+            }
+        );
+        assert_eq!(
+            "arcface".parse::<Crop>().unwrap(),
+            Crop::Similarity { template: None }
+        );
+        assert_eq!("dlib".parse::<Crop>().unwrap(), Crop::FaceApiDlibBox);
+        for bad in ["centre:big", "spiral", "none:3", "dlib:1", ""] {
+            let e = bad.parse::<Crop>().unwrap_err();
+            assert!(e.to_string().contains("unknown crop"), "{bad}: {e}");
+        }
     }
 
     #[test]
