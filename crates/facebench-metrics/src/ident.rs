@@ -40,11 +40,12 @@ fn check_megaface(
     if n == 0 {
         return Err(MetricsError::Empty);
     }
-    if probe_scores.len() != n * n {
+    // n * n cannot overflow when it equals a slice length; checked for the error path.
+    if n.checked_mul(n) != Some(probe_scores.len()) {
         return Err(MetricsError::LengthMismatch {
             what: "probe x probe scores",
             got: probe_scores.len(),
-            expected: n * n,
+            expected: n.saturating_mul(n),
         });
     }
     if !distractor_scores.len().is_multiple_of(n) {
