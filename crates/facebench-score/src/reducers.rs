@@ -352,8 +352,14 @@ pub struct Histogram {
     lo: f64,
     hi: f64,
     scale: f64,
-    counts: Vec<u64>,
+    bins: usize,
+    /// `HIST_LANES` interleaved copies of the counts (`lanes[l * bins + b]`): consecutive scores
+    /// usually fall in the same bin, and spreading them over copies breaks the chain of
+    /// increments to one memory word. Summed by `counts`.
+    lanes: Vec<u64>,
 }
+
+const HIST_LANES: usize = 4;
 
 impl Histogram {
     /// `bins >= 1` bins over `[lo, hi]`, `lo < hi` finite.
@@ -363,52 +369,63 @@ impl Histogram {
                 "histogram needs finite lo < hi and at least one bin (lo {lo}, hi {hi}, bins {bins})"
             )));
         }
-        Ok(Histogram { lo, hi, scale: bins as f64 / (hi - lo), counts: vec![0; bins] })
+        Ok(Histogram { lo, hi, scale: bins as f64 / (hi - lo), bins, lanes: vec![0; bins * HIST_LANES] })
     }
     /// The `(lo, hi)` range the bins cover.
     pub fn range(&self) -> (f64, f64) {
         (self.lo, self.hi)
     }
     /// Bin counts, lowest bin first.
-    pub fn counts(&self) -> &[u64] {
-        &self.counts
+    pub fn counts(&self) -> Vec<u64> {
+        (0..self.bins).map(|b| (0..HIST_LANES).map(|l| self.lanes[l * self.bins + b]).sum()).collect()
     }
     /// The bin that `score` falls into.
+    #[inline]
     pub fn bin_of(&self, score: f32) -> usize {
-        let x = (score as f64 - self.lo) * self.scale;
-        if x <= 0.0 {
-            0
-        } else {
-            (x as usize).min(self.counts.len() - 1)
-        }
+        // max(0) also maps NaN to 0; after clamping, truncation is the floor.
+        let x = ((score as f64 - self.lo) * self.scale).max(0.0).min((self.bins - 1) as f64);
+        // SAFETY: x is finite and in [0, bins - 1], so it fits in usize.
+        unsafe { x.to_int_unchecked::<usize>() }
     }
     /// Total number of counted scores.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.lanes.iter().sum()
     }
 }
 
 impl Reducer for Histogram {
     fn fork(&self) -> Self {
-        Histogram { lo: self.lo, hi: self.hi, scale: self.scale, counts: vec![0; self.counts.len()] }
+        Histogram { lanes: vec![0; self.lanes.len()], ..*self }
     }
     fn consume(&mut self, tile: &Tile<'_>) {
+        let bins = self.bins;
         for i in 0..tile.rows() {
             let row = tile.row(i);
             match tile.excluded() {
-                None => row.iter().for_each(|&s| {
-                    let b = self.bin_of(s);
-                    self.counts[b] += 1
-                }),
-                Some(e) => row.iter().zip(e).filter(|(_, &x)| !x).for_each(|(&s, _)| {
-                    let b = self.bin_of(s);
-                    self.counts[b] += 1
-                }),
+                None => {
+                    let mut chunks = row.chunks_exact(HIST_LANES);
+                    for c in &mut chunks {
+                        let b: [usize; HIST_LANES] = std::array::from_fn(|l| self.bin_of(c[l]));
+                        for (l, &b) in b.iter().enumerate() {
+                            self.lanes[l * bins + b] += 1;
+                        }
+                    }
+                    for &s in chunks.remainder() {
+                        let b = self.bin_of(s);
+                        self.lanes[b] += 1;
+                    }
+                }
+                Some(e) => {
+                    for (&s, _) in row.iter().zip(e).filter(|(_, &x)| !x) {
+                        let b = self.bin_of(s);
+                        self.lanes[b] += 1;
+                    }
+                }
             }
         }
     }
     fn merge(&mut self, other: Self) {
-        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+        for (a, b) in self.lanes.iter_mut().zip(other.lanes) {
             *a += b;
         }
     }

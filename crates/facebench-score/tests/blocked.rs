@@ -151,11 +151,11 @@ proptest! {
             prop_assert_eq!(&topk.into_hits(), &want_topk, "top-k, {} threads, {:?}", threads, cfg);
             prop_assert_eq!(&counts.counts(), &want_counts, "counts, {} threads, {:?}", threads, cfg);
             prop_assert_eq!(&global.into_hits(), &want_global, "global top-k, {} threads, {:?}", threads, cfg);
-            prop_assert_eq!(hist.counts(), &want_hist[..], "histogram, {} threads, {:?}", threads, cfg);
+            prop_assert_eq!(&hist.counts(), &want_hist, "histogram, {} threads, {:?}", threads, cfg);
             prop_assert_eq!(hist.total(), (c.m * c.n) as u64);
             prop_assert_eq!(&mtopk.into_inner().into_hits(), &want_mtopk, "masked top-k");
             prop_assert_eq!(&mcounts.counts(), &want_mcounts, "masked counts");
-            prop_assert_eq!(mhist.counts(), &want_mhist[..], "masked histogram");
+            prop_assert_eq!(&mhist.counts(), &want_mhist, "masked histogram");
         }
     }
 }
@@ -247,7 +247,7 @@ fn histogram_clamps_and_puts_hi_in_last_bin() {
     let mut h = Histogram::new(0.0, 1.0, 4).unwrap();
     h.consume(&Tile::new(0, 0, 1, 7, &[-3.0, 0.0, 0.25, 0.2499, 0.75, 1.0, 9.0]));
     // bins [0, .25) [.25, .5) [.5, .75) [.75, 1]: -3, 0, .2499 | .25 | - | .75, 1, 9
-    assert_eq!(h.counts(), &[3, 1, 0, 3]);
+    assert_eq!(h.counts(), vec![3, 1, 0, 3]);
     assert_eq!(h.total(), 7);
 }
 
