@@ -58,17 +58,25 @@ fn format_name(format: ImageFormat) -> &'static str {
 }
 
 /// The JPEG decoder fills a cut-off scan with grey instead of failing, which would silently
-/// embed a half-grey face: require the end-of-image marker (FF D9), allowing only the zero
-/// padding some writers append after it.
+/// embed a half-grey face: require an end-of-image marker (FF D9) after the last start-of-scan
+/// marker (FF DA). Inside entropy-coded data a literal FF is always followed by 00, so these
+/// markers cannot be faked by scan data; bytes some writers append after the end marker are
+/// allowed.
 fn check_jpeg_complete(bytes: &[u8], name: &str) -> Result<()> {
-    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    if end >= 2 && bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9 {
+    let marker = |m: u8| move |w: &[u8]| w[0] == 0xFF && w[1] == m;
+    let last_sos = bytes.windows(2).rposition(marker(0xDA));
+    let complete = match last_sos {
+        Some(sos) => bytes[sos..].windows(2).any(marker(0xD9)),
+        // No scan at all: let the decoder report what is wrong.
+        None => true,
+    };
+    if complete {
         Ok(())
     } else {
         Err(Error::Truncated {
             name: name.to_string(),
             format: "JPEG",
-            detail: "no end-of-image marker FF D9".to_string(),
+            detail: "no end-of-image marker FF D9 after the last scan".to_string(),
         })
     }
 }

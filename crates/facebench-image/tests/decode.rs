@@ -83,10 +83,13 @@ fn truncated_jpeg_is_an_error_naming_the_file() {
         );
         assert!(e.to_string().contains("cut.jpg"), "{e}");
     }
-    // Zero padding after the end marker is tolerated.
+    // Bytes appended after the end marker (padding, camera trailers) are tolerated.
     let mut padded = bytes.clone();
-    padded.extend_from_slice(&[0, 0, 0]);
-    assert!(decode_bytes(&padded, "padded.jpg").is_ok());
+    padded.extend_from_slice(&[0, 0, 0, 0x12, 0xFF, 0x34]);
+    assert_eq!(
+        decode_bytes(&padded, "padded.jpg").unwrap(),
+        decode_bytes(&bytes, "x.jpg").unwrap()
+    );
 }
 
 #[test]
