@@ -24,6 +24,7 @@
 use std::path::PathBuf;
 
 mod bench;
+mod bf16;
 mod data;
 mod eval;
 mod lists;
@@ -35,9 +36,10 @@ pub use bench::{
     bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors, synthetic_probes, BenchReport,
     FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
 };
+pub use bf16::bf16_available;
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
-    evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, SizeResults, TarAtFar, TarExact, Variant,
+    evaluate, CmcCurve, EvalConfig, Scoring, MegafaceResults, RocCurve, RocPoint, SizeResults, TarAtFar, TarExact, Variant,
 };
 pub use lists::{distractor_list_path, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList, ProbeList};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};

@@ -11,7 +11,7 @@ use facebench_score::BlockConfig;
 const FARS: [f64; 4] = [1e-2, 1e-3, 1e-4, 1e-5];
 
 fn cfg(block: BlockConfig, chunk_rows: usize) -> EvalConfig {
-    EvalConfig { dataset: "test".into(), max_rank: 12, fars: FARS.to_vec(), roc_bins: 64, block, chunk_rows }
+    EvalConfig { dataset: "test".into(), max_rank: 12, fars: FARS.to_vec(), roc_bins: 64, block, chunk_rows, scoring: Scoring::F32 }
 }
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
@@ -231,4 +231,31 @@ pub fn data_root() -> std::path::PathBuf {
     std::env::var_os("FACEBENCH_DATA")
         .map(Into::into)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+#[test]
+fn bf16_mode_is_deterministic_and_close_to_f32() {
+    if !bf16_available() {
+        eprintln!("no AVX-512 BF16: bf16 mode not tested");
+        return;
+    }
+    let p = probes(64, 21);
+    let n = 300;
+    let d = DistractorSet::from_store_lists(distractor_store(&p, n, 22), &subset_lists(n, &[30, 300], 23)).unwrap();
+    let f32r = evaluate(&p, &d, &cfg(BlockConfig::default(), 65_536), &|_, _| {}).unwrap();
+    let bf = |threads, qb, gb, chunk| {
+        in_pool(threads, || {
+            let c = EvalConfig { scoring: Scoring::Bf16, ..cfg(BlockConfig { query_block: qb, gallery_block: gb }, chunk) };
+            evaluate(&p, &d, &c, &|_, _| {}).unwrap()
+        })
+    };
+    let reference = bf(1, 512, 1024, 65_536);
+    assert_eq!(reference.scoring, Scoring::Bf16);
+    assert!(reference.summary().contains("bf16"));
+    for (threads, qb, gb, chunk) in [(2, 7, 13, 50), (3, 64, 64, 1), (2, 100, 40, 77)] {
+        assert_eq!(bf(threads, qb, gb, chunk), reference, "threads {threads}, blocks {qb}x{gb}, steps {chunk}");
+    }
+    for (a, b) in reference.sizes.iter().zip(&f32r.sizes) {
+        assert!((a.rank1 - b.rank1).abs() < 0.01, "size {}: bf16 {} f32 {}", a.size, a.rank1, b.rank1);
+    }
 }
