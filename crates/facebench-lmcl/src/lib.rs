@@ -9,6 +9,8 @@
 //! * [`train_head`]: trains a linear head plus class weights on frozen embeddings, seeded and
 //!   bit-reproducible on CPU; the result is a [`TrainedHead`] that maps new embeddings and
 //!   saves/loads safetensors checkpoints.
+//! * [`angular_stats`]: within-class spread and between-class gaps on the sphere (the toy
+//!   experiment's numbers).
 //! * [`train_backbone`]: trains a small CNN end to end on an image folder
 //!   (`<root>/<identity>/<image>`, [`ImageFolder`]) with any of the losses; CPU-sized.
 
@@ -17,12 +19,14 @@ mod error;
 mod loss;
 mod optim;
 mod rng;
+mod stats;
 mod train;
 
 pub use backbone::{train_backbone, BackboneArch, BackboneConfig, ImageFolder, TrainedBackbone};
 pub use error::LmclError;
 pub use loss::{ArcFallback, MarginLoss};
 pub use optim::{LrSchedule, Sgd, SgdParams};
+pub use stats::{angular_stats, AngularStats, ClassAngles};
 pub use train::{
     train_head, train_head_with, HeadInit, SphereAnneal, StepRecord, TrainConfig, TrainedHead,
 };
