@@ -98,7 +98,7 @@ struct Epilogue {
 
 impl Epilogue {
     /// Applies to `rows` of `c` channels each; `res` (same shape) is added before the activation.
-    #[inline]
+    #[inline(always)]
     fn apply(&self, rows: &mut [f32], c: usize, res: Option<&[f32]>) {
         for (i, row) in rows.chunks_exact_mut(c).enumerate() {
             if let Some(b) = &self.bias {
@@ -402,6 +402,9 @@ impl CustomOp2 for Conv2d {
     }
 }
 
+/// Channels per accumulator in the depthwise kernel (one AVX-512 register).
+const LANES: usize = 16;
+
 /// A depthwise convolution (channel multiplier 1) with TF weights, explicit padding and a fused
 /// epilogue.
 #[derive(Debug, Clone)]
@@ -467,6 +470,24 @@ impl DepthwiseConv2d {
     fn run_row(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
         let g = self.geom;
         let (c, s) = (self.c, g.stride);
+        if c % LANES == 0 {
+            // Same sums, but each 16-channel accumulator stays in registers across all taps.
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked just above).
+                    unsafe { self.row_lanes_avx512(img, h, w, oy, ow, out) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    unsafe { self.row_lanes_avx2(img, h, w, oy, ow, out) };
+                    return;
+                }
+            }
+            self.row_lanes(img, h, w, oy, ow, out);
+            return;
+        }
         out.fill(0.0);
         for ky in 0..g.kh {
             let iy = (oy * s + ky) as isize - g.pads.top as isize;
@@ -487,6 +508,70 @@ impl DepthwiseConv2d {
             }
         }
         self.epi.apply(out, c, None);
+    }
+}
+
+impl DepthwiseConv2d {
+    /// [`DepthwiseConv2d::run_row`] for `c % 16 == 0`: per output pixel, blocks of `NB` x 16
+    /// channels accumulate in registers across all taps (sum order (ky, kx) unchanged; `NB`
+    /// independent chains hide the add latency), then the epilogue.
+    #[inline(always)]
+    fn row_lanes(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
+        match self.c / LANES {
+            8 => self.row_blocks::<8>(img, h, w, oy, ow, out),
+            4 => self.row_blocks::<4>(img, h, w, oy, ow, out),
+            2 => self.row_blocks::<2>(img, h, w, oy, ow, out),
+            _ => self.row_blocks::<1>(img, h, w, oy, ow, out),
+        }
+        self.epi.apply(out, self.c, None);
+    }
+
+    #[inline(always)]
+    fn row_blocks<const NB: usize>(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
+        let g = self.geom;
+        let (c, s) = (self.c, g.stride);
+        for ox in 0..ow {
+            for cb in (0..c).step_by(LANES * NB) {
+                let mut acc = [[0f32; LANES]; NB];
+                for ky in 0..g.kh {
+                    let iy = (oy * s + ky) as isize - g.pads.top as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.kw {
+                        let ix = (ox * s + kx) as isize - g.pads.left as isize;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        let at = (iy as usize * w + ix as usize) * c + cb;
+                        let wt = (ky * g.kw + kx) * c + cb;
+                        for (b, a) in acc.iter_mut().enumerate() {
+                            let x: &[f32; LANES] = img[at + b * LANES..at + (b + 1) * LANES].try_into().unwrap();
+                            let wv: &[f32; LANES] = self.wmat[wt + b * LANES..wt + (b + 1) * LANES].try_into().unwrap();
+                            for j in 0..LANES {
+                                a[j] += wv[j] * x[j];
+                            }
+                        }
+                    }
+                }
+                for (b, a) in acc.iter().enumerate() {
+                    let at = ox * c + cb + b * LANES;
+                    out[at..at + LANES].copy_from_slice(a);
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn row_lanes_avx512(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
+        self.row_lanes(img, h, w, oy, ow, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_lanes_avx2(&self, img: &[f32], h: usize, w: usize, oy: usize, ow: usize, out: &mut [f32]) {
+        self.row_lanes(img, h, w, oy, ow, out)
     }
 }
 
@@ -680,6 +765,9 @@ mod tests {
         let cases = [
             (2, 5, 8, 8, 3, 2, Pads::uniform(1)),
             (3, 4, 7, 9, 3, 1, Pads::uniform(1)),
+            // multiples of 16 channels take the register-accumulator path
+            (2, 32, 8, 8, 3, 2, Pads::uniform(1)),
+            (1, 48, 7, 6, 3, 1, Pads { top: 0, bottom: 2, left: 1, right: 0 }),
             (1, 6, 8, 8, 3, 2, Pads::same(8, 8, 3, 2)),
             (2, 3, 7, 7, 7, 1, Pads::NONE),
             (1, 2, 5, 6, 3, 2, Pads { top: 0, bottom: 2, left: 3, right: 0 }),
