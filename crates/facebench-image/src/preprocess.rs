@@ -575,6 +575,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.crop, Crop::Centre { side: Some(150) });
+        for (kind, crop) in [
+            ("none", Crop::None),
+            ("face_api_dlib_box", Crop::FaceApiDlibBox),
+        ] {
+            let text = format!(
+                r#"{{"width":150,"height":150,"crop":{{"kind":"{kind}"}},"resize":"bilinear_tf_legacy","round":false}}"#
+            );
+            let p: Preprocess = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                (p.crop, p.resize, p.round),
+                (crop, ResizeMode::BilinearTfLegacy, false)
+            );
+        }
         assert!(serde_json::from_str::<Preprocess>(
             r#"{"width":1,"height":1,"crop":{"kind":"spiral"}}"#
         )
