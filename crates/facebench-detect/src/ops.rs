@@ -29,7 +29,7 @@ pub(crate) enum Act {
 }
 
 impl Act {
-    #[inline]
+    #[inline(always)]
     fn apply(self, v: f32) -> f32 {
         match self {
             Act::None => v,
@@ -80,7 +80,7 @@ impl Epilogue {
         self.shift.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply_row(&self, row: &mut [f32]) {
         match &self.scale {
             Some(sc) => {
@@ -94,6 +94,19 @@ impl Epilogue {
                 }
             }
         }
+    }
+
+    #[inline(always)]
+    fn apply_block(&self, block: &mut [f32]) {
+        for row in block.chunks_exact_mut(self.channels()) {
+            self.apply_row(row);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_block_avx2(&self, block: &mut [f32]) {
+        self.apply_block(block)
     }
 
     /// Applies the epilogue to a tensor whose last dimension is the channel axis. On the CPU the
@@ -129,10 +142,16 @@ impl InplaceOp1 for Epilogue {
             CpuStorage::F32(v) => &mut v[a..b],
             _ => bail!("epilogue: expected an f32 tensor"),
         };
-        data.par_chunks_mut(c * 64.max(1)).for_each(|block| {
-            for row in block.chunks_exact_mut(c) {
-                self.apply_row(row);
+        let avx2 = has_avx2_fma();
+        data.par_chunks_mut(c * 64).for_each(|block| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                unsafe { self.apply_block_avx2(block) };
+                return;
             }
+            let _ = avx2;
+            self.apply_block(block);
         });
         Ok(())
     }
@@ -254,6 +273,8 @@ fn im2col(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
 pub(crate) struct Conv {
     /// `[k*k*cin, cout]`.
     w: Tensor,
+    /// The same values on the host, for the direct CPU kernel of thin-input convolutions.
+    w_host: Vec<f32>,
     k: usize,
     cout: usize,
     epilogue: Epilogue,
@@ -266,7 +287,7 @@ impl Conv {
             bail!("conv: filter of {} values / {} biases for k{k} {cin}->{cout}", hwio.len(), epilogue.channels());
         }
         let w = Tensor::from_slice(hwio, (k * k * cin, cout), device)?;
-        Ok(Conv { w, k, cout, epilogue })
+        Ok(Conv { w, w_host: hwio.to_vec(), k, cout, epilogue })
     }
 
     /// Stacks convolutions that read the same input (same k) into one matmul; the outputs are
@@ -283,11 +304,16 @@ impl Conv {
         }
         let cout = shift.len();
         let epilogue = Epilogue::new(None, shift, parts[0].epilogue.act, device)?;
-        Ok(Conv { w, k, cout, epilogue })
+        let w_host = w.flatten_all()?.to_vec1()?;
+        Ok(Conv { w, w_host, k, cout, epilogue })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
         let (n, h, w, c) = x.dims4()?;
+        // An RGB input gives an im2col of only 27 columns, a poor GEMM shape: convolve directly.
+        if x.device().is_cpu() && c <= 4 {
+            return x.contiguous()?.apply_op1_no_bwd(&DirectConvCpu { conv: self, s: stride });
+        }
         let (cols, ho, wo) = if self.k == 1 && stride == 1 {
             (x.reshape((n * h * w, c))?, h, w)
         } else {
@@ -297,6 +323,79 @@ impl Conv {
         };
         let y = cols.matmul(&self.w)?;
         self.epilogue.apply(y)?.reshape((n, ho, wo, self.cout))
+    }
+}
+
+/// Direct k x k convolution for thin inputs (CPU): every output pixel accumulates, tap by tap
+/// and input channel by input channel, a `cout`-wide row of the filter, then the epilogue.
+struct DirectConvCpu<'a> {
+    conv: &'a Conv,
+    s: usize,
+}
+
+impl CustomOp1 for DirectConvCpu<'_> {
+    fn name(&self) -> &'static str {
+        "facebench-direct-conv"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(storage, layout, "direct conv")?;
+        let win = Window::new(layout.shape().dims4()?, self.conv.k, self.s);
+        let (k, c, cout) = (win.k, win.c, self.conv.cout);
+        if self.conv.w_host.len() != k * k * c * cout {
+            bail!("direct conv: filter is not for {c} input channels");
+        }
+        let mut out = vec![0f32; win.n * win.ho * win.wo * cout];
+        let avx2 = has_avx2_fma();
+        out.par_chunks_mut(win.wo * cout).enumerate().for_each(|(row, orow)| {
+            let job = ConvRow { x, conv: self.conv, win: &win, row };
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                unsafe { job.run_avx2(orow) };
+                return;
+            }
+            let _ = avx2;
+            job.run(orow);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((win.n, win.ho, win.wo, cout))))
+    }
+}
+
+struct ConvRow<'a> {
+    x: &'a [f32],
+    conv: &'a Conv,
+    win: &'a Window,
+    row: usize,
+}
+
+impl ConvRow<'_> {
+    #[inline(always)]
+    fn run(&self, orow: &mut [f32]) {
+        let (win, cout) = (self.win, self.conv.cout);
+        let (k, c) = (win.k, win.c);
+        let (b, oy) = (self.row / win.ho, self.row % win.ho);
+        for (ox, o) in orow.chunks_exact_mut(cout).enumerate() {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let Some(p) = win.tap(b, oy, ox, ky, kx) else { continue };
+                    for ci in 0..c {
+                        let xv = self.x[p * c + ci];
+                        let wrow = &self.conv.w_host[((ky * k + kx) * c + ci) * cout..][..cout];
+                        for (o, &wv) in o.iter_mut().zip(wrow) {
+                            *o += xv * wv;
+                        }
+                    }
+                }
+            }
+            self.conv.epilogue.apply_row(o);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, orow: &mut [f32]) {
+        self.run(orow)
     }
 }
 
@@ -370,30 +469,78 @@ impl CustomOp1 for DepthwiseCpu<'_> {
             (lo, hi.max(lo))
         };
         let ranges: Vec<(usize, usize)> = (0..k).map(col_range).collect();
+        let avx2 = has_avx2_fma();
         out.par_chunks_mut(win.wo * c).enumerate().for_each(|(row, orow)| {
-            let (b, oy) = (row / win.ho, row % win.ho);
-            for ky in 0..k {
-                let Some(iy) = (oy * s + ky).checked_sub(win.top).filter(|&iy| iy < win.h) else { continue };
-                let in_row = &x[(b * win.h + iy) * win.w * c..(b * win.h + iy + 1) * win.w * c];
-                for (kx, &(lo, hi)) in ranges.iter().enumerate() {
-                    let wk = &self.dw.w[(ky * k + kx) * c..(ky * k + kx + 1) * c];
-                    for ox in lo..hi {
-                        let ix = ox * s + kx - win.left;
-                        let xin = &in_row[ix * c..ix * c + c];
-                        let o = &mut orow[ox * c..ox * c + c];
-                        for ((o, &xv), &wv) in o.iter_mut().zip(xin).zip(wk) {
-                            *o += xv * wv;
-                        }
+            let job = DwRow { x, w: &self.dw.w, win: &win, ranges: &ranges, row, epilogue: self.dw.epilogue.as_ref() };
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                unsafe { job.run_avx2(orow) };
+                return;
+            }
+            let _ = avx2;
+            job.run(orow);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((win.n, win.ho, win.wo, c))))
+    }
+}
+
+/// True when the CPU runs AVX2 + FMA code: the hand-written kernels are compiled twice, once for
+/// the baseline target (SSE2) and once with these features, and dispatch at run time (a plain
+/// release build would otherwise never use 256-bit vectors outside candle's GEMM).
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One output row of a depthwise convolution.
+struct DwRow<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    win: &'a Window,
+    ranges: &'a [(usize, usize)],
+    row: usize,
+    epilogue: Option<&'a Epilogue>,
+}
+
+impl DwRow<'_> {
+    #[inline(always)]
+    fn run(&self, orow: &mut [f32]) {
+        let win = self.win;
+        let (k, c, s) = (win.k, win.c, win.s);
+        let (b, oy) = (self.row / win.ho, self.row % win.ho);
+        for ky in 0..k {
+            let Some(iy) = (oy * s + ky).checked_sub(win.top).filter(|&iy| iy < win.h) else { continue };
+            let in_row = &self.x[(b * win.h + iy) * win.w * c..(b * win.h + iy + 1) * win.w * c];
+            for (kx, &(lo, hi)) in self.ranges.iter().enumerate() {
+                let wk = &self.w[(ky * k + kx) * c..(ky * k + kx + 1) * c];
+                for ox in lo..hi {
+                    let ix = ox * s + kx - win.left;
+                    let xin = &in_row[ix * c..ix * c + c];
+                    let o = &mut orow[ox * c..ox * c + c];
+                    for ((o, &xv), &wv) in o.iter_mut().zip(xin).zip(wk) {
+                        *o += xv * wv;
                     }
                 }
             }
-            if let Some(e) = &self.dw.epilogue {
-                for o in orow.chunks_exact_mut(c) {
-                    e.apply_row(o);
-                }
+        }
+        if let Some(e) = self.epilogue {
+            for o in orow.chunks_exact_mut(c) {
+                e.apply_row(o);
             }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((win.n, win.ho, win.wo, c))))
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, orow: &mut [f32]) {
+        self.run(orow)
     }
 }
 
@@ -498,6 +645,21 @@ mod tests {
 
     #[test]
     fn conv_and_depthwise_match_naive_on_cpu_and_generic_paths() {
+        for &s in &[1usize, 2] {
+            // thin input (direct kernel), 3 -> 6 channels, with a relu6 epilogue
+            let dims3 = (2, 6, 7, 3);
+            let x3 = pattern(2 * 6 * 7 * 3, 4);
+            let w3 = pattern(9 * 3 * 6, 5);
+            let bias: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let conv = Conv::new(&w3, 3, 3, 6, Epilogue::new(None, bias.clone(), Act::Relu6, &Device::Cpu).unwrap(), &Device::Cpu).unwrap();
+            let mut want = naive_conv(&x3, dims3, &w3, 3, 6, s, false);
+            for (i, v) in want.iter_mut().enumerate() {
+                *v = (*v + bias[i % 6]).clamp(0.0, 6.0);
+            }
+            let t3 = Tensor::from_slice(&x3, dims3, &Device::Cpu).unwrap();
+            let got: Vec<f32> = conv.forward(&t3, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert!(max_diff(&got, &want) < 1e-4, "direct conv s{s}");
+        }
         let dims = (2, 7, 6, 5);
         let x = pattern(2 * 7 * 6 * 5, 1);
         let xt = Tensor::from_slice(&x, dims, &Device::Cpu).unwrap();
