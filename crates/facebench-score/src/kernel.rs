@@ -68,6 +68,72 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_generic(a, b)
 }
 
+/// Number of independent dot products [`dot_lanes`] interleaves: enough FMA chains in flight
+/// to hide the FMA latency (4 cycles x 2 ports).
+pub(crate) const LANES: usize = 8;
+
+#[inline(always)]
+fn dot_lanes_generic(a: [&[f32]; LANES], b: [&[f32]; LANES]) -> [f32; LANES] {
+    let d = a[0].len();
+    let mut total = [0.0f32; LANES];
+    let mut c0 = 0;
+    while c0 < d {
+        let c1 = (c0 + CHUNK).min(d);
+        // Re-slice to the chunk so that the compiler can drop bounds checks.
+        let ac: [&[f32]; LANES] = std::array::from_fn(|l| &a[l][c0..c1]);
+        let bc: [&[f32]; LANES] = std::array::from_fn(|l| &b[l][c0..c1]);
+        let mut s = [0.0f32; LANES];
+        for k in 0..c1 - c0 {
+            for l in 0..LANES {
+                s[l] = ac[l][k].mul_add(bc[l][k], s[l]);
+            }
+        }
+        for l in 0..LANES {
+            total[l] = if c0 == 0 { s[l] } else { total[l] + s[l] };
+        }
+        c0 = c1;
+    }
+    total
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn dot_lanes_fma(a: [&[f32]; LANES], b: [&[f32]; LANES]) -> [f32; LANES] {
+    dot_lanes_generic(a, b)
+}
+
+/// `LANES` dot products at once, each exactly [`dot`] (same chunks, same FMA order); the
+/// chains are interleaved only for speed. All slices must have the same length.
+pub(crate) fn dot_lanes(a: [&[f32]; LANES], b: [&[f32]; LANES]) -> [f32; LANES] {
+    let d = a[0].len();
+    assert!(a.iter().chain(&b).all(|x| x.len() == d), "dot_lanes: slices of different lengths");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports FMA (checked just above).
+            return unsafe { dot_lanes_fma(a, b) };
+        }
+    }
+    dot_lanes_generic(a, b)
+}
+
+/// Dots of `pair(i)` for `i in 0..count`, written through `out(i, score)`, `LANES` at a time.
+pub(crate) fn dots_batched<'a>(count: usize, pair: impl Fn(usize) -> (&'a [f32], &'a [f32]), mut out: impl FnMut(usize, f32)) {
+    let mut i = 0;
+    while i + LANES <= count {
+        let ps: [(&[f32], &[f32]); LANES] = std::array::from_fn(|l| pair(i + l));
+        let r = dot_lanes(ps.map(|p| p.0), ps.map(|p| p.1));
+        for (l, v) in r.into_iter().enumerate() {
+            out(i + l, v);
+        }
+        i += LANES;
+    }
+    for j in i..count {
+        let (a, b) = pair(j);
+        out(j, dot(a, b));
+    }
+}
+
 /// True when `gemm` would run a `rows x cols x depth` product through its packed
 /// micro-kernels (the path whose per-element order is the documented one).
 fn gemm_takes_kernel_path(rows: usize, cols: usize, depth: usize) -> bool {
@@ -128,10 +194,9 @@ pub fn gemm_block(q_tile: Matrix<'_>, g_tile: Matrix<'_>, out: &mut [f32]) -> Re
             for i in 0..m {
                 let qc = &q[i * d + c0..i * d + c0 + kc];
                 let row = &mut out[i * n..(i + 1) * n];
-                for (j, o) in row.iter_mut().enumerate() {
-                    let s = dot(qc, &g[j * d + c0..j * d + c0 + kc]);
-                    *o = if first { s } else { *o + s };
-                }
+                dots_batched(n, |j| (qc, &g[j * d + c0..j * d + c0 + kc]), |j, s| {
+                    row[j] = if first { s } else { row[j] + s };
+                });
             }
         }
         c0 += kc;
