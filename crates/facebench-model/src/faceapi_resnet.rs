@@ -75,9 +75,11 @@ pub fn weight_names() -> Vec<String> {
 }
 
 /// conv + bias, then dlib's affine `* scale.weights + scale.biases`, then the activation.
-fn conv_unit(w: &TfjsWeights, p: &str, k: usize, c_in: usize, c_out: usize, stride: usize, pads: Pads, act: Activation, dev: &Device) -> Result<Conv2d> {
-    let filt = w.f32_values(&format!("{p}/conv/filters"), &[k, k, c_in, c_out])?;
-    Conv2d::new(p, filt, [k, k, c_in, c_out], stride, pads, dev)?
+/// `shape` is the TF filter shape `[k, k, c_in, c_out]`.
+fn conv_unit(w: &TfjsWeights, p: &str, shape: [usize; 4], stride: usize, pads: Pads, act: Activation, dev: &Device) -> Result<Conv2d> {
+    let c_out = shape[3];
+    let filt = w.f32_values(&format!("{p}/conv/filters"), &shape)?;
+    Conv2d::new(p, filt, shape, stride, pads, dev)?
         .with_bias(w.f32_values(&format!("{p}/conv/bias"), &[c_out])?)?
         .with_affine(w.f32_values(&format!("{p}/scale/weights"), &[c_out])?, w.f32_values(&format!("{p}/scale/biases"), &[c_out])?)?
         .with_activation(act)
@@ -87,7 +89,7 @@ impl FaceapiResnet {
     /// Builds the network from face-api's `face_recognition_model-weights_manifest.json`.
     pub fn from_weights(w: &TfjsWeights, device: &Device) -> Result<Self> {
         w.expect_names(NAME, &weight_names())?;
-        let conv32_down = conv_unit(w, "conv32_down", 7, 3, 32, 2, Pads::NONE, Activation::Relu, device)?;
+        let conv32_down = conv_unit(w, "conv32_down", [7, 7, 3, 32], 2, Pads::NONE, Activation::Relu, device)?;
         let mut blocks = Vec::new();
         for &(p, kind, c_in, c_out) in &LAYERS {
             let (stride1, pads1) = match kind {
@@ -96,9 +98,9 @@ impl FaceapiResnet {
             };
             // 3x3 s1 SAME is a symmetric pad of 1 at every size. A residual block's final ReLU
             // (after the shortcut add) is fused into conv2.
-            let conv1 = conv_unit(w, &format!("{p}/conv1"), 3, c_in, c_out, stride1, pads1, Activation::Relu, device)?;
+            let conv1 = conv_unit(w, &format!("{p}/conv1"), [3, 3, c_in, c_out], stride1, pads1, Activation::Relu, device)?;
             let act2 = if kind == Kind::Residual { Activation::Relu } else { Activation::None };
-            let conv2 = conv_unit(w, &format!("{p}/conv2"), 3, c_out, c_out, 1, Pads::uniform(1), act2, device)?;
+            let conv2 = conv_unit(w, &format!("{p}/conv2"), [3, 3, c_out, c_out], 1, Pads::uniform(1), act2, device)?;
             blocks.push(Block { kind, c_in, c_out, conv1, conv2 });
         }
         Ok(FaceapiResnet {
@@ -157,6 +159,7 @@ impl FaceModel for FaceapiResnet {
 
     fn forward(&self, batch: &Tensor) -> Result<Tensor> {
         check_batch(NAME, &self.input_spec(), batch)?;
+        // 8 images per sub-batch: large enough gemm blocks, small enough to stay in cache.
         crate::forward_chunked(batch, 8, |b| self.forward_all(b))
     }
 }

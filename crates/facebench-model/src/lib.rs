@@ -161,7 +161,6 @@ pub(crate) fn forward_chunked<F>(batch: &Tensor, chunk: usize, f: F) -> Result<T
 where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
 {
-    let chunk = std::env::var("FACEBENCH_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(chunk);
     let n = batch.dim(0)?;
     if !batch.device().is_cpu() || n <= chunk {
         return f(batch);

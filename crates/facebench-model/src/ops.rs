@@ -89,11 +89,14 @@ pub fn prelu(x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
 
 /// Per-channel epilogue `act((z + bias) * scale + shift [+ residual])`, in that order (as TF
 /// runs the separate ops). With a residual the activation comes after the add.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Epilogue {
     bias: Option<Vec<f32>>,
     affine: Option<(Vec<f32>, Vec<f32>)>,
     act: Activation,
+    /// The same parameters as tensors on the layer's device, for the candle path:
+    /// [bias, scale, shift, prelu alpha].
+    tensors: [Option<Tensor>; 4],
 }
 
 impl Epilogue {
@@ -118,23 +121,43 @@ impl Epilogue {
         }
     }
 
+    fn new() -> Self {
+        Epilogue { bias: None, affine: None, act: Activation::None, tensors: [None, None, None, None] }
+    }
+
     fn apply_candle(&self, mut y: Tensor, res: Option<&Tensor>) -> Result<Tensor> {
-        let dev = y.device().clone();
-        let chan = |v: &[f32]| Tensor::from_slice(v, v.len(), &dev);
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(&chan(b)?)?;
+        let [bias, scale, shift, alpha] = &self.tensors;
+        if let Some(b) = bias {
+            y = y.broadcast_add(b)?;
         }
-        if let Some((s, t)) = &self.affine {
-            y = y.broadcast_mul(&chan(s)?)?.broadcast_add(&chan(t)?)?;
+        if let (Some(s), Some(t)) = (scale, shift) {
+            y = y.broadcast_mul(s)?.broadcast_add(t)?;
         }
         if let Some(r) = res {
             y = (y + r)?;
         }
-        Ok(match &self.act {
-            Activation::None => y,
-            Activation::Relu => y.relu()?,
-            Activation::PRelu(a) => prelu(&y, &chan(a)?)?,
+        Ok(match (&self.act, alpha) {
+            (Activation::Relu, _) => y.relu()?,
+            (Activation::PRelu(_), Some(a)) => prelu(&y, a)?,
+            _ => y,
         })
+    }
+
+    /// Checks every per-channel parameter has `c` values and uploads them to `device`.
+    fn finish(&mut self, layer: &str, c: usize, device: &Device) -> Result<()> {
+        self.check(layer, c)?;
+        let t = |v: Option<&Vec<f32>>| v.map(|v| Tensor::from_slice(v, v.len(), device)).transpose();
+        let alpha = match &self.act {
+            Activation::PRelu(a) => Some(a),
+            _ => None,
+        };
+        self.tensors = [
+            t(self.bias.as_ref())?,
+            t(self.affine.as_ref().map(|a| &a.0))?,
+            t(self.affine.as_ref().map(|a| &a.1))?,
+            t(alpha)?,
+        ];
+        Ok(())
     }
 
     fn check(&self, layer: &str, c: usize) -> Result<()> {
@@ -234,26 +257,26 @@ impl Conv2d {
             geom: Geom { kh, kw, stride, pads },
             wmat: w.to_vec(),
             weight,
-            epi: Epilogue { bias: None, affine: None, act: Activation::None },
+            epi: Epilogue::new(),
         })
     }
 
     pub fn with_bias(mut self, bias: &[f32]) -> Result<Self> {
         self.epi.bias = Some(bias.to_vec());
-        self.epi.check(&self.name, self.c_out)?;
+        self.epi.finish(&self.name, self.c_out, self.weight.device())?;
         Ok(self)
     }
 
     /// `y = y * scale + shift` per channel after the bias (dlib's affine / folded BatchNorm).
     pub fn with_affine(mut self, scale: &[f32], shift: &[f32]) -> Result<Self> {
         self.epi.affine = Some((scale.to_vec(), shift.to_vec()));
-        self.epi.check(&self.name, self.c_out)?;
+        self.epi.finish(&self.name, self.c_out, self.weight.device())?;
         Ok(self)
     }
 
     pub fn with_activation(mut self, act: Activation) -> Result<Self> {
         self.epi.act = act;
-        self.epi.check(&self.name, self.c_out)?;
+        self.epi.finish(&self.name, self.c_out, self.weight.device())?;
         Ok(self)
     }
 
@@ -433,19 +456,19 @@ impl DepthwiseConv2d {
             geom: Geom { kh, kw, stride, pads },
             wmat: w.to_vec(),
             weight,
-            epi: Epilogue { bias: None, affine: None, act: Activation::None },
+            epi: Epilogue::new(),
         })
     }
 
     pub fn with_bias(mut self, bias: &[f32]) -> Result<Self> {
         self.epi.bias = Some(bias.to_vec());
-        self.epi.check(&self.name, self.c)?;
+        self.epi.finish(&self.name, self.c, self.weight.device())?;
         Ok(self)
     }
 
     pub fn with_activation(mut self, act: Activation) -> Result<Self> {
         self.epi.act = act;
-        self.epi.check(&self.name, self.c)?;
+        self.epi.finish(&self.name, self.c, self.weight.device())?;
         Ok(self)
     }
 
@@ -778,7 +801,7 @@ mod tests {
                 .unwrap()
                 .with_bias(&pseudo(c, 7 + i))
                 .unwrap()
-                .with_activation(if i % 2 == 0 { Activation::PRelu(pseudo(c, 9)) } else { Activation::Relu })
+                .with_activation(if i.is_multiple_of(2) { Activation::PRelu(pseudo(c, 9)) } else { Activation::Relu })
                 .unwrap();
             let x = Tensor::from_vec(pseudo(n * c * h * w, 3 + i), (n, h, w, c), &dev).unwrap();
             let a = dw.forward(&x).unwrap();
