@@ -115,6 +115,22 @@ pub struct BenchReport {
     /// Bytes of the distractor matrix, MiB.
     pub distractor_mib: f64,
     pub results: MegafaceResults,
+    /// The same evaluation in the bf16 mode, where the CPU has AVX-512 BF16.
+    pub bf16: Option<Bf16Bench>,
+}
+
+/// The bf16 mode against the f32 evaluation of the same run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bf16Bench {
+    pub eval_s: f64,
+    pub eval_cpu_s: f64,
+    /// f32 evaluation time / bf16 evaluation time (target >= 1.7), wall and CPU.
+    pub speedup: f64,
+    pub speedup_cpu: f64,
+    /// Largest |rank-1 (bf16) - rank-1 (f32)| over the sizes (target < 0.0005, i.e. equal
+    /// to 3 decimals).
+    pub max_rank1_diff: f64,
+    pub results: MegafaceResults,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -140,7 +156,16 @@ impl std::fmt::Display for BenchReport {
             self.distractor_mib,
             self.peak_rss_mib - self.distractor_mib
         )?;
-        write!(f, "{}", self.results.summary())
+        write!(f, "{}", self.results.summary())?;
+        if let Some(b) = &self.bf16 {
+            writeln!(
+                f,
+                "  bf16 mode  {:8.2} s  ({:.2} CPU s): {:.2}x faster wall, {:.2}x CPU (target >= 1.7); max |rank-1 diff| {:.5}",
+                b.eval_s, b.eval_cpu_s, b.speedup, b.speedup_cpu, b.max_rank1_diff
+            )?;
+            write!(f, "{}", b.results.summary())?;
+        }
+        Ok(())
     }
 }
 
@@ -205,13 +230,23 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
         let probes = synthetic_probes(FACESCRUB_IDENTITIES, FACESCRUB_IMAGES, dim, 2.0, 7)?;
         let dset = synthetic_distractors(distractors, dim, 1000, 1.0, 11, &sizes_up_to(distractors))?;
         let generate_s = t.elapsed().as_secs_f64();
-        let cfg = EvalConfig { dataset: "synthetic".into(), roc_bins: std::env::var("MFBINS").map(|s| s.parse().unwrap()).unwrap_or(2000), ..EvalConfig::default() };
+        let cfg = EvalConfig { dataset: "synthetic".into(), ..EvalConfig::default() };
         let (t, c) = (Instant::now(), cpu_seconds());
         let results = evaluate(&probes, &dset, &cfg, &|_, _| {})?;
         let (eval_s, eval_cpu_s) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
         let c = cpu_seconds();
         let bare_gemm_s = bare_gemm_seconds(&probes, &dset, cfg.block)?;
         let bare_gemm_cpu_s = cpu_seconds() - c;
+        let bf16 = if crate::bf16::bf16_available() {
+            let c = EvalConfig { scoring: crate::eval::Scoring::Bf16, ..cfg.clone() };
+            let (t, cpu) = (Instant::now(), cpu_seconds());
+            let r = evaluate(&probes, &dset, &c, &|_, _| {})?;
+            let (s, cs) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+            let diff = r.sizes.iter().zip(&results.sizes).map(|(a, b)| (a.rank1 - b.rank1).abs()).fold(0.0, f64::max);
+            Some(Bf16Bench { eval_s: s, eval_cpu_s: cs, speedup: eval_s / s, speedup_cpu: eval_cpu_s / cs, max_rank1_diff: diff, results: r })
+        } else {
+            None
+        };
         let gflop = 2.0 * probes.len() as f64 * distractors as f64 * dim as f64 / 1e9;
         Ok(BenchReport {
             label: "synthetic (not MegaFace)".into(),
@@ -231,6 +266,7 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
             peak_rss_mib: peak_rss_mib(),
             distractor_mib: (distractors * dim * 4) as f64 / (1024.0 * 1024.0),
             results,
+            bf16,
         })
     })
 }

@@ -126,14 +126,18 @@ pub struct CmcCurve {
     pub rates: Vec<f64>,
 }
 
-/// A ROC curve: exact points. Up to `exact_to_fpr` they come from thresholds at impostor
-/// scores; beyond, from histogram bin edges (accept iff bin(score) >= edge bin), which are
-/// exact points of a threshold rule too; thinned to about 20 points per decade of FPR.
+/// A ROC curve, about 20 points per decade of FPR, ending at (1, 1). Up to `exact_to_fpr`
+/// the points are exact (thresholds at the kept top impostor scores). Beyond, they come from
+/// an impostor-score histogram at bin edges (accept iff bin(score) >= edge bin, a threshold
+/// rule): exact when `sampled_beyond` is false, otherwise FPRs estimated from a fixed 1-in-k
+/// sample of the distractors (at least 8,192 of each size's rows), which is what keeps the
+/// histogram from costing as much as the GEMM at 1M.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RocCurve {
     pub fpr: Vec<f64>,
     pub tpr: Vec<f64>,
     pub exact_to_fpr: f64,
+    pub sampled_beyond: bool,
 }
 
 /// Results of one distractor size.
@@ -350,7 +354,8 @@ pub fn evaluate(
         let cmc = cmc_at(c, cfg.max_rank);
         let cmc_curve = cmc_curve(c, info.count as u64);
         let top = acc.top_of(b);
-        let roc = roc_curve(&top, &acc.hist_of(b), &genuine, impostors[b]);
+        let (hist, sampled) = acc.hist_of(b);
+        let roc = roc_curve(&top, &hist, sampled, &genuine, impostors[b]);
         let tar_at_far = cfg
             .fars
             .iter()
@@ -499,7 +504,7 @@ fn fa_grid(max: u64) -> Vec<u64> {
     g
 }
 
-fn roc_curve(top: &[f32], hist: &[u64], genuine: &[f32], impostors: u64) -> RocCurve {
+fn roc_curve(top: &[f32], hist: &[f64], sampled: bool, genuine: &[f32], impostors: u64) -> RocCurve {
     let ng = genuine.len() as f64;
     let ni = impostors as f64;
     let (mut fpr, mut tpr) = (Vec::new(), Vec::new());
@@ -523,16 +528,17 @@ fn roc_curve(top: &[f32], hist: &[u64], genuine: &[f32], impostors: u64) -> RocC
         for &g in genuine {
             gen_bins[bin_of(g, bins)] += 1;
         }
-        let (mut fa, mut ta) = (0u64, 0u64);
-        let mut next = last_fa.map_or(0, |l| l + 1);
+        let (mut fa, mut ta) = (0f64, 0u64);
+        let mut last = last_fa.map_or(-1.0, |l| l as f64);
+        let mut next = last + 1.0;
         for b in (1..bins).rev() {
             fa += hist[b];
             ta += gen_bins[b];
-            if fa >= next && last_fa.is_none_or(|l| fa > l) {
-                fpr.push(fa as f64 / ni);
+            if fa >= next && fa > last {
+                fpr.push((fa / ni).min(1.0));
                 tpr.push(ta as f64 / ng);
-                last_fa = Some(fa);
-                next = ((fa as f64) * 10f64.powf(1.0 / 20.0)).ceil() as u64;
+                last = fa;
+                next = (fa * 10f64.powf(1.0 / 20.0)).ceil();
             }
         }
     }
@@ -540,7 +546,7 @@ fn roc_curve(top: &[f32], hist: &[u64], genuine: &[f32], impostors: u64) -> RocC
         fpr.push(1.0);
         tpr.push(1.0);
     }
-    RocCurve { fpr, tpr, exact_to_fpr }
+    RocCurve { fpr, tpr, exact_to_fpr, sampled_beyond: sampled }
 }
 
 fn nearest_point(roc: &RocCurve, far: f64) -> Option<RocPoint> {

@@ -31,7 +31,17 @@ pub(crate) struct Plan {
     pub keep: Vec<usize>,
     /// Histogram bins over [-1, 1] (0: no histogram).
     pub bins: usize,
+    /// Per row, its index among the rows of its pattern.
+    local: Vec<u32>,
+    /// Per pattern: its rows, and the histogram sampling stride (every `stride`-th row of
+    /// the pattern, by local index, is histogrammed).
+    pub pattern_rows: Vec<usize>,
+    pub stride: Vec<usize>,
 }
+
+/// Rows per pattern that the histogram samples at least (all rows when there are fewer):
+/// 8,192 rows x 3,530 probes = 29M impostor scores, enough for the ROC above FAR 1e-3.
+pub(crate) const HIST_SAMPLE_ROWS: usize = 8192;
 
 /// Interleaved copies of each histogram, so that runs of equal bins do not serialise on
 /// one counter.
@@ -42,17 +52,28 @@ impl Plan {
     pub fn new(member: &[u8], sizes: usize, offsets: Vec<usize>, sorted: Vec<f32>, order: Vec<usize>, keep: Vec<usize>, bins: usize) -> Plan {
         let mut index = [0u8; 256];
         let mut patterns = Vec::new();
+        let mut pattern_rows: Vec<usize> = Vec::new();
+        let mut local = Vec::with_capacity(member.len());
         let pattern_of_row = member
             .iter()
             .map(|&m| {
                 if m != 0 && index[m as usize] == 0 {
                     patterns.push(m);
+                    pattern_rows.push(0);
                     index[m as usize] = patterns.len() as u8;
                 }
-                index[m as usize]
+                let p = index[m as usize];
+                if p > 0 {
+                    local.push(pattern_rows[p as usize - 1] as u32);
+                    pattern_rows[p as usize - 1] += 1;
+                } else {
+                    local.push(0);
+                }
+                p
             })
             .collect();
-        Plan { pattern_of_row, patterns, sizes, offsets, sorted, order, keep, bins }
+        let stride = pattern_rows.iter().map(|&r| (r / HIST_SAMPLE_ROWS).max(1)).collect();
+        Plan { pattern_of_row, patterns, sizes, offsets, sorted, order, keep, bins, local, pattern_rows, stride }
     }
     /// Slots per pattern: one more per probe than it has mates.
     fn slots(&self) -> usize {
@@ -67,14 +88,10 @@ impl Plan {
 /// The histogram bin of a score: `floor((s + 1) * bins / 2)` in f32, clamped to the bins.
 /// Any non-decreasing function of the score would do: bin edges are then thresholds, so
 /// histogram ROC points are exact points of a threshold rule.
-#[inline]
+#[inline(always)]
 pub(crate) fn bin_of(s: f32, bins: usize) -> usize {
-    let x = (s + 1.0) * (bins as f32 * 0.5);
-    if x <= 0.0 {
-        0
-    } else {
-        (x as usize).min(bins - 1)
-    }
+    // `as` saturates: negative values give 0.
+    (((s + 1.0) * (bins as f32 * 0.5)) as usize).min(bins - 1)
 }
 
 /// The best scores seen, as a multiset of values: a buffer that is cut back to the `keep`
@@ -209,17 +226,60 @@ impl<'a> SizeReducer<'a> {
         t.into_sorted()
     }
 
-    /// The impostor-score histogram of size `b`.
-    pub fn hist_of(&self, b: usize) -> Vec<u64> {
-        let bins = self.plan.bins;
-        let mut h = vec![0u64; bins];
+    /// The impostor-score histogram of size `b`, each pattern's sampled counts scaled up to
+    /// all its rows, and whether any sampling happened (false: the counts are exact).
+    pub fn hist_of(&self, b: usize) -> (Vec<f64>, bool) {
+        let plan = self.plan;
+        let bins = plan.bins;
+        let mut h = vec![0f64; bins];
+        let mut sampled = false;
         for p in self.patterns_of(b) {
+            let st = plan.stride[p];
+            let taken = plan.pattern_rows[p].div_ceil(st);
+            let scale = plan.pattern_rows[p] as f64 / taken as f64;
+            sampled |= st > 1;
             for w in 0..HIST_WAYS {
                 let src = &self.hist[(p * HIST_WAYS + w) * bins..(p * HIST_WAYS + w + 1) * bins];
-                h.iter_mut().zip(src).for_each(|(a, c)| *a += c);
+                h.iter_mut().zip(src).for_each(|(a, &c)| *a += c as f64 * scale);
             }
         }
-        h
+        (h, sampled)
+    }
+}
+
+impl SizeReducer<'_> {
+    /// One score of query `q` in pattern `pat` that beats its smallest mate score or the
+    /// pattern's top-score bound.
+    #[inline(never)]
+    fn hit(&mut self, q: usize, pat: usize, s: f32, min: f32) {
+        let p = self.plan;
+        if s > min {
+            let (a, e) = (p.offsets[q], p.offsets[q + 1]);
+            let slot = p.sorted[a..e].partition_point(|&t| t < s);
+            self.slots[pat * p.slots() + a + q + slot] += 1;
+        }
+        self.top[pat].offer(s);
+    }
+
+    /// Tiles with excluded columns (not produced by this crate's passes, but part of the
+    /// reducer contract).
+    fn consume_general(&mut self, tile: &Tile<'_>, pats: &[u8], excluded: &[bool]) {
+        let bins = self.plan.bins;
+        for i in 0..tile.rows() {
+            let q = tile.q0() + i;
+            let p = self.plan;
+            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]].first().copied().unwrap_or(f32::INFINITY);
+            for (j, (&s, &pat)) in tile.row(i).iter().zip(pats).enumerate() {
+                if pat == 0 || excluded[j] {
+                    continue;
+                }
+                let pat = pat as usize - 1;
+                if bins > 0 && p.local[self.col0 + tile.g0() + j] as usize % p.stride[pat] == 0 {
+                    self.hist[(pat * HIST_WAYS + (j % HIST_WAYS)) * bins + bin_of(s, bins)] += 1;
+                }
+                self.hit(q, pat, s, min);
+            }
+        }
     }
 }
 
@@ -230,28 +290,46 @@ impl Reducer for SizeReducer<'_> {
 
     fn consume(&mut self, tile: &Tile<'_>) {
         let p = self.plan;
-        let per = p.slots();
-        let bins = p.bins;
         let g0 = self.col0 + tile.g0();
         let pats = &p.pattern_of_row[g0..g0 + tile.cols()];
-        let excluded = tile.excluded();
+        if let Some(excluded) = tile.excluded() {
+            return self.consume_general(tile, pats, excluded);
+        }
+        // Runs of columns with one membership pattern (long runs: lists are read in order).
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut j = 0;
+        while j < pats.len() {
+            let k = j + pats[j..].iter().position(|&x| x != pats[j]).unwrap_or(pats.len() - j);
+            if pats[j] != 0 {
+                runs.push((j, k, pats[j] as usize - 1));
+            }
+            j = k;
+        }
+        let bins = p.bins;
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
-            let (a, e) = (p.offsets[q], p.offsets[q + 1]);
-            let ts = &p.sorted[a..e];
-            let min = ts.first().copied().unwrap_or(f32::INFINITY);
-            let base = a + q;
-            for (j, (&s, &pat)) in tile.row(i).iter().zip(pats).enumerate() {
-                if pat == 0 || excluded.is_some_and(|x| x[j]) {
-                    continue;
-                }
-                let pat = pat as usize - 1;
-                if s > min {
-                    self.slots[pat * per + base + ts.partition_point(|&t| t < s)] += 1;
-                }
-                self.top[pat].offer(s);
+            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]].first().copied().unwrap_or(f32::INFINITY);
+            let row = tile.row(i);
+            for &(j0, j1, pat) in &runs {
+                let seg = &row[j0..j1];
                 if bins > 0 {
-                    self.hist[(pat * HIST_WAYS + (j % HIST_WAYS)) * bins + bin_of(s, bins)] += 1;
+                    let h = &mut self.hist[pat * HIST_WAYS * bins..(pat + 1) * HIST_WAYS * bins];
+                    let st = p.stride[pat];
+                    let first = (st - p.local[g0 + j0] as usize % st) % st;
+                    for (c, &s) in seg.iter().skip(first).step_by(st).enumerate() {
+                        h[(c % HIST_WAYS) * bins + bin_of(s, bins)] += 1;
+                    }
+                }
+                // Scores above the smallest mate score or the top-score bound are rare:
+                // test 16 at a time (vectorised), handle hits one by one.
+                let mut thr = min.min(self.top[pat].bound);
+                for chunk in seg.chunks(16) {
+                    if chunk.iter().fold(false, |a, &s| a | (s > thr)) {
+                        for &s in chunk.iter().filter(|&&s| s > thr) {
+                            self.hit(q, pat, s, min);
+                        }
+                        thr = min.min(self.top[pat].bound);
+                    }
                 }
             }
         }
