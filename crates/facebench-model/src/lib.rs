@@ -162,7 +162,7 @@ where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
 {
     let n = batch.dim(0)?;
-    if !batch.device().is_cpu() || n <= chunk {
+    if !ops::use_kernels(batch) || n <= chunk {
         return f(batch);
     }
     use rayon::prelude::*;

@@ -13,7 +13,7 @@
 //!   depthwise), broadcast arithmetic. `forward_candle` exposes that path so tests can check
 //!   one against the other on CPU.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -62,6 +62,24 @@ pub fn pad2d(x: &Tensor, p: Pads) -> Result<Tensor> {
         x = x.pad_with_zeros(2, p.left, p.right)?;
     }
     Ok(x)
+}
+
+thread_local! {
+    static CANDLE_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every layer called on this thread using candle's own ops, as on CUDA, even on
+/// CPU: to check that path (tests) and to measure what the CPU kernels gain (bench).
+pub fn with_candle_ops<R>(f: impl FnOnce() -> R) -> R {
+    let before = CANDLE_ONLY.with(|c| c.replace(true));
+    let r = f();
+    CANDLE_ONLY.with(|c| c.set(before));
+    r
+}
+
+/// Whether the CPU kernels run: CPU tensors, outside [`with_candle_ops`].
+pub(crate) fn use_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu() && !CANDLE_ONLY.with(|c| c.get())
 }
 
 fn nhwc_to_nchw(x: &Tensor) -> Result<Tensor> {
@@ -287,7 +305,7 @@ impl Conv2d {
     /// NHWC in, NHWC out; the fast kernel on CPU, candle ops elsewhere.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_nhwc(&self.name, x, self.c_in, &self.geom)?;
-        if x.device().is_cpu() {
+        if use_kernels(x) {
             Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
         } else {
             self.forward_candle_res(x, None)
@@ -302,7 +320,7 @@ impl Conv2d {
         if residual.dims() != [n, oh, ow, self.c_out] {
             return Err(Error::Input(format!("{}: residual {:?}, output is {:?}", self.name, residual.dims(), [n, oh, ow, self.c_out])));
         }
-        if x.device().is_cpu() {
+        if use_kernels(x) {
             Ok(x.contiguous()?.apply_op2_no_bwd(&residual.contiguous()?, self)?)
         } else {
             self.forward_candle_res(x, Some(residual))
@@ -475,7 +493,7 @@ impl DepthwiseConv2d {
     /// NHWC in, NHWC out; the direct kernel on CPU, candle's grouped conv elsewhere.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_nhwc(&self.name, x, self.c, &self.geom)?;
-        if x.device().is_cpu() {
+        if use_kernels(x) {
             Ok(x.contiguous()?.apply_op1_no_bwd(self)?)
         } else {
             self.forward_candle(x)
@@ -638,7 +656,7 @@ impl Pool {
         if h < k || w < k || s == 0 {
             return Err(Error::Input(format!("pool {k}x{k}/{s}: input {h}x{w} too small")));
         }
-        if x.device().is_cpu() {
+        if use_kernels(x) {
             Ok(x.contiguous()?.apply_op1_no_bwd(&self)?)
         } else {
             self.forward_candle(x)

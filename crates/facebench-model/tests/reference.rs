@@ -67,7 +67,8 @@ fn input_pixels(dir: &Path, inputs: &Value, id: &str, size: usize) -> Vec<u8> {
     out
 }
 
-fn check_model(name: &str, ref_key: &str, size: usize) {
+/// `only`: test just the first `only` references (the slow candle-ops path).
+fn check_model(name: &str, ref_key: &str, size: usize, only: Option<usize>) {
     let dir = reference_dir();
     let inputs = read_json(&dir.join("inputs.json"));
     let refs = read_json(&dir.join("embeddings_tfjs.json"));
@@ -78,7 +79,12 @@ fn check_model(name: &str, ref_key: &str, size: usize) {
     assert!(table.keys().any(|k| k.ends_with("#hflip")));
 
     let model = load(name, &default_models_dir(), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
-    let ids: Vec<&String> = table.keys().collect();
+    let mut ids: Vec<&String> = table.keys().collect();
+    if let Some(k) = only {
+        // keep a mirrored pair among the few
+        ids.sort_by_key(|id| !id.starts_with("face_s1_f0"));
+        ids.truncate(k);
+    }
     let mut data = Vec::new();
     for id in &ids {
         data.extend(input_pixels(&dir, &inputs, id, size).into_iter().map(|v| v as f32));
@@ -103,10 +109,19 @@ fn check_model(name: &str, ref_key: &str, size: usize) {
 
 #[test]
 fn faceapi_resnet_matches_tfjs() {
-    check_model("faceapi-resnet", "faceapi_recognition", 150);
+    check_model("faceapi-resnet", "faceapi_recognition", 150, None);
 }
 
 #[test]
 fn mobileface_matches_tfjs() {
-    check_model("mobileface", "mobileface", 112);
+    check_model("mobileface", "mobileface", 112, None);
+}
+
+/// The path CUDA takes (plain candle ops: pad, conv2d, grouped conv2d, pools), run on CPU.
+#[test]
+fn candle_ops_path_matches_tfjs() {
+    facebench_model::ops::with_candle_ops(|| {
+        check_model("faceapi-resnet", "faceapi_recognition", 150, Some(3));
+        check_model("mobileface", "mobileface", 112, Some(3));
+    });
 }
