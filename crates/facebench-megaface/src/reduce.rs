@@ -284,8 +284,10 @@ impl SizeReducer<'_> {
 }
 
 impl Reducer for SizeReducer<'_> {
+    /// Called by the scorer once per work item: copies the bounds, never the buffers.
     fn fork(&self) -> Self {
-        self.fork_at(self.col0)
+        let top = self.top.iter().map(|t| TopScores::new(t.keep, t.bound)).collect();
+        Self::with_top(self.plan, self.col0, top)
     }
 
     fn consume(&mut self, tile: &Tile<'_>) {
