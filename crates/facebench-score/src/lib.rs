@@ -12,6 +12,24 @@
 //! Guarantee: every score has the value given by [`dot`] (summation order documented in
 //! [`kernel`]), so results are bit-identical across thread counts, block sizes, and between
 //! pair scoring and blocked scoring.
+//!
+//! The GEMM is the `gemm` crate's f32 kernel (AVX-512 through its `x86-v4` feature, which
+//! this crate turns on for the whole build): on the development machine it measured faster
+//! than candle-core's matmul and the system OpenBLAS (see [`bench`]), it is pure Rust, and its
+//! per-element summation order can be reproduced and tested, which the exactness guarantee
+//! needs. Swapping it means editing [`gemm_block`] only.
+//!
+//! ```
+//! use facebench_score::{score_blocked, BlockConfig, CountAbove, Matrix, TopKPerQuery};
+//! let (q, g) = ([1.0, 0.0, 0.0, 1.0], [0.6, 0.8, 1.0, 0.0, 0.0, 1.0]);
+//! let (q, g) = (Matrix::new(&q, 2, 2)?, Matrix::new(&g, 3, 2)?);
+//! // Best match per query and, per query, how many gallery scores beat 0.5: one pass.
+//! let reducers = (TopKPerQuery::new(2, 1), CountAbove::single(&[0.5, 0.5])?);
+//! let (top, above) = score_blocked(q, g, BlockConfig::default(), reducers)?;
+//! assert_eq!(top.into_hits()[0][0].gallery, 1);
+//! assert_eq!(above.counts(), vec![2, 2]);
+//! # Ok::<(), facebench_score::ScoreError>(())
+//! ```
 
 pub mod bench;
 mod blocked;
