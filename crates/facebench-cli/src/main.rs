@@ -10,7 +10,7 @@ mod cmd;
 /// Benchmark harness for deep face recognition: LFW, YouTube Faces and MegaFace
 /// protocols, scored with parallel cosine scoring and the reference tools' exact rules.
 #[derive(Parser)]
-#[command(name = "facebench", version, about, long_about = None)]
+#[command(name = "facebench", version)]
 struct Cli {
     /// Root of the datasets (holds lfw/, ytf/, megaface/).
     #[arg(long, global = true, env = "FACEBENCH_DATA", default_value = "../shared/data")]
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => cmd::embed::run(a, &cli.data_root),
         Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
         Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
-        Command::Bench(c) => cmd::bench::run(c),
+        Command::Bench(c) => cmd::bench::run(c, &cli.data_root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
