@@ -384,11 +384,12 @@ impl Conv2d {
         let mut out = vec![0f32; total * co];
         let direct = g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pads == Pads::NONE;
         let threads = rayon::current_num_threads();
-        // Chunks of output pixels: an im2col block of ~256 KB (stays in L2), and enough chunks
-        // to keep every thread busy.
-        let mut rows = (65536 / k).clamp(16, 4096);
-        if total.div_ceil(rows) < 4 * threads {
-            rows = total.div_ceil(4 * threads).max(16);
+        // Chunks of output pixels: an im2col block of ~1 MB (gemm blocks it for the cache
+        // itself; larger chunks re-read the weights less often, which dominates the deep layers),
+        // and at least one chunk per thread.
+        let mut rows = (262144 / k).clamp(16, 8192);
+        if total.div_ceil(rows) < threads {
+            rows = total.div_ceil(threads).max(16);
         }
         // SAFETY (gemm): row-major buffers of the given sizes and strides, no aliasing.
         let gemm_rows = |a: &[f32], dst: &mut [f32], m: usize| unsafe {
