@@ -73,7 +73,8 @@ impl<'a> Tile<'a> {
 /// feeds each partial tiles in some order, then merges all partials back into the original.
 /// For results that do not depend on threads or block sizes, `consume` followed by `merge`
 /// must give the same state whatever the grouping and order of tiles (true for counts and for
-/// top-k under a total order).
+/// top-k under a total order). `Sync` because every worker forks from the same shared
+/// reducer.
 pub trait Reducer: Send + Sync + Sized {
     /// An empty partial with the same parameters (k, thresholds, bins, mask, ...).
     fn fork(&self) -> Self;
