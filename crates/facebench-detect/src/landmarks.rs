@@ -189,7 +189,7 @@ fn preprocess(img: &RgbImage, c: &CropBox, dst: &mut [f32]) {
 
 /// `Math.round(n * 0.5)` for a non-negative integer n.
 fn js_round_half(n: usize) -> usize {
-    (n + 1) / 2
+    n.div_ceil(2)
 }
 
 /// face-api `FaceLandmark68NetBase.postProcess` (in f32, its tensor ops), then

@@ -80,6 +80,19 @@ impl Face {
     }
 }
 
+/// See [`Detector::load`].
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; both values are in glibc's valid range.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 /// The reference 5 points from 68 landmarks (means summed in order, in f64).
 fn points5(lm: &[[f64; 2]]) -> [[f32; 2]; 5] {
     let mean = |r: std::ops::Range<usize>| {
@@ -120,6 +133,12 @@ pub struct Detector {
 impl Detector {
     /// Loads both networks from the model cache: `models_dir` is either the cache root that
     /// `make models` fills (holding `face-api/`) or the `face-api` folder itself.
+    ///
+    /// On the CPU with glibc this also raises the allocator's mmap threshold to its 32 MB maximum
+    /// and its trim threshold to 512 MB (process-wide `mallopt`): the detector allocates and
+    /// frees activations of up to 17 MB per layer, which glibc would otherwise return to the
+    /// kernel and fault in again, costing as much time as the arithmetic (measured: system
+    /// time 1.26 s -> 0.18 s for 80 images; the only effect is that freed memory is kept).
     pub fn load(models_dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = models_dir.as_ref();
         let dir = if dir.join(SSD_MANIFEST).is_file() { dir.to_path_buf() } else { dir.join("face-api") };
@@ -127,6 +146,9 @@ impl Detector {
             if !dir.join(f).is_file() {
                 return Err(Error::MissingWeights(dir.join(f)));
             }
+        }
+        if device.is_cpu() {
+            keep_freed_memory();
         }
         Ok(Detector {
             ssd: ssd::Ssd::load(&dir.join(SSD_MANIFEST), device)?,

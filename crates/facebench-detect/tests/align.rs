@@ -80,4 +80,6 @@ fn a_flat_image_has_no_face() {
     let img = image::RgbImage::from_pixel(300, 200, image::Rgb([128, 128, 128]));
     assert!(det.detect(&img).unwrap().is_empty());
     assert!(det.detect_batch(&[]).unwrap().is_empty());
+    let s = align_images(&lfw_root(), &[], &det, |_| panic!("no progress"), |_| panic!("no record")).unwrap();
+    assert_eq!(s.images, 0);
 }
