@@ -255,7 +255,9 @@ impl SizeReducer<'_> {
         let p = self.plan;
         if s > min {
             let (a, e) = (p.offsets[q], p.offsets[q + 1]);
-            let slot = p.sorted[a..e].partition_point(|&t| t < s);
+            // Branch-free count (mate lists are short): the slot is the number of mate
+            // scores strictly below `s`.
+            let slot = p.sorted[a..e].iter().map(|&t| (t < s) as usize).sum::<usize>();
             self.slots[pat * p.slots() + a + q + slot] += 1;
         }
         self.top[pat].offer(s);
