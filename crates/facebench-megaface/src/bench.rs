@@ -43,9 +43,17 @@ fn seeded(seed: u64, row: u64) -> SplitMix64 {
 
 /// A synthetic probe set: `identities` clusters (images split as evenly as possible over
 /// them), members at `spread` around a random centre, seeded.
-pub fn synthetic_probes(identities: usize, images: usize, dim: usize, spread: f32, seed: u64) -> Result<ProbeSet> {
+pub fn synthetic_probes(
+    identities: usize,
+    images: usize,
+    dim: usize,
+    spread: f32,
+    seed: u64,
+) -> Result<ProbeSet> {
     if identities == 0 || images < identities || dim == 0 {
-        return Err(Error::Invalid(format!("synthetic probes: {identities} identities, {images} images, dim {dim}")));
+        return Err(Error::Invalid(format!(
+            "synthetic probes: {identities} identities, {images} images, dim {dim}"
+        )));
     }
     let mut centres = vec![0f32; identities * dim];
     let mut rng = seeded(seed, u64::MAX);
@@ -66,7 +74,14 @@ pub fn synthetic_probes(identities: usize, images: usize, dim: usize, spread: f3
 
 /// `n` synthetic distractors in `clusters` seeded clusters (members at `spread` around each
 /// centre), generated in parallel; size N is the first N rows.
-pub fn synthetic_distractors(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64, sizes: &[usize]) -> Result<DistractorSet> {
+pub fn synthetic_distractors(
+    n: usize,
+    dim: usize,
+    clusters: usize,
+    spread: f32,
+    seed: u64,
+    sizes: &[usize],
+) -> Result<DistractorSet> {
     let clusters = clusters.max(1);
     let mut centres = vec![0f32; clusters * dim];
     let mut rng = seeded(seed, u64::MAX);
@@ -84,7 +99,10 @@ pub fn synthetic_distractors(n: usize, dim: usize, clusters: usize, spread: f32,
 
 /// The devkit sizes up to `n`, and `n` itself.
 pub fn sizes_up_to(n: usize) -> Vec<usize> {
-    let mut s: Vec<usize> = [10, 100, 1000, 10_000, 100_000, 1_000_000].into_iter().filter(|&s| s < n).collect();
+    let mut s: Vec<usize> = [10, 100, 1000, 10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|&s| s < n)
+        .collect();
     s.push(n);
     s
 }
@@ -141,8 +159,16 @@ impl std::fmt::Display for BenchReport {
             self.label, self.probes, self.distractors, self.dim, self.threads, self.gflop
         )?;
         writeln!(f, "  generate   {:8.2} s", self.generate_s)?;
-        writeln!(f, "  evaluation {:8.2} s  {:7.1} GFLOP/s  ({:.2} CPU s)", self.eval_s, self.eval_gflops, self.eval_cpu_s)?;
-        writeln!(f, "  bare GEMM  {:8.2} s  {:7.1} GFLOP/s  ({:.2} CPU s)", self.bare_gemm_s, self.gemm_gflops, self.bare_gemm_cpu_s)?;
+        writeln!(
+            f,
+            "  evaluation {:8.2} s  {:7.1} GFLOP/s  ({:.2} CPU s)",
+            self.eval_s, self.eval_gflops, self.eval_cpu_s
+        )?;
+        writeln!(
+            f,
+            "  bare GEMM  {:8.2} s  {:7.1} GFLOP/s  ({:.2} CPU s)",
+            self.bare_gemm_s, self.gemm_gflops, self.bare_gemm_cpu_s
+        )?;
         writeln!(
             f,
             "  ratio      {:8.3} wall, {:.3} CPU (evaluation / bare GEMM, target <= 1.25)",
@@ -174,9 +200,11 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -208,7 +236,11 @@ impl Reducer for Discard {
 }
 
 /// Times blocked scoring of `probes x distractors` with no reduction (the GEMM floor).
-pub fn bare_gemm_seconds(probes: &ProbeSet, distractors: &DistractorSet, block: BlockConfig) -> Result<f64> {
+pub fn bare_gemm_seconds(
+    probes: &ProbeSet,
+    distractors: &DistractorSet,
+    block: BlockConfig,
+) -> Result<f64> {
     let q = Matrix::new(probes.data(), probes.len(), probes.dim())?;
     let g = Matrix::new(distractors.data(), distractors.rows(), distractors.dim())?;
     let t = Instant::now();
@@ -228,9 +260,13 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
     pool.install(|| {
         let t = Instant::now();
         let probes = synthetic_probes(FACESCRUB_IDENTITIES, FACESCRUB_IMAGES, dim, 2.0, 7)?;
-        let dset = synthetic_distractors(distractors, dim, 1000, 1.0, 11, &sizes_up_to(distractors))?;
+        let dset =
+            synthetic_distractors(distractors, dim, 1000, 1.0, 11, &sizes_up_to(distractors))?;
         let generate_s = t.elapsed().as_secs_f64();
-        let cfg = EvalConfig { dataset: "synthetic".into(), ..EvalConfig::default() };
+        let cfg = EvalConfig {
+            dataset: "synthetic".into(),
+            ..EvalConfig::default()
+        };
         let (t, c) = (Instant::now(), cpu_seconds());
         let results = evaluate(&probes, &dset, &cfg, &|_, _| {})?;
         let (eval_s, eval_cpu_s) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
@@ -238,12 +274,27 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
         let bare_gemm_s = bare_gemm_seconds(&probes, &dset, cfg.block)?;
         let bare_gemm_cpu_s = cpu_seconds() - c;
         let bf16 = if crate::bf16::bf16_available() {
-            let c = EvalConfig { scoring: crate::eval::Scoring::Bf16, ..cfg.clone() };
+            let c = EvalConfig {
+                scoring: crate::eval::Scoring::Bf16,
+                ..cfg.clone()
+            };
             let (t, cpu) = (Instant::now(), cpu_seconds());
             let r = evaluate(&probes, &dset, &c, &|_, _| {})?;
             let (s, cs) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-            let diff = r.sizes.iter().zip(&results.sizes).map(|(a, b)| (a.rank1 - b.rank1).abs()).fold(0.0, f64::max);
-            Some(Bf16Bench { eval_s: s, eval_cpu_s: cs, speedup: eval_s / s, speedup_cpu: eval_cpu_s / cs, max_rank1_diff: diff, results: r })
+            let diff = r
+                .sizes
+                .iter()
+                .zip(&results.sizes)
+                .map(|(a, b)| (a.rank1 - b.rank1).abs())
+                .fold(0.0, f64::max);
+            Some(Bf16Bench {
+                eval_s: s,
+                eval_cpu_s: cs,
+                speedup: eval_s / s,
+                speedup_cpu: eval_cpu_s / cs,
+                max_rank1_diff: diff,
+                results: r,
+            })
         } else {
             None
         };

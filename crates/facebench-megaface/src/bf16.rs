@@ -59,7 +59,11 @@ impl PackedRows {
                 *o = lo | (hi << 16);
             }
         }
-        PackedRows { rows, kp, data: out }
+        PackedRows {
+            rows,
+            kp,
+            data: out,
+        }
     }
 }
 
@@ -85,14 +89,32 @@ impl PackedPanels {
                 }
             }
         });
-        PackedPanels { cols, kp, data: out }
+        PackedPanels {
+            cols,
+            kp,
+            data: out,
+        }
     }
 }
 
 /// Scores queries `q0 .. q0 + rows` of `q` against gallery columns `c0 .. c0 + cols` of `g`
 /// (`c0` a multiple of `NR`) into `out` (row-major, `rows x cols`).
-pub(crate) fn score_tile(q: &PackedRows, q0: usize, rows: usize, g: &PackedPanels, c0: usize, cols: usize, out: &mut [f32]) {
-    assert!(q.kp == g.kp && c0 % NR == 0 && q0 + rows <= q.rows && c0 + cols <= g.cols && out.len() == rows * cols);
+pub(crate) fn score_tile(
+    q: &PackedRows,
+    q0: usize,
+    rows: usize,
+    g: &PackedPanels,
+    c0: usize,
+    cols: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        q.kp == g.kp
+            && c0.is_multiple_of(NR)
+            && q0 + rows <= q.rows
+            && c0 + cols <= g.cols
+            && out.len() == rows * cols
+    );
     assert!(bf16_available(), "bf16 scoring needs AVX-512 BF16");
     let panel = g.kp * NR * 2;
     for p in 0..cols.div_ceil(NR) {
@@ -118,14 +140,24 @@ pub(crate) fn score_tile(q: &PackedRows, q0: usize, rows: usize, g: &PackedPanel
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro(a: &[&[u32]; MR], b: &[u16], kp: usize, out: &mut [f32], stride: usize, mr: usize, nc: usize) {
+unsafe fn micro(
+    a: &[&[u32]; MR],
+    b: &[u16],
+    kp: usize,
+    out: &mut [f32],
+    stride: usize,
+    mr: usize,
+    nc: usize,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let bp = b.as_ptr();
     for k in 0..kp {
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(k * NR * 2) as *const _));
-        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(k * NR * 2 + NR) as *const _));
+        let b1: __m512bh =
+            std::mem::transmute(_mm512_loadu_si512(bp.add(k * NR * 2 + NR) as *const _));
         for i in 0..MR {
-            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a[i].get_unchecked(k) as i32));
+            let av: __m512bh =
+                std::mem::transmute(_mm512_set1_epi32(*a[i].get_unchecked(k) as i32));
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], av, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], av, b1);
         }
@@ -161,12 +193,19 @@ mod tests {
                     // Close to the exact dot product of the bf16-rounded inputs.
                     let (a, b) = (&q[i * d..(i + 1) * d], &g[j * d..(j + 1) * d]);
                     let exact: f64 = a.iter().zip(b).map(|(x, y)| round(*x) * round(*y)).sum();
-                    assert!((full[i * n + j] as f64 - exact).abs() < 1e-6 * d as f64, "({i}, {j})");
+                    assert!(
+                        (full[i * n + j] as f64 - exact).abs() < 1e-6 * d as f64,
+                        "({i}, {j})"
+                    );
                     // The same bits when the pair is scored alone (row 0, lane 0 of a tile).
                     let alone = PackedPanels::pack(b, d);
                     let mut one = [0f32];
                     score_tile(&pq, i, 1, &alone, 0, 1, &mut one);
-                    assert_eq!(one[0].to_bits(), full[i * n + j].to_bits(), "({i}, {j}) m {m} n {n} d {d}");
+                    assert_eq!(
+                        one[0].to_bits(),
+                        full[i * n + j].to_bits(),
+                        "({i}, {j}) m {m} n {n} d {d}"
+                    );
                 }
             }
         }

@@ -27,7 +27,12 @@ impl ProbeSet {
     /// Builds a probe set from per-row identity names, relative paths and row-major
     /// features (`ids.len() x dim`). Rows are L2-normalised (the devkit ranks by L2 distance,
     /// which equals ranking by cosine only on unit vectors); a zero row is an error naming it.
-    pub fn new(ids: &[String], paths: Vec<String>, mut data: Vec<f32>, dim: usize) -> Result<ProbeSet> {
+    pub fn new(
+        ids: &[String],
+        paths: Vec<String>,
+        mut data: Vec<f32>,
+        dim: usize,
+    ) -> Result<ProbeSet> {
         if dim == 0 || ids.len() != paths.len() || data.len() != ids.len() * dim {
             return Err(Error::Invalid(format!(
                 "probe set: {} ids, {} paths and {} values do not form rows of dimension {dim}",
@@ -38,7 +43,10 @@ impl ProbeSet {
         }
         for (i, row) in data.chunks_mut(dim).enumerate() {
             if row.iter().any(|v| !v.is_finite()) || !normalize_row(row) {
-                return Err(Error::Invalid(format!("probe row {i} ({}): zero or non-finite feature", paths[i])));
+                return Err(Error::Invalid(format!(
+                    "probe row {i} ({}): zero or non-finite feature",
+                    paths[i]
+                )));
             }
         }
         let mut by_name: HashMap<&str, usize> = HashMap::new();
@@ -52,12 +60,24 @@ impl ProbeSet {
                 })
             })
             .collect();
-        Ok(ProbeSet { dim, data, paths, identity, names, cleaned: false })
+        Ok(ProbeSet {
+            dim,
+            data,
+            paths,
+            identity,
+            names,
+            cleaned: false,
+        })
     }
 
     /// Probes of `list` read from devkit feature files `<root>/<path><ending>` (in parallel;
     /// missing files are an error that counts them and names the first ones).
-    pub fn from_devkit(list: &ProbeList, root: &Path, ending: &str, progress: impl Fn(usize) + Sync) -> Result<ProbeSet> {
+    pub fn from_devkit(
+        list: &ProbeList,
+        root: &Path,
+        ending: &str,
+        progress: impl Fn(usize) + Sync,
+    ) -> Result<ProbeSet> {
         let e = store::read_devkit_features(root, &list.paths, ending, progress)?;
         ProbeSet::new(&list.ids, list.paths.clone(), e.data().to_vec(), e.dim())
     }
@@ -115,7 +135,9 @@ impl ProbeSet {
     /// small relative to the centre as InsightFace's is. Returns the replaced rows; an identity
     /// whose images are all on the list is an error naming it.
     pub fn apply_noise_list(&mut self, noise: &NoiseList, seed: u64) -> Result<Vec<usize>> {
-        let noisy: Vec<usize> = (0..self.len()).filter(|&i| noise.has_probe(&self.paths[i])).collect();
+        let noisy: Vec<usize> = (0..self.len())
+            .filter(|&i| noise.has_probe(&self.paths[i]))
+            .collect();
         self.cleaned = true;
         if noisy.is_empty() {
             return Ok(noisy);
@@ -146,7 +168,10 @@ impl ProbeSet {
                 *v = (c + rng.uniform(-0.001, 0.001)) as f32;
             }
             if !normalize_row(row) {
-                return Err(Error::Invalid(format!("probe {}: cleaned feature is zero", self.paths[i])));
+                return Err(Error::Invalid(format!(
+                    "probe {}: cleaned feature is zero",
+                    self.paths[i]
+                )));
             }
         }
         Ok(noisy)
@@ -168,7 +193,12 @@ fn rows_of(paths: &[String], store: &Embeddings, what: &str) -> Result<Vec<usize
             "{} of {} {what} paths are not in the embedding store, first: {}",
             missing.len(),
             paths.len(),
-            missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .take(5)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(rows)
@@ -218,13 +248,29 @@ impl DistractorSet {
         let (paths, member) = union_lists(lists)?;
         let mut e = store::read_devkit_features(root, &paths, ending, progress)?;
         e.l2_normalize()?;
-        let sizes = lists.iter().map(|(s, l)| SizeInfo { size: *s, count: l.len() }).collect();
-        Ok(Self::build(e.dim(), paths.len(), Storage::Store(e), member, sizes, paths))
+        let sizes = lists
+            .iter()
+            .map(|(s, l)| SizeInfo {
+                size: *s,
+                count: l.len(),
+            })
+            .collect();
+        Ok(Self::build(
+            e.dim(),
+            paths.len(),
+            Storage::Store(e),
+            member,
+            sizes,
+            paths,
+        ))
     }
 
     /// Distractors of the given per-size lists, looked up by path in a packed store. Store rows
     /// on no list are scored but belong to no size (they cost time, not results).
-    pub fn from_store_lists(mut store: Embeddings, lists: &[(usize, Vec<String>)]) -> Result<DistractorSet> {
+    pub fn from_store_lists(
+        mut store: Embeddings,
+        lists: &[(usize, Vec<String>)],
+    ) -> Result<DistractorSet> {
         check_sizes(lists.len())?;
         let mut member = vec![0u8; store.len()];
         for (b, (_, list)) in lists.iter().enumerate() {
@@ -233,9 +279,22 @@ impl DistractorSet {
             }
         }
         store.l2_normalize()?;
-        let sizes = lists.iter().map(|(s, l)| SizeInfo { size: *s, count: l.len() }).collect();
+        let sizes = lists
+            .iter()
+            .map(|(s, l)| SizeInfo {
+                size: *s,
+                count: l.len(),
+            })
+            .collect();
         let paths = store.keys().to_vec();
-        Ok(Self::build(store.dim(), store.len(), Storage::Store(store), member, sizes, paths))
+        Ok(Self::build(
+            store.dim(),
+            store.len(),
+            Storage::Store(store),
+            member,
+            sizes,
+            paths,
+        ))
     }
 
     /// Distractors of one packed store or one list, size N being its first N rows.
@@ -243,36 +302,83 @@ impl DistractorSet {
         store.l2_normalize()?;
         let member = first_n_member(store.len(), sizes)?;
         let paths = store.keys().to_vec();
-        let sizes = sizes.iter().map(|&s| SizeInfo { size: s, count: s }).collect();
-        Ok(Self::build(store.dim(), store.len(), Storage::Store(store), member, sizes, paths))
+        let sizes = sizes
+            .iter()
+            .map(|&s| SizeInfo { size: s, count: s })
+            .collect();
+        Ok(Self::build(
+            store.dim(),
+            store.len(),
+            Storage::Store(store),
+            member,
+            sizes,
+            paths,
+        ))
     }
 
     /// Unnamed distractors (synthetic benchmarks): row-major `data`, size N = first N rows.
     /// Rows are L2-normalised.
-    pub fn from_raw_first_n(mut data: Vec<f32>, dim: usize, sizes: &[usize]) -> Result<DistractorSet> {
-        if dim == 0 || data.len() % dim != 0 {
-            return Err(Error::Invalid(format!("{} values are not rows of dimension {dim}", data.len())));
+    pub fn from_raw_first_n(
+        mut data: Vec<f32>,
+        dim: usize,
+        sizes: &[usize],
+    ) -> Result<DistractorSet> {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
+            return Err(Error::Invalid(format!(
+                "{} values are not rows of dimension {dim}",
+                data.len()
+            )));
         }
         let rows = data.len() / dim;
         for (i, row) in data.chunks_mut(dim).enumerate() {
             if row.iter().any(|v| !v.is_finite()) || !normalize_row(row) {
-                return Err(Error::Invalid(format!("distractor row {i}: zero or non-finite feature")));
+                return Err(Error::Invalid(format!(
+                    "distractor row {i}: zero or non-finite feature"
+                )));
             }
         }
         let member = first_n_member(rows, sizes)?;
-        let sizes = sizes.iter().map(|&s| SizeInfo { size: s, count: s }).collect();
-        Ok(Self::build(dim, rows, Storage::Raw(data), member, sizes, Vec::new()))
+        let sizes = sizes
+            .iter()
+            .map(|&s| SizeInfo { size: s, count: s })
+            .collect();
+        Ok(Self::build(
+            dim,
+            rows,
+            Storage::Raw(data),
+            member,
+            sizes,
+            Vec::new(),
+        ))
     }
 
-    fn build(dim: usize, rows: usize, storage: Storage, member: Vec<u8>, sizes: Vec<SizeInfo>, paths: Vec<String>) -> Self {
-        DistractorSet { dim, rows, storage, member, noisy: vec![false; rows], sizes, paths, cleaned: false }
+    fn build(
+        dim: usize,
+        rows: usize,
+        storage: Storage,
+        member: Vec<u8>,
+        sizes: Vec<SizeInfo>,
+        paths: Vec<String>,
+    ) -> Self {
+        DistractorSet {
+            dim,
+            rows,
+            storage,
+            member,
+            noisy: vec![false; rows],
+            sizes,
+            paths,
+            cleaned: false,
+        }
     }
 
     /// Marks the distractors on `noise` (matched by list path) so they never score;
     /// returns, per size, how many of its distractors are now noisy.
     pub fn apply_noise_list(&mut self, noise: &NoiseList) -> Result<Vec<usize>> {
         if self.paths.is_empty() {
-            return Err(Error::Invalid("these distractors have no paths, so a noise list cannot apply".into()));
+            return Err(Error::Invalid(
+                "these distractors have no paths, so a noise list cannot apply".into(),
+            ));
         }
         for (r, p) in self.paths.iter().enumerate() {
             self.noisy[r] = noise.has_distractor(p);
@@ -317,13 +423,19 @@ impl DistractorSet {
     }
     /// Per row, the bit set of sizes that row scores in (noisy rows: none).
     pub(crate) fn scoring_member(&self) -> Vec<u8> {
-        self.member.iter().zip(&self.noisy).map(|(&m, &n)| if n { 0 } else { m }).collect()
+        self.member
+            .iter()
+            .zip(&self.noisy)
+            .map(|(&m, &n)| if n { 0 } else { m })
+            .collect()
     }
 }
 
 fn check_sizes(n: usize) -> Result<()> {
     if n == 0 || n > MAX_SIZES {
-        return Err(Error::Invalid(format!("between 1 and {MAX_SIZES} distractor sizes are supported, got {n}")));
+        return Err(Error::Invalid(format!(
+            "between 1 and {MAX_SIZES} distractor sizes are supported, got {n}"
+        )));
     }
     Ok(())
 }
@@ -331,10 +443,17 @@ fn check_sizes(n: usize) -> Result<()> {
 fn first_n_member(rows: usize, sizes: &[usize]) -> Result<Vec<u8>> {
     check_sizes(sizes.len())?;
     if let Some(&s) = sizes.iter().find(|&&s| s > rows || s == 0) {
-        return Err(Error::Invalid(format!("distractor size {s} is not between 1 and the {rows} distractors available")));
+        return Err(Error::Invalid(format!(
+            "distractor size {s} is not between 1 and the {rows} distractors available"
+        )));
     }
     Ok((0..rows)
-        .map(|r| sizes.iter().enumerate().fold(0u8, |m, (b, &s)| if r < s { m | (1 << b) } else { m }))
+        .map(|r| {
+            sizes
+                .iter()
+                .enumerate()
+                .fold(0u8, |m, (b, &s)| if r < s { m | (1 << b) } else { m })
+        })
         .collect())
 }
 
@@ -352,7 +471,9 @@ fn union_lists(lists: &[(usize, Vec<String>)]) -> Result<(Vec<String>, Vec<u8>)>
                 paths.len() - 1
             });
             if member[r] & (1 << b) != 0 {
-                return Err(Error::Invalid(format!("size-{size} distractor list: {p:?} is listed twice (entry {i})")));
+                return Err(Error::Invalid(format!(
+                    "size-{size} distractor list: {p:?} is listed twice (entry {i})"
+                )));
             }
             member[r] |= 1 << b;
         }

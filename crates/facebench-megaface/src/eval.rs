@@ -91,7 +91,11 @@ pub struct RocPoint {
 pub enum TarExact {
     /// `far` is the FAR actually reached (<= the target). `threshold: None` means every
     /// scoring impostor may be accepted (fewer of them than the allowance).
-    Measured { tar: f64, far: f64, threshold: Option<f32> },
+    Measured {
+        tar: f64,
+        far: f64,
+        threshold: Option<f32>,
+    },
     /// The target is below 1 / impostors.
     NotMeasurable { impostors: u64 },
 }
@@ -186,7 +190,10 @@ impl MegafaceResults {
                 Scoring::F32 => self.variant.label().to_string(),
                 Scoring::Bf16 => format!("{}, bf16 scoring", self.variant.label()),
             };
-            out += &format!("{} ({v}) {} distractors: Id rank-1 {:.4}", self.dataset, s.size, s.rank1);
+            out += &format!(
+                "{} ({v}) {} distractors: Id rank-1 {:.4}",
+                self.dataset, s.size, s.rank1
+            );
             for t in &s.tar_at_far {
                 match t.tar() {
                     Some(tar) => out += &format!(", TAR@FAR={:e} {tar:.4} (exact)", t.far),
@@ -243,7 +250,9 @@ pub fn evaluate(
         )));
     }
     if cfg.max_rank == 0 || cfg.chunk_rows == 0 {
-        return Err(Error::Invalid("max_rank and chunk_rows must be at least 1".into()));
+        return Err(Error::Invalid(
+            "max_rank and chunk_rows must be at least 1".into(),
+        ));
     }
     if let Some(f) = cfg.fars.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
         return Err(Error::Invalid(format!("FAR target {f} is not in (0, 1]")));
@@ -252,7 +261,9 @@ pub fn evaluate(
     let ids = probes.identities();
 
     if cfg.scoring == Scoring::Bf16 && !bf16::bf16_available() {
-        return Err(Error::Invalid("bf16 scoring needs a CPU with AVX-512 BF16".into()));
+        return Err(Error::Invalid(
+            "bf16 scoring needs a CPU with AVX-512 BF16".into(),
+        ));
     }
     // Scores within each identity, computed the way distractor scores are (ties stay ties).
     let mut by_id: Vec<Vec<usize>> = vec![Vec::new(); probes.identity_names().len()];
@@ -273,8 +284,14 @@ pub fn evaluate(
                     }
                 }
                 Scoring::Bf16 => {
-                    let data: Vec<f32> = rows.iter().flat_map(|&i| probes.row(i).iter().copied()).collect();
-                    let (q, g) = (bf16::PackedRows::pack(&data, probes.dim()), bf16::PackedPanels::pack(&data, probes.dim()));
+                    let data: Vec<f32> = rows
+                        .iter()
+                        .flat_map(|&i| probes.row(i).iter().copied())
+                        .collect();
+                    let (q, g) = (
+                        bf16::PackedRows::pack(&data, probes.dim()),
+                        bf16::PackedPanels::pack(&data, probes.dim()),
+                    );
                     bf16::score_tile(&q, 0, m, &g, 0, m, &mut out);
                 }
             }
@@ -283,7 +300,9 @@ pub fn evaluate(
         .collect();
     let pos_in_id: Vec<usize> = {
         let mut p = vec![0; n];
-        by_id.iter().for_each(|rows| rows.iter().enumerate().for_each(|(k, &i)| p[i] = k));
+        by_id
+            .iter()
+            .for_each(|rows| rows.iter().enumerate().for_each(|(k, &i)| p[i] = k));
         p
     };
     // Mate pairs (q, g), q-major, g ascending; the thresholds of q are its mate scores.
@@ -297,7 +316,9 @@ pub fn evaluate(
         offsets.push(mate.len());
     }
     if mate.is_empty() {
-        return Err(Error::Invalid("no identity has two probe images: there is nothing to identify".into()));
+        return Err(Error::Invalid(
+            "no identity has two probe images: there is nothing to identify".into(),
+        ));
     }
     let mut order: Vec<usize> = (0..mate.len()).collect();
     for w in offsets.windows(2) {
@@ -318,15 +339,29 @@ pub fn evaluate(
     let keep: Vec<usize> = impostors
         .iter()
         .map(|&ni| {
-            let a = cfg.fars.iter().map(|&f| max_false_accepts(f, ni)).max().unwrap_or(0);
+            let a = cfg
+                .fars
+                .iter()
+                .map(|&f| max_false_accepts(f, ni))
+                .max()
+                .unwrap_or(0);
             ((a + 1).max(ni.min(1024))).min(ni.max(1)) as usize
         })
         .collect();
-    let plan = Plan::new(&distractors.scoring_member(), sizes.len(), offsets, sorted, order, keep, cfg.roc_bins);
+    let plan = Plan::new(
+        &distractors.scoring_member(),
+        sizes.len(),
+        offsets,
+        sorted,
+        order,
+        keep,
+        cfg.roc_bins,
+    );
 
     let q = Matrix::new(probes.data(), n, probes.dim())?;
     let gallery = Matrix::new(distractors.data(), distractors.rows(), distractors.dim())?;
-    let packed_q = (cfg.scoring == Scoring::Bf16).then(|| bf16::PackedRows::pack(probes.data(), probes.dim()));
+    let packed_q =
+        (cfg.scoring == Scoring::Bf16).then(|| bf16::PackedRows::pack(probes.data(), probes.dim()));
     let total = distractors.rows();
     let mut acc = SizeReducer::new(&plan);
     let mut done = 0;
@@ -395,7 +430,12 @@ pub fn evaluate(
 /// Blocked scoring in the bf16 mode: the same tiles, visiting order and reducer contract as
 /// `facebench_score::score_blocked`, with the bf16 kernel (gallery blocks rounded up to
 /// the kernel's panel width).
-fn bf16_blocked<R: facebench_score::Reducer>(q: &bf16::PackedRows, gallery: Matrix<'_>, block: BlockConfig, reducer: R) -> Result<R> {
+fn bf16_blocked<R: facebench_score::Reducer>(
+    q: &bf16::PackedRows,
+    gallery: Matrix<'_>,
+    block: BlockConfig,
+    reducer: R,
+) -> Result<R> {
     use rayon::prelude::*;
     let g = bf16::PackedPanels::pack(gallery.as_slice(), gallery.dim());
     let qb = block.query_block.max(1);
@@ -412,7 +452,13 @@ fn bf16_blocked<R: facebench_score::Reducer>(q: &bf16::PackedRows, gallery: Matr
                 let (rows, cols) = (qb.min(m - q0), gb.min(n - g0));
                 buf.resize(rows * cols, 0.0);
                 bf16::score_tile(q, q0, rows, &g, g0, cols, &mut buf[..rows * cols]);
-                part.consume(&facebench_score::Tile::new(q0, g0, rows, cols, &buf[..rows * cols]));
+                part.consume(&facebench_score::Tile::new(
+                    q0,
+                    g0,
+                    rows,
+                    cols,
+                    &buf[..rows * cols],
+                ));
                 (part, buf)
             },
         )
@@ -484,10 +530,18 @@ fn tar_exact(top: &[f32], genuine: &[f32], impostors: u64, far: f64) -> TarExact
     match top.get(a as usize) {
         Some(&t) => {
             let fa = top.partition_point(|&v| v > t);
-            TarExact::Measured { tar: genuine_above(genuine, t) as f64 / ng, far: fa as f64 / impostors as f64, threshold: Some(t) }
+            TarExact::Measured {
+                tar: genuine_above(genuine, t) as f64 / ng,
+                far: fa as f64 / impostors as f64,
+                threshold: Some(t),
+            }
         }
         // Fewer scoring impostors than the allowance: accept everything.
-        None => TarExact::Measured { tar: 1.0, far: top.len() as f64 / impostors as f64, threshold: None },
+        None => TarExact::Measured {
+            tar: 1.0,
+            far: top.len() as f64 / impostors as f64,
+            threshold: None,
+        },
     }
 }
 
@@ -504,7 +558,13 @@ fn fa_grid(max: u64) -> Vec<u64> {
     g
 }
 
-fn roc_curve(top: &[f32], hist: &[f64], sampled: bool, genuine: &[f32], impostors: u64) -> RocCurve {
+fn roc_curve(
+    top: &[f32],
+    hist: &[f64],
+    sampled: bool,
+    genuine: &[f32],
+    impostors: u64,
+) -> RocCurve {
     let ng = genuine.len() as f64;
     let ni = impostors as f64;
     let (mut fpr, mut tpr) = (Vec::new(), Vec::new());
@@ -546,7 +606,12 @@ fn roc_curve(top: &[f32], hist: &[f64], sampled: bool, genuine: &[f32], impostor
         fpr.push(1.0);
         tpr.push(1.0);
     }
-    RocCurve { fpr, tpr, exact_to_fpr, sampled_beyond: sampled }
+    RocCurve {
+        fpr,
+        tpr,
+        exact_to_fpr,
+        sampled_beyond: sampled,
+    }
 }
 
 fn nearest_point(roc: &RocCurve, far: f64) -> Option<RocPoint> {
@@ -555,13 +620,25 @@ fn nearest_point(roc: &RocCurve, far: f64) -> Option<RocPoint> {
         .iter()
         .zip(&roc.tpr)
         .filter(|(f, _)| **f > 0.0)
-        .min_by(|a, b| (a.0.log10() - lf).abs().total_cmp(&(b.0.log10() - lf).abs()))
+        .min_by(|a, b| {
+            (a.0.log10() - lf)
+                .abs()
+                .total_cmp(&(b.0.log10() - lf).abs())
+        })
         .map(|(&fpr, &tpr)| RocPoint { fpr, tpr })
 }
 
 fn log_interp(roc: &RocCurve, far: f64) -> Option<f64> {
-    let pts: Vec<(f64, f64)> = roc.fpr.iter().copied().zip(roc.tpr.iter().copied()).filter(|p| p.0 > 0.0).collect();
-    let i = pts.windows(2).position(|w| w[0].0 <= far && far <= w[1].0)?;
+    let pts: Vec<(f64, f64)> = roc
+        .fpr
+        .iter()
+        .copied()
+        .zip(roc.tpr.iter().copied())
+        .filter(|p| p.0 > 0.0)
+        .collect();
+    let i = pts
+        .windows(2)
+        .position(|w| w[0].0 <= far && far <= w[1].0)?;
     let ((f0, t0), (f1, t1)) = (pts[i], pts[i + 1]);
     if f1 == f0 {
         return Some(t0.max(t1));

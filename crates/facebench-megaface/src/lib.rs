@@ -33,15 +33,19 @@ mod reduce;
 mod rng;
 
 pub use bench::{
-    bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors, synthetic_probes, BenchReport,
-    FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
+    bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors,
+    synthetic_probes, BenchReport, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
 };
 pub use bf16::bf16_available;
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
-    evaluate, CmcCurve, EvalConfig, Scoring, MegafaceResults, RocCurve, RocPoint, SizeResults, TarAtFar, TarExact, Variant,
+    evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults,
+    TarAtFar, TarExact, Variant,
 };
-pub use lists::{distractor_list_path, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList, ProbeList};
+pub use lists::{
+    distractor_list_path, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList,
+    ProbeList,
+};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
 pub use rng::SplitMix64;
 
@@ -62,6 +66,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::File { path: path.into(), msg: msg.into() }
+        Error::File {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
 }

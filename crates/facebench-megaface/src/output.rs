@@ -24,7 +24,10 @@ pub struct DevkitNames {
 impl DevkitNames {
     /// The file name for one distractor size.
     pub fn file_name(&self, size: usize) -> String {
-        format!("cmc_{}_{}_{}_{}_{}.json", self.probe, self.distractor, self.alg, size, self.set)
+        format!(
+            "cmc_{}_{}_{}_{}_{}.json",
+            self.probe, self.distractor, self.alg, size, self.set
+        )
     }
 }
 
@@ -51,7 +54,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Writes one devkit result file per size into `dir` (created if missing); returns the paths.
-pub fn write_devkit_results(dir: &Path, names: &DevkitNames, results: &MegafaceResults) -> Result<Vec<PathBuf>> {
+pub fn write_devkit_results(
+    dir: &Path,
+    names: &DevkitNames,
+    results: &MegafaceResults,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e.to_string()))?;
     results
         .sizes
@@ -69,5 +76,8 @@ pub fn write_results_json(path: &Path, results: &MegafaceResults) -> Result<()> 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e.to_string()))?;
     }
-    write_atomic(path, &serde_json::to_string_pretty(results).expect("plain numbers always serialise"))
+    write_atomic(
+        path,
+        &serde_json::to_string_pretty(results).expect("plain numbers always serialise"),
+    )
 }

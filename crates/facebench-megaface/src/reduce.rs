@@ -49,7 +49,15 @@ const HIST_WAYS: usize = 4;
 
 impl Plan {
     /// Groups rows by membership bit set (`member[row]`, 0 = no size).
-    pub fn new(member: &[u8], sizes: usize, offsets: Vec<usize>, sorted: Vec<f32>, order: Vec<usize>, keep: Vec<usize>, bins: usize) -> Plan {
+    pub fn new(
+        member: &[u8],
+        sizes: usize,
+        offsets: Vec<usize>,
+        sorted: Vec<f32>,
+        order: Vec<usize>,
+        keep: Vec<usize>,
+        bins: usize,
+    ) -> Plan {
         let mut index = [0u8; 256];
         let mut patterns = Vec::new();
         let mut pattern_rows: Vec<usize> = Vec::new();
@@ -72,8 +80,23 @@ impl Plan {
                 p
             })
             .collect();
-        let stride = pattern_rows.iter().map(|&r| (r / HIST_SAMPLE_ROWS).max(1)).collect();
-        Plan { pattern_of_row, patterns, sizes, offsets, sorted, order, keep, bins, local, pattern_rows, stride }
+        let stride = pattern_rows
+            .iter()
+            .map(|&r| (r / HIST_SAMPLE_ROWS).max(1))
+            .collect();
+        Plan {
+            pattern_of_row,
+            patterns,
+            sizes,
+            offsets,
+            sorted,
+            order,
+            keep,
+            bins,
+            local,
+            pattern_rows,
+            stride,
+        }
     }
     /// Slots per pattern: one more per probe than it has mates.
     fn slots(&self) -> usize {
@@ -81,7 +104,11 @@ impl Plan {
     }
     /// Top scores a pattern keeps: the most any of its sizes needs.
     fn pattern_keep(&self, p: usize) -> usize {
-        (0..self.sizes).filter(|b| self.patterns[p] >> b & 1 == 1).map(|b| self.keep[b]).max().unwrap_or(1)
+        (0..self.sizes)
+            .filter(|b| self.patterns[p] >> b & 1 == 1)
+            .map(|b| self.keep[b])
+            .max()
+            .unwrap_or(1)
     }
 }
 
@@ -106,7 +133,11 @@ pub(crate) struct TopScores {
 
 impl TopScores {
     pub fn new(keep: usize, bound: f32) -> Self {
-        TopScores { keep, buf: Vec::new(), bound }
+        TopScores {
+            keep,
+            buf: Vec::new(),
+            bound,
+        }
     }
     #[inline(always)]
     fn offer(&mut self, s: f32) {
@@ -124,7 +155,8 @@ impl TopScores {
     fn cut(&mut self) {
         if self.buf.len() > self.keep {
             let k = self.keep;
-            self.buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            self.buf
+                .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
             self.buf.truncate(k);
             self.bound = self.buf.iter().copied().fold(f32::INFINITY, f32::min);
         }
@@ -170,19 +202,31 @@ pub(crate) struct SizeReducer<'a> {
 
 impl<'a> SizeReducer<'a> {
     pub fn new(plan: &'a Plan) -> Self {
-        let top = (0..plan.patterns.len()).map(|p| TopScores::new(plan.pattern_keep(p), f32::NEG_INFINITY)).collect();
+        let top = (0..plan.patterns.len())
+            .map(|p| TopScores::new(plan.pattern_keep(p), f32::NEG_INFINITY))
+            .collect();
         Self::with_top(plan, 0, top)
     }
 
     fn with_top(plan: &'a Plan, col0: usize, top: Vec<TopScores>) -> Self {
         let np = plan.patterns.len();
-        SizeReducer { plan, col0, slots: vec![0; np * plan.slots()], top, hist: vec![0; np * HIST_WAYS * plan.bins] }
+        SizeReducer {
+            plan,
+            col0,
+            slots: vec![0; np * plan.slots()],
+            top,
+            hist: vec![0; np * HIST_WAYS * plan.bins],
+        }
     }
 
     /// An empty partial for the gallery slice starting at row `col0`, whose top-score
     /// buffers start from this state's bounds (so partials keep little once warmed up).
     pub fn fork_at(&self, col0: usize) -> Self {
-        let top = self.top.iter().map(|t| TopScores::new(t.keep, t.seed_bound())).collect();
+        let top = self
+            .top
+            .iter()
+            .map(|t| TopScores::new(t.keep, t.seed_bound()))
+            .collect();
         Self::with_top(self.plan, col0, top)
     }
 
@@ -198,7 +242,10 @@ impl<'a> SizeReducer<'a> {
             .map(|b| {
                 let mut slots = vec![0u64; per];
                 for pat in self.patterns_of(b) {
-                    for (a, &c) in slots.iter_mut().zip(&self.slots[pat * per..(pat + 1) * per]) {
+                    for (a, &c) in slots
+                        .iter_mut()
+                        .zip(&self.slots[pat * per..(pat + 1) * per])
+                    {
                         *a += c as u64;
                     }
                 }
@@ -240,7 +287,9 @@ impl<'a> SizeReducer<'a> {
             sampled |= st > 1;
             for w in 0..HIST_WAYS {
                 let src = &self.hist[(p * HIST_WAYS + w) * bins..(p * HIST_WAYS + w + 1) * bins];
-                h.iter_mut().zip(src).for_each(|(a, &c)| *a += c as f64 * scale);
+                h.iter_mut()
+                    .zip(src)
+                    .for_each(|(a, &c)| *a += c as f64 * scale);
             }
         }
         (h, sampled)
@@ -257,7 +306,10 @@ impl SizeReducer<'_> {
             let (a, e) = (p.offsets[q], p.offsets[q + 1]);
             // Branch-free count (mate lists are short): the slot is the number of mate
             // scores strictly below `s`.
-            let slot = p.sorted[a..e].iter().map(|&t| (t < s) as usize).sum::<usize>();
+            let slot = p.sorted[a..e]
+                .iter()
+                .map(|&t| (t < s) as usize)
+                .sum::<usize>();
             self.slots[pat * p.slots() + a + q + slot] += 1;
         }
         self.top[pat].offer(s);
@@ -270,13 +322,18 @@ impl SizeReducer<'_> {
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
             let p = self.plan;
-            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]].first().copied().unwrap_or(f32::INFINITY);
+            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]]
+                .first()
+                .copied()
+                .unwrap_or(f32::INFINITY);
             for (j, (&s, &pat)) in tile.row(i).iter().zip(pats).enumerate() {
                 if pat == 0 || excluded[j] {
                     continue;
                 }
                 let pat = pat as usize - 1;
-                if bins > 0 && p.local[self.col0 + tile.g0() + j] as usize % p.stride[pat] == 0 {
+                if bins > 0
+                    && (p.local[self.col0 + tile.g0() + j] as usize).is_multiple_of(p.stride[pat])
+                {
                     self.hist[(pat * HIST_WAYS + (j % HIST_WAYS)) * bins + bin_of(s, bins)] += 1;
                 }
                 self.hit(q, pat, s, min);
@@ -288,7 +345,11 @@ impl SizeReducer<'_> {
 impl Reducer for SizeReducer<'_> {
     /// Called by the scorer once per work item: copies the bounds, never the buffers.
     fn fork(&self) -> Self {
-        let top = self.top.iter().map(|t| TopScores::new(t.keep, t.bound)).collect();
+        let top = self
+            .top
+            .iter()
+            .map(|t| TopScores::new(t.keep, t.bound))
+            .collect();
         Self::with_top(self.plan, self.col0, top)
     }
 
@@ -303,7 +364,10 @@ impl Reducer for SizeReducer<'_> {
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
         let mut j = 0;
         while j < pats.len() {
-            let k = j + pats[j..].iter().position(|&x| x != pats[j]).unwrap_or(pats.len() - j);
+            let k = j + pats[j..]
+                .iter()
+                .position(|&x| x != pats[j])
+                .unwrap_or(pats.len() - j);
             if pats[j] != 0 {
                 runs.push((j, k, pats[j] as usize - 1));
             }
@@ -312,7 +376,10 @@ impl Reducer for SizeReducer<'_> {
         let bins = p.bins;
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
-            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]].first().copied().unwrap_or(f32::INFINITY);
+            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]]
+                .first()
+                .copied()
+                .unwrap_or(f32::INFINITY);
             let row = tile.row(i);
             for &(j0, j1, pat) in &runs {
                 let seg = &row[j0..j1];
