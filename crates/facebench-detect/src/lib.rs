@@ -207,3 +207,37 @@ impl Detector {
         Ok(lm.into_iter().next().flatten().map(|lm| Face::new(bbox, score, &lm)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Tensor;
+
+    /// The device-independent path (what CUDA runs) computes the same network as the CPU
+    /// kernels: raw SSD outputs on a real LFW face image agree.
+    #[test]
+    fn generic_path_matches_cpu_kernels_on_the_full_detector() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let models = std::env::var_os("FACEBENCH_MODELS").map(PathBuf::from).unwrap_or_else(|| repo.join("models"));
+        let det = Detector::load(&models, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}\n(run \"make models\")"));
+        let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo.join("../shared/data"));
+        let p = data.join("lfw/lfw-deepfunneled/Aaron_Peirsol/Aaron_Peirsol_0001.jpg");
+        let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
+        let x = Tensor::from_vec(ssd::preprocess_for_test(&img), (1, SSD_INPUT, SSD_INPUT, 3), &Device::Cpu).unwrap();
+        let fast = det.ssd.forward(&x).unwrap();
+        ops::FORCE_GENERIC.with(|f| f.set(true));
+        let generic = det.ssd.forward(&x).unwrap();
+        let lm_generic = det.landmarks_for_box(&img, [70.0, 70.0, 100.0, 120.0], 0.9).unwrap().unwrap();
+        ops::FORCE_GENERIC.with(|f| f.set(false));
+        let lm_fast = det.landmarks_for_box(&img, [70.0, 70.0, 100.0, 120.0], 0.9).unwrap().unwrap();
+        let (fb, fs) = &fast[0];
+        let (gb, gs) = &generic[0];
+        let dbox = fb.iter().flatten().zip(gb.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let dscore = fs.iter().zip(gs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(dbox < 1e-3 && dscore < 1e-4, "box encodings differ by {dbox}, scores by {dscore}");
+        assert!(fs.iter().any(|&s| s > 0.5), "the image has a face");
+        let dlm = lm_fast.landmarks68.iter().flatten().zip(lm_generic.landmarks68.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(dlm < 1e-3, "landmarks differ by {dlm} px");
+    }
+}

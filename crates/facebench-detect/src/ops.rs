@@ -13,6 +13,21 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Device, InplaceOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to run the device-independent (CUDA) path on the CPU.
+    pub(crate) static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True when the CPU kernels may be used for a tensor on `device`.
+fn use_cpu_kernels(device: &Device) -> bool {
+    #[cfg(test)]
+    if FORCE_GENERIC.with(|f| f.get()) {
+        return false;
+    }
+    device.is_cpu()
+}
+
 /// TF `SAME` geometry of one axis: (output size, padding before).
 pub(crate) fn same_pad(n: usize, k: usize, s: usize) -> (usize, usize) {
     let out = n.div_ceil(s);
@@ -112,10 +127,14 @@ impl Epilogue {
     /// Applies the epilogue to a tensor whose last dimension is the channel axis. On the CPU the
     /// tensor is updated in place (it must be a fresh, contiguous layer output).
     pub(crate) fn apply(&self, t: Tensor) -> Result<Tensor> {
-        if t.device().is_cpu() && t.is_contiguous() {
+        if use_cpu_kernels(t.device()) && t.is_contiguous() {
             t.inplace_op1(self)?;
             return Ok(t);
         }
+        self.apply_generic(t)
+    }
+
+    fn apply_generic(&self, t: Tensor) -> Result<Tensor> {
         let t = match &self.scale_t {
             Some(s) => t.broadcast_mul(s)?,
             None => t,
@@ -254,7 +273,7 @@ impl CustomOp1 for Im2col {
 }
 
 fn im2col(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if use_cpu_kernels(x.device()) {
         return x.contiguous()?.apply_op1_no_bwd(&Im2col { k, s });
     }
     let win = Window::new(x.dims4()?, k, s);
@@ -311,7 +330,7 @@ impl Conv {
     pub(crate) fn forward(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
         let (n, h, w, c) = x.dims4()?;
         // An RGB input gives an im2col of only 27 columns, a poor GEMM shape: convolve directly.
-        if x.device().is_cpu() && c <= 4 {
+        if use_cpu_kernels(x.device()) && c <= 4 {
             return x.contiguous()?.apply_op1_no_bwd(&DirectConvCpu { conv: self, s: stride });
         }
         let (cols, ho, wo) = if self.k == 1 && stride == 1 {
@@ -419,9 +438,14 @@ impl Depthwise {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if use_cpu_kernels(x.device()) {
             return x.contiguous()?.apply_op1_no_bwd(&DepthwiseCpu { dw: self, s: stride });
         }
+        self.forward_generic(x, stride)
+    }
+
+    /// The device-independent path: a sum of shifted, strided slabs times per-channel weights.
+    fn forward_generic(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
         let win = Window::new(x.dims4()?, self.k, stride);
         let padded = win.pad(x)?;
         let mut acc: Option<Tensor> = None;
@@ -437,7 +461,7 @@ impl Depthwise {
         }
         let acc = acc.expect("k >= 1");
         match &self.epilogue {
-            Some(e) => e.apply(acc),
+            Some(e) => e.apply_generic(acc),
             None => Ok(acc),
         }
     }
@@ -701,6 +725,8 @@ mod tests {
             }
             let got: Vec<f32> = dw.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             assert!(max_diff(&got, &want) < 1e-4, "depthwise s{s}");
+            let generic: Vec<f32> = dw.forward_generic(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert!(max_diff(&generic, &want) < 1e-4, "generic depthwise s{s}");
             assert!(want.iter().any(|&v| v > 0.0 && v < 6.0), "test input must exercise the epilogue");
         }
     }

@@ -114,7 +114,7 @@ impl Ssd {
 
     /// Forward pass on a `[n, 512, 512, 3]` batch scaled to -1..1. Returns per image the raw
     /// (undecoded) box encodings `[ANCHORS][4]` and face scores `[ANCHORS]`.
-    fn forward(&self, x: &Tensor) -> Result<Vec<RawPredictions>> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<RawPredictions>> {
         let mut out = self.conv0.forward(x, 2)?;
         let mut conv11 = None;
         for (i, (dw, pw)) in self.pairs.iter().enumerate() {
@@ -198,6 +198,12 @@ impl Ssd {
 fn sigmoid(v: f32) -> f32 {
     // tfjs CPU sigmoid: 1 / (1 + Math.exp(-x)) in f64, stored as f32.
     (1.0 / (1.0 + (-(v as f64)).exp())) as f32
+}
+
+pub(crate) fn preprocess_for_test(img: &RgbImage) -> Vec<f32> {
+    let mut v = vec![0f32; SSD_INPUT * SSD_INPUT * 3];
+    preprocess(img, &mut v);
+    v
 }
 
 /// face-api's detector input: `padToSquare` (zeros appended at the bottom or right), TF.js
