@@ -200,6 +200,7 @@ fn sigmoid(v: f32) -> f32 {
     (1.0 / (1.0 + (-(v as f64)).exp())) as f32
 }
 
+#[cfg(test)]
 pub(crate) fn preprocess_for_test(img: &RgbImage) -> Vec<f32> {
     let mut v = vec![0f32; SSD_INPUT * SSD_INPUT * 3];
     preprocess(img, &mut v);
