@@ -431,6 +431,17 @@ impl DistractorSet {
     }
 }
 
+/// Every size needs at least one distractor (its FAR has them as denominator).
+fn check_lists(lists: &[(usize, Vec<String>)]) -> Result<()> {
+    check_sizes(lists.len())?;
+    match lists.iter().find(|(_, l)| l.is_empty()) {
+        Some((s, _)) => Err(Error::Invalid(format!(
+            "the size-{s} distractor list is empty"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_sizes(n: usize) -> Result<()> {
     if n == 0 || n > MAX_SIZES {
         return Err(Error::Invalid(format!(
@@ -459,7 +470,7 @@ fn first_n_member(rows: usize, sizes: &[usize]) -> Result<Vec<u8>> {
 
 /// The union of per-size lists in first-seen order, with each path's size bits.
 fn union_lists(lists: &[(usize, Vec<String>)]) -> Result<(Vec<String>, Vec<u8>)> {
-    check_sizes(lists.len())?;
+    check_lists(lists)?;
     let mut row_of: HashMap<&str, usize> = HashMap::new();
     let mut paths = Vec::new();
     let mut member: Vec<u8> = Vec::new();

@@ -52,7 +52,7 @@ impl Default for EvalConfig {
             fars: vec![1e-3, 1e-4, 1e-5, 1e-6],
             roc_bins: 2000,
             block: BlockConfig::default(),
-            chunk_rows: 65_536,
+            chunk_rows: 131_072,
             scoring: Scoring::F32,
         }
     }

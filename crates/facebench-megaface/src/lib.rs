@@ -43,8 +43,8 @@ pub use eval::{
     TarAtFar, TarExact, Variant,
 };
 pub use lists::{
-    distractor_list_path, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList,
-    ProbeList,
+    distractor_list_path, first_n_lists, read_distractor_list, read_distractor_lists,
+    read_probe_list, NoiseList, ProbeList,
 };
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
 pub use rng::SplitMix64;

@@ -109,6 +109,23 @@ pub fn read_distractor_lists(
         .collect()
 }
 
+/// Per-size lists made of the first N paths of one list (for a single distractor list such
+/// as the devkit's 1M list, or a stand-in), in the order of `sizes`.
+pub fn first_n_lists(list: &[String], sizes: &[usize]) -> Result<Vec<(usize, Vec<String>)>> {
+    sizes
+        .iter()
+        .map(|&s| {
+            if s == 0 || s > list.len() {
+                return Err(Error::Invalid(format!(
+                    "distractor size {s} is not between 1 and the {} paths of the list",
+                    list.len()
+                )));
+            }
+            Ok((s, list[..s].to_vec()))
+        })
+        .collect()
+}
+
 /// An InsightFace noise list (`facescrub_noises.txt` / `megaface_noises.txt`): one image a
 /// line, `#` comment lines and blank lines ignored.
 ///

@@ -144,6 +144,23 @@ fn devkit_features_load_and_missing_files_are_counted() {
     );
     let r = evaluate(&probes, &dset, &EvalConfig::default(), &|_, _| {}).unwrap();
     assert_eq!(r.sizes[1].impostors, 9);
+    // One list, sizes as its first N paths; empty or too large sizes are refused.
+    let one: Vec<String> = ["x/1.jpg", "x/2.jpg", "x/3.jpg"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        first_n_lists(&one, &[1, 3]).unwrap()[0],
+        (1, vec!["x/1.jpg".to_string()])
+    );
+    assert!(first_n_lists(&one, &[4])
+        .unwrap_err()
+        .to_string()
+        .contains("size 4"));
+    let e = DistractorSet::from_devkit(&[(5, vec![])], &d, "_alg.bin", |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("size-5") && e.contains("empty"), "{e}");
     // A packed store must hold every listed path.
     let store =
         facebench_core::Embeddings::from_rows(vec!["x/1.jpg".into()], vec![1.0, 0.0, 0.0], 3)
