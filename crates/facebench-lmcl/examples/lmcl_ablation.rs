@@ -20,7 +20,11 @@ use std::time::Instant;
 
 use facebench_lmcl::{train_head, HeadInit, MarginLoss, SgdParams, SphereAnneal, TrainConfig};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// `(name, number of images, fold)` per person of people.txt.
+type People = Vec<(String, usize, usize)>;
+
+fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
         return Err("usage: lmcl_ablation <store> <out.csv> [s] [epochs] [seeds] [min_images] [batch] [lr] [settings] [init]".into());
@@ -60,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             v.extend((0..10).map(|i| {
                 Some(MarginLoss::CosFace {
                     s,
-                    m: i as f64 * 0.05,
+                    m: (i * 5) as f64 / 100.0,
                 })
             }));
             v
@@ -172,9 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `people.txt`: fold count, then per fold a count line and `name\tn_images` lines.
-fn read_people(
-    path: &std::path::Path,
-) -> Result<Vec<(String, usize, usize)>, Box<dyn std::error::Error>> {
+fn read_people(path: &std::path::Path) -> Res<People> {
     let text = std::fs::read_to_string(path)?;
     let mut lines = text.lines().enumerate();
     let bad = |n: usize, l: &str| format!("{}:{}: unexpected line {l:?}", path.display(), n + 1);
@@ -207,7 +209,7 @@ fn training_set(
     k: usize,
     min_images: usize,
     emb: &facebench_core::Embeddings,
-) -> Result<(Vec<f32>, Vec<usize>, usize), Box<dyn std::error::Error>> {
+) -> Res<(Vec<f32>, Vec<usize>, usize)> {
     let mut x = Vec::new();
     let mut y = Vec::new();
     let mut classes = 0;

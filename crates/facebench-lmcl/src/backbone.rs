@@ -33,8 +33,7 @@ pub struct ImageFolder {
 impl ImageFolder {
     /// Lists `root`. Files other than jpg/jpeg/png/pgm/ppm/pnm and hidden entries are ignored.
     pub fn scan(root: &Path) -> Result<ImageFolder> {
-        let fail =
-            |p: &Path, e: std::io::Error| input::<()>(format!("{}: {e}", p.display())).unwrap_err();
+        let fail = |p: &Path, e: std::io::Error| LmclError::Input(format!("{}: {e}", p.display()));
         let mut dirs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         for entry in std::fs::read_dir(root).map_err(|e| fail(root, e))? {
             let entry = entry.map_err(|e| fail(root, e))?;
@@ -83,10 +82,7 @@ impl ImageFolder {
     /// The `n` identities with the most images (ties broken by name), relabelled `0..n` in
     /// name order: e.g. the 8 largest LFW identities.
     pub fn largest_classes(&self, n: usize) -> ImageFolder {
-        let mut counts: Vec<(usize, usize)> = vec![(0, 0); self.classes.len()];
-        for (c, cnt) in counts.iter_mut().enumerate() {
-            cnt.0 = c;
-        }
+        let mut counts: Vec<(usize, usize)> = (0..self.classes.len()).map(|c| (c, 0)).collect();
         for (_, c) in &self.items {
             counts[*c].1 += 1;
         }
