@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Detector, Error, Face, Result};
 
-/// Images per inference batch: large enough to keep the GEMMs busy, small enough that the
-/// 512x512 activations of a batch stay in a few hundred MB.
+/// Images per batch: the unit of decode/inference overlap and of landmark-net batching (on the
+/// CPU the detector then runs these images in parallel, one per pass; on a GPU in one pass).
 const BATCH: usize = 8;
 
 /// The fallback box `[x, y, w, h]` as fractions of the image's width and height: the median
@@ -121,7 +121,8 @@ pub fn align_images(
             },
             || following.map(|c| decode_all(root, c)),
         );
-        next = decoded.transpose()?;
+        // Hand out this batch before reporting a decode error of the next one, so that a
+        // resumable cache keeps every finished image.
         for r in records? {
             summary.images += 1;
             if r.fallback {
@@ -132,6 +133,7 @@ pub fn align_images(
             out(r);
         }
         progress(chunk.len());
+        next = decoded.transpose()?;
     }
     Ok(summary)
 }

@@ -66,6 +66,16 @@ fn unreadable_images_are_errors_naming_the_file() {
     let e = align_images(&lfw_root(), &keys, &det, |_| {}, |_| {}).unwrap_err().to_string();
     assert!(e.contains("Nobody_0001.jpg"), "{e}");
 
+    // a bad image in a later batch: every earlier image is still handed out first
+    let mut keys: Vec<String> = (1..=4)
+        .flat_map(|i| [format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg"), format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg")])
+        .collect();
+    keys.push("Nobody/Nobody_0002.jpg".into());
+    let mut got = Vec::new();
+    let e = align_images(&lfw_root(), &keys, &det, |_| {}, |r| got.push(r.key)).unwrap_err().to_string();
+    assert!(e.contains("Nobody_0002.jpg"), "{e}");
+    assert_eq!(got, keys[..8]);
+
     let dir = std::env::temp_dir().join(format!("facebench-detect-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.jpg"), b"\xFF\xD8\xFF\xE0 not a jpeg").unwrap();
