@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "n={n} d={d} classes={k} out={out} batch={batch} loss={loss} threads={}: \
          {epochs} epochs in {total:.3} s, per epoch [{}] s, final loss {:.3}",
-        std::thread::available_parallelism().map_or(1, |p| p.get()),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into()),
         per.join(", "),
         head.records().last().map_or(f64::NAN, |r| r.loss)
     );
