@@ -414,3 +414,42 @@ fn bf16_mode_is_deterministic_and_close_to_f32() {
         );
     }
 }
+
+#[test]
+fn sampled_roc_beyond_the_exact_region_tracks_brute_force() {
+    // 20,000 distractors: the histogram samples every 2nd row, the top scores cover FAR
+    // <= 1e-3 exactly; beyond, each ROC point must sit on the brute-force curve.
+    let p = probes(16, 31);
+    let n = 20_000;
+    let store = distractor_store(&p, n, 32);
+    let rows = unit_rows(&store);
+    let d = DistractorSet::from_store_first_n(store, &[n]).unwrap();
+    let c = EvalConfig {
+        fars: vec![1e-3],
+        roc_bins: 400,
+        ..EvalConfig::default()
+    };
+    let r = evaluate(&p, &d, &c, &|_, _| {}).unwrap();
+    let s = &r.sizes[0];
+    assert!(s.roc.sampled_beyond);
+    let b = brute(&p, &rows, &(0..n).collect::<Vec<_>>(), &vec![false; n], 1);
+    let mut imp = b.impostors.clone();
+    imp.sort_by(|x, y| y.total_cmp(x));
+    let beyond: Vec<(f64, f64)> = s
+        .roc
+        .fpr
+        .iter()
+        .copied()
+        .zip(s.roc.tpr.iter().copied())
+        .filter(|p| p.0 > s.roc.exact_to_fpr && p.0 < 1.0)
+        .collect();
+    assert!(beyond.len() > 20);
+    for (f, t) in beyond {
+        let th = imp[((f * imp.len() as f64) as usize).min(imp.len() - 1)];
+        let truth = b.genuine.iter().filter(|&&g| g > th).count() as f64 / b.genuine.len() as f64;
+        assert!(
+            (t - truth).abs() < 0.03,
+            "fpr {f}: tpr {t}, brute force {truth}"
+        );
+    }
+}
