@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::{pad2d, Activation, Conv2d, Pads, Pool};
+use crate::ops::{add, pad2d, Activation, ChannelOp, Conv2d, Pads, Pool};
 use crate::tfjs::TfjsWeights;
 use crate::{check_batch, FaceModel, InputSpec};
 
@@ -55,8 +55,6 @@ struct Block {
 pub struct FaceapiResnet {
     device: Device,
     sha256: String,
-    mean: Tensor,
-    div: Tensor,
     conv32_down: Conv2d,
     blocks: Vec<Block>,
     fc: Tensor,
@@ -106,8 +104,6 @@ impl FaceapiResnet {
         Ok(FaceapiResnet {
             device: device.clone(),
             sha256: w.sha256().to_string(),
-            mean: Tensor::from_slice(&MEAN_RGB, 3, device)?,
-            div: Tensor::from_slice(&[255f32], 1, device)?,
             conv32_down,
             blocks,
             fc: w.tensor("fc", &[256, 128], device)?,
@@ -132,7 +128,7 @@ impl FaceapiResnet {
             let zeros = Tensor::zeros((n, ph, pw, b.c_out - b.c_in), DType::F32, x.device())?;
             pooled = Tensor::cat(&[&pooled, &zeros], 3)?;
         }
-        Ok((pooled + h)?.relu()?)
+        add(&pooled, &h, true)
     }
 }
 
@@ -166,7 +162,7 @@ impl FaceModel for FaceapiResnet {
 
 impl FaceapiResnet {
     fn forward_all(&self, batch: &Tensor) -> Result<Tensor> {
-        let x = batch.to_device(&self.device)?.broadcast_sub(&self.mean)?.broadcast_div(&self.div)?;
+        let x = ChannelOp::SubDiv(MEAN_RGB.to_vec(), 255.0).forward(&batch.to_device(&self.device)?)?;
         let x = self.conv32_down.forward(&x)?;
         let mut x = Pool::Max { k: 3, s: 2 }.forward(&x)?;
         for b in &self.blocks {

@@ -154,21 +154,26 @@ pub(crate) fn check_batch(model: &str, spec: &InputSpec, t: &Tensor) -> Result<(
     }
 }
 
-/// Runs `f` on sub-batches of at most `chunk` images, in parallel, and concatenates the
-/// results. On CPU a sub-batch's activations stay in the core's cache, which a 32-image
-/// batch's do not; elsewhere `f` sees the whole batch.
+/// Runs `f` on sub-batches of at most `chunk` images, one sub-batch per thread at a time, and
+/// concatenates the results. On CPU a sub-batch's activations stay in the core's cache, which
+/// a 32-image batch's do not, and whole sub-batches per thread need no synchronisation inside
+/// layers. Batches too small to give every thread a sub-batch run whole, with each layer
+/// parallel inside; so does everything off the CPU kernels.
 pub(crate) fn forward_chunked<F>(batch: &Tensor, chunk: usize, f: F) -> Result<Tensor>
 where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
 {
     let n = batch.dim(0)?;
-    if !ops::use_kernels(batch) || n <= chunk {
+    let threads = rayon::current_num_threads();
+    let chunk = chunk.min(n.div_ceil(threads)).max(1);
+    let parts = n.div_ceil(chunk);
+    if !ops::use_kernels(batch) || n <= chunk || parts < threads {
         return f(batch);
     }
     use rayon::prelude::*;
-    let parts = (0..n.div_ceil(chunk))
+    let parts = (0..parts)
         .into_par_iter()
-        .map(|i| f(&batch.narrow(0, i * chunk, chunk.min(n - i * chunk))?))
+        .map(|i| ops::sequential(|| f(&batch.narrow(0, i * chunk, chunk.min(n - i * chunk))?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&parts, 0)?)
 }

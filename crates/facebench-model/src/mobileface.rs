@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::{Activation, Conv2d, DepthwiseConv2d, Pads};
+use crate::ops::{add, Activation, ChannelOp, Conv2d, DepthwiseConv2d, Pads};
 use crate::tfjs::TfjsWeights;
 use crate::{check_batch, FaceModel, InputSpec};
 
@@ -27,13 +27,13 @@ struct Stage {
 pub struct MobileFace {
     device: Device,
     sha256: String,
-    minus: Tensor,
-    mul: Tensor,
+    /// `(v - minusscalar0_second) * mulscalar0_second`
+    normalize: ChannelOp,
     conv1: Conv2d,
     stages: Vec<Stage>,
     dense: Tensor,
-    bn_mul: Tensor,
-    bn_add: Tensor,
+    /// folded BN: `x * batchnorm0/mul + batchnorm0/sub`
+    bn: ChannelOp,
 }
 
 /// Suffix of the graph's `Pad`, `Maximum` and `Minimum` nodes for PReLU/pad number `i`
@@ -113,17 +113,17 @@ impl MobileFace {
             };
             stages.push(Stage { conv0, dw: [dw(0, "conv0_1_df", 2)?, dw(1, "conv1_df", 1)?, dw(2, "conv2_df", 1)?] });
         }
-        let scalar = |n: &str| w.tensor(n, &[1], device);
         Ok(MobileFace {
             device: device.clone(),
             sha256: w.sha256().to_string(),
-            minus: scalar("minusscalar0_second")?,
-            mul: scalar("mulscalar0_second")?,
+            normalize: ChannelOp::SubMul(
+                w.f32_values("minusscalar0_second", &[1])?.to_vec(),
+                w.f32_values("mulscalar0_second", &[1])?[0],
+            ),
             conv1,
             stages,
             dense: w.tensor("dense/kernel", &[2048, 256], device)?,
-            bn_mul: w.tensor("batchnorm0/mul", &[256], device)?.reshape((1, 256))?,
-            bn_add: w.tensor("batchnorm0/sub", &[256], device)?.reshape((1, 256))?,
+            bn: ChannelOp::MulAdd(w.f32_values("batchnorm0/mul", &[256])?.to_vec(), w.f32_values("batchnorm0/sub", &[256])?.to_vec()),
         })
     }
 }
@@ -159,15 +159,15 @@ impl FaceModel for MobileFace {
 impl MobileFace {
     fn forward_all(&self, batch: &Tensor) -> Result<Tensor> {
         let n = batch.dim(0)?;
-        let x = batch.to_device(&self.device)?.broadcast_sub(&self.minus)?.broadcast_mul(&self.mul)?;
+        let x = self.normalize.forward(&batch.to_device(&self.device)?)?;
         let mut x = self.conv1.forward(&x)?;
         for s in &self.stages {
             let a = s.dw[0].forward(&s.conv0.forward(&x)?)?;
             let b = s.dw[2].forward(&s.dw[1].forward(&a)?)?;
-            x = (b + a)?;
+            x = add(&b, &a, false)?;
         }
         // The graph flattens NHWC, (h, w, c) order, which is our layout.
         let flat = x.reshape((n, 2048))?;
-        Ok(flat.matmul(&self.dense)?.broadcast_mul(&self.bn_mul)?.broadcast_add(&self.bn_add)?)
+        self.bn.forward(&flat.matmul(&self.dense)?)
     }
 }

@@ -66,6 +66,29 @@ pub fn pad2d(x: &Tensor, p: Pads) -> Result<Tensor> {
 
 thread_local! {
     static CANDLE_ONLY: Cell<bool> = const { Cell::new(false) };
+    static SEQUENTIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the CPU kernels called on this thread working single-threaded: for callers
+/// that already run one sub-batch per thread, where nested splitting only adds stealing and
+/// cache thrash.
+pub(crate) fn sequential<R>(f: impl FnOnce() -> R) -> R {
+    let before = SEQUENTIAL.with(|c| c.replace(true));
+    let r = f();
+    SEQUENTIAL.with(|c| c.set(before));
+    r
+}
+
+/// `f(i, chunk)` over `size`-element chunks of `out`, in parallel unless in [`sequential`].
+fn for_each_chunk<F>(out: &mut [f32], size: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    if SEQUENTIAL.with(|c| c.get()) {
+        out.chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        out.par_chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+    }
 }
 
 /// Runs `f` with every layer called on this thread using candle's own ops, as on CUDA, even on
@@ -401,7 +424,7 @@ impl Conv2d {
                 0.0, 1.0, false, false, false, gemm::Parallelism::None,
             )
         };
-        out.par_chunks_mut(rows * co).enumerate().for_each(|(i, dst)| {
+        for_each_chunk(&mut out, rows * co, |i, dst| {
             let p0 = i * rows;
             let m = dst.len() / co;
             if direct {
@@ -627,7 +650,7 @@ impl CustomOp1 for DepthwiseConv2d {
         let (n, h, w, c) = l.shape().dims4()?;
         let (oh, ow) = self.geom.out_hw(h, w).map_err(candle_core::Error::Msg)?;
         let mut out = vec![0f32; n * oh * ow * c];
-        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
+        for_each_chunk(&mut out, ow * c, |r, row| {
             let (b, oy) = (r / oh, r % oh);
             self.run_row(&src[b * h * w * c..(b + 1) * h * w * c], h, w, oy, ow, row);
         });
@@ -688,7 +711,7 @@ impl CustomOp1 for Pool {
         let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
         let mut out = vec![0f32; n * oh * ow * c];
         let kk = (k * k) as f32;
-        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, row)| {
+        for_each_chunk(&mut out, ow * c, |r, row| {
             let (b, oy) = (r / oh, r % oh);
             for ox in 0..ow {
                 let d = &mut row[ox * c..(ox + 1) * c];
@@ -713,6 +736,105 @@ impl CustomOp1 for Pool {
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
+    }
+}
+
+/// Per-channel arithmetic over the last (channel) dim of a tensor, each in TF's op order. A
+/// parameter vector of length 1 applies to every channel. The CPU kernel avoids candle's
+/// elementwise ops, which serialise concurrent callers on one spinning thread pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelOp {
+    /// `(x - a[c]) / d`
+    SubDiv(Vec<f32>, f32),
+    /// `(x - a[c]) * m`
+    SubMul(Vec<f32>, f32),
+    /// `x * m[c] + a[c]`
+    MulAdd(Vec<f32>, Vec<f32>),
+}
+
+impl ChannelOp {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = *x.dims().last().ok_or_else(|| Error::Input("channel op on a scalar".into()))?;
+        let ok = |v: &Vec<f32>| v.len() == 1 || v.len() == c;
+        let fits = match self {
+            ChannelOp::SubDiv(a, _) | ChannelOp::SubMul(a, _) => ok(a),
+            ChannelOp::MulAdd(m, a) => ok(m) && ok(a),
+        };
+        if !fits {
+            return Err(Error::Input(format!("channel op {self:?} does not fit {c} channels")));
+        }
+        if use_kernels(x) {
+            return Ok(x.contiguous()?.apply_op1_no_bwd(self)?);
+        }
+        let dev = x.device();
+        let t = |v: &[f32]| Tensor::from_slice(v, v.len(), dev);
+        Ok(match self {
+            ChannelOp::SubDiv(a, d) => x.broadcast_sub(&t(a)?)?.broadcast_div(&t(&[*d])?)?,
+            ChannelOp::SubMul(a, m) => x.broadcast_sub(&t(a)?)?.broadcast_mul(&t(&[*m])?)?,
+            ChannelOp::MulAdd(m, a) => x.broadcast_mul(&t(m)?)?.broadcast_add(&t(a)?)?,
+        })
+    }
+}
+
+impl CustomOp1 for ChannelOp {
+    fn name(&self) -> &'static str {
+        "facebench-channel-op"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = cpu_f32("channel op", st, l)?;
+        let c = *l.dims().last().unwrap_or(&1);
+        let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+        let mut out = src.to_vec();
+        for_each_chunk(&mut out, c * 256, |_, rows| {
+            for row in rows.chunks_exact_mut(c) {
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = match self {
+                        ChannelOp::SubDiv(a, d) => (*v - at(a, i)) / d,
+                        ChannelOp::SubMul(a, m) => (*v - at(a, i)) * m,
+                        ChannelOp::MulAdd(m, a) => *v * at(m, i) + at(a, i),
+                    };
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// `a + b` (then ReLU if `relu`) for two tensors of one shape; like [`ChannelOp`], a CPU kernel
+/// that stays off candle's shared elementwise pool.
+pub fn add(a: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    if a.dims() != b.dims() {
+        return Err(Error::Input(format!("add: shapes {:?} and {:?} differ", a.dims(), b.dims())));
+    }
+    if use_kernels(a) {
+        return Ok(a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &AddOp { relu })?);
+    }
+    let y = (a + b)?;
+    Ok(if relu { y.relu()? } else { y })
+}
+
+struct AddOp {
+    relu: bool,
+}
+
+impl CustomOp2 for AddOp {
+    fn name(&self) -> &'static str {
+        "facebench-add"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a, b) = (cpu_f32("add", s1, l1)?, cpu_f32("add", s2, l2)?);
+        let mut out = a.to_vec();
+        for_each_chunk(&mut out, 16384, |i, o| {
+            for (o, b) in o.iter_mut().zip(&b[i * 16384..]) {
+                *o += b;
+                if self.relu {
+                    *o = o.max(0.0);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -843,6 +965,31 @@ mod tests {
         let x = Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6., 7., 8., 9.], (1, 3, 3, 1), &dev).unwrap();
         assert_eq!(flat(&Pool::Avg { k: 2, s: 2 }.forward(&x).unwrap()), vec![3.0]);
         assert_eq!(flat(&Pool::Max { k: 3, s: 2 }.forward(&x).unwrap()), vec![9.0]);
+    }
+
+    #[test]
+    fn channel_ops_and_add_match_candle() {
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(pseudo(2 * 5 * 4 * 3, 1), (2, 5, 4, 3), &dev).unwrap();
+        let ops = [
+            ChannelOp::SubDiv(vec![0.5, -0.25, 2.0], 255.0),
+            ChannelOp::SubMul(vec![127.5], 0.0078125),
+            ChannelOp::MulAdd(pseudo(3, 2), pseudo(3, 3)),
+        ];
+        for op in ops {
+            let a = op.forward(&x).unwrap();
+            let b = with_candle_ops(|| op.forward(&x)).unwrap();
+            assert_eq!(flat(&a), flat(&b), "{op:?}");
+        }
+        assert!(ChannelOp::SubMul(vec![1.0, 2.0], 1.0).forward(&x).is_err());
+        let y = Tensor::from_vec(pseudo(x.elem_count(), 4), x.dims(), &dev).unwrap();
+        for relu in [false, true] {
+            let a = add(&x, &y, relu).unwrap();
+            let b = with_candle_ops(|| add(&x, &y, relu)).unwrap();
+            assert_eq!(flat(&a), flat(&b));
+        }
+        assert_eq!(flat(&add(&x, &y, true).unwrap()).iter().filter(|v| **v < 0.0).count(), 0);
+        assert!(add(&x, &y.narrow(0, 0, 1).unwrap(), false).is_err());
     }
 
     #[test]
