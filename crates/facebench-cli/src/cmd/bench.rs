@@ -17,6 +17,8 @@ pub enum BenchCommand {
     /// Model throughput at batch 1 and 32: forward passes alone, then the whole
     /// extraction pipeline (decode + centre crop + forward + store) on real LFW images.
     Embed(EmbedBenchArgs),
+    /// MegaFace-shaped synthetic evaluation (3,530 probes, N distractors) against a bare GEMM.
+    Megaface(super::megaface::MegafaceBenchArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +92,7 @@ fn bench_embed(a: EmbedBenchArgs, data_root: &Path) -> CmdResult {
 pub fn run(cmd: BenchCommand, data_root: &Path) -> CmdResult {
     match cmd {
         BenchCommand::Embed(a) => bench_embed(a, data_root),
+        BenchCommand::Megaface(a) => super::megaface::bench(a),
         BenchCommand::Score(a) => {
             // 0 = all cores
             let threads = a.threads.unwrap_or(0);

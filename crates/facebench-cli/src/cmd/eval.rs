@@ -36,6 +36,8 @@ pub fn run_tune(cmd: TuneCommand, data_root: &Path) -> CmdResult {
 pub enum EvalCommand {
     /// LFW verification (10-fold accuracy, ROC, AUC, EER, TAR@FAR) from an embedding store.
     Lfw(LfwArgs),
+    /// MegaFace Challenge 1: CMC and TAR@FAR for every distractor size in one streaming pass.
+    Megaface(super::megaface::MegafaceArgs),
 }
 
 /// Either `--model NAME` (the whole protocol from images: align, embed, tune on View 1,
@@ -78,6 +80,7 @@ pub struct LfwArgs {
 pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
     match cmd {
         EvalCommand::Lfw(a) => eval_lfw(a, data_root),
+        EvalCommand::Megaface(a) => super::megaface::run(a, data_root),
     }
 }
 

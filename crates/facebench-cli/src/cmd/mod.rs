@@ -4,6 +4,7 @@ pub mod embed;
 pub mod eval;
 pub mod keys;
 pub mod lfw_pipeline;
+pub mod megaface;
 pub mod provenance;
 
 /// Errors reach the user as one readable line.
