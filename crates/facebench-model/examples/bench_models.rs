@@ -34,7 +34,7 @@ fn main() -> facebench_model::Result<()> {
             let per_cpu = r.cpu_seconds.map(|c| format!(", {:.1} images per CPU-second", (r.batch * r.iters) as f64 / c)).unwrap_or_default();
             println!("{:<16} batch {:>3}: {:>8.1} images/s ({} x {} images in {:.2} s{per_cpu})", r.model, r.batch, r.images_per_sec, r.iters, r.batch, r.seconds);
         }
-        if device.is_cpu() {
+        if device.is_cpu() && only.is_none() {
             let r = facebench_model::ops::with_candle_ops(|| bench_embed(model.as_ref(), 32, 1))?;
             println!("{:<16} batch  32: {:>8.1} images/s with candle's own ops (grouped conv etc.)", r.model, r.images_per_sec);
         }
