@@ -1,7 +1,8 @@
 //! Layers shared by the ports, on NHWC f32 tensors (TF's own layout, so filters are used as
 //! stored): explicit zero padding (TF `SAME` is asymmetric for stride 2 on even sizes, which
 //! candle's symmetric `padding` cannot express), convolution and depthwise convolution with a
-//! fused per-channel epilogue (bias, affine scale, ReLU/PReLU, residual add), and pooling.
+//! fused per-channel epilogue (bias, affine scale, ReLU/PReLU, residual add), pooling, and the
+//! elementwise steps between them ([`ChannelOp`], [`add`]).
 //!
 //! Every layer has two paths computing the same function:
 //! * on CPU, direct kernels (`CustomOp`s). Convolution is im2col + `gemm` over chunks of output
@@ -10,8 +11,8 @@
 //!   channels. Candle's grouped convolution runs one convolution per channel and its tiled conv
 //!   re-lays the input out single-threaded; both are far slower here (bench example);
 //! * elsewhere (CUDA), plain candle ops on NCHW views: [`pad2d`], `conv2d` (grouped for
-//!   depthwise), broadcast arithmetic. `forward_candle` exposes that path so tests can check
-//!   one against the other on CPU.
+//!   depthwise), broadcast arithmetic. `forward_candle` and [`with_candle_ops`] run that path
+//!   on CPU too, so tests check one against the other.
 
 use std::cell::{Cell, RefCell};
 
