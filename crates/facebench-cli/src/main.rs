@@ -31,6 +31,8 @@ enum Command {
     /// Choose a protocol's preprocessing variant on its development split (LFW View 1).
     #[command(subcommand)]
     Tune(cmd::eval::TuneCommand),
+    /// Train a margin-loss (LMCL/CosFace, ArcFace, ...) head on frozen embeddings, or a backbone.
+    Train(cmd::train::TrainArgs),
     /// Benchmarks that print a ratio against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => cmd::embed::run(a, &cli.data_root),
         Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
         Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
+        Command::Train(a) => cmd::train::run(a),
         Command::Bench(c) => cmd::bench::run(c, &cli.data_root),
     };
     match result {

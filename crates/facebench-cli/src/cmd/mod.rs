@@ -6,6 +6,7 @@ pub mod keys;
 pub mod lfw_pipeline;
 pub mod megaface;
 pub mod provenance;
+pub mod train;
 
 /// Errors reach the user as one readable line.
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
