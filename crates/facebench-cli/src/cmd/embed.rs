@@ -28,6 +28,12 @@ impl ModelName {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Fbs,
+    Devkit,
+}
+
 #[derive(Args)]
 pub struct EmbedArgs {
     #[arg(long, value_enum, default_value = "faceapi-resnet")]
@@ -35,9 +41,17 @@ pub struct EmbedArgs {
     #[command(flatten)]
     pub images: ImageSet,
     /// Output store (.fbs, appendable: a rerun skips keys already in it). With --flip,
-    /// mirror features go to <out stem>.flip.fbs.
+    /// mirror features go to <out stem>.flip.fbs. With --format devkit: a folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// `fbs` (the store), or `devkit`: also one MegaFace devkit feature file per image,
+    /// `<out>/<key><ending>`, L2-normalised (the devkit ranks by L2 distance); the
+    /// resumable store is kept as `<out>/embeddings.fbs`.
+    #[arg(long, value_enum, default_value = "fbs")]
+    pub format: OutputFormat,
+    /// Suffix of devkit feature files, e.g. `_facebench.bin`.
+    #[arg(long, default_value = "_facebench.bin")]
+    pub ending: String,
     /// How a photo becomes model input: `none` (the image is already the crop; resized if
     /// needed), `centre:S` (centre square of side S, then resized), or `landmarks` (the
     /// model's own alignment from an --alignments cache: dlib box for faceapi-resnet,
@@ -134,7 +148,19 @@ pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
         _ => Default::default(),
     };
     let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.batch, flip: a.flip, skip_bad: a.skip_bad };
-    let summary = embed_cached(&job, &keys, &faces, &a.out)?;
+    let store_path = match a.format {
+        OutputFormat::Fbs => a.out.clone(),
+        OutputFormat::Devkit => a.out.join("embeddings.fbs"),
+    };
+    let summary = embed_cached(&job, &keys, &faces, &store_path)?;
+    if a.format == OutputFormat::Devkit {
+        let mut e = AppendStore::read(&store_path)?.1;
+        e.l2_normalize()?;
+        for (i, key) in e.keys().iter().enumerate() {
+            facebench_core::store::write_devkit_feature(&a.out.join(format!("{key}{}", a.ending)), e.row(i))?;
+        }
+        println!("wrote {} devkit feature files <out>/<key>{}", e.len(), a.ending);
+    }
     println!(
         "{}: {} embedded ({:.1} images/s{}), {} already stored, in {}",
         a.model.as_str(),

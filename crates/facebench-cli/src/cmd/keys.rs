@@ -12,6 +12,9 @@ pub enum ProtocolImages {
     Lfw,
     /// LFW View 1: the images of pairsDevTrain.txt and pairsDevTest.txt.
     LfwView1,
+    /// MegaFace Challenge 1: the FaceScrub probes and the distractors of every devkit list
+    /// in <data-root>/megaface/templatelists (images under --root).
+    Megaface,
 }
 
 /// `--list FILE | --protocol NAME`, with the image root.
@@ -41,6 +44,27 @@ impl ImageSet {
                 let seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
                 let test = Pairs::read(&lfw.join("pairsDevTest.txt"))?.image_keys();
                 keys.extend(test.into_iter().filter(|k| !seen.contains(k)));
+                keys
+            }
+            (None, Some(ProtocolImages::Megaface)) => {
+                if self.root.is_none() {
+                    return Err("--protocol megaface needs --root (the folder of FaceScrub and MegaFace images)".into());
+                }
+                let lists = data_root.join("megaface/templatelists");
+                let mut keys = facebench_megaface::read_probe_list(&lists.join("facescrub_features_list.json"))?.paths;
+                let mut seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
+                let mut names: Vec<_> = std::fs::read_dir(&lists)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("megaface_features_list.json_")))
+                    .collect();
+                names.sort();
+                for p in names {
+                    for k in facebench_megaface::read_distractor_list(&p)? {
+                        if seen.insert(k.clone()) {
+                            keys.push(k);
+                        }
+                    }
+                }
                 keys
             }
             (None, None) => return Err("give --list FILE or --protocol NAME".into()),
