@@ -43,6 +43,21 @@ pub struct CmcCurve<'a> {
     pub rates: &'a [f64],
 }
 
+/// The legend box every figure uses, placed where its curves are not.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(s)
+}
+
 fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -101,14 +116,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
             }
             // ROC curves rise to the upper right: the legend goes lower right.
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(("sans-serif", 16))
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw()
-                .map_err(s)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
             Ok(())
         }
     }
@@ -218,14 +226,7 @@ pub fn score_histogram(
                     )))
                     .map_err(s)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 16))
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw()
-                .map_err(s)?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             Ok(())
         }};
     }
@@ -269,14 +270,7 @@ pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
                     .label(c.label.clone())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(("sans-serif", 16))
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw()
-                .map_err(s)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
             Ok(())
         }};
     }
