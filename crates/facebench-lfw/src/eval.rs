@@ -198,8 +198,16 @@ pub fn evaluate(
     let roc = metrics::roc(&cosine, &labels).map_err(invalid)?;
     let auc = metrics::auc(&roc);
     let eer = metrics::eer(&cosine, &labels).map_err(invalid)?;
-    // 10 points per decade from 1e-4: below 1/negatives per fold the curve is flat.
-    let far_grid: Vec<f64> = (0..=40).map(|i| 10f64.powf(-4.0 + i as f64 / 10.0)).collect();
+    // 10 points per decade, from the smallest FAR every fold can show (1 / its negatives):
+    // below that a fold's curve would only repeat its TAR at FAR 0.
+    let min_neg = (0..pairs.n_folds)
+        .map(|k| pairs.pairs.iter().filter(|p| p.fold == k && !p.is_same).count())
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let lo = (1.0 / min_neg as f64).log10();
+    let steps = (-lo * 10.0).ceil() as usize;
+    let far_grid: Vec<f64> = (0..=steps).map(|i| 10f64.powf(lo + (-lo) * i as f64 / steps.max(1) as f64)).collect();
     let roc_folds = metrics::roc_fold_averaged(&cosine, &labels, &folds, &far_grid).map_err(invalid)?;
     let mut tar_at_far = Vec::new();
     for &far in &opts.insightface_fars {

@@ -75,10 +75,22 @@ fn far_floor(curves: &[RocCurve]) -> f64 {
 /// ROC with a log-FAR axis (decades), one curve per model, optional min/max band.
 pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
     let lo = far_floor(curves);
+    // TAR axis from the lowest plotted value (band included), in steps of 0.1.
+    let tar_min = curves
+        .iter()
+        .flat_map(|c| {
+            let band = c.band.map(|(min, _)| min).unwrap_or(&[]);
+            c.tar.iter().chain(band).zip(c.far.iter().chain(c.band.map(|_| c.far).unwrap_or(&[])))
+        })
+        .filter(|(_, &f)| f >= lo)
+        .map(|(&t, _)| t)
+        .fold(1.0f64, f64::min);
+    let ymin = ((tar_min * 10.0).floor() / 10.0).clamp(0.0, 0.9);
     struct Draw<'a> {
         title: &'a str,
         curves: &'a [RocCurve<'a>],
         lo: f64,
+        ymin: f64,
     }
     impl Draw<'_> {
         fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
@@ -88,7 +100,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
                 .margin(15)
                 .x_label_area_size(50)
                 .y_label_area_size(65)
-                .build_cartesian_2d((self.lo..1.0f64).log_scale(), 0.0f64..1.0)
+                .build_cartesian_2d((self.lo..1.0f64).log_scale(), self.ymin..1.0f64)
                 .map_err(s)?;
             chart
                 .configure_mesh()
@@ -120,7 +132,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
             Ok(())
         }
     }
-    let d = Draw { title, curves, lo };
+    let d = Draw { title, curves, lo, ymin };
     both_dyn(stem, |r| d.draw(r), |r| d.draw(r))
 }
 

@@ -73,6 +73,31 @@ fn store_path(cache: &Path, model: &str, align: &str) -> PathBuf {
     cache.join(model).join(format!("{safe}.fbs"))
 }
 
+/// A stage's timing row. Work done now is remembered in `<cache>/stages.json`, so that a
+/// later run that finds everything cached still reports what computing it cost.
+fn stage(
+    cache: &Path,
+    name: &str,
+    seconds: f64,
+    note: String,
+    did_work: bool,
+) -> Result<(String, f64, String), Box<dyn std::error::Error>> {
+    let path = cache.join("stages.json");
+    let mut known: std::collections::BTreeMap<String, (f64, String)> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if did_work {
+        known.insert(name.to_string(), (seconds, note.clone()));
+        write_json(&path, &known)?;
+        return Ok((name.to_string(), seconds, note));
+    }
+    Ok(match known.get(name) {
+        Some((secs, first)) => (name.to_string(), seconds, format!("{note}; when computed: {secs:.0} s, {first}")),
+        None => (name.to_string(), seconds, note),
+    })
+}
+
 fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepared, Box<dyn std::error::Error>> {
     let (proto, proto_sha) = ProtocolFile::read(&a.protocol_file)?;
     proto.verify(data_root)?;
@@ -94,15 +119,12 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     let needs_landmarks = proto.variants.iter().any(|v| recipe(model, &v.align).map(|r| r.uses_alignment).unwrap_or(false));
     let (faces, fallbacks) = if needs_landmarks {
         let o = align_cached(&root, &keys, &align_path, &a.device, a.models_dir.as_deref())?;
-        timings.push((
-            "align (detector + 68 landmarks)".to_string(),
-            o.seconds,
-            if o.aligned > 0 {
-                format!("{} images, {:.1} images/s; {} cached", o.aligned, o.images_per_sec(), o.already)
-            } else {
-                format!("all {} images cached", o.already)
-            },
-        ));
+        let note = if o.aligned > 0 {
+            format!("{} images, {:.1} images/s; {} cached", o.aligned, o.images_per_sec(), o.already)
+        } else {
+            format!("all {} images cached", o.already)
+        };
+        timings.push(stage(&a.cache, "align (detector + 68 landmarks)", o.seconds, note, o.aligned > 0)?);
         let (faces, fallbacks) = read_alignments(&align_path)?;
         let v2: HashSet<String> = view2.image_keys().into_iter().collect();
         (faces, fallbacks.into_iter().filter(|k| v2.contains(k)).collect())
@@ -124,15 +146,13 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
         let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.batch, flip: true, skip_bad: false };
         let path = store_path(&a.cache, model.as_str(), align);
         let s = embed_cached(&job, &keys, &faces, &path)?;
-        timings.push((
-            format!("embed, align {align} (+ mirrors)"),
-            s.seconds,
-            if s.computed > 0 {
-                format!("{} images + mirrors, {:.1} model inputs/s", s.computed, 2.0 * s.images_per_sec())
-            } else {
-                format!("all {} images cached", s.already_stored)
-            },
-        ));
+        let note = if s.computed > 0 {
+            format!("{} images + mirrors, {:.1} model inputs/s", s.computed, 2.0 * s.images_per_sec())
+        } else {
+            format!("all {} images cached", s.already_stored)
+        };
+        let name = format!("embed {}, align {align} (+ mirrors)", model.as_str());
+        timings.push(stage(&a.cache, &name, s.seconds, note, s.computed > 0)?);
         let (_, emb) = AppendStore::read(&path)?;
         let (_, flip) = AppendStore::read(&flip_path(&path))?;
         stores.push((align.to_string(), emb, flip));
