@@ -9,7 +9,7 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench eval-lfw tune-lfw clean-reports help
+.PHONY: all build test models bench eval-lfw tune-lfw eval-megaface clean-reports clean-cache help
 
 all: build
 
@@ -20,6 +20,9 @@ help:
 	@echo "make eval-lfw     LFW View 2 from images: align, embed, tune on View 1, score, report"
 	@echo "                  (MODEL=$(MODEL) or mobileface; DATA=$(DATA)) -> reports/lfw/<model>/"
 	@echo "make tune-lfw     only choose the preprocessing variant on View 1"
+	@echo "make eval-megaface  official MegaFace if MEGAFACE_FEATURES=dir (devkit files under dir/facescrub and"
+	@echo "                  dir/megaface, suffix MEGAFACE_ENDING=$(MEGAFACE_ENDING)); otherwise the labelled"
+	@echo "                  LFW-as-MegaFace stand-in and the synthetic 1M benchmark -> reports/megaface/"
 	@echo "make bench        scoring benchmark (ratio against a plain GEMM in the same run)"
 
 build:
@@ -41,6 +44,21 @@ eval-lfw: build models
 
 tune-lfw: build models
 	$(BIN) tune lfw --model $(MODEL)
+
+# Official MegaFace features when present; otherwise a real-image stand-in from LFW and
+# the synthetic 1M benchmark. Neither stand-in is ever labelled MegaFace.
+MEGAFACE_ENDING ?= _facebench.bin
+eval-megaface: build models
+ifdef MEGAFACE_FEATURES
+	$(BIN) eval megaface --probe-root $(MEGAFACE_FEATURES)/facescrub --distractor-root $(MEGAFACE_FEATURES)/megaface \
+		--ending $(MEGAFACE_ENDING) --out reports/megaface/official
+	$(BIN) eval megaface --probe-root $(MEGAFACE_FEATURES)/facescrub --distractor-root $(MEGAFACE_FEATURES)/megaface \
+		--ending $(MEGAFACE_ENDING) --clean --out reports/megaface/official-R
+else
+	$(BIN) eval megaface-lfw --model $(MODEL)
+	mkdir -p reports/megaface
+	$(BIN) bench megaface --distractors 1000000 | tee reports/megaface/synthetic-1M.txt
+endif
 
 bench: build
 	$(BIN) bench score

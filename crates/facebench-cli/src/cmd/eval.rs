@@ -38,6 +38,9 @@ pub enum EvalCommand {
     Lfw(LfwArgs),
     /// MegaFace Challenge 1: CMC and TAR@FAR for every distractor size in one streaming pass.
     Megaface(super::megaface::MegafaceArgs),
+    /// MegaFace's protocol on a real-image stand-in from LFW (labelled LFW-as-MegaFace):
+    /// probes = identities with >= 10 images, distractors = all other identities' images.
+    MegafaceLfw(super::megaface::LfwStandInArgs),
 }
 
 /// Either `--model NAME` (the whole protocol from images: align, embed, tune on View 1,
@@ -81,6 +84,7 @@ pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
     match cmd {
         EvalCommand::Lfw(a) => eval_lfw(a, data_root),
         EvalCommand::Megaface(a) => super::megaface::run(a, data_root),
+        EvalCommand::MegafaceLfw(a) => super::megaface::run_lfw_stand_in(a, data_root),
     }
 }
 
