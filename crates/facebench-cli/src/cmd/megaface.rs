@@ -122,7 +122,7 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
-    write_outputs(&a.out, &results, &a.alg, a.set)?;
+    write_outputs(&a.out, &results, &a.alg, a.set, ("facescrub", "megaface"))?;
     print!("{}", results.summary());
     println!("wrote {}", a.out.display());
     Ok(())
@@ -130,12 +130,13 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
 
 /// Devkit JSON (alg suffixed `_R` when cleaned: the devkit has no raw/R field),
 /// results.json, and CMC/ROC figures with one curve per size.
-pub fn write_outputs(out: &Path, r: &MegafaceResults, alg: &str, set: u32) -> CmdResult {
+/// `names` = (probe set, distractor set) as they appear in the devkit file names.
+pub fn write_outputs(out: &Path, r: &MegafaceResults, alg: &str, set: u32, names: (&str, &str)) -> CmdResult {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let cleaned = matches!(r.variant, facebench_megaface::Variant::R);
     let names = DevkitNames {
-        probe: "facescrub".into(),
-        distractor: "megaface".into(),
+        probe: names.0.into(),
+        distractor: names.1.into(),
         alg: if cleaned { format!("{alg}_R") } else { alg.to_string() },
         set: set as _,
     };
@@ -242,7 +243,8 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
     let cfg = EvalConfig { dataset: "LFW-as-MegaFace".into(), ..EvalConfig::default() };
     let results = evaluate(&probes, &dist, &cfg, &|_, _| {})?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/megaface").join(a.model.as_str()));
-    write_outputs(&out, &results, a.model.as_str(), 1)?;
+    // The stand-in must never read as MegaFace, file names included.
+    write_outputs(&out, &results, a.model.as_str(), 1, ("lfwprobes", "lfwdistractors"))?;
     println!(
         "LFW-as-MegaFace (a stand-in, not MegaFace): {} probes of {} identities with >= {} images, {} distractors; \
          align {} new images ({:.1} images/s), embed {} new images; {} fallback(s) in the cache",
