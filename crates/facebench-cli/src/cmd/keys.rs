@@ -12,6 +12,10 @@ pub enum ProtocolImages {
     Lfw,
     /// LFW View 1: the images of pairsDevTrain.txt and pairsDevTest.txt.
     LfwView1,
+    /// YouTube Faces: every frame of the videos named by <data-root>/ytf/splits.txt that exist
+    /// under --root (default <data-root>/ytf/frame_images_DB, else frame_images_DB_subset),
+    /// layout <Name>/<video>/<video>.<frame>.jpg; prints how many of the named videos it found.
+    Ytf,
     /// MegaFace Challenge 1: the FaceScrub probes and the distractors of every devkit list
     /// in <data-root>/megaface/templatelists (images under --root).
     Megaface,
@@ -35,7 +39,13 @@ impl ImageSet {
     /// The image root and the keys, in a stable order.
     pub fn resolve(&self, data_root: &Path) -> Result<(PathBuf, Vec<String>), Box<dyn std::error::Error>> {
         let lfw = data_root.join("lfw");
-        let root = self.root.clone().unwrap_or_else(|| lfw.join("lfw-deepfunneled"));
+        let ytf = data_root.join("ytf");
+        let default_root = match self.protocol {
+            Some(ProtocolImages::Ytf) if ytf.join("frame_images_DB").is_dir() => ytf.join("frame_images_DB"),
+            Some(ProtocolImages::Ytf) => ytf.join("frame_images_DB_subset"),
+            _ => lfw.join("lfw-deepfunneled"),
+        };
+        let root = self.root.clone().unwrap_or(default_root);
         let keys = match (&self.list, self.protocol) {
             (Some(list), _) => read_list(list)?,
             (None, Some(ProtocolImages::Lfw)) => Pairs::read(&lfw.join("pairs.txt"))?.image_keys(),
@@ -46,6 +56,7 @@ impl ImageSet {
                 keys.extend(test.into_iter().filter(|k| !seen.contains(k)));
                 keys
             }
+            (None, Some(ProtocolImages::Ytf)) => ytf_frames(&ytf.join("splits.txt"), &root)?,
             (None, Some(ProtocolImages::Megaface)) => {
                 if self.root.is_none() {
                     return Err("--protocol megaface needs --root (the folder of FaceScrub and MegaFace images)".into());
@@ -71,6 +82,39 @@ impl ImageSet {
         };
         Ok((root, keys))
     }
+}
+
+/// Frames of the videos `splits.txt` names (`Name/vid` in fields 3 and 4) found under `root`.
+fn ytf_frames(splits: &Path, root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(splits).map_err(|e| format!("{}: {e}", splits.display()))?;
+    let mut videos = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 5 {
+            return Err(format!("{}:{}: expected 5 comma-separated fields", splits.display(), i + 1).into());
+        }
+        videos.insert(f[2].to_string());
+        videos.insert(f[3].to_string());
+    }
+    let mut keys = Vec::new();
+    let mut found = 0;
+    for v in &videos {
+        let Ok(dir) = std::fs::read_dir(root.join(v)) else { continue };
+        found += 1;
+        let mut frames: Vec<String> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".jpg"))
+            .map(|n| format!("{v}/{n}"))
+            .collect();
+        frames.sort();
+        keys.extend(frames);
+    }
+    eprintln!("ytf: found {found} of the {} videos splits.txt names under {} ({} frames)", videos.len(), root.display(), keys.len());
+    if keys.is_empty() {
+        return Err(format!("no frames of the videos named by {} under {}", splits.display(), root.display()).into());
+    }
+    Ok(keys)
 }
 
 /// One key per line; blank lines are ignored, duplicates are an error naming the line.
