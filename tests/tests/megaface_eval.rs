@@ -67,6 +67,8 @@ fn eval_megaface_from_stores_writes_devkit_files() {
     for f in ["results.json", "cmc.png", "cmc.svg", "roc.png", "roc.svg"] {
         assert!(out.join(f).exists(), "{f}");
     }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("MegaFace (R)") && md.contains("## Published") && md.contains("82.72"), "{md}");
 }
 
 #[test]

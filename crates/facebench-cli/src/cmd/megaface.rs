@@ -163,7 +163,50 @@ pub fn write_outputs(out: &Path, r: &MegafaceResults, alg: &str, set: u32, names
         })
         .collect();
     roc_plot(&out.join("roc"), &format!("Verification ROC, {label}"), &roc)?;
+    let md = out.join("report.md");
+    std::fs::write(&md, report_markdown(r, &label)).map_err(|e| format!("{}: {e}", md.display()))?;
     Ok(())
+}
+
+/// `report.md`: one row per size (rank-1, TAR@FAR exact and devkit-style), then the
+/// published rows, kept apart and labelled as published.
+fn report_markdown(r: &MegafaceResults, label: &str) -> String {
+    use facebench_megaface::TarExact;
+    use facebench_report::published::{pct, PUBLISHED};
+    use facebench_report::table::Table;
+    let mut header = vec!["distractors".to_string(), "Id (rank-1)".to_string()];
+    let fars: Vec<f64> = r.sizes.first().map(|s| s.tar_at_far.iter().map(|t| t.far).collect()).unwrap_or_default();
+    for f in &fars {
+        header.push(format!("TAR@FAR={f:.0e} exact"));
+        header.push(format!("TAR@FAR={f:.0e} devkit log-interp"));
+    }
+    let mut t = Table::new(header);
+    for s in &r.sizes {
+        let mut row = vec![s.distractors.to_string(), format!("{:.2}%", 100.0 * s.rank1)];
+        for x in &s.tar_at_far {
+            row.push(match x.exact {
+                TarExact::Measured { tar, .. } => format!("{:.2}%", 100.0 * tar),
+                TarExact::NotMeasurable { impostors } => format!("not measurable ({impostors} impostors)"),
+            });
+            row.push(x.devkit_log_interp.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)));
+        }
+        t.row(row);
+    }
+    let mut p = Table::new(["source", "setting", "MF1 Id raw", "MF1 Id R", "MF1 Ver raw", "MF1 Ver R"]);
+    for row in PUBLISHED.iter().filter(|p| p.mf_id.is_some() || p.mf_ver.is_some()) {
+        p.row([row.source.to_string(), row.setting.to_string(), pct(row.mf_id), pct(row.mf_id_r), pct(row.mf_ver), pct(row.mf_ver_r)]);
+    }
+    format!(
+        "# {label}\n\n{} probes of {} identities, {} dimensions, {} scoring. Every number below is {label}.\n\n\
+         ## Measured\n\n{}\n![CMC](cmc.png)\n\n![ROC](roc.png)\n\n\
+         ## Published (MegaFace Challenge 1 at 1M distractors, as published; not comparable with a stand-in)\n\n{}",
+        r.probes,
+        r.identities,
+        r.dim,
+        match r.scoring { Scoring::F32 => "f32", Scoring::Bf16 => "bf16 (approximate)" },
+        t.markdown(),
+        p.markdown()
+    )
 }
 
 #[derive(Args)]
