@@ -71,9 +71,7 @@ pub fn align_cached(
     device: &str,
     models_dir: Option<&Path>,
 ) -> Result<AlignOutcome, Box<dyn std::error::Error>> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    super::create_parent(out)?;
     let done = existing_keys(out)?;
     let todo: Vec<String> = keys.iter().filter(|k| !done.contains(*k)).cloned().collect();
     let already = keys.len() - todo.len();

@@ -116,9 +116,7 @@ pub fn embed_cached(
     faces: &HashMap<String, FaceAnnotation>,
     out: &Path,
 ) -> Result<Summary, Box<dyn std::error::Error>> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    super::create_parent(out)?;
     let mut store = AppendStore::create_or_open(out, &store_meta(job, false))?;
     let mut flip_store = if job.flip {
         Some(AppendStore::create_or_open(&flip_path(out), &store_meta(job, true))?)
@@ -130,7 +128,7 @@ pub fn embed_cached(
     pb.finish_and_clear();
     if !summary.bad.is_empty() {
         let p = out.with_extension("skipped.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&summary.bad)?).map_err(|e| format!("{}: {e}", p.display()))?;
+        super::write_json(&p, &summary.bad)?;
         eprintln!("skipped {} unreadable image(s), listed in {}", summary.bad.len(), p.display());
     }
     Ok(summary)

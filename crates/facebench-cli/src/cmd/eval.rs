@@ -102,7 +102,7 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
     let opts = EvalOptions { rules: a.protocol.clone(), ..EvalOptions::default() };
     let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
 
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    super::create_dir(&out)?;
     let json_path = out.join("results.json");
     let provenance = super::provenance::collect(&[
         ("embeddings", embeddings.display().to_string()),
@@ -116,8 +116,7 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
         "provenance": provenance.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "results": &results,
     });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)
-        .map_err(|e| format!("{}: {e}", json_path.display()))?;
+    super::write_json(&json_path, &doc)?;
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
     let model = a.label.clone().unwrap_or_else(|| {
         embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()

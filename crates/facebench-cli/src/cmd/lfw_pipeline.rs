@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::align::align_cached;
 use super::embed::{embed_cached, flip_path, recipe, ModelName};
-use super::CmdResult;
+use super::{create_dir, write_json, CmdResult};
 
 #[derive(Args, Debug, Clone)]
 pub struct PipelineArgs {
@@ -136,9 +136,7 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     let device = facebench_model::device_from_name(&a.device)?;
     let net: Box<dyn FaceModel> = facebench_model::load(model.as_str(), &models_dir, &device)?;
     let mut stores = Vec::new();
-    let mut aligns: Vec<&str> = proto.variants.iter().map(|v| v.align.as_str()).collect();
-    aligns.dedup();
-    for align in aligns {
+    for align in proto.variants.iter().map(|v| v.align.as_str()) {
         if stores.iter().any(|(a, _, _)| a == align) {
             continue;
         }
@@ -211,14 +209,6 @@ fn tune_table(t: &TuneResult) -> String {
     s
 }
 
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(v)?).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(())
-}
-
 /// `facebench tune lfw`: sweeps the protocol's variants on View 1 and writes the choice.
 pub fn tune(model: ModelName, a: &PipelineArgs, data_root: &Path) -> CmdResult {
     let p = prepare(model, a, data_root)?;
@@ -277,7 +267,7 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
         ("data root", data_root.display().to_string()),
         ("device", a.device.clone()),
     ]);
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    create_dir(out)?;
     // Written before the report so the report's total includes everything but itself.
     let wall = t_all.elapsed().as_secs_f64();
     p.timings.push(("total (build excluded)".into(), wall, String::new()));

@@ -132,7 +132,7 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
 /// results.json, and CMC/ROC figures with one curve per size.
 /// `names` = (probe set, distractor set) as they appear in the devkit file names.
 pub fn write_outputs(out: &Path, r: &MegafaceResults, alg: &str, set: u32, names: (&str, &str)) -> CmdResult {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    super::create_dir(out)?;
     let cleaned = matches!(r.variant, facebench_megaface::Variant::R);
     let names = DevkitNames {
         probe: names.0.into(),

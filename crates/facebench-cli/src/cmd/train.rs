@@ -57,7 +57,7 @@ fn identity(key: &str) -> &str {
 pub fn run(a: TrainArgs) -> CmdResult {
     let loss = MarginLoss::from_str(&a.loss)?;
     let device = facebench_model::device_from_name(&a.device)?;
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    super::create_dir(&a.out)?;
     let csv_path = a.out.join("steps.csv");
     let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?);
     writeln!(csv, "{}", StepRecord::CSV_HEADER)?;
