@@ -43,6 +43,21 @@ pub struct CmcCurve<'a> {
     pub rates: &'a [f64],
 }
 
+/// One labelled line series (with its legend swatch) in the model's colour.
+fn curve<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pts: Vec<(f64, f64)>,
+    col: RGBColor,
+    label: &str,
+) -> std::result::Result<(), String> {
+    chart
+        .draw_series(LineSeries::new(pts, col.stroke_width(2)))
+        .map_err(s)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+    Ok(())
+}
+
 /// The legend box every figure uses, placed where its curves are not.
 fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -121,11 +136,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
                     chart.draw_series(std::iter::once(Polygon::new(poly, col.mix(0.18).filled()))).map_err(s)?;
                 }
                 let pts: Vec<(f64, f64)> = (0..c.far.len()).filter(keep).map(|i| (c.far[i], c.tar[i])).collect();
-                chart
-                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-                    .map_err(s)?
-                    .label(c.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+                curve(&mut chart, pts, col, &c.label)?;
             }
             // ROC curves rise to the upper right: the legend goes lower right.
             legend(&mut chart, SeriesLabelPosition::LowerRight)?;
@@ -276,11 +287,7 @@ pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
                 let col = colour(c.colour_index);
                 let pts: Vec<(f64, f64)> =
                     c.rates.iter().enumerate().map(|(i, &r)| ((i + 1) as f64, r)).collect();
-                chart
-                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-                    .map_err(s)?
-                    .label(c.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+                curve(&mut chart, pts, col, &c.label)?;
             }
             legend(&mut chart, SeriesLabelPosition::LowerRight)?;
             Ok(())
