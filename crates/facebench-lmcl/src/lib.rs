@@ -11,6 +11,8 @@
 //!   saves/loads safetensors checkpoints.
 //! * [`angular_stats`]: within-class spread and between-class gaps on the sphere (the toy
 //!   experiment's numbers).
+//! * [`toy`] and [`ablation`]: the CosFace paper's toy (Fig. 3) and margin (Fig. 5)
+//!   experiments at head scale.
 //! * [`train_backbone`]: trains a small CNN end to end on an image folder
 //!   (`<root>/<identity>/<image>`, [`ImageFolder`]) with any of the losses; CPU-sized.
 //!
@@ -22,6 +24,7 @@
 
 mod backbone;
 mod error;
+mod experiments;
 mod loss;
 mod optim;
 mod rng;
@@ -30,6 +33,9 @@ mod train;
 
 pub use backbone::{train_backbone, BackboneArch, BackboneConfig, ImageFolder, TrainedBackbone};
 pub use error::LmclError;
+pub use experiments::{
+    ablation, mean_std, toy, AblationConfig, AblationData, AblationRow, Setting, ToyConfig, ToyPanel, TrainSet,
+};
 pub use loss::{ArcFallback, MarginLoss};
 pub use optim::{LrSchedule, Sgd, SgdParams};
 pub use stats::{angular_stats, AngularStats, ClassAngles};
