@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(ok.largest(1)[0].name, "A_B");
         assert_eq!(ok.image_keys()[0], "A_B/A_B_0001.jpg");
         let e = People::parse("2\n1\nA\t1\n1\nB\tx\n", p).unwrap_err().to_string();
-        assert!(e.contains("people.txt:6") && e.contains("bad image count"), "{e}");
+        assert!(e.contains("people.txt:5") && e.contains("bad image count"), "{e}");
         let e = People::parse("2\n2\nA\t1\n", p).unwrap_err().to_string();
         assert!(e.contains("fewer than 2"), "{e}");
         let e = People::parse("1\n1\nA\t1\nB\t1\n", p).unwrap_err().to_string();
