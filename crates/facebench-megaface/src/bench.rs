@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DistractorSet, ProbeSet};
-use crate::eval::{evaluate, EvalConfig, MegafaceResults};
+use crate::eval::{evaluate, EvalConfig, MegafaceResults, Scoring};
 use crate::rng::SplitMix64;
 use crate::{Error, Result};
 
@@ -133,21 +133,24 @@ pub struct BenchReport {
     /// Bytes of the distractor matrix, MiB.
     pub distractor_mib: f64,
     pub results: MegafaceResults,
-    /// The same evaluation in the bf16 mode, where the CPU has AVX-512 BF16.
-    pub bf16: Option<Bf16Bench>,
+    /// The same evaluation in the bf16 and int8 modes, those this CPU can run.
+    pub modes: Vec<ModeBench>,
 }
 
-/// The bf16 mode against the f32 evaluation of the same run.
+/// An approximate scoring mode against the f32 evaluation of the same run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Bf16Bench {
+pub struct ModeBench {
+    pub scoring: Scoring,
     pub eval_s: f64,
     pub eval_cpu_s: f64,
-    /// f32 evaluation time / bf16 evaluation time (target >= 1.7), wall and CPU.
+    /// f32 evaluation time / this mode's evaluation time (target >= 1.7), wall and CPU.
     pub speedup: f64,
     pub speedup_cpu: f64,
-    /// Largest |rank-1 (bf16) - rank-1 (f32)| over the sizes (target < 0.0005, i.e. equal
+    /// Largest |rank-1 (mode) - rank-1 (f32)| over the sizes (target < 0.0005, i.e. equal
     /// to 3 decimals).
     pub max_rank1_diff: f64,
+    /// Whether every size's rank-1 rounds to the same 3 decimals as f32's.
+    pub rank1_equal_3dp: bool,
     pub results: MegafaceResults,
 }
 
@@ -183,11 +186,18 @@ impl std::fmt::Display for BenchReport {
             self.peak_rss_mib - self.distractor_mib
         )?;
         write!(f, "{}", self.results.summary())?;
-        if let Some(b) = &self.bf16 {
+        for b in &self.modes {
             writeln!(
                 f,
-                "  bf16 mode  {:8.2} s  ({:.2} CPU s): {:.2}x faster wall, {:.2}x CPU (target >= 1.7); max |rank-1 diff| {:.5}",
-                b.eval_s, b.eval_cpu_s, b.speedup, b.speedup_cpu, b.max_rank1_diff
+                "  {} mode  {:8.2} s  ({:.2} CPU s): {:.2}x faster wall, {:.2}x CPU than f32 (target >= 1.7); \
+                 max |rank-1 diff| {:.5}, rank-1 {} to 3 decimals",
+                b.scoring.name(),
+                b.eval_s,
+                b.eval_cpu_s,
+                b.speedup,
+                b.speedup_cpu,
+                b.max_rank1_diff,
+                if b.rank1_equal_3dp { "equal" } else { "NOT equal" }
             )?;
             write!(f, "{}", b.results.summary())?;
         }
@@ -273,31 +283,27 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
         let c = cpu_seconds();
         let bare_gemm_s = bare_gemm_seconds(&probes, &dset, cfg.block)?;
         let bare_gemm_cpu_s = cpu_seconds() - c;
-        let bf16 = if crate::bf16::bf16_available() {
-            let c = EvalConfig {
-                scoring: crate::eval::Scoring::Bf16,
-                ..cfg.clone()
-            };
+        let mut modes = Vec::new();
+        for scoring in [Scoring::Bf16, Scoring::Int8] {
+            if !scoring.format().is_some_and(|f| f.available()) {
+                continue;
+            }
+            let c = EvalConfig { scoring, ..cfg.clone() };
             let (t, cpu) = (Instant::now(), cpu_seconds());
             let r = evaluate(&probes, &dset, &c, &|_, _| {})?;
             let (s, cs) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-            let diff = r
-                .sizes
-                .iter()
-                .zip(&results.sizes)
-                .map(|(a, b)| (a.rank1 - b.rank1).abs())
-                .fold(0.0, f64::max);
-            Some(Bf16Bench {
+            let pairs = || r.sizes.iter().zip(&results.sizes);
+            modes.push(ModeBench {
+                scoring,
                 eval_s: s,
                 eval_cpu_s: cs,
                 speedup: eval_s / s,
                 speedup_cpu: eval_cpu_s / cs,
-                max_rank1_diff: diff,
+                max_rank1_diff: pairs().map(|(a, b)| (a.rank1 - b.rank1).abs()).fold(0.0, f64::max),
+                rank1_equal_3dp: pairs().all(|(a, b)| format!("{:.3}", a.rank1) == format!("{:.3}", b.rank1)),
                 results: r,
-            })
-        } else {
-            None
-        };
+            });
+        }
         let gflop = 2.0 * probes.len() as f64 * distractors as f64 * dim as f64 / 1e9;
         Ok(BenchReport {
             label: "synthetic (not MegaFace)".into(),
@@ -317,7 +323,7 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
             peak_rss_mib: peak_rss_mib(),
             distractor_mib: (distractors * dim * 4) as f64 / (1024.0 * 1024.0),
             results,
-            bf16,
+            modes,
         })
     })
 }

@@ -24,19 +24,19 @@
 use std::path::PathBuf;
 
 mod bench;
-mod bf16;
 mod data;
 mod eval;
 mod lists;
+mod lowp;
 mod output;
 mod reduce;
 mod rng;
 
 pub use bench::{
     bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors,
-    synthetic_probes, BenchReport, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
+    synthetic_probes, BenchReport, ModeBench, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
 };
-pub use bf16::bf16_available;
+pub use lowp::{bf16_available, int8_available};
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
     evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults,

@@ -1,10 +1,25 @@
-//! The bf16 scoring mode: features rounded to bfloat16 and scored with AVX-512 BF16
-//! (`vdpbf16ps`, two multiply-adds per f32 lane), about twice the f32 GEMM rate.
+//! The low-precision scoring modes, sharing one packing scheme, tile driver and
+//! register-blocked microkernel loop:
 //!
-//! Scores differ from f32 scores (inputs keep 8 significant bits), so this is a labelled
-//! approximate mode. Within the mode everything stays consistent: mate, genuine and
-//! distractor scores all come from the same kernel, whose result for a (query, gallery) pair
-//! does not depend on where the pair sits in a tile, so ties are still exact ties.
+//! * bf16: features rounded to bfloat16, AVX-512 BF16 (`vdpbf16ps`, 2 multiply-adds per f32
+//!   lane and instruction, f32 accumulation);
+//! * int8: features quantised per vector, symmetrically: `q_k = round(x_k * 127 / max|x|)`
+//!   in -127..=127 with the dequantisation factor `max|x| / 127` kept per vector (for unit
+//!   features this resolves coordinates about 5x finer than a fixed scale of 127). AVX-512
+//!   VNNI (`vpdpbusd`, 4 u8 x i8 multiply-adds per i32 lane and instruction) needs one unsigned
+//!   operand: queries are stored as `q + 128`, and the per-gallery-column correction
+//!   `128 * sum_k g_k` is subtracted from the exact i32 sum. The score is then
+//!   `((dot as f32) * scale_g) * scale_q`.
+//!
+//! Scores differ from f32 scores, so these are labelled approximate modes. Within a mode
+//! everything stays consistent: mate, genuine and distractor scores all come from the same
+//! kernel, whose result for a (query, gallery) pair does not depend on where the pair sits in
+//! a tile (int8 sums are exact integers), so ties are still exact ties.
+//!
+//! Layout: a query row is `kw` 32-bit words, each holding the consecutive coordinates one
+//! lane instruction consumes (2 bf16 or 4 bytes, lowest coordinate in the low bits, zero
+//! padded); a gallery is cut into panels of `NR` columns stored word-major (`[panel][k][NR]`),
+//! so the microkernel loads two registers of 16 columns per word and broadcasts one query word.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -14,18 +29,60 @@ use rayon::prelude::*;
 /// Rows of one micro-tile.
 const MR: usize = 8;
 /// Columns of one micro-tile (two 16-lane registers); also the panel width of packed galleries.
-const NR: usize = 32;
+pub(crate) const NR: usize = 32;
+
+/// Largest dimension the int8 mode accepts: `d * 255 * 127` must fit an i32 accumulator.
+pub(crate) const INT8_MAX_DIM: usize = (i32::MAX as usize) / (255 * 127);
+
+/// A low-precision format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Bf16,
+    Int8,
+}
+
+impl Format {
+    /// Coordinates per 32-bit word (per lane and instruction).
+    fn per_word(self) -> usize {
+        match self {
+            Format::Bf16 => 2,
+            Format::Int8 => 4,
+        }
+    }
+
+    /// Whether this CPU can run the format's kernel.
+    pub fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f")
+                && match self {
+                    Format::Bf16 => is_x86_feature_detected!("avx512bf16"),
+                    Format::Int8 => is_x86_feature_detected!("avx512vnni"),
+                }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The CPU feature the kernel needs, for error messages.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Format::Bf16 => "AVX-512 BF16 (avx512bf16)",
+            Format::Int8 => "AVX-512 VNNI (avx512vnni)",
+        }
+    }
+}
 
 /// Whether this CPU can run the bf16 mode.
 pub fn bf16_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Format::Bf16.available()
+}
+
+/// Whether this CPU can run the int8 mode.
+pub fn int8_available() -> bool {
+    Format::Int8.available()
 }
 
 /// f32 -> bf16 bits, round to nearest even (inputs are finite).
@@ -35,64 +92,124 @@ fn to_bf16(x: f32) -> u16 {
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
-/// Pairs of coordinates per row (the dimension rounded up to even).
-fn pairs(dim: usize) -> usize {
-    dim.div_ceil(2)
+/// Symmetric per-vector int8 quantisation (see the module docs); returns the
+/// dequantisation factor (0 for an all-zero vector).
+pub(crate) fn quantize(row: &[f32], out: &mut [i8]) -> f32 {
+    let m = row.iter().fold(0f32, |a, &x| a.max(x.abs()));
+    if m <= 0.0 {
+        out.fill(0);
+        return 0.0;
+    }
+    let s = 127.0 / m;
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = (x * s).round().clamp(-127.0, 127.0) as i8;
+    }
+    m / 127.0
 }
 
-/// Queries as bf16 coordinate pairs, one `u32` per pair (low half = even coordinate).
-pub(crate) struct PackedRows {
-    pub rows: usize,
-    kp: usize,
-    data: Vec<u32>,
-}
-
-impl PackedRows {
-    pub fn pack(data: &[f32], dim: usize) -> Self {
-        let kp = pairs(dim);
-        let rows = data.len() / dim;
-        let mut out = vec![0u32; rows * kp];
-        for (r, row) in data.chunks(dim).enumerate() {
-            for (k, o) in out[r * kp..(r + 1) * kp].iter_mut().enumerate() {
-                let lo = to_bf16(row[2 * k]) as u32;
+/// One vector as `kw` words; returns (dequantisation factor, sum of the quantised values),
+/// both only meaningful for int8. `unsigned` stores int8 values offset by 128 (queries).
+fn encode(fmt: Format, unsigned: bool, row: &[f32], words: &mut [u32], tmp: &mut Vec<i8>) -> (f32, i32) {
+    match fmt {
+        Format::Bf16 => {
+            for (k, w) in words.iter_mut().enumerate() {
+                let lo = row.get(2 * k).map_or(0, |&v| to_bf16(v)) as u32;
                 let hi = row.get(2 * k + 1).map_or(0, |&v| to_bf16(v)) as u32;
-                *o = lo | (hi << 16);
+                *w = lo | (hi << 16);
             }
+            (1.0, 0)
         }
-        PackedRows {
-            rows,
-            kp,
-            data: out,
+        Format::Int8 => {
+            tmp.clear();
+            tmp.resize(words.len() * 4, 0);
+            let scale = quantize(row, &mut tmp[..row.len()]);
+            let off = if unsigned { 128u8 } else { 0 };
+            for (w, q) in words.iter_mut().zip(tmp.chunks(4)) {
+                *w = u32::from_le_bytes(std::array::from_fn(|b| (q[b] as u8).wrapping_add(off)));
+            }
+            (scale, tmp.iter().map(|&v| v as i32).sum())
         }
     }
 }
 
-/// A gallery in panels of `NR` columns: panel-major, then pair `k`, then column, then the
-/// two coordinates of the pair. The last panel is zero-padded.
+/// Queries, one run of `kw` words per row.
+pub(crate) struct PackedRows {
+    fmt: Format,
+    pub rows: usize,
+    kw: usize,
+    data: Vec<u32>,
+    /// int8: per-row dequantisation factor.
+    scale: Vec<f32>,
+}
+
+impl PackedRows {
+    pub fn format(&self) -> Format {
+        self.fmt
+    }
+
+    pub fn pack(fmt: Format, data: &[f32], dim: usize) -> Self {
+        let kw = dim.div_ceil(fmt.per_word());
+        let rows = data.len() / dim;
+        let mut out = vec![0u32; rows * kw];
+        let mut scale = vec![0f32; rows];
+        out.par_chunks_mut(kw.max(1))
+            .zip(scale.par_iter_mut())
+            .zip(data.par_chunks(dim))
+            .for_each_init(Vec::new, |tmp, ((w, s), row)| {
+                *s = encode(fmt, true, row, w, tmp).0;
+            });
+        PackedRows {
+            fmt,
+            rows,
+            kw,
+            data: out,
+            scale,
+        }
+    }
+}
+
+/// A gallery in panels of `NR` columns (`[panel][k][NR]` words, the last panel zero-padded).
 pub(crate) struct PackedPanels {
+    fmt: Format,
     pub cols: usize,
-    kp: usize,
-    data: Vec<u16>,
+    kw: usize,
+    data: Vec<u32>,
+    /// int8, per column (padded to whole panels): dequantisation factor, `128 * sum_k g_k`.
+    scale: Vec<f32>,
+    corr: Vec<i32>,
 }
 
 impl PackedPanels {
-    pub fn pack(data: &[f32], dim: usize) -> Self {
-        let kp = pairs(dim);
+    pub fn pack(fmt: Format, data: &[f32], dim: usize) -> Self {
+        let kw = dim.div_ceil(fmt.per_word());
         let cols = data.len() / dim;
-        let panel = kp * NR * 2;
-        let mut out = vec![0u16; cols.div_ceil(NR) * panel];
-        out.par_chunks_mut(panel).enumerate().for_each(|(p, dst)| {
-            for c in 0..NR.min(cols - p * NR) {
-                let row = &data[(p * NR + c) * dim..(p * NR + c + 1) * dim];
-                for (k, &v) in row.iter().enumerate() {
-                    dst[(k / 2) * NR * 2 + c * 2 + (k % 2)] = to_bf16(v);
+        let panels = cols.div_ceil(NR);
+        let panel = kw * NR;
+        let mut out = vec![0u32; panels * panel];
+        let mut scale = vec![0f32; panels * NR];
+        let mut corr = vec![0i32; panels * NR];
+        out.par_chunks_mut(panel.max(1))
+            .zip(scale.par_chunks_mut(NR))
+            .zip(corr.par_chunks_mut(NR))
+            .enumerate()
+            .for_each(|(p, ((dst, sc), co))| {
+                let (mut words, mut tmp) = (vec![0u32; kw], Vec::new());
+                for c in 0..NR.min(cols - p * NR) {
+                    let row = &data[(p * NR + c) * dim..(p * NR + c + 1) * dim];
+                    let (s, sum) = encode(fmt, false, row, &mut words, &mut tmp);
+                    (sc[c], co[c]) = (s, 128 * sum);
+                    for (k, &w) in words.iter().enumerate() {
+                        dst[k * NR + c] = w;
+                    }
                 }
-            }
-        });
+            });
         PackedPanels {
+            fmt,
             cols,
-            kp,
+            kw,
             data: out,
+            scale,
+            corr,
         }
     }
 }
@@ -109,63 +226,117 @@ pub(crate) fn score_tile(
     out: &mut [f32],
 ) {
     assert!(
-        q.kp == g.kp
+        q.fmt == g.fmt
+            && q.kw == g.kw
             && c0.is_multiple_of(NR)
             && q0 + rows <= q.rows
             && c0 + cols <= g.cols
             && out.len() == rows * cols
     );
-    assert!(bf16_available(), "bf16 scoring needs AVX-512 BF16");
-    let panel = g.kp * NR * 2;
+    assert!(q.fmt.available(), "scoring needs {}", q.fmt.requirement());
+    assert!(q.fmt != Format::Int8 || q.kw * 4 <= INT8_MAX_DIM);
+    let panel = g.kw * NR;
     for p in 0..cols.div_ceil(NR) {
-        let b = &g.data[(c0 / NR + p) * panel..(c0 / NR + p + 1) * panel];
+        let gp = c0 / NR + p;
+        let b = &g.data[gp * panel..(gp + 1) * panel];
         let nc = NR.min(cols - p * NR);
         for r0 in (0..rows).step_by(MR) {
             let mr = MR.min(rows - r0);
             // Rows past the end repeat the last row; their results are not stored.
-            let a: [&[u32]; MR] = std::array::from_fn(|i| {
-                let r = q0 + r0 + i.min(mr - 1);
-                &q.data[r * q.kp..(r + 1) * q.kp]
-            });
-            // SAFETY: the CPU has AVX-512F and BF16 (asserted above); slices are bounds-checked
-            // by construction: every `a[i]` has kp pairs, `b` has kp * NR * 2 values, and
-            // `out` has room for `mr` rows of `cols` from (r0, p * NR).
+            let r = |i: usize| q0 + r0 + i.min(mr - 1);
+            let a: [&[u32]; MR] = std::array::from_fn(|i| &q.data[r(i) * q.kw..(r(i) + 1) * q.kw]);
+            let dst = &mut out[r0 * cols + p * NR..];
+            // SAFETY: the CPU has the format's features (asserted above); every `a[i]` has
+            // kw words, `b` has kw * NR words, and `dst` has room for `mr` rows of stride
+            // `cols` holding `nc` values each.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                micro(&a, b, g.kp, &mut out[r0 * cols + p * NR..], cols, mr, nc)
+                match q.fmt {
+                    Format::Bf16 => micro_bf16(&a, b, g.kw, dst, cols, mr, nc),
+                    Format::Int8 => {
+                        let rs: [f32; MR] = std::array::from_fn(|i| q.scale[r(i)]);
+                        let cs = &g.scale[gp * NR..(gp + 1) * NR];
+                        let corr = &g.corr[gp * NR..(gp + 1) * NR];
+                        micro_int8(&a, b, g.kw, cs, corr, &rs, dst, cols, mr, nc)
+                    }
+                }
             };
         }
     }
 }
 
+/// The shared register-blocked loop: `MR x 2` accumulators, per word two gallery registers
+/// and one broadcast query word per row, `$step(acc, query, gallery)` per accumulator.
+#[cfg(target_arch = "x86_64")]
+macro_rules! accumulate {
+    ($a:expr, $b:expr, $kw:expr, |$acc:ident, $av:ident, $bv:ident| $step:expr) => {{
+        let mut accs = [[_mm512_setzero_si512(); 2]; MR];
+        let bp = $b.as_ptr();
+        for k in 0..$kw {
+            let b0 = _mm512_loadu_si512(bp.add(k * NR) as *const _);
+            let b1 = _mm512_loadu_si512(bp.add(k * NR + 16) as *const _);
+            for i in 0..MR {
+                let $av = _mm512_set1_epi32(*$a[i].get_unchecked(k) as i32);
+                let ($acc, $bv) = (accs[i][0], b0);
+                accs[i][0] = $step;
+                let ($acc, $bv) = (accs[i][1], b1);
+                accs[i][1] = $step;
+            }
+        }
+        accs
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro(
+unsafe fn micro_bf16(
     a: &[&[u32]; MR],
-    b: &[u16],
-    kp: usize,
+    b: &[u32],
+    kw: usize,
     out: &mut [f32],
     stride: usize,
     mr: usize,
     nc: usize,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    let bp = b.as_ptr();
-    for k in 0..kp {
-        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(k * NR * 2) as *const _));
-        let b1: __m512bh =
-            std::mem::transmute(_mm512_loadu_si512(bp.add(k * NR * 2 + NR) as *const _));
-        for i in 0..MR {
-            let av: __m512bh =
-                std::mem::transmute(_mm512_set1_epi32(*a[i].get_unchecked(k) as i32));
-            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], av, b0);
-            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], av, b1);
-        }
-    }
+    let acc = accumulate!(a, b, kw, |acc, av, bv| _mm512_castps_si512(_mm512_dpbf16_ps(
+        _mm512_castsi512_ps(acc),
+        std::mem::transmute::<__m512i, __m512bh>(av),
+        std::mem::transmute::<__m512i, __m512bh>(bv),
+    )));
     let mut lanes = [0f32; NR];
     for (i, row) in acc.iter().enumerate().take(mr) {
-        _mm512_storeu_ps(lanes.as_mut_ptr(), row[0]);
-        _mm512_storeu_ps(lanes.as_mut_ptr().add(16), row[1]);
+        _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_castsi512_ps(row[0]));
+        _mm512_storeu_ps(lanes.as_mut_ptr().add(16), _mm512_castsi512_ps(row[1]));
+        out[i * stride..i * stride + nc].copy_from_slice(&lanes[..nc]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_int8(
+    a: &[&[u32]; MR],
+    b: &[u32],
+    kw: usize,
+    col_scale: &[f32],
+    corr: &[i32],
+    row_scale: &[f32; MR],
+    out: &mut [f32],
+    stride: usize,
+    mr: usize,
+    nc: usize,
+) {
+    let acc = accumulate!(a, b, kw, |acc, av, bv| _mm512_dpbusd_epi32(acc, av, bv));
+    let cs = [_mm512_loadu_ps(col_scale.as_ptr()), _mm512_loadu_ps(col_scale.as_ptr().add(16))];
+    let co = [_mm512_loadu_si512(corr.as_ptr() as *const _), _mm512_loadu_si512(corr.as_ptr().add(16) as *const _)];
+    let mut lanes = [0f32; NR];
+    for (i, row) in acc.iter().enumerate().take(mr) {
+        let rs = _mm512_set1_ps(row_scale[i]);
+        for h in 0..2 {
+            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[h], co[h]));
+            let s = _mm512_mul_ps(_mm512_mul_ps(dot, cs[h]), rs);
+            _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * h), s);
+        }
         out[i * stride..i * stride + nc].copy_from_slice(&lanes[..nc]);
     }
 }
@@ -174,40 +345,96 @@ unsafe fn micro(
 mod tests {
     use super::*;
 
+    fn random(rng: &mut crate::rng::SplitMix64, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.normal() as f32 * 0.1).collect()
+    }
+
+    /// Every pair scored in a full tile equals the pair scored alone (row 0, lane 0 of its
+    /// own tile), bit for bit; `check(i, j, score)` tests the value.
+    fn check_tiles(fmt: Format, m: usize, n: usize, d: usize, seed: u64, check: impl Fn(&[f32], &[f32], f32)) {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let (q, g) = (random(&mut rng, m * d), random(&mut rng, n * d));
+        let (pq, pg) = (PackedRows::pack(fmt, &q, d), PackedPanels::pack(fmt, &g, d));
+        let mut full = vec![0f32; m * n];
+        score_tile(&pq, 0, m, &pg, 0, n, &mut full);
+        // An offset sub-tile (rows from 1, columns from the second panel) as well.
+        let (r1, c1) = (1.min(m - 1), if n > NR { NR } else { 0 });
+        let mut sub = vec![0f32; (m - r1) * (n - c1)];
+        score_tile(&pq, r1, m - r1, &pg, c1, n - c1, &mut sub);
+        for i in 0..m {
+            for j in 0..n {
+                let (a, b) = (&q[i * d..(i + 1) * d], &g[j * d..(j + 1) * d]);
+                check(a, b, full[i * n + j]);
+                let alone = PackedPanels::pack(fmt, b, d);
+                let mut one = [0f32];
+                score_tile(&pq, i, 1, &alone, 0, 1, &mut one);
+                assert_eq!(one[0].to_bits(), full[i * n + j].to_bits(), "({i}, {j}) m {m} n {n} d {d}");
+                if i >= r1 && j >= c1 {
+                    let v = sub[(i - r1) * (n - c1) + (j - c1)];
+                    assert_eq!(v.to_bits(), full[i * n + j].to_bits(), "sub ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    /// Shapes with d not a multiple of 2, 4 or 64 and m, n not multiples of MR or NR.
+    const SHAPES: [(usize, usize, usize); 6] =
+        [(13, 70, 37), (8, 32, 512), (3, 5, 2), (20, 100, 128), (9, 33, 1), (17, 65, 130)];
+
     #[test]
-    fn kernel_is_accurate_and_independent_of_tile_position() {
+    fn bf16_kernel_is_accurate_and_independent_of_tile_position() {
         if !bf16_available() {
             eprintln!("no AVX-512 BF16 on this CPU: bf16 kernel not tested");
             return;
         }
-        let mut rng = crate::rng::SplitMix64::new(3);
         let round = |x: f32| f32::from_bits((to_bf16(x) as u32) << 16) as f64;
-        for (m, n, d) in [(13, 70, 37), (8, 32, 512), (3, 5, 2), (20, 100, 128)] {
-            let q: Vec<f32> = (0..m * d).map(|_| rng.normal() as f32 * 0.1).collect();
-            let g: Vec<f32> = (0..n * d).map(|_| rng.normal() as f32 * 0.1).collect();
-            let (pq, pg) = (PackedRows::pack(&q, d), PackedPanels::pack(&g, d));
-            let mut full = vec![0f32; m * n];
-            score_tile(&pq, 0, m, &pg, 0, n, &mut full);
-            for i in 0..m {
-                for j in 0..n {
-                    // Close to the exact dot product of the bf16-rounded inputs.
-                    let (a, b) = (&q[i * d..(i + 1) * d], &g[j * d..(j + 1) * d]);
-                    let exact: f64 = a.iter().zip(b).map(|(x, y)| round(*x) * round(*y)).sum();
-                    assert!(
-                        (full[i * n + j] as f64 - exact).abs() < 1e-6 * d as f64,
-                        "({i}, {j})"
-                    );
-                    // The same bits when the pair is scored alone (row 0, lane 0 of a tile).
-                    let alone = PackedPanels::pack(b, d);
-                    let mut one = [0f32];
-                    score_tile(&pq, i, 1, &alone, 0, 1, &mut one);
-                    assert_eq!(
-                        one[0].to_bits(),
-                        full[i * n + j].to_bits(),
-                        "({i}, {j}) m {m} n {n} d {d}"
-                    );
-                }
-            }
+        for (s, &(m, n, d)) in SHAPES.iter().enumerate() {
+            check_tiles(Format::Bf16, m, n, d, s as u64, |a, b, v| {
+                // Close to the exact dot product of the bf16-rounded inputs.
+                let exact: f64 = a.iter().zip(b).map(|(x, y)| round(*x) * round(*y)).sum();
+                assert!((v as f64 - exact).abs() < 1e-6 * a.len() as f64, "{v} vs {exact}");
+            });
         }
+    }
+
+    #[test]
+    fn int8_kernel_is_the_exact_integer_dot_product() {
+        if !int8_available() {
+            eprintln!("no AVX-512 VNNI on this CPU: int8 kernel not tested");
+            return;
+        }
+        for (s, &(m, n, d)) in SHAPES.iter().enumerate() {
+            check_tiles(Format::Int8, m, n, d, 100 + s as u64, |a, b, v| {
+                let (mut qa, mut qb) = (vec![0i8; d], vec![0i8; d]);
+                let (sa, sb) = (quantize(a, &mut qa), quantize(b, &mut qb));
+                let dot: i64 = qa.iter().zip(&qb).map(|(&x, &y)| x as i64 * y as i64).sum();
+                let want = ((dot as f32) * sb) * sa;
+                assert_eq!(v.to_bits(), want.to_bits(), "{v} vs {want} (integer dot {dot})");
+                // And within the quantisation error bound of the f32 dot product.
+                let f: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+                let l1 = |x: &[f32]| x.iter().map(|v| v.abs()).sum::<f32>();
+                let bound = 0.5 * (sb * l1(a) + sa * l1(b)) + 0.25 * sa * sb * d as f32;
+                assert!((v - f).abs() <= bound * 1.001 + 1e-6, "{v} vs f32 {f}");
+            });
+        }
+    }
+
+    #[test]
+    fn int8_extremes_and_zero_vectors() {
+        if !int8_available() {
+            return;
+        }
+        // Coordinates at +-max quantise to +-127 and the unsigned offset reaches 255 and 1;
+        // an all-zero vector scores 0 against anything.
+        let d = 67;
+        let a: Vec<f32> = (0..d).map(|k| if k % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let mut g = a.clone();
+        g.extend(a.iter().map(|x| -x));
+        g.extend(vec![0.0; d]);
+        let (pq, pg) = (PackedRows::pack(Format::Int8, &a, d), PackedPanels::pack(Format::Int8, &g, d));
+        let mut out = [0f32; 3];
+        score_tile(&pq, 0, 1, &pg, 0, 3, &mut out);
+        let s = 1.0f32 / 127.0;
+        assert_eq!(out, [((127 * 127 * d as i32) as f32 * s) * s, ((-127 * 127 * d as i32) as f32 * s) * s, 0.0]);
     }
 }

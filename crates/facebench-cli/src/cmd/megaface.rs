@@ -50,8 +50,13 @@ pub struct MegafaceArgs {
     /// CMC ranks 1..R.
     #[arg(long, default_value_t = 10)]
     max_rank: usize,
-    /// Score in bfloat16 (AVX-512 BF16): about 2x faster, approximate, labelled.
-    #[arg(long)]
+    /// Scoring arithmetic: f32 (exact), bf16 (AVX-512 BF16, about 2x faster) or int8
+    /// (AVX-512 VNNI, per-vector scale, about 3x faster); bf16 and int8 are approximate and
+    /// labelled so in every output.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "int8"])]
+    scoring: String,
+    /// Same as `--scoring bf16`.
+    #[arg(long, conflicts_with = "scoring")]
     bf16: bool,
     /// Algorithm name in the devkit file names.
     #[arg(long, default_value = "facebench")]
@@ -113,7 +118,7 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
     let cfg = EvalConfig {
         dataset: "MegaFace".into(),
         max_rank: a.max_rank,
-        scoring: if a.bf16 { Scoring::Bf16 } else { Scoring::F32 },
+        scoring: if a.bf16 { Scoring::Bf16 } else { a.scoring.parse()? },
         ..EvalConfig::default()
     };
     let pb = progress_bar(0, "scoring");
@@ -203,7 +208,7 @@ fn report_markdown(r: &MegafaceResults, label: &str) -> String {
         r.probes,
         r.identities,
         r.dim,
-        match r.scoring { Scoring::F32 => "f32", Scoring::Bf16 => "bf16 (approximate)" },
+        match r.scoring { Scoring::F32 => "f32".to_string(), m => format!("{} (approximate)", m.name()) },
         t.markdown(),
         p.markdown()
     )
