@@ -1,0 +1,404 @@
+//! YTF evaluation: which pairs can be scored, video scores per mode, and 10-fold accuracy over
+//! the splits under the reference tools' rules (the same `facebench-metrics` code as LFW).
+//!
+//! Scores each rule sees:
+//! * `mean-feature` has a feature per video, so every rule sees it as on LFW: InsightFace and
+//!   facenet the squared L2 distance of the unit video features, SphereFace the cosine after
+//!   subtracting the training splits' mean video feature, FaceX-Zoo and exact the cosine;
+//! * the frame-pair modes give only a score `s`: InsightFace and facenet take `2 - 2 s` (what
+//!   the squared L2 of unit vectors with cosine `s` would be), SphereFace and the others take
+//!   `s` itself (there is no feature whose mean could be subtracted; the results say so).
+//!
+//! Ten-fold accuracy needs, in every split, at least one same and one different pair (each
+//! split is a test fold whose threshold comes from the other nine, and each fold's ROC needs
+//! both classes). With fewer pairs (a partial data set) no accuracy is invented: the result
+//! says why it cannot be measured and keeps the pair scores.
+
+use std::collections::BTreeMap;
+
+use facebench_core::Embeddings;
+use facebench_metrics::{self as metrics, FoldAveragedRoc, FoldReport, FoldScores, InsightFaceVal, Roc, Rule, TarAtFar};
+use serde::Serialize;
+
+use crate::layout::{FrameSelection, Layout, VideoIndex};
+use crate::score::{score_video_pairs, Mode, VideoFeatures};
+use crate::splits::{Splits, VideoId, VideoPair, DATASET_VIDEOS, SPLITS};
+use crate::{Error, Result};
+
+/// Which videos named by `splits.txt` were found, and which pairs have both.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// Distinct videos `splits.txt` names (3,226).
+    pub videos_named: usize,
+    pub videos_found: usize,
+    /// Indices into `Splits::pairs` of the pairs whose two videos were both found.
+    pub complete_pairs: Vec<usize>,
+    /// The first pair (file order) with a missing video, and that video.
+    pub first_missing: Option<(usize, VideoId)>,
+}
+
+impl Coverage {
+    pub fn of(splits: &Splits, index: &VideoIndex) -> Coverage {
+        let named = splits.videos();
+        let found = named.iter().filter(|v| index.videos.contains_key(*v)).count();
+        let mut complete = Vec::new();
+        let mut first_missing = None;
+        for (i, p) in splits.pairs.iter().enumerate() {
+            let missing = [&p.left, &p.right].into_iter().find(|v| !index.videos.contains_key(*v));
+            match missing {
+                None => complete.push(i),
+                Some(v) if first_missing.is_none() => first_missing = Some((i, v.clone())),
+                Some(_) => {}
+            }
+        }
+        Coverage { videos_named: named.len(), videos_found: found, complete_pairs: complete, first_missing }
+    }
+
+    /// Ok when every video is present; otherwise the error a run without `--allow-missing`
+    /// stops with: how many videos were found, and which split/pair needs the first missing one.
+    pub fn require_complete(&self, splits: &Splits, index: &VideoIndex) -> Result<()> {
+        let Some((i, v)) = &self.first_missing else { return Ok(()) };
+        let p = &splits.pairs[*i];
+        Err(Error::Invalid(format!(
+            "found {} of the {} videos that {} names (the YTF dataset has {}) under {} ({} layout); \
+             split {} pair {} ({}:{}) needs {v}, the first missing one. \
+             --allow-missing evaluates only the {} of {} pairs whose both videos exist",
+            self.videos_found,
+            self.videos_named,
+            splits.path.display(),
+            DATASET_VIDEOS,
+            index.root.display(),
+            index.layout.name(),
+            p.split,
+            p.pair,
+            splits.path.display(),
+            p.line,
+            self.complete_pairs.len(),
+            splits.pairs.len()
+        )))
+    }
+}
+
+/// What to compute besides the scores.
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    pub rules: Vec<Rule>,
+    /// FARs read off exactly from the pooled sorted scores.
+    pub exact_fars: Vec<f64>,
+    /// FARs read off with InsightFace's `calculate_val` rule.
+    pub insightface_fars: Vec<f64>,
+}
+
+impl Default for EvalSettings {
+    /// The two rules the YTF literature reports (InsightFace, SphereFace/CosFace), TAR at FAR
+    /// 1e-1..1e-3 exact and 1e-3 InsightFace-style.
+    fn default() -> Self {
+        EvalSettings {
+            rules: vec![Rule::InsightFace, Rule::SphereFace],
+            exact_fars: vec![1e-1, 1e-2, 1e-3],
+            insightface_fars: vec![1e-3],
+        }
+    }
+}
+
+/// One row of the TAR@FAR table (the shape of LFW's).
+#[derive(Debug, Clone, Serialize)]
+pub struct TarRow {
+    /// `exact` (pooled sorted scores) or `insightface` (`calculate_val`).
+    pub method: &'static str,
+    pub far_target: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact: Option<TarAtFar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insightface: Option<InsightFaceVal>,
+}
+
+/// Everything measured from one mode's scores (field names as in LFW's results).
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    pub accuracy: Vec<FoldReport>,
+    /// The score each rule thresholds, in words.
+    pub rule_scores: BTreeMap<String, String>,
+    pub auc: f64,
+    pub eer: f64,
+    pub tar_at_far: Vec<TarRow>,
+    /// Pooled ROC of the mode's score.
+    pub roc: Roc,
+    /// Mean, min and max TAR across splits on a log-FAR grid.
+    pub roc_folds: FoldAveragedRoc,
+}
+
+/// The results of one scoring mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeResult {
+    pub mode: Mode,
+    pub description: &'static str,
+    #[serde(flatten)]
+    pub metrics: Option<Metrics>,
+    /// Why accuracy and ROC could not be measured (too few pairs), when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_measurable: Option<String>,
+    /// One score per evaluated pair (cosine-like: higher = more alike), in pair order.
+    #[serde(skip)]
+    pub scores: Vec<f64>,
+}
+
+/// One evaluated pair with its score in every mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairRow {
+    pub split: usize,
+    pub pair: usize,
+    pub left: String,
+    pub right: String,
+    pub is_same: bool,
+    pub frames_left: usize,
+    pub frames_right: usize,
+    /// mode name -> score.
+    pub scores: BTreeMap<String, f64>,
+}
+
+/// A whole YTF evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct YtfResults {
+    pub splits_file: String,
+    pub layout: Layout,
+    pub frames_root: String,
+    pub frame_selection: FrameSelection,
+    pub videos_named: usize,
+    pub videos_found: usize,
+    pub dataset_videos: usize,
+    pub pairs_total: usize,
+    pub pairs_evaluated: usize,
+    /// True when some pairs were left out because a video is missing (`--allow-missing`).
+    pub partial: bool,
+    /// Frames scored, over the distinct videos of the evaluated pairs.
+    pub frames_used: usize,
+    /// One entry per requested mode, the first being the headline.
+    pub modes: Vec<ModeResult>,
+    pub pairs: Vec<PairRow>,
+}
+
+impl YtfResults {
+    /// The first line every report starts with when the evaluation is partial.
+    pub fn partial_line(&self) -> Option<String> {
+        self.partial.then(|| {
+            format!(
+                "PARTIAL EVALUATION: {} of {} pairs ({} of the {} videos splits.txt names were found; the dataset has {}).",
+                self.pairs_evaluated, self.pairs_total, self.videos_found, self.videos_named, self.dataset_videos
+            )
+        })
+    }
+}
+
+/// Why 10-fold accuracy cannot be measured on `pairs`, or None if it can.
+pub fn not_measurable(pairs: &[&VideoPair]) -> Option<String> {
+    let mut problems = Vec::new();
+    for s in 1..=SPLITS {
+        let same = pairs.iter().filter(|p| p.split == s && p.is_same).count();
+        let diff = pairs.iter().filter(|p| p.split == s && !p.is_same).count();
+        match (same, diff) {
+            (0, 0) => problems.push(format!("split {s} has no pairs")),
+            (0, _) => problems.push(format!("split {s} has no same pairs")),
+            (_, 0) => problems.push(format!("split {s} has no different pairs")),
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "10-fold accuracy and ROC cannot be measured on {} pair(s): {} (each of the {SPLITS} splits needs at least one same and one different pair)",
+        pairs.len(),
+        problems.join(", ")
+    ))
+}
+
+/// Accuracy under each rule, ROC, AUC, EER and TAR@FAR from one mode's scores. `features`:
+/// the unit video features of each pair's left and right video (row-major, `dim` wide) when
+/// the mode has them (`mean-feature`). The pairs must be measurable ([`not_measurable`]).
+pub fn metrics_from_scores(
+    pairs: &[&VideoPair],
+    cosine: &[f64],
+    features: Option<(&[f32], &[f32], usize)>,
+    settings: &EvalSettings,
+) -> Result<Metrics> {
+    if let Some(why) = not_measurable(pairs) {
+        return Err(Error::Invalid(why));
+    }
+    let labels: Vec<bool> = pairs.iter().map(|p| p.is_same).collect();
+    let folds: Vec<usize> = pairs.iter().map(|p| p.split - 1).collect();
+    let m = |e: metrics::MetricsError| Error::Invalid(e.to_string());
+    let distances = match features {
+        Some((l, r, dim)) => metrics::squared_l2(l, r, dim).map_err(m)?,
+        None => cosine.iter().map(|s| 2.0 - 2.0 * s).collect(),
+    };
+    let mut accuracy = Vec::new();
+    let mut rule_scores = BTreeMap::new();
+    for &rule in &settings.rules {
+        let (report, how) = match (rule, features) {
+            (Rule::InsightFace | Rule::FaceNet, Some(_)) => (
+                metrics::ten_fold(rule, FoldScores::Shared(&distances), &labels, &folds).map_err(m)?,
+                "squared L2 distance of the unit video features".to_string(),
+            ),
+            (Rule::InsightFace | Rule::FaceNet, None) => (
+                metrics::ten_fold(rule, FoldScores::Shared(&distances), &labels, &folds).map_err(m)?,
+                "2 - 2 x score (the squared L2 of unit vectors with that cosine)".to_string(),
+            ),
+            (Rule::SphereFace, Some((l, r, dim))) => {
+                let per_fold = metrics::mean_subtracted_cosines(l, r, dim, &folds).map_err(m)?;
+                (
+                    metrics::ten_fold(rule, FoldScores::PerTestFold(&per_fold), &labels, &folds).map_err(m)?,
+                    "cosine after subtracting the training splits' mean video feature".to_string(),
+                )
+            }
+            (Rule::SphereFace, None) => (
+                metrics::ten_fold(rule, FoldScores::Shared(cosine), &labels, &folds).map_err(m)?,
+                "the score itself (a frame-pair score has no feature mean to subtract)".to_string(),
+            ),
+            (Rule::FaceXZoo | Rule::Exact, _) => (
+                metrics::ten_fold(rule, FoldScores::Shared(cosine), &labels, &folds).map_err(m)?,
+                "the score (cosine)".to_string(),
+            ),
+        };
+        accuracy.push(report);
+        rule_scores.insert(rule.to_string(), how);
+    }
+
+    let roc = metrics::roc(cosine, &labels).map_err(m)?;
+    let auc = metrics::auc(&roc);
+    let eer = metrics::eer(cosine, &labels).map_err(m)?;
+    // As for LFW: 10 points per decade from the smallest FAR every split can show.
+    let min_neg = (0..SPLITS).map(|k| pairs.iter().filter(|p| p.split == k + 1 && !p.is_same).count()).min().unwrap_or(1).max(1);
+    let lo = (1.0 / min_neg as f64).log10();
+    let steps = ((-lo * 10.0).ceil() as usize).max(1);
+    let grid: Vec<f64> = (0..=steps).map(|i| 10f64.powf(lo - lo * i as f64 / steps as f64)).collect();
+    let roc_folds = metrics::roc_fold_averaged(cosine, &labels, &folds, &grid).map_err(m)?;
+    let mut tar_at_far = Vec::new();
+    for &far in &settings.insightface_fars {
+        let v = metrics::tar_at_far_insightface(&distances, &labels, &folds, far).map_err(m)?;
+        tar_at_far.push(TarRow { method: "insightface", far_target: far, exact: None, insightface: Some(v) });
+    }
+    for &far in &settings.exact_fars {
+        let v = metrics::tar_at_far_exact(cosine, &labels, far).map_err(m)?;
+        tar_at_far.push(TarRow { method: "exact", far_target: far, exact: Some(v), insightface: None });
+    }
+    Ok(Metrics { accuracy, rule_scores, auc, eer, tar_at_far, roc, roc_folds })
+}
+
+/// Scores every pair whose two videos are in `index` (all of them unless `allow_missing`)
+/// under each mode and measures what can be measured. `frames` holds a feature for every
+/// selected frame key of those videos (already flip-fused if wanted; normalised here).
+pub fn evaluate(
+    splits: &Splits,
+    index: &VideoIndex,
+    selection: FrameSelection,
+    frames: &Embeddings,
+    modes: &[Mode],
+    settings: &EvalSettings,
+    allow_missing: bool,
+) -> Result<YtfResults> {
+    if modes.is_empty() {
+        return Err(Error::Invalid("no video scoring mode given".into()));
+    }
+    let coverage = Coverage::of(splits, index);
+    if !allow_missing {
+        coverage.require_complete(splits, index)?;
+    }
+    let pairs: Vec<&VideoPair> = coverage.complete_pairs.iter().map(|&i| &splits.pairs[i]).collect();
+    if pairs.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no pair of {} has both videos under {} (found {} of the {} named videos)",
+            splits.path.display(),
+            index.root.display(),
+            coverage.videos_found,
+            coverage.videos_named
+        )));
+    }
+
+    // One feature block per distinct video of the evaluated pairs.
+    let mut feats = VideoFeatures::new(frames.dim());
+    let mut slot: BTreeMap<&VideoId, usize> = BTreeMap::new();
+    for p in &pairs {
+        for v in [&p.left, &p.right] {
+            if slot.contains_key(v) {
+                continue;
+            }
+            let keys = index.selected_keys(v, &selection);
+            let rows: Vec<&[f32]> = keys
+                .iter()
+                .map(|k| frames.get(k).map_err(|_| Error::Invalid(format!("{k}: frame of {v} is not in the embedding store"))))
+                .collect::<Result<_>>()?;
+            slot.insert(v, feats.push(&format!("video {v}"), rows)?);
+        }
+    }
+    let idx: Vec<(usize, usize)> = pairs.iter().map(|p| (slot[&p.left], slot[&p.right])).collect();
+    let why_not = not_measurable(&pairs);
+
+    let mut results = Vec::new();
+    for &mode in modes {
+        let scores = score_video_pairs(&feats, &idx, mode)?;
+        let metrics = match &why_not {
+            Some(_) => None,
+            None if mode == Mode::MeanFeature => {
+                let (mut l, mut r) = (Vec::new(), Vec::new());
+                for &(a, b) in &idx {
+                    l.extend(feats.mean_feature(a));
+                    r.extend(feats.mean_feature(b));
+                }
+                Some(metrics_from_scores(&pairs, &scores, Some((&l, &r, feats.dim())), settings)?)
+            }
+            None => Some(metrics_from_scores(&pairs, &scores, None, settings)?),
+        };
+        results.push(ModeResult { mode, description: mode.describe(), metrics, not_measurable: why_not.clone(), scores });
+    }
+
+    let rows = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PairRow {
+            split: p.split,
+            pair: p.pair,
+            left: p.left.to_string(),
+            right: p.right.to_string(),
+            is_same: p.is_same,
+            frames_left: feats.frames(idx[i].0),
+            frames_right: feats.frames(idx[i].1),
+            scores: results.iter().map(|r| (r.mode.name().to_string(), r.scores[i])).collect(),
+        })
+        .collect();
+    Ok(YtfResults {
+        splits_file: splits.path.display().to_string(),
+        layout: index.layout,
+        frames_root: index.root.display().to_string(),
+        frame_selection: selection,
+        videos_named: coverage.videos_named,
+        videos_found: coverage.videos_found,
+        dataset_videos: DATASET_VIDEOS,
+        pairs_total: splits.pairs.len(),
+        pairs_evaluated: pairs.len(),
+        partial: pairs.len() < splits.pairs.len(),
+        frames_used: (0..feats.len()).map(|v| feats.frames(v)).sum(),
+        modes: results,
+        pairs: rows,
+    })
+}
+
+impl YtfResults {
+    /// `pairs_scores.csv`: `split,pair,left,right,is_same,frames_left,frames_right` and one
+    /// score column per mode.
+    pub fn write_pair_scores_csv(&self, path: &std::path::Path) -> Result<()> {
+        let mut s = String::from("split,pair,left,right,is_same,frames_left,frames_right");
+        for m in &self.modes {
+            s += &format!(",{}", m.mode);
+        }
+        s.push('\n');
+        for p in &self.pairs {
+            s += &format!("{},{},{},{},{},{},{}", p.split, p.pair, p.left, p.right, p.is_same as u8, p.frames_left, p.frames_right);
+            for m in &self.modes {
+                s += &format!(",{}", p.scores[m.mode.name()]);
+            }
+            s.push('\n');
+        }
+        std::fs::write(path, s).map_err(|e| Error::io(path, e))
+    }
+}
