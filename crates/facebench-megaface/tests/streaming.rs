@@ -365,12 +365,9 @@ pub fn data_root() -> std::path::PathBuf {
         })
 }
 
-#[test]
-fn bf16_mode_is_deterministic_and_close_to_f32() {
-    if !bf16_available() {
-        eprintln!("no AVX-512 BF16: bf16 mode not tested");
-        return;
-    }
+/// An approximate mode gives the same results for any threads, blocks and steps, labelled
+/// with its name, and rank-1 close to f32's on devkit-style lists.
+fn approximate_mode_is_deterministic_and_close_to_f32(scoring: Scoring) {
     let p = probes(64, 21);
     let n = 300;
     let d = DistractorSet::from_store_lists(
@@ -379,10 +376,10 @@ fn bf16_mode_is_deterministic_and_close_to_f32() {
     )
     .unwrap();
     let f32r = evaluate(&p, &d, &cfg(BlockConfig::default(), 65_536), &|_, _| {}).unwrap();
-    let bf = |threads, qb, gb, chunk| {
+    let run = |threads, qb, gb, chunk| {
         in_pool(threads, || {
             let c = EvalConfig {
-                scoring: Scoring::Bf16,
+                scoring,
                 ..cfg(
                     BlockConfig {
                         query_block: qb,
@@ -394,12 +391,12 @@ fn bf16_mode_is_deterministic_and_close_to_f32() {
             evaluate(&p, &d, &c, &|_, _| {}).unwrap()
         })
     };
-    let reference = bf(1, 512, 1024, 65_536);
-    assert_eq!(reference.scoring, Scoring::Bf16);
-    assert!(reference.summary().contains("bf16"));
+    let reference = run(1, 512, 1024, 65_536);
+    assert_eq!(reference.scoring, scoring);
+    assert!(reference.summary().contains(&format!("{} scoring", scoring.name())));
     for (threads, qb, gb, chunk) in [(2, 7, 13, 50), (3, 64, 64, 1), (2, 100, 40, 77)] {
         assert_eq!(
-            bf(threads, qb, gb, chunk),
+            run(threads, qb, gb, chunk),
             reference,
             "threads {threads}, blocks {qb}x{gb}, steps {chunk}"
         );
@@ -407,7 +404,57 @@ fn bf16_mode_is_deterministic_and_close_to_f32() {
     for (a, b) in reference.sizes.iter().zip(&f32r.sizes) {
         assert!(
             (a.rank1 - b.rank1).abs() < 0.01,
-            "size {}: bf16 {} f32 {}",
+            "size {}: {} {} f32 {}",
+            a.size,
+            scoring.name(),
+            a.rank1,
+            b.rank1
+        );
+    }
+}
+
+#[test]
+fn bf16_mode_is_deterministic_and_close_to_f32() {
+    if !bf16_available() {
+        eprintln!("no AVX-512 BF16: bf16 mode not tested");
+        return;
+    }
+    approximate_mode_is_deterministic_and_close_to_f32(Scoring::Bf16);
+}
+
+#[test]
+fn int8_mode_is_deterministic_and_close_to_f32() {
+    if !int8_available() {
+        eprintln!("no AVX-512 VNNI: int8 mode not tested");
+        return;
+    }
+    approximate_mode_is_deterministic_and_close_to_f32(Scoring::Int8);
+}
+
+#[test]
+fn int8_rank1_equals_f32_to_3_decimals_on_a_synthetic_set() {
+    // A scaled-down `bench megaface`: FaceScrub-like clusters against clustered distractors,
+    // 512 dimensions; rank-1 at every size equals f32's to 3 decimals (|difference| < 0.0005:
+    // plain rounding of both could still differ at a rounding boundary).
+    if !int8_available() {
+        eprintln!("no AVX-512 VNNI: int8 mode not tested");
+        return;
+    }
+    let p = synthetic_probes(20, 500, 512, 2.0, 7).unwrap();
+    let n = 20_000;
+    let d = synthetic_distractors(n, 512, 300, 1.0, 11, &sizes_up_to(n)).unwrap();
+    let c = |scoring| EvalConfig {
+        dataset: "synthetic".into(),
+        scoring,
+        ..EvalConfig::default()
+    };
+    let f = evaluate(&p, &d, &c(Scoring::F32), &|_, _| {}).unwrap();
+    let i = evaluate(&p, &d, &c(Scoring::Int8), &|_, _| {}).unwrap();
+    assert!(f.sizes.iter().any(|s| s.rank1 < 0.9), "the set must not be trivially easy");
+    for (a, b) in i.sizes.iter().zip(&f.sizes) {
+        assert!(
+            (a.rank1 - b.rank1).abs() < 0.0005,
+            "size {}: int8 {} f32 {}",
             a.size,
             a.rank1,
             b.rank1
