@@ -2,8 +2,10 @@
 //! (Markdown and HTML) built from results; no metric is computed here.
 
 pub mod lfw;
+pub mod lmcl;
 pub mod plot;
 pub mod published;
+pub mod summary;
 pub mod table;
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,29 @@ pub fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// Palette slot per model name, the same in every figure of a report: each name starts at a
+/// slot given by a hash of the name (so a model keeps its colour across reports that list
+/// other models), and takes the next free slot on a clash, so that up to `PALETTE.len()`
+/// models never share a colour. Names are taken in sorted order: the result does not depend
+/// on the order they were given in.
+pub fn colour_slots<S: AsRef<str>>(names: &[S]) -> std::collections::BTreeMap<String, usize> {
+    let mut sorted: Vec<&str> = names.iter().map(|n| n.as_ref()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let n = PALETTE.len();
+    let mut used = vec![false; n];
+    let mut out = std::collections::BTreeMap::new();
+    for (k, name) in sorted.into_iter().enumerate() {
+        // FNV-1a: stable across runs and platforms, unlike std's randomised hasher.
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let start = (h % n as u64) as usize;
+        let slot = if k < n { (0..n).map(|i| (start + i) % n).find(|&i| !used[i]).expect("a free slot") } else { start };
+        used[slot] = true;
+        out.insert(name.to_string(), slot);
+    }
+    out
+}
+
 const SIZE: (u32, u32) = (900, 600);
 
 /// One ROC curve: `far`/`tar` in increasing FAR; `band` = (min, max) TAR per point.
@@ -73,7 +96,7 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
         .map_err(s)
 }
 
-fn s<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
@@ -154,16 +177,26 @@ fn both_dyn(
     svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String>,
     png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> std::result::Result<(), String>,
 ) -> Result<()> {
+    both_sized(stem, SIZE, svg, png)
+}
+
+/// [`both_dyn`] at a given pixel size.
+pub(crate) fn both_sized(
+    stem: &Path,
+    size: (u32, u32),
+    svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String>,
+    png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
     let png_path = stem.with_extension("png");
     let svg_path = stem.with_extension("svg");
     let err = |p: &Path, e: String| Error::Plot(format!("{}: {e}", p.display()));
     {
-        let root = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
+        let root = BitMapBackend::new(&png_path, size).into_drawing_area();
         png(&root).map_err(|e| err(&png_path, e))?;
         root.present().map_err(|e| err(&png_path, e.to_string()))?;
     }
     {
-        let root = SVGBackend::new(&svg_path, SIZE).into_drawing_area();
+        let root = SVGBackend::new(&svg_path, size).into_drawing_area();
         svg(&root).map_err(|e| err(&svg_path, e))?;
         root.present().map_err(|e| err(&svg_path, e.to_string()))?;
     }
@@ -294,4 +327,95 @@ pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
         }};
     }
     both_dyn(stem, |r| body!(r), |r| body!(r))
+}
+
+/// One model's scores for [`score_histogram_panels`].
+pub struct HistPanel<'a> {
+    pub label: String,
+    pub colour_index: usize,
+    pub genuine: &'a [f64],
+    pub impostor: &'a [f64],
+    pub threshold: Option<f64>,
+}
+
+/// Score histograms of several models side by side, one panel per model, on one shared
+/// score axis and bin grid so that panels compare directly. Genuine pairs are drawn in the
+/// model's colour, impostors in grey (the same in every panel), the threshold dashed.
+pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_desc: &str) -> Result<()> {
+    if panels.is_empty() {
+        return Err(Error::Plot(format!("{}: no models to plot", stem.display())));
+    }
+    let all = || panels.iter().flat_map(|p| p.genuine.iter().chain(p.impostor));
+    let lo = all().copied().fold(f64::INFINITY, f64::min);
+    let hi = all().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(Error::Plot(format!("{}: no scores to plot", stem.display())));
+    }
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+    const BINS: usize = 50;
+    let w = (hi - lo) / BINS as f64;
+    let hist = |v: &[f64]| {
+        let mut h = vec![0f64; BINS];
+        for &x in v {
+            h[(((x - lo) / w) as usize).min(BINS - 1)] += 1.0;
+        }
+        let n = v.len().max(1) as f64;
+        h.iter_mut().for_each(|c| *c /= n);
+        h
+    };
+    let hists: Vec<(Vec<f64>, Vec<f64>)> = panels.iter().map(|p| (hist(p.genuine), hist(p.impostor))).collect();
+    let ymax = hists.iter().flat_map(|(g, i)| g.iter().chain(i)).copied().fold(0.0, f64::max) * 1.25 + 1e-9;
+    let grey = RGBColor(0x80, 0x80, 0x80);
+    let n = panels.len();
+    let size = ((460 * n as u32).max(900), 520);
+    macro_rules! body {
+        ($root:expr) => {{
+            let root = $root;
+            root.fill(&WHITE).map_err(s)?;
+            let root = root.titled(title, ("sans-serif", 24)).map_err(s)?;
+            for (area, (p, (hg, hi_))) in root.split_evenly((1, n)).iter().zip(panels.iter().zip(&hists)) {
+                let col = colour(p.colour_index);
+                let mut chart = ChartBuilder::on(area)
+                    .caption(&p.label, ("sans-serif", 18).into_font().color(&col))
+                    .margin(12)
+                    .x_label_area_size(50)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(lo..hi, 0.0..ymax)
+                    .map_err(s)?;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_desc)
+                    .y_desc("fraction of pairs per bin")
+                    .x_labels(6)
+                    .label_style(("sans-serif", 14))
+                    .draw()
+                    .map_err(s)?;
+                let series = [("impostor", hi_, grey, p.impostor.len()), ("genuine", hg, col, p.genuine.len())];
+                for (name, h, c, count) in series {
+                    chart
+                        .draw_series(h.iter().enumerate().map(|(i, &v)| {
+                            let x0 = lo + i as f64 * w;
+                            Rectangle::new([(x0, 0.0), (x0 + w, v)], c.mix(0.55).filled())
+                        }))
+                        .map_err(s)?
+                        .label(format!("{name}, n = {count}"))
+                        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.mix(0.7).filled()));
+                }
+                if let Some(t) = p.threshold.filter(|t| (lo..=hi).contains(t)) {
+                    for i in (0..40).step_by(2) {
+                        let seg = vec![(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)];
+                        chart.draw_series(LineSeries::new(seg, BLACK.stroke_width(2))).map_err(s)?;
+                    }
+                    chart
+                        .draw_series(std::iter::once(Text::new(format!("thr {t:.3}"), (t, ymax * 0.97), ("sans-serif", 14))))
+                        .map_err(s)?;
+                }
+                // Impostors sit left (low similarity), genuine pairs right: the legend goes
+                // in the upper-left corner, above the impostor peak thanks to the 25% headroom.
+                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            }
+            Ok(())
+        }};
+    }
+    both_sized(stem, size, |r| body!(r), |r| body!(r))
 }

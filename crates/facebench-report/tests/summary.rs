@@ -1,0 +1,212 @@
+//! The multi-model summary (`facebench report`) from fixture results files: trimmed copies of
+//! real `reports/lfw/<model>/results.json` and `reports/megaface/<model>/results.json`
+//! (pooled ROC thinned, 240 of 6000 pair scores, CMC curve cut), models renamed
+//! `fixture-a` / `fixture-b` (fixture-b's MegaFace numbers are fixture-a's scaled by 0.8).
+
+use std::path::{Path, PathBuf};
+
+use facebench_report::plot::colour_slots;
+use facebench_report::summary::{write_summary, Summary};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facebench-summary-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn two_models(out: &Path) -> Summary {
+    let inputs = ["lfw-a", "lfw-b", "megaface-a", "megaface-b"].map(|d| fixture(&format!("{d}/results.json")));
+    write_summary(out, &inputs, &[]).unwrap()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Markdown tables as (header line, body lines).
+fn md_tables(md: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in md.lines() {
+        match (&mut cur, line.starts_with('|')) {
+            (None, true) => cur = Some((line.to_string(), String::new())),
+            (Some((_, body)), true) => *body += &format!("{line}\n"),
+            (Some(_), false) => out.push(cur.take().unwrap()),
+            (None, false) => {}
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+#[test]
+fn both_models_in_every_table_and_figure() {
+    let out = tmp("both");
+    let s = two_models(&out);
+    assert_eq!(s.models, ["fixture-a", "fixture-b"]);
+    assert_eq!(s.used, 4);
+    assert!(s.unrecognised.is_empty());
+
+    let md = read(&out.join("summary.md"));
+    let tables = md_tables(&md);
+    let model_tables: Vec<_> = tables.iter().filter(|(h, _)| h.starts_with("| method") || h.starts_with("| model")).collect();
+    // Comparison (measured + published), LFW detail, LFW-as-MegaFace detail.
+    assert_eq!(model_tables.len(), 4, "{md}");
+    for (h, body) in &model_tables {
+        if body.contains("CosFace paper") {
+            assert!(!body.contains("fixture-"), "published rows are kept apart from measured ones");
+            continue;
+        }
+        assert!(body.contains("fixture-a") && body.contains("fixture-b"), "table {h} lacks a model:\n{body}");
+    }
+
+    let figures: Vec<&PathBuf> = s.written.iter().filter(|p| p.extension().is_some_and(|e| e == "svg")).collect();
+    let stems: Vec<String> = figures.iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(stems, ["roc_lfw", "scores_lfw", "cmc_lfw_as_megaface", "roc_megaface_lfw_as_megaface"]);
+    for svg in figures {
+        let text = read(svg);
+        assert!(text.contains("fixture-a") && text.contains("fixture-b"), "{} lacks a model", svg.display());
+        let png = svg.with_extension("png");
+        assert!(std::fs::metadata(&png).unwrap().len() > 10_000, "{} is empty", png.display());
+        assert!(md.contains(&format!("]({})", png.file_name().unwrap().to_string_lossy())), "summary.md links {}", png.display());
+    }
+    let html = read(&out.join("summary.html"));
+    assert_eq!(html.matches("<svg").count(), 4, "every figure inlined once");
+    let tex = read(&out.join("summary.tex"));
+    assert!(tex.contains("fixture-a") && tex.contains("fixture-b") && tex.contains("\\toprule"));
+}
+
+#[test]
+fn numbers_carry_their_protocol_variant_in_the_cell() {
+    let out = tmp("variant");
+    two_models(&out);
+    let md = read(&out.join("summary.md"));
+    let row = md.lines().find(|l| l.starts_with("| fixture-a |")).expect("measured row of fixture-a");
+    assert!(row.contains("98.65 (insightface)") && row.contains("(sphereface)"), "{row}");
+    assert!(row.contains("rank-1; LFW-as-MegaFace, 8,909 distractors, raw"), "{row}");
+    assert!(row.contains("TAR@FAR=1e-6 exact; LFW-as-MegaFace"), "{row}");
+
+    // A YTF file of LFW's shape with half the pairs: labelled YTF and partial.
+    let dir = tmp("ytf-partial");
+    let ytf_dir = dir.join("ytf");
+    std::fs::create_dir_all(&ytf_dir).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&read(&fixture("lfw-b/results.json"))).unwrap();
+    v["protocol"] = "ytf".into();
+    v["results"]["n_pairs"] = 2500.into();
+    std::fs::write(ytf_dir.join("results.json"), v.to_string()).unwrap();
+    let s = write_summary(&dir.join("out"), &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")], &[]).unwrap();
+    assert_eq!(s.used, 2);
+    let md = read(&dir.join("out/summary.md"));
+    let row = md.lines().find(|l| l.starts_with("| fixture-b |")).unwrap();
+    assert!(row.contains("[partial: 2,500 of 5,000 pairs]"), "{row}");
+    assert!(md.contains("## YTF: every model and rule"));
+}
+
+#[test]
+fn html_has_no_external_references() {
+    let out = tmp("html");
+    // An extra figure given only as PNG goes in as a data URI, never as a file reference.
+    let extra = out.join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    two_models(&out);
+    std::fs::copy(out.join("roc_lfw.png"), extra.join("lmcl_margin.png")).unwrap();
+    write_summary(
+        &out,
+        &[fixture("lfw-a/results.json"), fixture("lfw-b/results.json")],
+        &[extra.join("lmcl_margin.png")],
+    )
+    .unwrap();
+    let html = read(&out.join("summary.html"));
+    assert!(html.contains("lmcl_margin"));
+    let mut lower = html.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("src=") {
+        assert!(lower[i..].starts_with("src=\"data:image/png;base64,"), "src= to a file at byte {i}");
+    }
+    // Data URIs are inline content (base64 may hold "//"): cut out before the search.
+    while let Some(i) = lower.find("base64,") {
+        let end = i + lower[i..].find('"').expect("closing quote");
+        lower.replace_range(i..end, "");
+    }
+    for bad in ["http:", "https:", "//", "<link", "<script", "url(", "@import"] {
+        assert!(!lower.contains(bad), "summary.html contains {bad}");
+    }
+    for (i, _) in lower.match_indices("href=") {
+        assert!(lower[i..].starts_with("href=\"#"), "href= leaves the page at byte {i}");
+    }
+    let md = read(&out.join("summary.md"));
+    assert!(md.contains("](extra/lmcl_margin.png)"), "extra figures are linked relative to summary.md");
+}
+
+#[test]
+fn latex_compiles_if_pdflatex_is_present() {
+    let out = tmp("tex");
+    two_models(&out);
+    let ok = std::process::Command::new("pdflatex").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipped: pdflatex is not installed, summary.tex was not compiled");
+        return;
+    }
+    std::fs::write(
+        out.join("paper.tex"),
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{summary.tex}\n\\end{document}\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "paper.tex"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pdflatex failed:\n{}", String::from_utf8_lossy(&o.stdout));
+    assert!(out.join("paper.pdf").exists());
+}
+
+#[test]
+fn unknown_protocols_are_listed_not_fatal() {
+    let out = tmp("unknown");
+    let s = write_summary(&out, &[fixture("lfw-a/results.json"), fixture("unknown/results.json")], &[]).unwrap();
+    assert_eq!(s.used, 1);
+    assert_eq!(s.unrecognised.len(), 1);
+    assert!(s.unrecognised[0].1.contains("`ijbc`"));
+    let md = read(&out.join("summary.md"));
+    assert!(md.contains("## Inputs not recognised") && md.contains("unknown/results.json"));
+}
+
+#[test]
+fn bad_input_names_the_file_and_field() {
+    let dir = tmp("bad");
+    let p = dir.join("results.json");
+    std::fs::write(&p, "{ not json").unwrap();
+    let e = write_summary(&dir.join("out"), &[p.clone()], &[]).unwrap_err().to_string();
+    assert!(e.contains(&p.display().to_string()) && e.contains("not valid JSON"), "{e}");
+
+    let mut v: serde_json::Value = serde_json::from_str(&read(&fixture("lfw-a/results.json"))).unwrap();
+    v["results"]["accuracy"][1]["mean"] = "high".into();
+    std::fs::write(&p, v.to_string()).unwrap();
+    let e = write_summary(&dir.join("out"), &[p.clone()], &[]).unwrap_err().to_string();
+    assert!(e.contains("results.accuracy[1].mean"), "{e}");
+
+    let csv = dir.join("pairs_scores.csv");
+    std::fs::write(&csv, "fold,is_same,cosine\n1,1,0.9\n1,maybe,0.1\n").unwrap();
+    v["results"]["accuracy"][1]["mean"] = 0.97.into();
+    std::fs::write(&p, v.to_string()).unwrap();
+    let e = write_summary(&dir.join("out"), &[p], &[]).unwrap_err().to_string();
+    assert!(e.contains("pairs_scores.csv") && e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn colour_slots_are_stable_and_distinct() {
+    let a = colour_slots(&["mobileface", "faceapi-resnet", "lmcl-head"]);
+    let b = colour_slots(&["lmcl-head", "faceapi-resnet", "mobileface"]);
+    assert_eq!(a, b, "the order models are given in does not matter");
+    let many: Vec<String> = (0..7).map(|i| format!("model-{i}")).collect();
+    let slots = colour_slots(&many);
+    let mut used: Vec<usize> = slots.values().copied().collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used.len(), 7, "up to 7 models never share a colour");
+}
