@@ -177,6 +177,32 @@ impl Pairs {
         Pairs { path: test.path.clone(), pairs, n_folds: 2 }
     }
 
+    /// Pairs that come from somewhere other than a pairs file (an InsightFace `.bin` pack,
+    /// named by `path`): pair `i` is `keys[i]` with label `labels[i]` in fold `folds[i]`
+    /// (0-based, every fold `0..max` used); its `line` is `i + 1`, the pair's number.
+    pub fn from_labels(path: &Path, keys: Vec<(String, String)>, labels: &[bool], folds: &[usize]) -> Result<Pairs> {
+        if keys.len() != labels.len() || keys.len() != folds.len() {
+            return Err(Error::format(
+                path,
+                format!("{} pairs, {} labels and {} fold ids", keys.len(), labels.len(), folds.len()),
+            ));
+        }
+        let n_folds = folds.iter().max().map_or(0, |m| m + 1);
+        if keys.is_empty() {
+            return Err(Error::format(path, "no pairs"));
+        }
+        if let Some(k) = (0..n_folds).find(|k| !folds.contains(k)) {
+            return Err(Error::format(path, format!("fold {} of {n_folds} has no pairs", k + 1)));
+        }
+        let pairs = keys
+            .into_iter()
+            .zip(labels.iter().zip(folds))
+            .enumerate()
+            .map(|(i, ((left, right), (&is_same, &fold)))| Pair { left, right, is_same, fold, line: i + 1 })
+            .collect();
+        Ok(Pairs { path: path.to_path_buf(), pairs, n_folds })
+    }
+
     /// Keeps only the pairs of the given folds (renumbered from 0 in order).
     pub fn select_folds(&self, keep: &[usize]) -> Pairs {
         let mut pairs = Vec::new();
@@ -222,6 +248,21 @@ mod tests {
     fn view1_header_single_count() {
         let ps = p("1\nA\t1\t2\nB\t1\tC\t1\n").unwrap();
         assert_eq!((ps.n_folds, ps.len()), (1, 2));
+    }
+
+    #[test]
+    fn from_labels_keeps_order_labels_and_folds() {
+        let keys = (0..4).map(|i| (format!("{}", 2 * i), format!("{}", 2 * i + 1))).collect();
+        let ps = Pairs::from_labels(Path::new("x.bin"), keys, &[true, false, false, true], &[0, 0, 1, 1]).unwrap();
+        assert_eq!((ps.n_folds, ps.len()), (2, 4));
+        assert_eq!(ps.labels(), vec![true, false, false, true]);
+        assert_eq!(ps.folds(), vec![0, 0, 1, 1]);
+        assert_eq!((ps.pairs[3].left.as_str(), ps.pairs[3].right.as_str(), ps.pairs[3].line), ("6", "7", 4));
+        let keys = || vec![("a".to_string(), "b".to_string()); 2];
+        let e = Pairs::from_labels(Path::new("x.bin"), keys(), &[true], &[0, 1]).unwrap_err().to_string();
+        assert!(e.contains("2 pairs, 1 labels"), "{e}");
+        let e = Pairs::from_labels(Path::new("x.bin"), keys(), &[true, true], &[0, 2]).unwrap_err().to_string();
+        assert!(e.contains("fold 2 of 3 has no pairs"), "{e}");
     }
 
     #[test]
