@@ -9,7 +9,7 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench eval-lfw tune-lfw eval-megaface clean-reports clean-cache help
+.PHONY: all build test models bench eval-lfw tune-lfw eval-megaface lmcl-toy lmcl-ablation clean-reports clean-cache help
 
 all: build
 
@@ -24,6 +24,9 @@ help:
 	@echo "                  dir/megaface, suffix MEGAFACE_ENDING=$(MEGAFACE_ENDING)); otherwise the labelled"
 	@echo "                  LFW-as-MegaFace stand-in and the synthetic 1M benchmark -> reports/megaface/"
 	@echo "make bench        scoring benchmark (ratio against a plain GEMM in the same run)"
+	@echo "make lmcl-toy     CosFace Fig. 3 at head scale: 2-D heads on the 8 largest LFW identities -> reports/lmcl/toy.png"
+	@echo "make lmcl-ablation  CosFace Fig. 5 at head scale: LMCL margins vs Softmax/A-Softmax/ArcFace on LFW,"
+	@echo "                  identity-disjoint training folds, 3 seeds -> reports/lmcl/margin_ablation.{md,png}"
 
 build:
 	$(CARGO) build --release --workspace
@@ -62,6 +65,13 @@ endif
 
 bench: build
 	$(BIN) bench score
+
+# LMCL experiments on frozen, landmark-aligned embeddings (cached in cache/lfw like eval-lfw's).
+lmcl-toy: build models
+	$(BIN) lmcl toy --model $(MODEL)
+
+lmcl-ablation: build models
+	$(BIN) lmcl ablation --model $(MODEL)
 
 clean-reports:
 	find reports -mindepth 1 -not -name README.md -delete
