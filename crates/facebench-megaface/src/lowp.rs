@@ -4,6 +4,7 @@
 //! * bf16: features rounded to bfloat16, AVX-512 BF16 (`vdpbf16ps`, 2 multiply-adds per f32
 //!   lane and instruction, f32 accumulation);
 //! * int8: features quantised per vector, symmetrically: `q_k = round(x_k * 127 / max|x|)`
+//!   (ties to even)
 //!   in -127..=127 with the dequantisation factor `max|x| / 127` kept per vector (for unit
 //!   features this resolves coordinates about 5x finer than a fixed scale of 127). AVX-512
 //!   VNNI (`vpdpbusd`, 4 u8 x i8 multiply-adds per i32 lane and instruction) needs one unsigned
@@ -101,8 +102,11 @@ pub(crate) fn quantize(row: &[f32], out: &mut [i8]) -> f32 {
         return 0.0;
     }
     let s = 127.0 / m;
+    // Round to nearest, ties to even, by adding and removing 1.5 * 2^23 (exact for
+    // |x * s| <= 127; unlike `f32::round` it vectorises without SSE4.1).
+    const MAGIC: f32 = 12_582_912.0;
     for (o, &x) in out.iter_mut().zip(row) {
-        *o = (x * s).round().clamp(-127.0, 127.0) as i8;
+        *o = (((x * s).clamp(-127.0, 127.0) + MAGIC) - MAGIC) as i32 as i8;
     }
     m / 127.0
 }

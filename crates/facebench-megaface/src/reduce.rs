@@ -37,6 +37,8 @@ pub(crate) struct Plan {
     /// the pattern, by local index, is histogrammed).
     pub pattern_rows: Vec<usize>,
     pub stride: Vec<usize>,
+    /// The CPU has AVX-512F (checked once here, used by the scans).
+    simd: bool,
 }
 
 /// Rows per pattern that the histogram samples at least (all rows when there are fewer):
@@ -96,6 +98,7 @@ impl Plan {
             local,
             pattern_rows,
             stride,
+            simd: avx512_available(),
         }
     }
     /// Slots per pattern: one more per probe than it has mates.
@@ -110,6 +113,104 @@ impl Plan {
             .max()
             .unwrap_or(1)
     }
+}
+
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// For every block of 16 consecutive scores of `seg` (the last one shorter) that holds a score
+/// `> thr`, calls `hits(start, mask)` (bit b set iff `seg[start + b] > thr`), which returns the
+/// threshold for the blocks after it. `simd`: the CPU has AVX-512F.
+#[inline]
+fn scan_above(seg: &[f32], thr: f32, simd: bool, hits: &mut dyn FnMut(usize, u32) -> f32) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller checked AVX-512F.
+        return unsafe { scan_above_avx512(seg, thr, hits) };
+    }
+    let _ = simd;
+    let mut thr = thr;
+    for (c, chunk) in seg.chunks(16).enumerate() {
+        let mask = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (b, &s)| m | (((s > thr) as u32) << b));
+        if mask != 0 {
+            thr = hits(16 * c, mask);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scan_above_avx512(seg: &[f32], thr: f32, hits: &mut dyn FnMut(usize, u32) -> f32) {
+    use std::arch::x86_64::*;
+    let mut t = _mm512_set1_ps(thr);
+    let p = seg.as_ptr();
+    let full = seg.len() / 16 * 16;
+    let mut j = 0;
+    // Two blocks per test: one branch per 32 scores while nothing is found.
+    while j + 32 <= full {
+        let m0 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(p.add(j)), t);
+        let m1 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(p.add(j + 16)), t);
+        if (m0 | m1) != 0 {
+            if m0 != 0 {
+                t = _mm512_set1_ps(hits(j, m0 as u32));
+            }
+            // Re-test with the threshold the first block may have raised.
+            let m1 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(p.add(j + 16)), t);
+            if m1 != 0 {
+                t = _mm512_set1_ps(hits(j + 16, m1 as u32));
+            }
+        }
+        j += 32;
+    }
+    while j < seg.len() {
+        let n = (seg.len() - j).min(16);
+        let k: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(k, _mm512_maskz_loadu_ps(k, p.add(j)), t);
+        if m != 0 {
+            t = _mm512_set1_ps(hits(j, m as u32));
+        }
+        j += 16;
+    }
+}
+
+/// Number of values of `xs` strictly below `s`.
+#[inline]
+fn count_below(xs: &[f32], s: f32, simd: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller checked AVX-512F.
+        return unsafe { count_below_avx512(xs, s) };
+    }
+    let _ = simd;
+    xs.iter().map(|&t| (t < s) as usize).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn count_below_avx512(xs: &[f32], s: f32) -> usize {
+    use std::arch::x86_64::*;
+    let sv = _mm512_set1_ps(s);
+    let mut n = 0;
+    let mut j = 0;
+    while j < xs.len() {
+        let r = (xs.len() - j).min(16);
+        let k: __mmask16 = if r == 16 { 0xFFFF } else { (1u16 << r) - 1 };
+        let m = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(k, _mm512_maskz_loadu_ps(k, xs.as_ptr().add(j)), sv);
+        n += m.count_ones() as usize;
+        j += 16;
+    }
+    n
 }
 
 /// The histogram bin of a score: `floor((s + 1) * bins / 2)` in f32, clamped to the bins.
@@ -304,12 +405,8 @@ impl SizeReducer<'_> {
         let p = self.plan;
         if s > min {
             let (a, e) = (p.offsets[q], p.offsets[q + 1]);
-            // Branch-free count (mate lists are short): the slot is the number of mate
-            // scores strictly below `s`.
-            let slot = p.sorted[a..e]
-                .iter()
-                .map(|&t| (t < s) as usize)
-                .sum::<usize>();
+            // The slot is the number of mate scores strictly below `s`.
+            let slot = count_below(&p.sorted[a..e], s, p.simd);
             self.slots[pat * p.slots() + a + q + slot] += 1;
         }
         self.top[pat].offer(s);
@@ -392,16 +489,16 @@ impl Reducer for SizeReducer<'_> {
                     }
                 }
                 // Scores above the smallest mate score or the top-score bound are rare:
-                // test 16 at a time (vectorised), handle hits one by one.
-                let mut thr = min.min(self.top[pat].bound);
-                for chunk in seg.chunks(16) {
-                    if chunk.iter().fold(false, |a, &s| a | (s > thr)) {
-                        for &s in chunk.iter().filter(|&&s| s > thr) {
-                            self.hit(q, pat, s, min);
-                        }
-                        thr = min.min(self.top[pat].bound);
+                // test 16 at a time, handle hits one by one.
+                let thr = min.min(self.top[pat].bound);
+                scan_above(seg, thr, p.simd, &mut |j0, mask| {
+                    let mut m = mask;
+                    while m != 0 {
+                        self.hit(q, pat, seg[j0 + m.trailing_zeros() as usize], min);
+                        m &= m - 1;
                     }
-                }
+                    min.min(self.top[pat].bound)
+                });
             }
         }
     }
@@ -415,6 +512,51 @@ impl Reducer for SizeReducer<'_> {
         }
         for (a, b) in self.top.iter_mut().zip(other.top) {
             a.merge(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 scans report the same blocks, masks and counts as the scalar ones,
+    /// including tails shorter than a block and thresholds raised by the callback.
+    #[test]
+    fn simd_scans_match_scalar() {
+        if !avx512_available() {
+            eprintln!("no AVX-512F: scalar scans only");
+            return;
+        }
+        let mut rng = crate::rng::SplitMix64::new(5);
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 47, 64, 100, 517] {
+            let seg: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            for thr in [-2.0, 0.0, 0.5, 0.9, 2.0] {
+                let run = |simd| {
+                    let mut calls = Vec::new();
+                    let mut t = thr;
+                    scan_above(&seg, thr, simd, &mut |j, m| {
+                        calls.push((j, m));
+                        // Raise the threshold as a filling top-k buffer would.
+                        t = (t + 0.1f32).min(1.5);
+                        t
+                    });
+                    calls
+                };
+                let scalar = run(false);
+                assert_eq!(run(true), scalar, "len {len} thr {thr}");
+                let mut t = thr;
+                for &(j, m) in &scalar {
+                    for (b, &s) in seg[j..(j + 16).min(len)].iter().enumerate() {
+                        assert_eq!(m >> b & 1 == 1, s > t, "len {len} thr {thr} at {}", j + b);
+                    }
+                    t = (t + 0.1f32).min(1.5);
+                }
+                for &s in &seg {
+                    assert_eq!(count_below(&seg, s, true), count_below(&seg, s, false));
+                    assert_eq!(count_below(&seg, s, false), seg.iter().filter(|&&x| x < s).count());
+                }
+            }
         }
     }
 }
