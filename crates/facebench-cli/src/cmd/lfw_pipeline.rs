@@ -68,7 +68,7 @@ struct Prepared {
     timings: Vec<(String, f64, String)>,
 }
 
-fn store_path(cache: &Path, model: &str, align: &str) -> PathBuf {
+pub(super) fn store_path(cache: &Path, model: &str, align: &str) -> PathBuf {
     let safe: String = align.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     cache.join(model).join(format!("{safe}.fbs"))
 }
@@ -263,6 +263,7 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
     let provenance = super::provenance::collect(&[
         ("model", p.model_name.clone()),
         ("weights sha256", p.weights_sha.clone()),
+        ("preprocessing", preprocessing.clone()),
         ("protocol file", format!("{} (sha256 {})", a.protocol_file.display(), p.proto_sha)),
         ("data root", data_root.display().to_string()),
         ("device", a.device.clone()),
