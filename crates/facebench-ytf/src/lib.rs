@@ -20,7 +20,7 @@ mod splits;
 
 use std::path::PathBuf;
 
-pub use align::{align_cached, align_frames, AlignOutcome, SearchRegion};
+pub use align::{align_cached, align_frames, AlignOutcome, Search, SearchRegion, DEFAULT_CONTEXT, DEFAULT_MARGIN};
 pub use eval::{
     evaluate, metrics_from_scores, not_measurable, Coverage, EvalSettings, Metrics, ModeResult, PairRow, TarRow,
     YtfResults,
