@@ -470,13 +470,12 @@ impl Reducer for SizeReducer<'_> {
             }
             j = k;
         }
-        let bins = p.bins;
+        let (bins, per) = (p.bins, p.slots());
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
-            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]]
-                .first()
-                .copied()
-                .unwrap_or(f32::INFINITY);
+            let (a, e) = (p.offsets[q], p.offsets[q + 1]);
+            let mates = &p.sorted[a..e];
+            let min = mates.first().copied().unwrap_or(f32::INFINITY);
             let row = tile.row(i);
             for &(j0, j1, pat) in &runs {
                 let seg = &row[j0..j1];
@@ -490,14 +489,20 @@ impl Reducer for SizeReducer<'_> {
                 }
                 // Scores above the smallest mate score or the top-score bound are rare:
                 // test 16 at a time, handle hits one by one.
-                let thr = min.min(self.top[pat].bound);
-                scan_above(seg, thr, p.simd, &mut |j0, mask| {
+                // (What `hit` does, with the query's slots and mates looked up once.)
+                let slots = &mut self.slots[pat * per + a + q..=pat * per + e + q];
+                let top = &mut self.top[pat];
+                scan_above(seg, min.min(top.bound), p.simd, &mut |j0, mask| {
                     let mut m = mask;
                     while m != 0 {
-                        self.hit(q, pat, seg[j0 + m.trailing_zeros() as usize], min);
+                        let s = seg[j0 + m.trailing_zeros() as usize];
+                        if s > min {
+                            slots[count_below(mates, s, p.simd)] += 1;
+                        }
+                        top.offer(s);
                         m &= m - 1;
                     }
-                    min.min(self.top[pat].bound)
+                    min.min(top.bound)
                 });
             }
         }
