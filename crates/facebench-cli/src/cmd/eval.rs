@@ -41,6 +41,9 @@ pub enum EvalCommand {
     /// MegaFace's protocol on a real-image stand-in from LFW (labelled LFW-as-MegaFace):
     /// probes = identities with >= 10 images, distractors = all other identities' images.
     MegafaceLfw(super::megaface::LfwStandInArgs),
+    /// An InsightFace .bin verification pack (lfw.bin, cfp_fp.bin, agedb_30.bin, ...):
+    /// decode, embed (image + mirror), 10 contiguous folds, scored like LFW.
+    Bin(super::bin::EvalBinArgs),
 }
 
 /// Either `--model NAME` (the whole protocol from images: align, embed, tune on View 1,
@@ -85,6 +88,7 @@ pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
         EvalCommand::Lfw(a) => eval_lfw(a, data_root),
         EvalCommand::Megaface(a) => super::megaface::run(a, data_root),
         EvalCommand::MegafaceLfw(a) => super::megaface::run_lfw_stand_in(a, data_root),
+        EvalCommand::Bin(a) => super::bin::eval_bin(a),
     }
 }
 

@@ -1,5 +1,6 @@
 pub mod align;
 pub mod bench;
+pub mod bin;
 pub mod embed;
 pub mod eval;
 pub mod keys;
