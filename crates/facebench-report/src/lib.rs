@@ -7,6 +7,7 @@ pub mod plot;
 pub mod published;
 pub mod summary;
 pub mod table;
+pub mod ytf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
