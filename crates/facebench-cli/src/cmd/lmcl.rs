@@ -319,7 +319,13 @@ fn run_ablation(a: AblationArgs, data_root: &Path) -> CmdResult {
     let t = Instant::now();
     let rows = pool.install(|| {
         ablation(&data, &cfg, &|r: &AblationRow| {
-            pb.println(format!("{:<44} seed {}: {:.2} ± {:.2} %", r.setting, r.seed, 100.0 * r.mean, 100.0 * r.std));
+            let line = format!("{:<44} seed {}: {:.2} ± {:.2} %", r.setting, r.seed, 100.0 * r.mean, 100.0 * r.std);
+            // A hidden bar (output not a terminal) would swallow println: logs keep the line.
+            if pb.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                pb.println(line);
+            }
             pb.inc(1);
         })
     })?;
