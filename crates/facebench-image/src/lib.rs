@@ -1,7 +1,8 @@
 //! Image decoding and face preprocessing for facebench.
 //!
 //! This crate turns image files into exactly the pixels a face model expects, without any
-//! tensor library: decoding ([`decode_file`], [`decode_bytes`]) gives an [`RgbImage`]; a
+//! tensor library: decoding ([`decode_file`], [`decode_bytes`]; a bit-exact port of jpeg-js,
+//! the decoder of face-api's reference outputs, with [`Decoder::JpegJs`]) gives an [`RgbImage`]; a
 //! declarative [`Preprocess`] (serde, so protocol files can name it) crops, aligns and resizes
 //! it to an [`ImageF32`]; [`to_tensor_data`] lays it out as NHWC or NCHW `f32` in the model's
 //! value convention.
@@ -15,13 +16,15 @@
 mod decode;
 mod error;
 mod geometry;
+mod jpegjs;
 mod pixels;
 mod preprocess;
 mod resize;
 mod tensor;
 
-pub use decode::{decode_bytes, decode_file};
+pub use decode::{decode_bytes, decode_bytes_with, decode_file, decode_file_with, Decoder};
 pub use error::Error;
+pub use jpegjs::decode_jpegjs;
 pub use geometry::{
     arcface_template, faceapi_dlib_box, points5_from_68, warp_similarity, PixelBox, Similarity,
     ARCFACE_112,
