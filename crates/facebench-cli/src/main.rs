@@ -36,6 +36,9 @@ enum Command {
     /// Benchmarks that print a ratio against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Paper-style comparison of every results.json given: tables (Markdown, HTML, LaTeX),
+    /// overlaid ROC/CMC figures, score histograms and a provenance appendix.
+    Report(cmd::report::ReportArgs),
     /// Write a dataset file: `pack bin` makes an InsightFace .bin verification pack.
     #[command(subcommand)]
     Pack(cmd::bin::PackCommand),
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
         Command::Train(a) => cmd::train::run(a),
         Command::Bench(c) => cmd::bench::run(c, &cli.data_root),
+        Command::Report(a) => cmd::report::run(a),
         Command::Pack(c) => cmd::bin::run_pack(c, &cli.data_root),
     };
     match result {

@@ -28,8 +28,9 @@ pub fn colour(i: usize) -> RGBColor {
 /// Palette slot per model name, the same in every figure of a report: each name starts at a
 /// slot given by a hash of the name (so a model keeps its colour across reports that list
 /// other models), and takes the next free slot on a clash, so that up to `PALETTE.len()`
-/// models never share a colour. Names are taken in sorted order: the result does not depend
-/// on the order they were given in.
+/// models never share a colour. Black (the last slot) is given only to a 7th model: next to
+/// the grey of impostor histograms it reads as "more grey". Names are taken in sorted order:
+/// the result does not depend on the order they were given in.
 pub fn colour_slots<S: AsRef<str>>(names: &[S]) -> std::collections::BTreeMap<String, usize> {
     let mut sorted: Vec<&str> = names.iter().map(|n| n.as_ref()).collect();
     sorted.sort_unstable();
@@ -40,7 +41,7 @@ pub fn colour_slots<S: AsRef<str>>(names: &[S]) -> std::collections::BTreeMap<St
     for (k, name) in sorted.into_iter().enumerate() {
         // FNV-1a: stable across runs and platforms, unlike std's randomised hasher.
         let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        let start = (h % n as u64) as usize;
+        let start = (h % (n as u64 - 1)) as usize;
         let slot = if k < n { (0..n).map(|i| (start + i) % n).find(|&i| !used[i]).expect("a free slot") } else { start };
         used[slot] = true;
         out.insert(name.to_string(), slot);
@@ -138,7 +139,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
                 .margin(15)
                 .x_label_area_size(50)
                 .y_label_area_size(65)
-                .build_cartesian_2d((self.lo..1.0f64).log_scale(), self.ymin..1.0f64)
+                .build_cartesian_2d((self.lo * 0.9..1.0f64).log_scale(), self.ymin..1.0f64)
                 .map_err(s)?;
             chart
                 .configure_mesh()
@@ -338,33 +339,48 @@ pub struct HistPanel<'a> {
     pub threshold: Option<f64>,
 }
 
-/// Score histograms of several models side by side, one panel per model, on one shared
-/// score axis and bin grid so that panels compare directly. Genuine pairs are drawn in the
-/// model's colour, impostors in grey (the same in every panel), the threshold dashed.
+/// Score histograms of several models side by side, one panel per model, each on its own
+/// score range (models' score scales differ too much to share one: a shared axis squeezes
+/// a model whose scores are all above 0.7 into a few bins). Genuine pairs are drawn in the
+/// model's colour, impostors in grey (the same in every panel), the threshold dashed and
+/// named in the legend.
 pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_desc: &str) -> Result<()> {
     if panels.is_empty() {
         return Err(Error::Plot(format!("{}: no models to plot", stem.display())));
     }
-    let all = || panels.iter().flat_map(|p| p.genuine.iter().chain(p.impostor));
-    let lo = all().copied().fold(f64::INFINITY, f64::min);
-    let hi = all().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !lo.is_finite() || !hi.is_finite() {
-        return Err(Error::Plot(format!("{}: no scores to plot", stem.display())));
-    }
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
     const BINS: usize = 50;
-    let w = (hi - lo) / BINS as f64;
-    let hist = |v: &[f64]| {
-        let mut h = vec![0f64; BINS];
-        for &x in v {
-            h[(((x - lo) / w) as usize).min(BINS - 1)] += 1.0;
+    struct Binned {
+        lo: f64,
+        hi: f64,
+        w: f64,
+        genuine: Vec<f64>,
+        impostor: Vec<f64>,
+        ymax: f64,
+    }
+    let mut hists = Vec::new();
+    for p in panels {
+        let all = || p.genuine.iter().chain(p.impostor).copied();
+        let lo = all().fold(f64::INFINITY, f64::min);
+        let hi = all().fold(f64::NEG_INFINITY, f64::max);
+        if !lo.is_finite() || !hi.is_finite() {
+            return Err(Error::Plot(format!("{}: no scores to plot for {}", stem.display(), p.label)));
         }
-        let n = v.len().max(1) as f64;
-        h.iter_mut().for_each(|c| *c /= n);
-        h
-    };
-    let hists: Vec<(Vec<f64>, Vec<f64>)> = panels.iter().map(|p| (hist(p.genuine), hist(p.impostor))).collect();
-    let ymax = hists.iter().flat_map(|(g, i)| g.iter().chain(i)).copied().fold(0.0, f64::max) * 1.25 + 1e-9;
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+        let w = (hi - lo) / BINS as f64;
+        let hist = |v: &[f64]| {
+            let mut h = vec![0f64; BINS];
+            for &x in v {
+                h[(((x - lo) / w) as usize).min(BINS - 1)] += 1.0;
+            }
+            let n = v.len().max(1) as f64;
+            h.iter_mut().for_each(|c| *c /= n);
+            h
+        };
+        let (genuine, impostor) = (hist(p.genuine), hist(p.impostor));
+        // Headroom above the highest bar keeps the legend (upper left) off the bars.
+        let ymax = genuine.iter().chain(&impostor).copied().fold(0.0, f64::max) * 1.45 + 1e-9;
+        hists.push(Binned { lo, hi, w, genuine, impostor, ymax });
+    }
     let grey = RGBColor(0x80, 0x80, 0x80);
     let n = panels.len();
     let size = ((460 * n as u32).max(900), 520);
@@ -373,8 +389,9 @@ pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_
             let root = $root;
             root.fill(&WHITE).map_err(s)?;
             let root = root.titled(title, ("sans-serif", 24)).map_err(s)?;
-            for (area, (p, (hg, hi_))) in root.split_evenly((1, n)).iter().zip(panels.iter().zip(&hists)) {
+            for (area, (p, b)) in root.split_evenly((1, n)).iter().zip(panels.iter().zip(&hists)) {
                 let col = colour(p.colour_index);
+                let (lo, hi, w, ymax) = (b.lo, b.hi, b.w, b.ymax);
                 let mut chart = ChartBuilder::on(area)
                     .caption(&p.label, ("sans-serif", 18).into_font().color(&col))
                     .margin(12)
@@ -390,7 +407,7 @@ pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_
                     .label_style(("sans-serif", 14))
                     .draw()
                     .map_err(s)?;
-                let series = [("impostor", hi_, grey, p.impostor.len()), ("genuine", hg, col, p.genuine.len())];
+                let series = [("impostor", &b.impostor, grey, p.impostor.len()), ("genuine", &b.genuine, col, p.genuine.len())];
                 for (name, h, c, count) in series {
                     chart
                         .draw_series(h.iter().enumerate().map(|(i, &v)| {
@@ -402,16 +419,15 @@ pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_
                         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.mix(0.7).filled()));
                 }
                 if let Some(t) = p.threshold.filter(|t| (lo..=hi).contains(t)) {
-                    for i in (0..40).step_by(2) {
-                        let seg = vec![(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)];
-                        chart.draw_series(LineSeries::new(seg, BLACK.stroke_width(2))).map_err(s)?;
-                    }
+                    let dashes = (0..40).step_by(2).map(|i| {
+                        PathElement::new(vec![(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)], BLACK.stroke_width(2))
+                    });
                     chart
-                        .draw_series(std::iter::once(Text::new(format!("thr {t:.3}"), (t, ymax * 0.97), ("sans-serif", 14))))
-                        .map_err(s)?;
+                        .draw_series(dashes)
+                        .map_err(s)?
+                        .label(format!("threshold {t:.3}"))
+                        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)], BLACK.stroke_width(2)));
                 }
-                // Impostors sit left (low similarity), genuine pairs right: the legend goes
-                // in the upper-left corner, above the impostor peak thanks to the 25% headroom.
                 legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             }
             Ok(())

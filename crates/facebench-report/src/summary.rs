@@ -414,7 +414,7 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
     if !panels.is_empty() {
         let stem = doc.out.join(format!("scores_{}", slug(protocol)));
         score_histogram_panels(&stem, &format!("{title}: pair scores per model"), &panels, "cosine similarity of the pair")?;
-        doc.fig(stem.clone(), format!("{title}: genuine and impostor cosine scores, one panel per model, same axes; dashed: the insightface rule's mean threshold."));
+        doc.fig(stem.clone(), format!("{title}: genuine and impostor cosine scores, one panel per model (each on its own score range); dashed: the insightface rule's mean threshold as a cosine."));
         written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
     }
     let missing: Vec<&str> = rows.iter().filter(|(_, v)| v.scores.is_none()).map(|(e, _)| e.model.as_str()).collect();
@@ -510,7 +510,7 @@ fn extra_section(doc: &mut Doc, files: &[PathBuf]) {
     }
     doc.h(2, "LMCL and other figures");
     for s in stems {
-        let name = s.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = format!("{} (from {})", s.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), s.parent().map_or(String::new(), |p| p.display().to_string()));
         doc.fig(s, name);
     }
 }

@@ -100,36 +100,48 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
     let embeddings = a.embeddings.clone().expect("clap requires --model or --embeddings");
     let out = a.out.clone().ok_or("--embeddings needs --out DIR")?;
     let pairs_path = a.pairs.unwrap_or_else(|| data_root.join("lfw/pairs.txt"));
+    let t = std::time::Instant::now();
     let pairs = Pairs::read(&pairs_path)?;
     let orig = store::read(&embeddings, a.keys.as_deref())?;
     let flip = a.flip_store.as_deref().map(|p| store::read(p, None)).transpose()?;
+    let mut timings = vec![("read pairs and stores".to_string(), t.elapsed().as_secs_f64(), String::new())];
+    let t = std::time::Instant::now();
     let opts = EvalOptions { rules: a.protocol.clone(), ..EvalOptions::default() };
     let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
+    timings.push(("score and evaluate".to_string(), t.elapsed().as_secs_f64(), format!("{} pairs", results.n_pairs)));
 
     super::create_dir(&out)?;
     let json_path = out.join("results.json");
+    let model = a.label.clone().unwrap_or_else(|| {
+        embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    });
+    let sha = |p: &Path| super::provenance::file_sha256(p).map(|h| format!("{} (sha256 {h})", p.display()));
     let provenance = super::provenance::collect(&[
-        ("embeddings", embeddings.display().to_string()),
-        ("flip store", a.flip_store.as_ref().map_or("none".into(), |p| p.display().to_string())),
-        ("pairs", pairs_path.display().to_string()),
+        ("model", format!("{model} (precomputed embeddings; weights not known here)")),
+        ("embeddings", sha(&embeddings)?),
+        ("flip store", a.flip_store.as_deref().map_or(Ok("none".into()), sha)?),
+        ("pairs", sha(&pairs_path)?),
+        ("preprocessing", "as stored in the embeddings".into()),
+        ("data root", data_root.display().to_string()),
+        ("device", "cpu (scoring; the embeddings were computed elsewhere)".into()),
     ]);
     let doc = serde_json::json!({
         "protocol": "lfw",
+        "model": model,
         "embeddings": embeddings.display().to_string(),
         "flip_store": a.flip_store.as_ref().map(|p| p.display().to_string()),
+        "timings": super::provenance::timings_json(&timings),
         "provenance": provenance.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "results": &results,
     });
     super::write_json(&json_path, &doc)?;
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
-    let model = a.label.clone().unwrap_or_else(|| {
-        embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
     let ctx = LfwReportContext {
         model,
         preprocessing: "as stored in the embeddings".into(),
         choice: "by the caller".into(),
         provenance,
+        timings,
         ..Default::default()
     };
     write_lfw_report(&out, &results, &ctx)?;

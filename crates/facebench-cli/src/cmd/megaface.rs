@@ -84,6 +84,7 @@ pub fn bench(a: MegafaceBenchArgs) -> CmdResult {
 }
 
 pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
+    let t0 = std::time::Instant::now();
     let lists_dir = a.distractors.clone().unwrap_or_else(|| data_root.join("megaface/templatelists"));
     let probe_list_path = a.probe.clone().unwrap_or_else(|| lists_dir.join("facescrub_features_list.json"));
     let list = read_probe_list(&probe_list_path)?;
@@ -115,6 +116,8 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
         probes.apply_noise_list(&NoiseList::read(&noises.join("facescrub_noises.txt"))?, 0)?;
         dist.apply_noise_list(&NoiseList::read(&noises.join("megaface_noises.txt"))?)?;
     }
+    let read_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
     let cfg = EvalConfig {
         dataset: "MegaFace".into(),
         max_rank: a.max_rank,
@@ -127,7 +130,28 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
         pb.set_position(done as u64);
     })?;
     pb.finish_and_clear();
+    let score_s = t1.elapsed().as_secs_f64();
     write_outputs(&a.out, &results, &a.alg, a.set, ("facescrub", "megaface"))?;
+    let src = |root: &Option<PathBuf>, st: &Option<PathBuf>| match (root, st) {
+        (Some(r), _) => format!("devkit files under {} (suffix `{}`)", r.display(), a.ending),
+        (None, Some(s)) => super::provenance::file_sha256(s).map_or_else(|e| e, |h| format!("{} (sha256 {h})", s.display())),
+        (None, None) => String::new(),
+    };
+    let provenance = super::provenance::collect(&[
+        ("model", format!("{} (features computed elsewhere; weights not known here)", a.alg)),
+        ("probe features", src(&a.probe_root, &a.probe_store)),
+        ("distractor features", src(&a.distractor_root, &a.distractor_store)),
+        ("protocol file", super::provenance::file_sha256(&probe_list_path).map_or_else(|e| e, |h| format!("{} (sha256 {h})", probe_list_path.display()))),
+        ("distractor lists", lists_dir.display().to_string()),
+        ("preprocessing", if a.clean { "InsightFace noise lists applied (R)".into() } else { "raw lists".to_string() }),
+        ("data root", data_root.display().to_string()),
+        ("device", format!("cpu ({} scoring)", results.scoring.name())),
+    ]);
+    let timings = [
+        ("read lists and features".to_string(), read_s, String::new()),
+        ("score all sizes (one pass)".to_string(), score_s, String::new()),
+    ];
+    super::provenance::annotate_results_json(&a.out.join("results.json"), &a.alg, &provenance, &timings)?;
     print!("{}", results.summary());
     println!("wrote {}", a.out.display());
     Ok(())
@@ -289,10 +313,26 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
     let probes = ProbeSet::new(&ids, ppaths, pdata, fused.dim())?;
     let dist = DistractorSet::from_raw_first_n(ddata, fused.dim(), &sizes)?;
     let cfg = EvalConfig { dataset: "LFW-as-MegaFace".into(), ..EvalConfig::default() };
+    let t_score = std::time::Instant::now();
     let results = evaluate(&probes, &dist, &cfg, &|_, _| {})?;
+    let score_s = t_score.elapsed().as_secs_f64();
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/megaface").join(a.model.as_str()));
     // The stand-in must never read as MegaFace, file names included.
     write_outputs(&out, &results, a.model.as_str(), 1, ("lfwprobes", "lfwdistractors"))?;
+    let provenance = super::provenance::collect(&[
+        ("model", a.model.as_str().to_string()),
+        ("weights sha256", net.weights_sha256().to_string()),
+        ("preprocessing", "align landmarks (the model's own), mirror features fused: normalize(orig + flip)".into()),
+        ("protocol", format!("LFW-as-MegaFace stand-in: probes = identities with >= {} images of {}", a.min_images, root.display())),
+        ("data root", data_root.display().to_string()),
+        ("device", a.pipeline.device.clone()),
+    ]);
+    let timings = [
+        ("align (detector + 68 landmarks)".to_string(), o.seconds, format!("{} new images", o.aligned)),
+        ("embed (+ mirrors)".to_string(), s.seconds, format!("{} new images", s.computed)),
+        ("score all sizes (one pass)".to_string(), score_s, String::new()),
+    ];
+    super::provenance::annotate_results_json(&out.join("results.json"), a.model.as_str(), &provenance, &timings)?;
     println!(
         "LFW-as-MegaFace (a stand-in, not MegaFace): {} probes of {} identities with >= {} images, {} distractors; \
          align {} new images ({:.1} images/s), embed {} new images; {} fallback(s) in the cache",

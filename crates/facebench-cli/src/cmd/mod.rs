@@ -7,6 +7,7 @@ pub mod keys;
 pub mod lfw_pipeline;
 pub mod megaface;
 pub mod provenance;
+pub mod report;
 pub mod train;
 
 /// Errors reach the user as one readable line.

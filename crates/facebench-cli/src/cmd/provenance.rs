@@ -1,6 +1,7 @@
 //! Where a number came from: recorded in every results.json and report appendix.
 
-/// facebench version, git commit, thread count, date (UTC) and the caller's items.
+/// facebench version, git commit, thread count, date (UTC) and the caller's items (model,
+/// weight checksum, preprocessing, protocol file checksum, data root, device, ...).
 pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -22,6 +23,35 @@ pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
     ];
     v.extend(extra.iter().map(|(k, val)| (k.to_string(), val.clone())));
     v
+}
+
+/// sha256 of a file, hex; the error names the file.
+pub fn file_sha256(path: &std::path::Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(facebench_lfw::sha256_hex(&bytes))
+}
+
+/// Stage timings as results.json records them: `[{"stage", "seconds", "note"}]`.
+pub fn timings_json(timings: &[(String, f64, String)]) -> serde_json::Value {
+    timings.iter().map(|(s, t, n)| serde_json::json!({"stage": s, "seconds": t, "note": n})).collect()
+}
+
+/// Adds `model`, `provenance` and `timings` to a results.json written by a library that
+/// does not know them (MegaFace's writer), keeping everything already there.
+pub fn annotate_results_json(
+    path: &std::path::Path,
+    model: &str,
+    provenance: &[(String, String)],
+    timings: &[(String, f64, String)],
+) -> super::CmdResult {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let obj = doc.as_object_mut().ok_or_else(|| format!("{}: not a JSON object", path.display()))?;
+    obj.insert("model".into(), model.into());
+    let map: std::collections::BTreeMap<String, String> = provenance.iter().cloned().collect();
+    obj.insert("provenance".into(), serde_json::to_value(map)?);
+    obj.insert("timings".into(), timings_json(timings));
+    super::write_json(path, &doc)
 }
 
 /// `YYYY-MM-DD hh:mm:ss` from the system clock (civil-from-days, proleptic Gregorian).

@@ -21,6 +21,7 @@ pub fn escape(s: &str) -> String {
             '≥' => out.push_str("$\\geq$"),
             '×' => out.push_str("$\\times$"),
             '–' | '—' => out.push_str("--"),
+            '″' => out.push_str("''"),
             c if c.is_ascii() => out.push(c),
             _ => out.push('?'),
         }
