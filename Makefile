@@ -9,7 +9,7 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench eval-lfw tune-lfw eval-megaface lmcl-toy lmcl-ablation clean-reports clean-cache help
+.PHONY: all build test models bench eval-lfw tune-lfw eval-megaface lmcl-toy lmcl-ablation report clean-reports clean-cache help
 
 all: build
 
@@ -24,6 +24,7 @@ help:
 	@echo "                  dir/megaface, suffix MEGAFACE_ENDING=$(MEGAFACE_ENDING)); otherwise the labelled"
 	@echo "                  LFW-as-MegaFace stand-in and the synthetic 1M benchmark -> reports/megaface/"
 	@echo "make bench        scoring benchmark (ratio against a plain GEMM in the same run)"
+	@echo "make report       paper-style comparison of every reports/**/results.json -> reports/summary/"
 	@echo "make lmcl-toy     CosFace Fig. 3 at head scale: 2-D heads on the 8 largest LFW identities -> reports/lmcl/toy.png"
 	@echo "make lmcl-ablation  CosFace Fig. 5 at head scale: LMCL margins vs Softmax/A-Softmax/ArcFace on LFW,"
 	@echo "                  identity-disjoint training folds, 3 seeds -> reports/lmcl/margin_ablation.{md,png}"
@@ -62,6 +63,13 @@ else
 	mkdir -p reports/megaface
 	$(BIN) bench megaface --distractors 1000000 | tee reports/megaface/synthetic-1M.txt
 endif
+
+# Every results.json under reports/ (the summary's own folder excluded), in one comparison;
+# found when the recipe runs (= not :=), after the eval targets wrote theirs.
+REPORT_INPUTS = $(sort $(shell find reports -name results.json -not -path 'reports/summary/*'))
+report: build
+	@test -n "$(REPORT_INPUTS)" || { echo "no results.json under reports/: run make eval-lfw (or eval-megaface, ...) first"; exit 1; }
+	$(BIN) report --results $(REPORT_INPUTS) --out reports/summary
 
 bench: build
 	$(BIN) bench score

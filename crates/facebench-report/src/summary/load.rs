@@ -183,6 +183,13 @@ pub fn load(path: &Path) -> Result<Entry> {
                 .collect()
         })
         .unwrap_or_default();
+    // Writers that keep preprocessing beside the provenance rather than in it.
+    let mut provenance = provenance;
+    if let Some(pre) = v.get("preprocessing").and_then(Value::as_str) {
+        if !provenance.is_empty() && !provenance.iter().any(|(k, _)| k == "preprocessing") {
+            provenance.push(("preprocessing".into(), pre.to_string()));
+        }
+    }
     let mut timings = Vec::new();
     if let Some(list) = v.get("timings").and_then(Value::as_array) {
         for (i, t) in list.iter().enumerate() {
