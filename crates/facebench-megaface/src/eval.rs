@@ -411,6 +411,10 @@ pub fn evaluate(
         .scoring
         .format()
         .map(|f| lowp::PackedRows::pack(f, probes.data(), probes.dim()));
+    // One packed-gallery buffer for all steps (low-precision modes).
+    let mut packed_g = packed_q
+        .as_ref()
+        .map(|pq| lowp::PackedPanels::pack(pq.format(), &[], probes.dim()));
     let total = distractors.rows();
     let mut acc = SizeReducer::new(&plan);
     let mut done = 0;
@@ -420,9 +424,9 @@ pub fn evaluate(
         let end = (done + step).min(total);
         let part = acc.fork_at(done);
         let slice = gallery.slice_rows(done..end);
-        let part = match &packed_q {
-            None => score_blocked(q, slice, cfg.block, part)?,
-            Some(pq) => lowp_blocked(pq, slice, cfg.block, part)?,
+        let part = match (&packed_q, &mut packed_g) {
+            (Some(pq), Some(pg)) => lowp_blocked(pq, pg, slice, cfg.block, part)?,
+            _ => score_blocked(q, slice, cfg.block, part)?,
         };
         facebench_score::Reducer::merge(&mut acc, part);
         done = end;
@@ -481,12 +485,14 @@ pub fn evaluate(
 /// rounded up to the kernel's panel width).
 fn lowp_blocked<R: facebench_score::Reducer>(
     q: &lowp::PackedRows,
+    g: &mut lowp::PackedPanels,
     gallery: Matrix<'_>,
     block: BlockConfig,
     reducer: R,
 ) -> Result<R> {
     use rayon::prelude::*;
-    let g = lowp::PackedPanels::pack(q.format(), gallery.as_slice(), gallery.dim());
+    g.repack(gallery.as_slice(), gallery.dim());
+    let g = &*g;
     let qb = block.query_block.max(1);
     let gb = block.gallery_block.max(1).next_multiple_of(lowp::NR);
     let (m, n) = (q.rows, g.cols);
@@ -500,7 +506,7 @@ fn lowp_blocked<R: facebench_score::Reducer>(
                 let (q0, g0) = ((t % nqb) * qb, (t / nqb) * gb);
                 let (rows, cols) = (qb.min(m - q0), gb.min(n - g0));
                 buf.resize(rows * cols, 0.0);
-                lowp::score_tile(q, q0, rows, &g, g0, cols, &mut buf[..rows * cols]);
+                lowp::score_tile(q, q0, rows, g, g0, cols, &mut buf[..rows * cols]);
                 part.consume(&facebench_score::Tile::new(
                     q0,
                     g0,

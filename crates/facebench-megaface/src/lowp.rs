@@ -185,36 +185,53 @@ pub(crate) struct PackedPanels {
 
 impl PackedPanels {
     pub fn pack(fmt: Format, data: &[f32], dim: usize) -> Self {
+        let mut p = PackedPanels {
+            fmt,
+            cols: 0,
+            kw: 0,
+            data: Vec::new(),
+            scale: Vec::new(),
+            corr: Vec::new(),
+        };
+        p.repack(data, dim);
+        p
+    }
+
+    /// Packs `data` (rows of `dim`) in place of the current contents, reusing the memory:
+    /// a pass packs one gallery slice after another, and fresh buffers of that size would
+    /// cost page faults each time.
+    pub fn repack(&mut self, data: &[f32], dim: usize) {
+        let fmt = self.fmt;
         let kw = dim.div_ceil(fmt.per_word());
         let cols = data.len() / dim;
         let panels = cols.div_ceil(NR);
         let panel = kw * NR;
-        let mut out = vec![0u32; panels * panel];
-        let mut scale = vec![0f32; panels * NR];
-        let mut corr = vec![0i32; panels * NR];
-        out.par_chunks_mut(panel.max(1))
-            .zip(scale.par_chunks_mut(NR))
-            .zip(corr.par_chunks_mut(NR))
+        // Every value below is overwritten, padding included, so old contents may stay.
+        self.data.resize(panels * panel, 0);
+        self.scale.resize(panels * NR, 0.0);
+        self.corr.resize(panels * NR, 0);
+        (self.cols, self.kw) = (cols, kw);
+        self.data[..panels * panel]
+            .par_chunks_mut(panel.max(1))
+            .zip(self.scale.par_chunks_mut(NR))
+            .zip(self.corr.par_chunks_mut(NR))
             .enumerate()
             .for_each(|(p, ((dst, sc), co))| {
                 let (mut words, mut tmp) = (vec![0u32; kw], Vec::new());
-                for c in 0..NR.min(cols - p * NR) {
-                    let row = &data[(p * NR + c) * dim..(p * NR + c + 1) * dim];
-                    let (s, sum) = encode(fmt, false, row, &mut words, &mut tmp);
-                    (sc[c], co[c]) = (s, 128 * sum);
+                for c in 0..NR {
+                    if p * NR + c < cols {
+                        let row = &data[(p * NR + c) * dim..(p * NR + c + 1) * dim];
+                        let (s, sum) = encode(fmt, false, row, &mut words, &mut tmp);
+                        (sc[c], co[c]) = (s, 128 * sum);
+                    } else {
+                        words.fill(0);
+                        (sc[c], co[c]) = (0.0, 0);
+                    }
                     for (k, &w) in words.iter().enumerate() {
                         dst[k * NR + c] = w;
                     }
                 }
             });
-        PackedPanels {
-            fmt,
-            cols,
-            kw,
-            data: out,
-            scale,
-            corr,
-        }
     }
 }
 
@@ -239,110 +256,141 @@ pub(crate) fn score_tile(
     );
     assert!(q.fmt.available(), "scoring needs {}", q.fmt.requirement());
     assert!(q.fmt != Format::Int8 || q.kw * 4 <= INT8_MAX_DIM);
+    if rows == 0 {
+        return;
+    }
     let panel = g.kw * NR;
+    let a = &q.data[q0 * q.kw..(q0 + rows) * q.kw];
     for p in 0..cols.div_ceil(NR) {
         let gp = c0 / NR + p;
         let b = &g.data[gp * panel..(gp + 1) * panel];
         let nc = NR.min(cols - p * NR);
-        for r0 in (0..rows).step_by(MR) {
-            let mr = MR.min(rows - r0);
-            // Rows past the end repeat the last row; their results are not stored.
-            let r = |i: usize| q0 + r0 + i.min(mr - 1);
-            let a: [&[u32]; MR] = std::array::from_fn(|i| &q.data[r(i) * q.kw..(r(i) + 1) * q.kw]);
-            let dst = &mut out[r0 * cols + p * NR..];
-            // SAFETY: the CPU has the format's features (asserted above); every `a[i]` has
-            // kw words, `b` has kw * NR words, and `dst` has room for `mr` rows of stride
-            // `cols` holding `nc` values each.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                match q.fmt {
-                    Format::Bf16 => micro_bf16(&a, b, g.kw, dst, cols, mr, nc),
-                    Format::Int8 => {
-                        let rs: [f32; MR] = std::array::from_fn(|i| q.scale[r(i)]);
-                        let cs = &g.scale[gp * NR..(gp + 1) * NR];
-                        let corr = &g.corr[gp * NR..(gp + 1) * NR];
-                        micro_int8(&a, b, g.kw, cs, corr, &rs, dst, cols, mr, nc)
-                    }
-                }
-            };
-        }
+        let dst = &mut out[p * NR..];
+        // SAFETY: the CPU has the format's features (asserted above); `a` holds `rows` rows of
+        // kw words, `b` kw * NR words, the column slices NR values, `q.scale[q0..]` `rows`
+        // values, and `dst` rows of stride `cols` with `nc` values from its start
+        // ((rows - 1) * cols + nc <= dst.len() because p * NR + nc <= cols).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            match q.fmt {
+                Format::Bf16 => panel_bf16(a, rows, b, g.kw, dst, cols, nc),
+                Format::Int8 => panel_int8(
+                    a,
+                    rows,
+                    b,
+                    g.kw,
+                    &q.scale[q0..q0 + rows],
+                    &g.scale[gp * NR..(gp + 1) * NR],
+                    &g.corr[gp * NR..(gp + 1) * NR],
+                    dst,
+                    cols,
+                    nc,
+                ),
+            }
+        };
     }
 }
 
-/// The shared register-blocked loop: `MR x 2` accumulators, per word two gallery registers
-/// and one broadcast query word per row, `$step(acc, query, gallery)` per accumulator.
+/// The shared register-blocked loop over one panel: rows in micro-tiles of `MR` (the last
+/// one repeats its last row; those results are not stored), `MR x 2` accumulators, per word
+/// two gallery registers and one broadcast query word per row, `$step(acc, query, gallery)`
+/// per accumulator; then `$store(row index, [acc; 2])` for each row of the micro-tile.
 #[cfg(target_arch = "x86_64")]
-macro_rules! accumulate {
-    ($a:expr, $b:expr, $kw:expr, |$acc:ident, $av:ident, $bv:ident| $step:expr) => {{
-        let mut accs = [[_mm512_setzero_si512(); 2]; MR];
-        let bp = $b.as_ptr();
-        for k in 0..$kw {
-            let b0 = _mm512_loadu_si512(bp.add(k * NR) as *const _);
-            let b1 = _mm512_loadu_si512(bp.add(k * NR + 16) as *const _);
-            for i in 0..MR {
-                let $av = _mm512_set1_epi32(*$a[i].get_unchecked(k) as i32);
-                let ($acc, $bv) = (accs[i][0], b0);
-                accs[i][0] = $step;
-                let ($acc, $bv) = (accs[i][1], b1);
-                accs[i][1] = $step;
+macro_rules! panel_loop {
+    ($a:expr, $rows:expr, $b:expr, $kw:expr,
+     |$acc:ident, $av:ident, $bv:ident| $step:expr,
+     |$r:ident, $row:ident| $store:expr) => {{
+        let (a, b, kw): (&[u32], &[u32], usize) = ($a, $b, $kw);
+        let bp = b.as_ptr();
+        for r0 in (0..$rows).step_by(MR) {
+            let mr = MR.min($rows - r0);
+            let ap: [*const u32; MR] = std::array::from_fn(|i| a.as_ptr().add((r0 + i.min(mr - 1)) * kw));
+            let mut accs = [[_mm512_setzero_si512(); 2]; MR];
+            for k in 0..kw {
+                let b0 = _mm512_loadu_si512(bp.add(k * NR) as *const _);
+                let b1 = _mm512_loadu_si512(bp.add(k * NR + 16) as *const _);
+                for i in 0..MR {
+                    let $av = _mm512_set1_epi32(*ap[i].add(k) as i32);
+                    let ($acc, $bv) = (accs[i][0], b0);
+                    accs[i][0] = $step;
+                    let ($acc, $bv) = (accs[i][1], b1);
+                    accs[i][1] = $step;
+                }
+            }
+            for (i, $row) in accs.iter().enumerate().take(mr) {
+                let $r = r0 + i;
+                $store;
             }
         }
-        accs
     }};
+}
+
+/// Store masks of the two halves of a micro-tile row with `nc` valid columns.
+#[cfg(target_arch = "x86_64")]
+fn masks(nc: usize) -> [__mmask16; 2] {
+    let m = if nc >= NR { u32::MAX } else { (1u32 << nc) - 1 };
+    [m as u16, (m >> 16) as u16]
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn micro_bf16(
-    a: &[&[u32]; MR],
-    b: &[u32],
-    kw: usize,
-    out: &mut [f32],
-    stride: usize,
-    mr: usize,
-    nc: usize,
-) {
-    let acc = accumulate!(a, b, kw, |acc, av, bv| _mm512_castps_si512(_mm512_dpbf16_ps(
-        _mm512_castsi512_ps(acc),
-        std::mem::transmute::<__m512i, __m512bh>(av),
-        std::mem::transmute::<__m512i, __m512bh>(bv),
-    )));
-    let mut lanes = [0f32; NR];
-    for (i, row) in acc.iter().enumerate().take(mr) {
-        _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_castsi512_ps(row[0]));
-        _mm512_storeu_ps(lanes.as_mut_ptr().add(16), _mm512_castsi512_ps(row[1]));
-        out[i * stride..i * stride + nc].copy_from_slice(&lanes[..nc]);
-    }
+unsafe fn panel_bf16(a: &[u32], rows: usize, b: &[u32], kw: usize, out: &mut [f32], stride: usize, nc: usize) {
+    let mk = masks(nc);
+    let o = out.as_mut_ptr();
+    panel_loop!(
+        a,
+        rows,
+        b,
+        kw,
+        |acc, av, bv| _mm512_castps_si512(_mm512_dpbf16_ps(
+            _mm512_castsi512_ps(acc),
+            std::mem::transmute::<__m512i, __m512bh>(av),
+            std::mem::transmute::<__m512i, __m512bh>(bv),
+        )),
+        |r, row| for h in (0..2).filter(|&h| mk[h] != 0) {
+            _mm512_mask_storeu_ps(o.add(r * stride + 16 * h), mk[h], _mm512_castsi512_ps(row[h]));
+        }
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn micro_int8(
-    a: &[&[u32]; MR],
+unsafe fn panel_int8(
+    a: &[u32],
+    rows: usize,
     b: &[u32],
     kw: usize,
+    row_scale: &[f32],
     col_scale: &[f32],
     corr: &[i32],
-    row_scale: &[f32; MR],
     out: &mut [f32],
     stride: usize,
-    mr: usize,
     nc: usize,
 ) {
-    let acc = accumulate!(a, b, kw, |acc, av, bv| _mm512_dpbusd_epi32(acc, av, bv));
+    let mk = masks(nc);
+    let o = out.as_mut_ptr();
     let cs = [_mm512_loadu_ps(col_scale.as_ptr()), _mm512_loadu_ps(col_scale.as_ptr().add(16))];
-    let co = [_mm512_loadu_si512(corr.as_ptr() as *const _), _mm512_loadu_si512(corr.as_ptr().add(16) as *const _)];
-    let mut lanes = [0f32; NR];
-    for (i, row) in acc.iter().enumerate().take(mr) {
-        let rs = _mm512_set1_ps(row_scale[i]);
-        for h in 0..2 {
-            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[h], co[h]));
-            let s = _mm512_mul_ps(_mm512_mul_ps(dot, cs[h]), rs);
-            _mm512_storeu_ps(lanes.as_mut_ptr().add(16 * h), s);
+    let co = [
+        _mm512_loadu_si512(corr.as_ptr() as *const _),
+        _mm512_loadu_si512(corr.as_ptr().add(16) as *const _),
+    ];
+    panel_loop!(
+        a,
+        rows,
+        b,
+        kw,
+        |acc, av, bv| _mm512_dpbusd_epi32(acc, av, bv),
+        |r, row| {
+            let rs = _mm512_set1_ps(*row_scale.get_unchecked(r));
+            // (A half with no valid column is not stored: its address may be past the end.)
+            for h in (0..2).filter(|&h| mk[h] != 0) {
+                let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[h], co[h]));
+                let s = _mm512_mul_ps(_mm512_mul_ps(dot, cs[h]), rs);
+                _mm512_mask_storeu_ps(o.add(r * stride + 16 * h), mk[h], s);
+            }
         }
-        out[i * stride..i * stride + nc].copy_from_slice(&lanes[..nc]);
-    }
+    );
 }
 
 #[cfg(test)]
