@@ -16,9 +16,11 @@
 //! The crops themselves (dlib box, ArcFace warp) are made from these landmarks by
 //! `facebench-image`.
 //!
-//! Agreement with face-api (TF.js 4.22 CPU) on its demo photos: 1e-4 px for boxes and landmarks
-//! on the same (jpeg-js) pixels; with this project's JPEG decoder 0.45 / 1.70 px (mean / max) on
-//! box corners and 1.05 / 4.94 px on landmarks (`tests/reference.rs`).
+//! Agreement with face-api (TF.js 4.22 CPU) on its demo photos: 2e-4 px for boxes and landmarks
+//! on the same pixels (decoded by `facebench-image`'s jpeg-js port, as the reference was; choose
+//! it for `align` with [`align_images_with`]); with the default JPEG decoder (`image` crate)
+//! 0.45 / 1.70 px (mean / max) on box corners and 1.05 / 4.94 px on landmarks
+//! (`tests/reference.rs`).
 //!
 //! Speed (CPU): the detector is ~3 GMAC per image (every image is resized to 512x512), 2.8 of
 //! them in the pointwise GEMMs, which run near the machine's GEMM peak (63 ms per image on one
@@ -37,7 +39,7 @@ use candle_core::Device;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub use align::{align_images, choose_central, fallback_box, AlignRecord, AlignSummary};
+pub use align::{align_images, align_images_with, choose_central, fallback_box, AlignRecord, AlignSummary};
 pub use landmarks::LANDMARK_INPUT;
 pub use ssd::SSD_INPUT;
 

@@ -34,9 +34,21 @@ pub fn detector() -> Detector {
     }
 }
 
-/// A demo photo of face-api (fetched with the weights by `make models`).
-pub fn demo_image(n: usize) -> image::RgbImage {
+fn demo_bytes(n: usize) -> (Vec<u8>, String) {
     let p = models_dir().join("face-api/demo").join(format!("sample{n}.jpg"));
     let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}\n(run \"make models\")", p.display()));
-    image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8()
+    (bytes, p.display().to_string())
+}
+
+/// A demo photo of face-api (fetched with the weights by `make models`), decoded by the
+/// project's default decoder (the `image` crate).
+pub fn demo_image(n: usize) -> image::RgbImage {
+    let (bytes, name) = demo_bytes(n);
+    facebench_image::decode_bytes(&bytes, &name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A demo photo decoded as face-api's reference decoded it (the jpeg-js port).
+pub fn demo_image_jpegjs(n: usize) -> image::RgbImage {
+    let (bytes, name) = demo_bytes(n);
+    facebench_image::decode_jpegjs(&bytes, &name).unwrap_or_else(|e| panic!("{e}"))
 }
