@@ -155,6 +155,44 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
     let e = fails(&["eval", "bin", "--bin", &p(&py3), "--protocol-file", &p(&proto_path), "--out", &p(&dir.join("x"))]);
     assert!(e.contains("image 0 (pair 1) is 250x250") && e.contains("112x112"), "{e}");
 
+    // A pack like the published ones: 112x112 ArcFace-warped PNG crops. The alignments are
+    // synthetic (the ArcFace template scaled by 150/112 about the photo's centre, so each
+    // crop is the centre 150x150 warped to 112x112); the model then takes the crops as they are.
+    let s = 150.0 / 112.0;
+    let off = 125.0 - 56.0 * s;
+    let tpl = [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
+    let pts: Vec<[f64; 2]> = tpl.iter().map(|[x, y]| [x * s + off, y * s + off]).collect();
+    let align = dir.join("align.jsonl");
+    let lines: Vec<String> = list
+        .iter()
+        .map(|k| serde_json::json!({"key": k, "faces": [{"points5": pts}], "chosen": 0}).to_string())
+        .collect();
+    std::fs::write(&align, lines[1..].join("\n")).unwrap();
+    let aligned = dir.join("aligned.bin");
+    let pack_aligned = ["pack", "bin", "--pairs", &p(&pairs), "--crop", "arcface", "--alignments", &p(&align), "--out", &p(&aligned)];
+    // The first image of the first pair is missing from the cache: named with its pairs line.
+    let e = fails(&pack_aligned);
+    assert!(e.contains(&list[0]) && e.contains("pairs600.txt:2") && e.contains("not in the alignment cache"), "{e}");
+    std::fs::write(&align, lines.join("\n")).unwrap();
+    ok(&pack_aligned);
+    let crops = facebench_bin::read_pack(&aligned).unwrap();
+    assert_eq!(crops.issame, pack.issame);
+    for img in &crops.images {
+        // PNG signature, then IHDR width and height (big-endian) at bytes 16..24.
+        assert!(img.starts_with(b"\x89PNG\r\n\x1a\n"));
+        assert_eq!(img[16..24], [0, 0, 0, 112, 0, 0, 0, 112]);
+    }
+    let out3 = dir.join("eval_aligned");
+    let stdout = ok(&["eval", "bin", "--bin", &p(&aligned), "--protocol-file", &p(&proto_path), "--out", &p(&out3)]);
+    let doc3 = json(&out3.join("results.json"));
+    assert_eq!(doc3["protocol"], "bin:lfw");
+    let rules: Vec<&str> = doc3["results"]["accuracy"].as_array().unwrap().iter().map(|a| a["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["insightface", "sphereface", "facenet", "facexzoo", "exact"], "the protocol file's rules");
+    let mean = doc3["results"]["accuracy"][0]["mean"].as_f64().unwrap();
+    assert!(mean >= 0.72, "accuracy {mean} on centre-warped crops\n{stdout}");
+    let report = std::fs::read_to_string(out3.join("report.md")).unwrap();
+    assert!(report.contains("| published | ArcFace paper: R100, MS1MV2, ArcFace loss | as published | 99.83 |"), "{report}");
+
     // A truncated pack is an error naming the file and the byte, never a panic.
     let bytes = std::fs::read(&py3).unwrap();
     let cut = dir.join("cut.bin");
