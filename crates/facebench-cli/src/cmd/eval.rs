@@ -44,6 +44,9 @@ pub enum EvalCommand {
     /// An InsightFace .bin verification pack (lfw.bin, cfp_fp.bin, agedb_30.bin, ...):
     /// decode, embed (image + mirror), 10 contiguous folds, scored like LFW.
     Bin(super::bin::EvalBinArgs),
+    /// YouTube Faces: 5000 video pairs of splits.txt, frames aligned and embedded (cached),
+    /// scored per video (mean-feature, mean-pair, min-pair, max-pair), 10-fold over the splits.
+    Ytf(super::ytf::YtfArgs),
 }
 
 /// Either `--model NAME` (the whole protocol from images: align, embed, tune on View 1,
@@ -89,6 +92,7 @@ pub fn run(cmd: EvalCommand, data_root: &Path) -> CmdResult {
         EvalCommand::Megaface(a) => super::megaface::run(a, data_root),
         EvalCommand::MegafaceLfw(a) => super::megaface::run_lfw_stand_in(a, data_root),
         EvalCommand::Bin(a) => super::bin::eval_bin(a),
+        EvalCommand::Ytf(a) => super::ytf::run(a, data_root),
     }
 }
 

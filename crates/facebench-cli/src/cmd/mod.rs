@@ -5,10 +5,12 @@ pub mod embed;
 pub mod eval;
 pub mod keys;
 pub mod lfw_pipeline;
+pub mod lmcl;
 pub mod megaface;
 pub mod provenance;
 pub mod report;
 pub mod train;
+pub mod ytf;
 
 /// Errors reach the user as one readable line.
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
