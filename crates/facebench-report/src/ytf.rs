@@ -56,6 +56,8 @@ pub struct YtfReport {
     /// Pairs, videos, layout, frame selection: one paragraph.
     pub summary: String,
     pub preprocessing: String,
+    /// Frames/s of alignment and embedding, in words.
+    pub speed: Option<String>,
     /// The first mode is the headline (per-fold table, score histogram).
     pub modes: Vec<YtfModeReport>,
     /// Header and rows of the per-pair score table (shown when short; always in the CSV).
@@ -88,13 +90,16 @@ fn tar_cell(t: &TarCell) -> (String, String) {
     }
 }
 
-/// The tables, in order, with a heading each (shared by Markdown and HTML).
-fn tables(r: &YtfReport) -> Vec<(String, Table)> {
+/// The tables, in order, with a heading and a note after each (shared by Markdown and HTML).
+fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
     let mut out = Vec::new();
+    let mut reasons: Vec<&str> = r.modes.iter().filter_map(|m| m.not_measurable.as_deref()).collect();
+    reasons.dedup();
     let mut t = Table::new(["", "method", "video score", "rule", "YTF accuracy % (mean ± pop. std)", "sample std", "SEM"]);
     for m in &r.modes {
         if let Some(why) = &m.not_measurable {
-            t.row(["measured".into(), r.model.clone(), m.mode.clone(), "-".into(), format!("not measurable: {why}"), "-".into(), "-".into()]);
+            let what = if reasons.len() == 1 { "not measurable (see below)".to_string() } else { format!("not measurable: {why}") };
+            t.row(["measured".into(), r.model.clone(), m.mode.clone(), "-".into(), what, "-".into(), "-".into()]);
         }
         for rep in &m.accuracy {
             t.row([
@@ -119,13 +124,14 @@ fn tables(r: &YtfReport) -> Vec<(String, Table)> {
             "-".into(),
         ]);
     }
-    out.push(("Accuracy (10-fold over the splits of splits.txt)".to_string(), t));
+    let note = if reasons.len() == 1 { format!("Not measurable: {}.", reasons[0]) } else { String::new() };
+    out.push(("Accuracy (10-fold over the splits of splits.txt)".to_string(), t, note));
 
     let mut t = Table::new(["video score", "how"]);
     for m in &r.modes {
         t.row([m.mode.clone(), m.description.clone()]);
     }
-    out.push(("Video scoring modes".to_string(), t));
+    out.push(("Video scoring modes".to_string(), t, String::new()));
 
     if let Some(head) = r.modes.iter().find(|m| !m.accuracy.is_empty()) {
         let mut header = vec!["split".to_string()];
@@ -142,7 +148,7 @@ fn tables(r: &YtfReport) -> Vec<(String, Table)> {
             }
             t.row(cells);
         }
-        out.push((format!("Per split, {} (threshold chosen on the other 9 splits)", head.mode), t));
+        out.push((format!("Per split, {} (threshold chosen on the other 9 splits)", head.mode), t, String::new()));
 
         let mut t = Table::new(["video score", "rule", "score thresholded"]);
         for m in &r.modes {
@@ -150,7 +156,7 @@ fn tables(r: &YtfReport) -> Vec<(String, Table)> {
                 t.row([m.mode.clone(), rule.clone(), how.clone()]);
             }
         }
-        out.push(("What each rule thresholds".to_string(), t));
+        out.push(("What each rule thresholds".to_string(), t, String::new()));
 
         let mut t = Table::new(["video score", "measure", "value", "how"]);
         for m in r.modes.iter().filter(|m| m.auc.is_some()) {
@@ -161,7 +167,7 @@ fn tables(r: &YtfReport) -> Vec<(String, Table)> {
                 t.row([m.mode.clone(), format!("TAR@FAR={:.0e}", c.far_target), v, how]);
             }
         }
-        out.push(("ROC read-outs".to_string(), t));
+        out.push(("ROC read-outs".to_string(), t, String::new()));
     }
 
     if !r.pair_rows.is_empty() && r.pair_rows.len() <= MAX_PAIR_ROWS {
@@ -169,14 +175,14 @@ fn tables(r: &YtfReport) -> Vec<(String, Table)> {
         for row in &r.pair_rows {
             t.row(row.clone());
         }
-        out.push(("Pair scores".to_string(), t));
+        out.push(("Pair scores".to_string(), t, String::new()));
     }
     if !r.timings.is_empty() {
         let mut t = Table::new(["stage", "seconds", "note"]);
         for (stage, secs, note) in &r.timings {
             t.row([stage.clone(), format!("{secs:.1}"), note.clone()]);
         }
-        out.push(("Time".to_string(), t));
+        out.push(("Time".to_string(), t, String::new()));
     }
     out
 }
@@ -228,8 +234,14 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
     }
     let _ = writeln!(md, "# YouTube Faces (YTF): {}\n", r.model);
     let _ = writeln!(md, "{} Preprocessing: {}.\n", r.summary, r.preprocessing);
-    for (h, t) in &tabs {
+    if let Some(sp) = &r.speed {
+        let _ = writeln!(md, "{sp}\n");
+    }
+    for (h, t, note) in &tabs {
         let _ = write!(md, "## {h}\n\n{}\n", t.markdown());
+        if !note.is_empty() {
+            let _ = write!(md, "{note}\n\n");
+        }
     }
     if r.pair_rows.len() > MAX_PAIR_ROWS {
         let _ = write!(md, "Every pair's score in every mode is in `pairs_scores.csv` ({} pairs).\n\n", r.pair_rows.len());
@@ -272,8 +284,14 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
         escape_html(&r.summary),
         escape_html(&r.preprocessing)
     );
-    for (h, t) in &tabs {
+    if let Some(sp) = &r.speed {
+        let _ = writeln!(html, "<p>{}</p>", escape_html(sp));
+    }
+    for (h, t, note) in &tabs {
         let _ = write!(html, "<h2>{}</h2>\n{}", escape_html(h), t.html());
+        if !note.is_empty() {
+            let _ = writeln!(html, "<p>{}</p>", escape_html(note));
+        }
     }
     html += "<h2>Figures</h2>\n";
     for (stem, _) in &figures {
@@ -322,7 +340,7 @@ mod tests {
         write_ytf_report(&dir, &r).unwrap();
         let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
         assert!(md.lines().next().unwrap().contains("PARTIAL EVALUATION: 1 of 5000 pairs"), "{md}");
-        assert!(md.contains("not measurable: split 1 has no pairs"));
+        assert!(md.contains("not measurable (see below)") && md.contains("Not measurable: split 1 has no pairs."), "{md}");
         assert!(md.contains("| published |") && md.contains("97.60"), "published YTF rows");
         assert!(!dir.join("roc.png").exists() && dir.join("scores.png").exists());
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

@@ -192,24 +192,29 @@ impl YtfResults {
 
 /// Why 10-fold accuracy cannot be measured on `pairs`, or None if it can.
 pub fn not_measurable(pairs: &[&VideoPair]) -> Option<String> {
-    let mut problems = Vec::new();
+    let (mut empty, mut no_same, mut no_diff) = (Vec::new(), Vec::new(), Vec::new());
     for s in 1..=SPLITS {
         let same = pairs.iter().filter(|p| p.split == s && p.is_same).count();
         let diff = pairs.iter().filter(|p| p.split == s && !p.is_same).count();
         match (same, diff) {
-            (0, 0) => problems.push(format!("split {s} has no pairs")),
-            (0, _) => problems.push(format!("split {s} has no same pairs")),
-            (_, 0) => problems.push(format!("split {s} has no different pairs")),
+            (0, 0) => empty.push(s.to_string()),
+            (0, _) => no_same.push(s.to_string()),
+            (_, 0) => no_diff.push(s.to_string()),
             _ => {}
         }
     }
+    let problems: Vec<String> = [(empty, "no pairs"), (no_same, "no same pairs"), (no_diff, "no different pairs")]
+        .into_iter()
+        .filter(|(v, _)| !v.is_empty())
+        .map(|(v, what)| format!("{} {}: {what}", if v.len() == 1 { "split" } else { "splits" }, v.join(", ")))
+        .collect();
     if problems.is_empty() {
         return None;
     }
     Some(format!(
-        "10-fold accuracy and ROC cannot be measured on {} pair(s): {} (each of the {SPLITS} splits needs at least one same and one different pair)",
+        "10-fold accuracy and ROC cannot be measured on {} pair(s): {} (every split needs a same and a different pair)",
         pairs.len(),
-        problems.join(", ")
+        problems.join("; ")
     ))
 }
 

@@ -194,6 +194,6 @@ fn evaluation_over_the_real_splits_on_synthetic_features() {
     assert!(r.partial_line().unwrap().contains(&format!("{} of 5000 pairs", r.pairs_evaluated)));
     assert!(r.modes[0].metrics.is_none());
     let why = r.modes[0].not_measurable.as_ref().unwrap();
-    assert!(why.contains("split 3 has no pairs"), "{why}");
+    assert!(why.contains("split 3: no pairs"), "{why}");
     assert_eq!(r.pairs.len(), r.pairs_evaluated);
 }
