@@ -87,9 +87,10 @@ fn verification_cell(v: &Verification) -> String {
     if picked.is_empty() {
         picked = v.rules.iter().take(1).collect();
     }
-    let mut s = picked.iter().map(|r| format!("{:.2} ({})", 100.0 * r.mean, r.rule)).collect::<Vec<_>>().join(", ");
+    let mode = v.mode.as_ref().map_or(String::new(), |m| format!("; {m}"));
+    let mut s = picked.iter().map(|r| format!("{:.2} ({}{mode})", 100.0 * r.mean, r.rule)).collect::<Vec<_>>().join(", ");
     if s.is_empty() {
-        s = "no accuracy".into();
+        s = "not measurable".into();
     }
     if let Some(p) = &v.partial {
         s += &format!(" [{p}]");
@@ -332,6 +333,9 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
             })
             .collect::<Vec<_>>()
             .join("; ");
+        if v.rules.is_empty() {
+            t.row([e.model.clone(), v.preprocessing.clone(), pairs.clone(), "-".into(), "not measurable".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+        }
         for (i, r) in v.rules.iter().enumerate() {
             let first = i == 0;
             let opt = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.2}", 100.0 * x));
@@ -339,7 +343,10 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
                 e.model.clone(),
                 if first { v.preprocessing.clone() } else { "″".into() },
                 pairs.clone(),
-                r.rule.clone(),
+                match &v.mode {
+                    Some(m) => format!("{} ({m})", r.rule),
+                    None => r.rule.clone(),
+                },
                 format!("{:.2} ± {:.2}", 100.0 * r.mean, 100.0 * r.std_population),
                 opt(r.std_sample),
                 opt(r.sem),
@@ -364,6 +371,11 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
         }
     }
     doc.t(t.clone());
+    for (e, v) in &rows {
+        for n in &v.notes {
+            doc.p(format!("{}: {n}", e.model));
+        }
+    }
     let tex_t = {
         // The LaTeX copy leaves out the ROC read-outs column (too wide for a page).
         let mut x = Table::new(t.header[..9].to_vec());
@@ -413,7 +425,8 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
         .collect();
     if !panels.is_empty() {
         let stem = doc.out.join(format!("scores_{}", slug(protocol)));
-        score_histogram_panels(&stem, &format!("{title}: pair scores per model"), &panels, "cosine similarity of the pair")?;
+        let x_desc = if protocol == "ytf" { "video pair score (cosine-like)" } else { "cosine similarity of the pair" };
+        score_histogram_panels(&stem, &format!("{title}: pair scores per model"), &panels, x_desc)?;
         doc.fig(stem.clone(), format!("{title}: genuine and impostor cosine scores, one panel per model (each on its own score range); dashed: the insightface rule's mean threshold as a cosine."));
         written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
     }

@@ -210,3 +210,17 @@ fn colour_slots_are_stable_and_distinct() {
     used.dedup();
     assert_eq!(used.len(), 7, "up to 7 models never share a colour");
 }
+
+#[test]
+fn ytf_partial_not_measurable_run_is_labelled() {
+    // Shape of `facebench eval ytf` on the frames subset: 1 of 5000 pairs, no accuracy.
+    let out = tmp("ytf-real");
+    let s = write_summary(&out, &[fixture("lfw-a/results.json"), fixture("ytf-partial/results.json")], &[]).unwrap();
+    assert_eq!(s.used, 2);
+    let md = read(&out.join("summary.md"));
+    let row = md.lines().find(|l| l.starts_with("| fixture-b |")).unwrap();
+    assert!(row.contains("not measurable [partial: 1 of 5,000 pairs]"), "{row}");
+    assert!(md.contains("PARTIAL EVALUATION: 1 of 5000 pairs"), "the file's own words are kept");
+    let svg = read(&out.join("scores_ytf.svg"));
+    assert!(svg.contains("fixture-b") && svg.contains("video pair score"));
+}

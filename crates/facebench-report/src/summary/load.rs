@@ -33,6 +33,10 @@ pub struct Verification {
     pub n_pairs: u64,
     /// Set when fewer pairs were scored than the protocol has (or the file says partial).
     pub partial: Option<String>,
+    /// The file's own words on a partial evaluation or on what could not be measured.
+    pub notes: Vec<String>,
+    /// A scoring variant beyond the rule, e.g. YTF's video score (`mean-feature`).
+    pub mode: Option<String>,
     pub preprocessing: String,
     pub rules: Vec<RuleAccuracy>,
     pub auc: Option<f64>,
@@ -227,20 +231,36 @@ fn model_name(v: &Value, path: &Path, provenance: &[(String, String)]) -> String
 
 fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
     let r = at.get(v, "results")?;
-    let n_pairs = at.u64(r, "n_pairs")?;
-    let expected = match protocol {
+    // LFW's and .bin's results say `n_pairs`; YTF's say `pairs_evaluated` of `pairs_total`.
+    let n_pairs = match r.get("n_pairs") {
+        Some(_) => at.u64(r, "n_pairs")?,
+        None => at.u64(r, "pairs_evaluated").map_err(|_| bad(at.path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?,
+    };
+    let expected = r.get("pairs_total").and_then(Value::as_u64).or(match protocol {
         "lfw" => Some(LFW_PAIRS),
         "ytf" => Some(YTF_PAIRS),
         _ => None,
-    };
-    let partial = match (v.get("partial"), expected) {
-        (Some(Value::String(s)), _) => Some(s.clone()),
-        (Some(Value::Bool(true)), _) => Some(format!("partial: {n_pairs} pairs")),
-        (_, Some(e)) if n_pairs != e => Some(format!("partial: {} of {} pairs", thousands(n_pairs), thousands(e))),
+    });
+    let says_partial = [v.get("partial"), r.get("partial")]
+        .into_iter()
+        .flatten()
+        .any(|p| p.as_bool() == Some(true) || p.as_str().is_some_and(|s| !s.is_empty()));
+    let partial = match expected {
+        Some(e) if n_pairs != e => Some(format!("partial: {} of {} pairs", thousands(n_pairs), thousands(e))),
+        _ if says_partial => Some(format!("partial: {} pairs", thousands(n_pairs))),
         _ => None,
     };
+    let notes: Vec<String> = [v.get("partial"), r.get("not_measurable")]
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect();
+    let mode = r.get("mode").and_then(Value::as_str).map(str::to_string);
     let mut rules = Vec::new();
-    for (i, a) in at.arr(r, "accuracy")?.iter().enumerate() {
+    // Absent when accuracy could not be measured (too few pairs): then `not_measurable` says why.
+    let no_accuracy = Vec::new();
+    let accuracy = if r.get("accuracy").is_some() { at.arr(r, "accuracy")? } else { &no_accuracy };
+    for (i, a) in accuracy.iter().enumerate() {
         let f = |name: &str| format!("results.accuracy[{i}].{name}");
         let rule = a.get("rule").and_then(Value::as_str).ok_or_else(|| bad(at.path, format!("field `{}` is missing", f("rule"))))?;
         let num = |name: &str| a.get(name).and_then(Value::as_f64);
@@ -282,7 +302,7 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
         None
     };
     let scores = match at.path.parent().map(|d| d.join("pairs_scores.csv")) {
-        Some(csv) if csv.is_file() => Some(read_pair_scores(&csv)?),
+        Some(csv) if csv.is_file() => Some(read_pair_scores(&csv, mode.as_deref())?),
         _ => None,
     };
     let other_variants = v
@@ -310,6 +330,8 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
         protocol: protocol.to_string(),
         n_pairs,
         partial,
+        notes,
+        mode,
         preprocessing,
         rules,
         auc: r.get("auc").and_then(Value::as_f64),
@@ -321,15 +343,21 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
     })
 }
 
-/// `pairs_scores.csv` (header with `is_same` and `cosine` columns): (genuine, impostor).
-fn read_pair_scores(path: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
+/// `pairs_scores.csv` (header with `is_same` and a `cosine` column, or, for YTF, a column
+/// named after the scoring mode): (genuine, impostor).
+fn read_pair_scores(path: &Path, mode: Option<&str>) -> Result<(Vec<f64>, Vec<f64>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |name: &str| {
         header.iter().position(|h| h.trim() == name).ok_or_else(|| bad(path, format!("line 1: no `{name}` column")))
     };
-    let (same, cos) = (col("is_same")?, col("cosine")?);
+    let same = col("is_same")?;
+    let cos = match (col("cosine"), mode) {
+        (Ok(c), _) => c,
+        (Err(_), Some(m)) => col(m)?,
+        (Err(e), None) => return Err(e),
+    };
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let cells: Vec<&str> = line.split(',').collect();
