@@ -94,7 +94,7 @@ impl VerificationPack {
     /// published pack has one).
     pub fn folds(&self, k: usize) -> std::result::Result<Vec<usize>, String> {
         let n = self.n_pairs();
-        if k < 2 || n % k != 0 || n == 0 {
+        if k < 2 || n == 0 || !n.is_multiple_of(k) {
             return Err(format!("{n} pairs cannot be split into {k} equal contiguous folds"));
         }
         facebench_metrics::kfold_ids(n, k).map_err(|e| e.to_string())

@@ -52,7 +52,7 @@ impl PackProtocol {
         let err = |msg: String| Error::Protocol { path: path.to_path_buf(), msg };
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
         let p: PackProtocol = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        if p.pairs == 0 || p.folds < 2 || p.pairs % p.folds != 0 {
+        if p.pairs == 0 || p.folds < 2 || !p.pairs.is_multiple_of(p.folds) {
             return Err(err(format!("{} pairs cannot be split into {} equal folds", p.pairs, p.folds)));
         }
         if p.metrics.rules.is_empty() {
