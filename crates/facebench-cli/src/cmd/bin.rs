@@ -310,7 +310,7 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     let timings = vec![
         ("read pack".to_string(), read_secs, format!("{} images", pack.images.len())),
         (
-            format!("embed {} (+ mirrors)", a.model.as_str()),
+            format!("embed {}{}", a.model.as_str(), if a.no_flip { "" } else { " (+ mirrors)" }),
             embed_secs,
             format!("{:.1} model inputs/s", (pack.images.len() * if a.no_flip { 1 } else { 2 }) as f64 / embed_secs.max(1e-9)),
         ),
