@@ -153,7 +153,7 @@ fn latex_compiles_if_pdflatex_is_present() {
     }
     std::fs::write(
         out.join("paper.tex"),
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{summary.tex}\n\\end{document}\n",
+        "\\documentclass{article}\n\\usepackage{booktabs,array}\n\\begin{document}\n\\input{summary.tex}\n\\end{document}\n",
     )
     .unwrap();
     let o = std::process::Command::new("pdflatex")

@@ -1,4 +1,5 @@
-//! LaTeX output: booktabs tables a paper can `\input` (no preamble; needs `booktabs`).
+//! LaTeX output: booktabs tables a paper can `\input` (no preamble; needs the `booktabs` and
+//! `array` packages).
 
 use crate::table::Table;
 
@@ -30,11 +31,19 @@ pub fn escape(s: &str) -> String {
 }
 
 /// One `table*` float: `groups` are (group heading or "", rows of `t`'s shape); a heading
-/// spans the table in italics and groups are separated by `\midrule`. `widths` are the
-/// column widths in cm (text columns wrap).
+/// spans the table in italics and groups are separated by `\midrule`. `widths` are relative
+/// column widths: the table fills 84% of `\linewidth` with narrow column gaps, so it fits a
+/// one-column page as well as a two-column `table*` (text columns wrap, ragged right).
 pub fn table(caption: &str, label: &str, header: &[String], groups: &[(&str, &Table)], widths: &[f64]) -> String {
-    let cols: String = widths.iter().map(|w| format!("p{{{w:.1}cm}}")).collect();
-    let mut s = format!("\\begin{{table*}}[t]\n\\centering\\footnotesize\n\\caption{{{}}}\n\\label{{{label}}}\n", escape(caption));
+    let total: f64 = widths.iter().sum();
+    let cols: String = widths
+        .iter()
+        .map(|w| format!(">{{\\raggedright\\arraybackslash}}p{{{:.3}\\linewidth}}", 0.84 * w / total))
+        .collect();
+    let mut s = format!(
+        "\\begin{{table*}}[t]\n\\centering\\footnotesize\\setlength{{\\tabcolsep}}{{3pt}}\n\\caption{{{}}}\n\\label{{{label}}}\n",
+        escape(caption)
+    );
     s += &format!("\\begin{{tabular}}{{@{{}}{cols}@{{}}}}\n\\toprule\n");
     s += &header.iter().map(|h| escape(h)).collect::<Vec<_>>().join(" & ");
     s += " \\\\\n";
