@@ -36,12 +36,15 @@ enum Command {
     /// Benchmarks that print a ratio against a baseline measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
-    /// Paper-style comparison of every results.json given: tables (Markdown, HTML, LaTeX),
-    /// overlaid ROC/CMC figures, score histograms and a provenance appendix.
-    Report(cmd::report::ReportArgs),
     /// Write a dataset file: `pack bin` makes an InsightFace .bin verification pack.
     #[command(subcommand)]
     Pack(cmd::bin::PackCommand),
+    /// Paper-style comparison of every results.json given: tables (Markdown, HTML, LaTeX),
+    /// overlaid ROC/CMC figures, score histograms and a provenance appendix.
+    Report(cmd::report::ReportArgs),
+    /// The CosFace paper's LMCL experiments on frozen LFW embeddings: toy (Fig. 3), ablation (Fig. 5).
+    #[command(subcommand)]
+    Lmcl(cmd::lmcl::LmclCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,8 +56,9 @@ fn main() -> ExitCode {
         Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
         Command::Train(a) => cmd::train::run(a),
         Command::Bench(c) => cmd::bench::run(c, &cli.data_root),
-        Command::Report(a) => cmd::report::run(a),
         Command::Pack(c) => cmd::bin::run_pack(c, &cli.data_root),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Lmcl(c) => cmd::lmcl::run(c, &cli.data_root),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
