@@ -418,8 +418,10 @@ pub fn evaluate(
     let total = distractors.rows();
     let mut acc = SizeReducer::new(&plan);
     let mut done = 0;
-    // Small first steps so the top buffers get a bound before large steps fork many partials.
-    let mut step = cfg.chunk_rows.min(4096);
+    // A small first step, about as many scores as the largest top-score buffer keeps, so
+    // that the buffers get a bound before large steps fork many partials.
+    let most_kept = plan.keep.iter().copied().max().unwrap_or(1);
+    let mut step = most_kept.div_ceil(n).clamp(64, 4096).min(cfg.chunk_rows);
     while done < total {
         let end = (done + step).min(total);
         let part = acc.fork_at(done);

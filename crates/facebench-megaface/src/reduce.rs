@@ -184,6 +184,18 @@ unsafe fn scan_above_avx512(seg: &[f32], thr: f32, hits: &mut dyn FnMut(usize, u
     }
 }
 
+/// Number of values of the ascending `mates` strictly below `s` (a score above the smallest):
+/// most such scores sit just above the smallest mate scores, so a short scan from the bottom
+/// usually ends early; the rest is counted 16 at a time.
+#[inline(always)]
+fn slot_of(mates: &[f32], s: f32, simd: bool) -> usize {
+    const SHORT: usize = 4;
+    match mates.iter().take(SHORT).position(|&t| t >= s) {
+        Some(k) => k,
+        None => SHORT.min(mates.len()) + count_below(&mates[SHORT.min(mates.len())..], s, simd),
+    }
+}
+
 /// Number of values of `xs` strictly below `s`.
 #[inline]
 fn count_below(xs: &[f32], s: f32, simd: bool) -> usize {
@@ -254,12 +266,14 @@ impl TopScores {
         }
     }
     fn cut(&mut self) {
-        if self.buf.len() > self.keep {
-            let k = self.keep;
+        let k = self.keep.max(1);
+        if self.buf.len() > k {
             self.buf
                 .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
             self.buf.truncate(k);
-            self.bound = self.buf.iter().copied().fold(f32::INFINITY, f32::min);
+        }
+        if self.buf.len() == k {
+            self.bound = self.buf.iter().copied().fold(f32::INFINITY, f32::min).max(self.bound);
         }
     }
     fn merge(&mut self, other: TopScores) {
@@ -274,15 +288,15 @@ impl TopScores {
         self.buf
     }
     /// A bound that is safe to hand to a fresh partial: once `keep` values are held, nothing
-    /// at or below their minimum can enter the final top set.
-    fn seed_bound(&self) -> f32 {
-        if self.buf.len() >= self.keep {
-            let mut v = self.buf.clone();
-            v.select_nth_unstable_by(self.keep - 1, |a, b| b.total_cmp(a));
-            v[self.keep - 1].max(self.bound)
-        } else {
-            self.bound
+    /// at or below their minimum can enter the final top set. Cuts the buffer in place when
+    /// the bound is missing or the buffer has grown by a quarter since the last cut (a cut
+    /// costs a selection over the whole buffer, which is millions of values at 1M).
+    fn seed_bound(&mut self) -> f32 {
+        let k = self.keep.max(1);
+        if self.buf.len() >= k && (self.bound == f32::NEG_INFINITY || self.buf.len() >= k + k / 4) {
+            self.cut();
         }
+        self.bound
     }
 }
 
@@ -322,10 +336,10 @@ impl<'a> SizeReducer<'a> {
 
     /// An empty partial for the gallery slice starting at row `col0`, whose top-score
     /// buffers start from this state's bounds (so partials keep little once warmed up).
-    pub fn fork_at(&self, col0: usize) -> Self {
+    pub fn fork_at(&mut self, col0: usize) -> Self {
         let top = self
             .top
-            .iter()
+            .iter_mut()
             .map(|t| TopScores::new(t.keep, t.seed_bound()))
             .collect();
         Self::with_top(self.plan, col0, top)
@@ -497,7 +511,7 @@ impl Reducer for SizeReducer<'_> {
                     while m != 0 {
                         let s = seg[j0 + m.trailing_zeros() as usize];
                         if s > min {
-                            slots[count_below(mates, s, p.simd)] += 1;
+                            slots[slot_of(mates, s, p.simd)] += 1;
                         }
                         top.offer(s);
                         m &= m - 1;
@@ -556,6 +570,13 @@ mod tests {
                         assert_eq!(m >> b & 1 == 1, s > t, "len {len} thr {thr} at {}", j + b);
                     }
                     t = (t + 0.1f32).min(1.5);
+                }
+                let mut sorted = seg.clone();
+                sorted.sort_by(f32::total_cmp);
+                for &s in seg.iter().chain(&[thr]) {
+                    let below = seg.iter().filter(|&&x| x < s).count();
+                    assert_eq!(slot_of(&sorted, s, true), below);
+                    assert_eq!(slot_of(&sorted, s, false), below);
                 }
                 for &s in &seg {
                     assert_eq!(count_below(&seg, s, true), count_below(&seg, s, false));

@@ -1,5 +1,6 @@
 //! A borrowed row-major f32 matrix and the crate's error type.
 
+use rayon::prelude::*;
 use std::ops::Range;
 
 /// Everything that can go wrong in this crate. Messages name the offending row / pair / value.
@@ -49,7 +50,12 @@ impl<'a> Matrix<'a> {
         if rows.checked_mul(dim) != Some(data.len()) {
             return Err(ScoreError::Shape { len: data.len(), rows, dim });
         }
-        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        // The check reads every value (2 GB for MegaFace at 1M): whole blocks are tested
+        // without early exit (vectorised), in parallel; only a failing block is searched.
+        const BLOCK: usize = 1 << 16;
+        let bad = data.par_chunks(BLOCK).position_first(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()));
+        if let Some(b) = bad {
+            let pos = b * BLOCK + data[b * BLOCK..].iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(ScoreError::NonFinite { row: pos / dim, col: pos % dim, value: data[pos] });
         }
         Ok(Matrix { data, rows, dim })

@@ -276,6 +276,11 @@ fn bad_input_gives_errors_not_panics() {
     w[5] = f32::NAN;
     let e = Matrix::new(&w, 3, 2).unwrap_err();
     assert!(e.to_string().contains("row 2, column 1"), "{e}");
+    // The first of several non-finite values, past the first block of the parallel check.
+    let mut big = vec![0.0f32; 300_000];
+    (big[200_003], big[250_000]) = (f32::INFINITY, f32::NAN);
+    let e = Matrix::new(&big, 100_000, 3).unwrap_err();
+    assert_eq!(e, ScoreError::NonFinite { row: 66_667, col: 2, value: f32::INFINITY });
     let (a, b) = (Matrix::new(&v, 3, 2).unwrap(), Matrix::new(&v, 2, 3).unwrap());
     assert!(matches!(score_blocked(a, b, BlockConfig::default(), Histogram::new(0.0, 1.0, 2).unwrap()), Err(ScoreError::DimMismatch { .. })));
     assert!(matches!(
