@@ -297,7 +297,7 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
     for (stem, _) in &figures {
         let p = dir.join(format!("{stem}.svg"));
         let svg = std::fs::read_to_string(&p).map_err(|e| Error::Io { path: p, source: e })?;
-        let _ = write!(html, "<figure>{svg}</figure>\n");
+        let _ = writeln!(html, "<figure>{svg}</figure>");
     }
     let _ = write!(html, "<h2>Alignment fallbacks</h2>\n<p>{} frame(s) had no detected face in the search region.</p>\n", r.fallbacks.len());
     if !r.provenance.is_empty() {

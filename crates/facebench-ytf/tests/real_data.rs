@@ -29,8 +29,13 @@ fn subset() -> PathBuf {
     data_root().join("ytf/frame_images_DB_subset")
 }
 
+fn scratch_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("facebench-ytf-{name}-{}", std::process::id()))
+}
+
+/// A fresh temporary folder (removed by the test when it passes).
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facebench-ytf-{name}-{}", std::process::id()));
+    let d = scratch_path(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -106,6 +111,7 @@ fn frames_layout_of_the_real_subset() {
     let l = LabeledFaces::read_for(&dir, ["P"]).unwrap();
     assert_eq!(l.get("P/0/0.1.jpg").unwrap().xywh(), [6.0, 16.0, 8.0, 8.0]);
     assert!(LabeledFaces::read_for(&dir, ["Q"]).unwrap_err().to_string().contains("no labelled face boxes for Q"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An `aligned_images_DB` tree of the complete pair: the first `n` selected frames of each
@@ -145,6 +151,7 @@ fn aligned_layout_from_real_frames() {
     std::fs::write(root.join("Alek_Wek/1/1.5.jpg"), b"x").unwrap();
     let e = VideoIndex::scan(&root, Layout::Aligned, &wanted).unwrap_err().to_string();
     assert!(e.contains("1.5.jpg") && e.contains("aligned_detect_1.123.jpg"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Aligns (cached) and embeds `keys` with faceapi-resnet; returns the frame features.
@@ -241,4 +248,7 @@ fn the_complete_real_pair_end_to_end_in_both_layouts() {
     };
     let c = cos(frames.get("Alek_Wek/1/1.189.jpg").unwrap(), frames_a.get("Alek_Wek/1/aligned_detect_1.189.jpg").unwrap());
     assert!(c > 0.9, "frame 1.189 through the two layouts: cosine {c}");
+    for d in [scratch_path("e2e-frames"), work] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -100,6 +100,9 @@ pub struct YtfArgs {
     out: Option<PathBuf>,
 }
 
+/// (stage, seconds, note): a row of the report's Time table.
+type Timing = (String, f64, String);
+
 /// A stage's timing row and its frames/s. Stages that did work are remembered in
 /// `<cache>/stages.json` (seconds, note, frames) so that a fully cached run still reports what
 /// computing them cost, and at what rate.
@@ -109,7 +112,7 @@ fn stage(
     seconds: f64,
     note: String,
     frames: usize,
-) -> Result<((String, f64, String), Option<f64>), Box<dyn std::error::Error>> {
+) -> Result<(Timing, Option<f64>), Box<dyn std::error::Error>> {
     let path = cache.join("stages.json");
     let mut known: BTreeMap<String, (f64, String, usize)> =
         std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
