@@ -17,7 +17,8 @@ pub enum BenchCommand {
     /// Model throughput at batch 1 and 32: forward passes alone, then the whole
     /// extraction pipeline (decode + centre crop + forward + store) on real LFW images.
     Embed(EmbedBenchArgs),
-    /// MegaFace-shaped synthetic evaluation (3,530 probes, N distractors) against a bare GEMM.
+    /// MegaFace-shaped synthetic evaluation (3,530 probes, N distractors) against a bare GEMM,
+    /// and the bf16 / int8 scoring modes against f32.
     Megaface(super::megaface::MegafaceBenchArgs),
 }
 
