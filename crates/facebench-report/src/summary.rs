@@ -542,6 +542,10 @@ fn appendix(doc: &mut Doc, entries: &[Entry]) {
             }
             doc.t(t);
         }
+        let missing = missing_provenance(e);
+        if !e.provenance.is_empty() && !missing.is_empty() {
+            doc.p(format!("Not recorded in this file: {}.", missing.join(", ")));
+        }
         if !e.timings.is_empty() {
             let mut t = Table::new(["stage", "wall time (s)", "note"]);
             for (stage, secs, note) in &e.timings {
@@ -550,6 +554,27 @@ fn appendix(doc: &mut Doc, entries: &[Entry]) {
             doc.t(t);
         }
     }
+}
+
+/// The provenance items a number needs to be traced (issue #8) that a file lacks. A checksum
+/// of the weights, features or pack all count as "weights or input checksum".
+fn missing_provenance(e: &Entry) -> Vec<&'static str> {
+    let has = |k: &str| e.provenance.iter().any(|(key, _)| key == k);
+    let mut out: Vec<&'static str> = ["facebench", "git commit", "model", "preprocessing", "data root", "device", "threads", "date (UTC)"]
+        .into_iter()
+        .filter(|k| !has(k))
+        .collect();
+    let checksum = |k: &str, v: &str| k.contains("sha256") || v.contains("sha256");
+    if !e.provenance.iter().any(|(k, v)| checksum(k, v) && !k.starts_with("protocol")) {
+        out.push("weights or input checksum");
+    }
+    if !e.provenance.iter().any(|(k, v)| k.starts_with("protocol") && checksum(k, v)) {
+        out.push("protocol file checksum");
+    }
+    if e.timings.is_empty() {
+        out.push("stage wall times");
+    }
+    out
 }
 
 /// `to` relative to the folder `from` (both made absolute), with `/` separators.

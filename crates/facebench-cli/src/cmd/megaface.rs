@@ -323,7 +323,17 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
         ("model", a.model.as_str().to_string()),
         ("weights sha256", net.weights_sha256().to_string()),
         ("preprocessing", "align landmarks (the model's own), mirror features fused: normalize(orig + flip)".into()),
-        ("protocol", format!("LFW-as-MegaFace stand-in: probes = identities with >= {} images of {}", a.min_images, root.display())),
+        // No protocol file: the checksum is of the image list the split was made from.
+        (
+            "protocol",
+            format!(
+                "LFW-as-MegaFace stand-in: probes = identities with >= {} images of {} (sha256 of the {} image keys: {})",
+                a.min_images,
+                root.display(),
+                keys.len(),
+                facebench_lfw::sha256_hex(keys.join("\n").as_bytes())
+            ),
+        ),
         ("data root", data_root.display().to_string()),
         ("device", a.pipeline.device.clone()),
     ]);

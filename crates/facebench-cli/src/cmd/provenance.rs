@@ -69,3 +69,26 @@ fn utc_now() -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotate_keeps_results_and_adds_provenance() {
+        let dir = std::env::temp_dir().join(format!("fb-prov-{}", std::process::id()));
+        let path = dir.join("results.json");
+        super::super::write_json(&path, &serde_json::json!({"dataset": "LFW-as-MegaFace", "sizes": [1, 2]})).unwrap();
+        let prov = collect(&[("model", "m".into()), ("weights sha256", file_sha256(&path).unwrap())]);
+        annotate_results_json(&path, "m", &prov, &[("score".into(), 1.5, "note".into())]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["sizes"], serde_json::json!([1, 2]));
+        assert_eq!(v["model"], "m");
+        assert_eq!(v["timings"][0]["seconds"], 1.5);
+        for k in ["facebench", "git commit", "threads", "date (UTC)", "model", "weights sha256"] {
+            assert!(v["provenance"][k].is_string(), "{k} missing");
+        }
+        assert_eq!(v["provenance"]["weights sha256"].as_str().unwrap().len(), 64);
+        assert!(file_sha256(&dir.join("absent")).unwrap_err().contains("absent"));
+    }
+}
