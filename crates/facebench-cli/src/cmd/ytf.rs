@@ -514,3 +514,50 @@ fn headline(r: &YtfResults) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// results.json has the LFW shape that `facebench report` reads, for a partial run.
+    #[test]
+    fn results_json_shape_of_a_partial_run() {
+        let data = std::env::var_os("FACEBENCH_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        let splits = Splits::read(&data.join("ytf/splits.txt")).unwrap();
+        let mut index = VideoIndex { root: "r".into(), layout: Layout::Frames, videos: Default::default() };
+        let mut e = Embeddings::new(3);
+        for (v, row) in [("Alek_Wek/1", [1.0f32, 0.0, 0.0]), ("Alek_Wek/4", [0.8, 0.6, 0.0])] {
+            let id = facebench_ytf::VideoId::parse(v).unwrap();
+            e.push(index.frame_key(&id, 7), &row).unwrap();
+            index.videos.insert(id, vec![7]);
+        }
+        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), true).unwrap();
+        let f = Frames {
+            features: e,
+            label: "m".into(),
+            preprocessing: "p".into(),
+            weights_sha: None,
+            fallbacks: vec![],
+            timings: vec![],
+            align_fps: Some(4.0),
+            embed_fps: Some(4.0),
+        };
+        let v = results_json(&r, &f, &[], &[("k".into(), "v".into())]).unwrap();
+        assert_eq!(v["protocol"], "ytf");
+        assert_eq!(v["model"], "m");
+        assert_eq!(v["provenance"]["k"], "v");
+        assert_eq!(v["frames_per_second"]["overall"], 2.0);
+        assert!(v["partial"].as_str().unwrap().starts_with("PARTIAL EVALUATION: 1 of 5000 pairs"));
+        let res = &v["results"];
+        assert_eq!((res["mode"].as_str(), res["pairs_evaluated"].as_u64(), res["pairs_total"].as_u64()), (Some("mean-feature"), Some(1), Some(5000)));
+        assert!(res["not_measurable"].as_str().unwrap().contains("1 pair"));
+        assert!(res.get("accuracy").is_none(), "no accuracy is invented");
+        assert_eq!(res["modes"].as_array().unwrap().len(), 4);
+        assert!((res["pairs"][0]["scores"]["max-pair"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+        let rep = report(&r, &f, &[], vec![]);
+        assert_eq!(rep.modes[0].genuine.len(), 1);
+        assert!(rep.speed.unwrap().contains("2.0 frames/s from frame to feature"));
+    }
+}
