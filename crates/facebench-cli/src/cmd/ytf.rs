@@ -560,4 +560,59 @@ mod tests {
         assert_eq!(rep.modes[0].genuine.len(), 1);
         assert!(rep.speed.unwrap().contains("2.0 frames/s from frame to feature"));
     }
+
+    /// A full (synthetic) run writes every figure and an accuracy row per mode and rule.
+    #[test]
+    fn full_synthetic_run_writes_the_whole_report() {
+        let data = std::env::var_os("FACEBENCH_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        let splits = Splits::read(&data.join("ytf/splits.txt")).unwrap();
+        let mut index = VideoIndex { root: "r".into(), layout: Layout::Frames, videos: Default::default() };
+        let mut e = Embeddings::new(8);
+        // A person's direction from a hash of the name, plus a frame- and video-dependent wobble.
+        let h = |s: &str, k: u64| s.bytes().fold(k, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        for v in splits.videos() {
+            for f in 0..2u32 {
+                let row: Vec<f32> = (0..8u64)
+                    .map(|d| {
+                        let base = (h(&v.name, d + 1) % 1000) as f32 / 500.0 - 1.0;
+                        let wobble = (h(&format!("{v}/{f}"), d + 99) % 1000) as f32 / 1000.0 - 0.5;
+                        base + 0.5 * wobble
+                    })
+                    .collect();
+                e.push(index.frame_key(&v, f), &row).unwrap();
+            }
+            index.videos.insert(v, vec![0, 1]);
+        }
+        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), false).unwrap();
+        let f = Frames {
+            features: e,
+            label: "synthetic".into(),
+            preprocessing: "p".into(),
+            weights_sha: None,
+            fallbacks: vec![],
+            timings: vec![],
+            align_fps: None,
+            embed_fps: None,
+        };
+        let dir = std::env::temp_dir().join(format!("facebench-cli-ytf-{}", std::process::id()));
+        write_ytf_report(&dir, &report(&r, &f, &[], vec![])).unwrap();
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(md.starts_with("# YouTube Faces (YTF): synthetic"), "a full run has no partial line");
+        for m in Mode::ALL {
+            for rule in ["insightface", "sphereface"] {
+                assert!(md.contains(&format!("| measured | synthetic | {m} | {rule} |")), "{m} {rule}");
+            }
+        }
+        assert!(md.contains("Per split, mean-feature") && md.contains("TAR@FAR=1e-3"));
+        for fig in ["roc.png", "roc.svg", "scores.png", "scores.svg"] {
+            assert!(dir.join(fig).is_file(), "{fig}");
+        }
+        let v = results_json(&r, &f, &[], &[]).unwrap();
+        assert_eq!(v["results"]["accuracy"].as_array().unwrap().len(), 2);
+        assert!(v["results"]["accuracy"][0]["mean"].as_f64().unwrap() > 0.9);
+        assert!(v["results"].get("pairs").is_none(), "5000 pairs go to the CSV only");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
