@@ -728,5 +728,6 @@ mod tests {
         std::fs::create_dir_all(d.join("summary")).unwrap();
         std::fs::create_dir_all(d.join("lmcl")).unwrap();
         assert_eq!(relative(&d.join("summary"), &d.join("lmcl/x.png")), PathBuf::from("../lmcl/x.png"));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -90,5 +90,6 @@ mod tests {
         }
         assert_eq!(v["provenance"]["weights sha256"].as_str().unwrap().len(), 64);
         assert!(file_sha256(&dir.join("absent")).unwrap_err().contains("absent"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -167,5 +167,6 @@ mod tests {
         let pat = format!("{}/lfw/*/results.json", d.display());
         assert_eq!(expand(&pat).unwrap(), vec![d.join("lfw/a/results.json")]);
         assert!(expand(&format!("{}/nothing.json", d.display())).unwrap_err().to_string().contains("no such file"));
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
