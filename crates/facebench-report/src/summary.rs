@@ -119,6 +119,9 @@ fn megaface_id(m: &Megaface) -> String {
     }
 }
 
+/// (FAR target, exact TAR, devkit log-interpolated TAR) of a MegaFace size.
+type TarCell = (f64, Option<f64>, Option<f64>);
+
 /// A document built once and rendered three ways.
 enum Block {
     Heading(u8, String),
@@ -313,7 +316,7 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
     let rows: Vec<(&Entry, &Verification)> = entries
         .iter()
         .filter_map(|e| match &e.body {
-            Body::Verification(v) if v.protocol == protocol => Some((e, v)),
+            Body::Verification(v) if v.protocol == protocol => Some((e, &**v)),
             _ => None,
         })
         .collect();
@@ -453,7 +456,7 @@ fn megaface_section(doc: &mut Doc, entries: &[Entry], dataset: &str, slots: &BTr
         let mut sizes: Vec<_> = m.sizes.iter().collect();
         sizes.sort_by_key(|s| s.size);
         for s in sizes {
-            let tars = |f: &dyn Fn(&(f64, Option<f64>, Option<f64>)) -> Option<f64>| {
+            let tars = |f: &dyn Fn(&TarCell) -> Option<f64>| {
                 s.tar_at_far
                     .iter()
                     .map(|x| format!("{} @{:.0e}", f(x).map_or("n/m".into(), |t| format!("{:.2}", 100.0 * t)), x.0))
@@ -605,7 +608,7 @@ fn render_markdown(doc: &Doc) -> String {
                 let _ = write!(s, "{t}\n\n");
             }
             Block::Table(t) => {
-                let _ = write!(s, "{}\n", t.markdown());
+                let _ = writeln!(s, "{}", t.markdown());
             }
             Block::Figure(stem, caption) => {
                 let png = stem.with_extension("png");
@@ -663,7 +666,7 @@ fn render_html(doc: &Doc) -> Result<String> {
         match b {
             Block::Heading(l, h) => {
                 n += 1;
-                let _ = write!(body, "<h{l} id=\"s{n}\">{}</h{l}>\n", escape_html(h));
+                let _ = writeln!(body, "<h{l} id=\"s{n}\">{}</h{l}>", escape_html(h));
                 if *l == 1 {
                     // The contents go right under the title, filled in once all headings are known.
                     body += "<!--toc-->";
@@ -673,10 +676,10 @@ fn render_html(doc: &Doc) -> Result<String> {
                 }
             }
             Block::Text(t) => {
-                let _ = write!(body, "<p>{}</p>\n", escape_html(t));
+                let _ = writeln!(body, "<p>{}</p>", escape_html(t));
             }
             Block::Table(t) => {
-                let _ = write!(body, "<div class=\"t\">{}</div>\n", t.html());
+                let _ = writeln!(body, "<div class=\"t\">{}</div>", t.html());
             }
             Block::Figure(stem, caption) => {
                 let svg_path = stem.with_extension("svg");
@@ -690,7 +693,7 @@ fn render_html(doc: &Doc) -> Result<String> {
                     }
                     None => format!("<p>(figure {} could not be inlined)</p>", escape_html(&stem.display().to_string())),
                 };
-                let _ = write!(body, "<figure>{inner}<figcaption>{}</figcaption></figure>\n", escape_html(caption));
+                let _ = writeln!(body, "<figure>{inner}<figcaption>{}</figcaption></figure>", escape_html(caption));
             }
         }
     }

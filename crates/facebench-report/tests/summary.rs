@@ -203,13 +203,13 @@ fn bad_input_names_the_file_and_field() {
     let dir = tmp("bad");
     let p = dir.join("results.json");
     std::fs::write(&p, "{ not json").unwrap();
-    let e = write_summary(&dir.join("out"), &[p.clone()], &[]).unwrap_err().to_string();
+    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[]).unwrap_err().to_string();
     assert!(e.contains(&p.display().to_string()) && e.contains("not valid JSON"), "{e}");
 
     let mut v: serde_json::Value = serde_json::from_str(&read(&fixture("lfw-a/results.json"))).unwrap();
     v["results"]["accuracy"][1]["mean"] = "high".into();
     std::fs::write(&p, v.to_string()).unwrap();
-    let e = write_summary(&dir.join("out"), &[p.clone()], &[]).unwrap_err().to_string();
+    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[]).unwrap_err().to_string();
     assert!(e.contains("results.accuracy[1].mean"), "{e}");
 
     let csv = dir.join("pairs_scores.csv");

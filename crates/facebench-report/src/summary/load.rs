@@ -102,7 +102,8 @@ impl Megaface {
 
 #[derive(Debug, Clone)]
 pub enum Body {
-    Verification(Verification),
+    // Boxed: a verification run is several times the size of the other variants.
+    Verification(Box<Verification>),
     Megaface(Megaface),
     /// Parsed as JSON but of no shape known here: why.
     Unrecognised { reason: String },
@@ -125,7 +126,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -208,7 +209,7 @@ pub fn load(path: &Path) -> Result<Entry> {
     let training_data = v.get("training_data").and_then(Value::as_str).map(str::to_string);
     let protocol = v.get("protocol").and_then(Value::as_str).map(str::to_string);
     let body = match protocol.as_deref() {
-        Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => Body::Verification(verification(&at, &v, p)?),
+        Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => Body::Verification(Box::new(verification(&at, &v, p)?)),
         None if v.get("sizes").is_some() && v.get("dataset").is_some() => Body::Megaface(megaface(&at, &v)?),
         Some("megaface") => Body::Megaface(megaface(&at, &v)?),
         Some(p) => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
