@@ -197,7 +197,8 @@ pub struct AblationRow {
     pub mean: f64,
     /// Population std over folds.
     pub std: f64,
-    /// Wall time of the setting's ten heads, and per epoch per head.
+    /// Wall time of the setting's folds, and one head's training time per epoch (heads
+    /// train one per thread, so this is close to CPU time on an idle machine).
     pub seconds: f64,
     pub seconds_per_epoch: f64,
 }
@@ -228,9 +229,10 @@ pub fn ablation(data: &AblationData, cfg: &AblationConfig, progress: &(dyn Fn(&A
         let seeds = if *setting == Setting::Raw { 1 } else { cfg.seeds.max(1) };
         for seed in 0..seeds {
             let t = Instant::now();
-            let per_fold: Vec<Vec<f64>> = (0..n_folds)
+            let per_fold: Vec<(Vec<f64>, f64)> = (0..n_folds)
                 .into_par_iter()
-                .map(|k| -> Result<Vec<f64>> {
+                .map(|k| -> Result<(Vec<f64>, f64)> {
+                    let t_head = Instant::now();
                     let feats = match setting {
                         Setting::Raw => data.pair_images.clone(),
                         Setting::Head(loss) => {
@@ -249,20 +251,24 @@ pub fn ablation(data: &AblationData, cfg: &AblationConfig, progress: &(dyn Fn(&A
                             train_head(&ts.x, d, &ts.y, &tc)?.apply(&data.pair_images)?
                         }
                     };
+                    let head_s = t_head.elapsed().as_secs_f64();
                     let od = feats.len() / rows;
-                    Ok(data
+                    let scores = data
                         .pairs
                         .iter()
                         .map(|&(a, b)| cosine(&feats[a * od..(a + 1) * od], &feats[b * od..(b + 1) * od]))
-                        .collect())
+                        .collect();
+                    Ok((scores, head_s))
                 })
                 .collect::<Result<_>>()?;
+            let head_seconds: f64 = per_fold.iter().map(|(_, t)| t).sum();
+            let per_fold: Vec<Vec<f64>> = per_fold.into_iter().map(|(s, _)| s).collect();
             let report = ten_fold(Rule::Exact, FoldScores::PerTestFold(&per_fold), &data.is_same, &data.folds)
                 .map_err(|e| LmclError::Input(format!("fold accuracy: {e}")))?;
             let fold_accuracy: Vec<f64> = report.folds.iter().map(|f| f.test_accuracy).collect();
             let (mean, std) = mean_std(&fold_accuracy);
             let seconds = t.elapsed().as_secs_f64();
-            let heads_epochs = if *setting == Setting::Raw { 0 } else { n_folds * cfg.epochs };
+            let heads_epochs = if *setting == Setting::Raw { 0 } else { n_folds * cfg.epochs.max(1) };
             let row = AblationRow {
                 setting: setting.to_string(),
                 margin: setting.cosface_margin(),
@@ -271,12 +277,8 @@ pub fn ablation(data: &AblationData, cfg: &AblationConfig, progress: &(dyn Fn(&A
                 mean,
                 std,
                 seconds,
-                // Folds train in parallel: CPU-seconds per epoch is wall x threads / epochs.
-                seconds_per_epoch: if heads_epochs == 0 {
-                    0.0
-                } else {
-                    seconds * rayon::current_num_threads().min(n_folds) as f64 / heads_epochs as f64
-                },
+                // Each head's own training time (heads run one per thread) per epoch.
+                seconds_per_epoch: if heads_epochs == 0 { 0.0 } else { head_seconds / heads_epochs as f64 },
             };
             progress(&row);
             out.push(row);

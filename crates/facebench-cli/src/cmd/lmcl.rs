@@ -454,7 +454,7 @@ fn write_ablation(
     }
     writeln!(
         md,
-        "Time: {seconds:.0} s in all on {threads} threads (one head per thread); {epoch_mean:.2} CPU-seconds per epoch per head."
+        "Time: {seconds:.0} s in all on {threads} threads; {epoch_mean:.2} s per epoch per head (one head per thread)."
     )?;
     let md_path = out.join("margin_ablation.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
