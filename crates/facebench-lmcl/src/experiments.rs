@@ -135,7 +135,8 @@ impl Setting {
             Setting::Head(MarginLoss::SphereFace { m: 4, lambda: 0.0 }),
             Setting::Head(MarginLoss::ArcFace { s, m: 0.5, fallback: crate::ArcFallback::InsightFace }),
         ];
-        v.extend((0..10).map(|i| Setting::Head(MarginLoss::CosFace { s, m: f64::from(i) * 0.05 })));
+        // i*5/100 rather than i*0.05: 0.15, not 0.15000000000000002, in tables.
+        v.extend((0..10).map(|i| Setting::Head(MarginLoss::CosFace { s, m: f64::from(i * 5) / 100.0 })));
         v
     }
 
