@@ -84,35 +84,24 @@ impl ImageSet {
     }
 }
 
-/// Frames of the videos `splits.txt` names (`Name/vid` in fields 3 and 4) found under `root`.
+/// Frames of the videos `splits.txt` names found under `root`, read and checked by the YTF
+/// crate (header, labels, 10 x 500 pairs), in the layout the folder's name says.
 fn ytf_frames(splits: &Path, root: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(splits).map_err(|e| format!("{}: {e}", splits.display()))?;
-    let mut videos = std::collections::BTreeSet::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        if f.len() != 5 {
-            return Err(format!("{}:{}: expected 5 comma-separated fields", splits.display(), i + 1).into());
-        }
-        videos.insert(f[2].to_string());
-        videos.insert(f[3].to_string());
-    }
-    let mut keys = Vec::new();
-    let mut found = 0;
-    for v in &videos {
-        let Ok(dir) = std::fs::read_dir(root.join(v)) else { continue };
-        found += 1;
-        let mut frames: Vec<String> = dir
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".jpg"))
-            .map(|n| format!("{v}/{n}"))
-            .collect();
-        frames.sort();
-        keys.extend(frames);
-    }
-    eprintln!("ytf: found {found} of the {} videos splits.txt names under {} ({} frames)", videos.len(), root.display(), keys.len());
+    let splits = facebench_ytf::Splits::read(splits)?;
+    let layout = facebench_ytf::Layout::of_folder(root).unwrap_or(facebench_ytf::Layout::Frames);
+    let videos = splits.videos();
+    let index = facebench_ytf::VideoIndex::scan(root, layout, &videos)?;
+    let all = facebench_ytf::FrameSelection::default();
+    let keys: Vec<String> = videos.iter().flat_map(|v| index.selected_keys(v, &all)).collect();
+    eprintln!(
+        "ytf: found {} of the {} videos splits.txt names under {} ({} frames)",
+        index.videos.len(),
+        videos.len(),
+        root.display(),
+        keys.len()
+    );
     if keys.is_empty() {
-        return Err(format!("no frames of the videos named by {} under {}", splits.display(), root.display()).into());
+        return Err(format!("no frames of the videos named by {} under {}", splits.path.display(), root.display()).into());
     }
     Ok(keys)
 }
