@@ -286,7 +286,10 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
             if !scoring.format().is_some_and(|f| f.available()) {
                 continue;
             }
-            let c = EvalConfig { scoring, ..cfg.clone() };
+            let c = EvalConfig {
+                scoring,
+                ..cfg.clone()
+            };
             let (t, cpu) = (Instant::now(), cpu_seconds());
             let r = evaluate(&probes, &dset, &c, &|_, _| {})?;
             let (s, cs) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);

@@ -4,8 +4,8 @@
 use facebench_score::{dot, score_blocked, BlockConfig, Matrix};
 use serde::{Deserialize, Serialize};
 
-use crate::lowp::{self, Format};
 use crate::data::{DistractorSet, ProbeSet};
+use crate::lowp::{self, Format};
 use crate::reduce::{bin_of, Plan, SizeReducer};
 use crate::{Error, Result};
 

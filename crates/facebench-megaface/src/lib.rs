@@ -36,7 +36,6 @@ pub use bench::{
     bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors,
     synthetic_probes, BenchReport, ModeBench, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
 };
-pub use lowp::{bf16_available, int8_available};
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
     evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults,
@@ -46,6 +45,7 @@ pub use lists::{
     distractor_list_path, first_n_lists, read_distractor_list, read_distractor_lists,
     read_probe_list, NoiseList, ProbeList,
 };
+pub use lowp::{bf16_available, int8_available};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
 pub use rng::SplitMix64;
 

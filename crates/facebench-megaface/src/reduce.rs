@@ -218,7 +218,11 @@ unsafe fn count_below_avx512(xs: &[f32], s: f32) -> usize {
     while j < xs.len() {
         let r = (xs.len() - j).min(16);
         let k: __mmask16 = if r == 16 { 0xFFFF } else { (1u16 << r) - 1 };
-        let m = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(k, _mm512_maskz_loadu_ps(k, xs.as_ptr().add(j)), sv);
+        let m = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(
+            k,
+            _mm512_maskz_loadu_ps(k, xs.as_ptr().add(j)),
+            sv,
+        );
         n += m.count_ones() as usize;
         j += 16;
     }
@@ -273,7 +277,12 @@ impl TopScores {
             self.buf.truncate(k);
         }
         if self.buf.len() == k {
-            self.bound = self.buf.iter().copied().fold(f32::INFINITY, f32::min).max(self.bound);
+            self.bound = self
+                .buf
+                .iter()
+                .copied()
+                .fold(f32::INFINITY, f32::min)
+                .max(self.bound);
         }
     }
     fn merge(&mut self, other: TopScores) {
@@ -580,7 +589,10 @@ mod tests {
                 }
                 for &s in &seg {
                     assert_eq!(count_below(&seg, s, true), count_below(&seg, s, false));
-                    assert_eq!(count_below(&seg, s, false), seg.iter().filter(|&&x| x < s).count());
+                    assert_eq!(
+                        count_below(&seg, s, false),
+                        seg.iter().filter(|&&x| x < s).count()
+                    );
                 }
             }
         }

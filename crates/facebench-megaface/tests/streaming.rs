@@ -393,7 +393,9 @@ fn approximate_mode_is_deterministic_and_close_to_f32(scoring: Scoring) {
     };
     let reference = run(1, 512, 1024, 65_536);
     assert_eq!(reference.scoring, scoring);
-    assert!(reference.summary().contains(&format!("{} scoring", scoring.name())));
+    assert!(reference
+        .summary()
+        .contains(&format!("{} scoring", scoring.name())));
     for (threads, qb, gb, chunk) in [(2, 7, 13, 50), (3, 64, 64, 1), (2, 100, 40, 77)] {
         assert_eq!(
             run(threads, qb, gb, chunk),
@@ -450,7 +452,10 @@ fn int8_rank1_equals_f32_to_3_decimals_on_a_synthetic_set() {
     };
     let f = evaluate(&p, &d, &c(Scoring::F32), &|_, _| {}).unwrap();
     let i = evaluate(&p, &d, &c(Scoring::Int8), &|_, _| {}).unwrap();
-    assert!(f.sizes.iter().any(|s| s.rank1 < 0.9), "the set must not be trivially easy");
+    assert!(
+        f.sizes.iter().any(|s| s.rank1 < 0.9),
+        "the set must not be trivially easy"
+    );
     for (a, b) in i.sizes.iter().zip(&f.sizes) {
         assert!(
             (a.rank1 - b.rank1).abs() < 0.0005,
