@@ -274,10 +274,11 @@ fn keep_largest(buf: &mut Vec<f32>, k: usize) {
     let mut ties = k - greater;
     buf.retain(|&x| {
         let kx = total_key(x);
-        kx > t || (kx == t && ties > 0 && {
+        if kx == t && ties > 0 {
             ties -= 1;
-            true
-        })
+            return true;
+        }
+        kx > t
     });
 }
 
