@@ -603,7 +603,10 @@ mod tests {
                     _ => rng.normal() as f32,
                 })
                 .collect();
-            for k in [1, 2, n / 3, n / 2, n - 1].into_iter().filter(|&k| k > 0 && k < n) {
+            for k in [1, 2, n / 3, n / 2, n - 1]
+                .into_iter()
+                .filter(|&k| k > 0 && k < n)
+            {
                 let mut buf = vals.clone();
                 keep_largest(&mut buf, k);
                 let mut want = vals.clone();
