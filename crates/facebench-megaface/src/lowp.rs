@@ -4,9 +4,9 @@
 //! * bf16: features rounded to bfloat16, AVX-512 BF16 (`vdpbf16ps`, 2 multiply-adds per f32
 //!   lane and instruction, f32 accumulation);
 //! * int8: features quantised per vector, symmetrically: `q_k = round(x_k * 127 / max|x|)`
-//!   (ties to even)
-//!   in -127..=127 with the dequantisation factor `max|x| / 127` kept per vector (for unit
-//!   features this resolves coordinates about 5x finer than a fixed scale of 127). AVX-512
+//!   (ties to even) in -127..=127, with the dequantisation factor `max|x| / 127` kept per
+//!   vector (for 512-D unit features, whose largest coordinate is typically 0.15-0.2, this
+//!   resolves coordinates several times finer than one fixed scale of 127). AVX-512
 //!   VNNI (`vpdpbusd`, 4 u8 x i8 multiply-adds per i32 lane and instruction) needs one unsigned
 //!   operand: queries are stored as `q + 128`, and the per-gallery-column correction
 //!   `128 * sum_k g_k` is subtracted from the exact i32 sum. The score is then
@@ -514,6 +514,31 @@ mod tests {
                 let bound = 0.5 * (sb * l1(a) + sa * l1(b)) + 0.25 * sa * sb * d as f32;
                 assert!((v - f).abs() <= bound * 1.001 + 1e-6, "{v} vs f32 {f}");
             });
+        }
+    }
+
+    #[test]
+    fn repacking_a_smaller_slice_equals_a_fresh_pack() {
+        for fmt in [Format::Bf16, Format::Int8]
+            .into_iter()
+            .filter(|f| f.available())
+        {
+            let mut rng = crate::rng::SplitMix64::new(77);
+            let d = 45;
+            let (q, g) = (random(&mut rng, 9 * d), random(&mut rng, 100 * d));
+            let pq = PackedRows::pack(fmt, &q, d);
+            // Big first, then 37 columns (the last panel partly padding, over old values).
+            let mut reused = PackedPanels::pack(fmt, &g, d);
+            reused.repack(&g[..37 * d], d);
+            let fresh = PackedPanels::pack(fmt, &g[..37 * d], d);
+            let (mut a, mut b) = (vec![0f32; 9 * 37], vec![1f32; 9 * 37]);
+            score_tile(&pq, 0, 9, &reused, 0, 37, &mut a);
+            score_tile(&pq, 0, 9, &fresh, 0, 37, &mut b);
+            assert_eq!(a, b, "{fmt:?}");
+            assert_eq!(
+                (reused.data.len(), reused.scale.len()),
+                (fresh.data.len(), fresh.scale.len())
+            );
         }
     }
 
