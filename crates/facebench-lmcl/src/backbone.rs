@@ -99,6 +99,19 @@ impl ImageFolder {
         Self::from_map(dirs)
     }
 
+    /// At most the first `n` images (file-name order) of each identity: a quick run on a
+    /// big folder keeps every class but bounds the epoch.
+    pub fn at_most_per_class(&self, n: usize) -> ImageFolder {
+        let mut dirs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for (p, c) in &self.items {
+            let v = dirs.entry(self.classes[*c].clone()).or_default();
+            if v.len() < n {
+                v.push(p.clone());
+            }
+        }
+        Self::from_map(dirs)
+    }
+
     /// Identity names; class `i` is `classes()[i]`.
     pub fn classes(&self) -> &[String] {
         &self.classes

@@ -161,6 +161,9 @@ fn folder_selection_and_errors() {
     let folder = ImageFolder::scan(&dir).unwrap();
     assert_eq!(folder.classes().len(), 4);
     assert_eq!(folder.items().len(), 9);
+    let capped = folder.at_most_per_class(2);
+    assert_eq!(capped.classes().len(), 4);
+    assert_eq!(capped.items().len(), 8, "id3 loses its third image");
     let top = folder.largest_classes(2);
     assert_eq!(top.classes(), ["id0", "id3"]); // id3 has 3 images, then ties by name
     assert_eq!(top.items().iter().filter(|(_, c)| *c == 1).count(), 3);

@@ -29,6 +29,9 @@ pub struct TrainArgs {
     /// With --images: keep only the N identities with the most images.
     #[arg(long)]
     classes: Option<usize>,
+    /// With --images: use at most the first N images of each identity.
+    #[arg(long)]
+    max_per_class: Option<usize>,
     /// With --embeddings: width of the head's output features.
     #[arg(long, default_value_t = 128)]
     out_dim: usize,
@@ -86,6 +89,9 @@ pub fn run(a: TrainArgs) -> CmdResult {
         let mut folder = ImageFolder::scan(root)?;
         if let Some(n) = a.classes {
             folder = folder.largest_classes(n);
+        }
+        if let Some(n) = a.max_per_class {
+            folder = folder.at_most_per_class(n);
         }
         let mut cfg = BackboneConfig::new(loss);
         cfg.epochs = a.epochs;
