@@ -212,7 +212,7 @@ pub struct AblationRow {
 pub fn ablation(data: &AblationData, cfg: &AblationConfig, progress: &(dyn Fn(&AblationRow) + Sync)) -> Result<Vec<AblationRow>> {
     let d = data.dim;
     let n_folds = data.train.len();
-    if d == 0 || data.pair_images.len() % d != 0 {
+    if d == 0 || !data.pair_images.len().is_multiple_of(d) {
         return input(format!("pair embeddings: {} values are not rows of {d}", data.pair_images.len()));
     }
     let rows = data.pair_images.len() / d;

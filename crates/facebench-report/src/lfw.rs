@@ -187,7 +187,7 @@ pub fn write_lfw_report(dir: &Path, r: &LfwResults, ctx: &LfwReportContext) -> R
     for stem in ["roc", "scores"] {
         let svg_path = dir.join(format!("{stem}.svg"));
         let svg = std::fs::read_to_string(&svg_path).map_err(|e| Error::Io { path: svg_path, source: e })?;
-        let _ = write!(html, "<figure>{svg}</figure>\n");
+        let _ = writeln!(html, "<figure>{svg}</figure>");
     }
     html += &notes_html(ctx);
     html += "</body></html>\n";
@@ -245,7 +245,7 @@ fn notes_md(ctx: &LfwReportContext) -> String {
             let _ = write!(s, "{}\n\n", sec.text);
         }
         if let Some(t) = &sec.table {
-            let _ = write!(s, "{}\n", t.markdown());
+            let _ = writeln!(s, "{}", t.markdown());
         }
         if !sec.items.is_empty() {
             let list: Vec<String> = sec.items.iter().map(|k| format!("- `{k}`")).collect();
@@ -258,9 +258,9 @@ fn notes_md(ctx: &LfwReportContext) -> String {
 fn notes_html(ctx: &LfwReportContext) -> String {
     let mut s = String::new();
     for sec in note_sections(ctx) {
-        let _ = write!(s, "<h2>{}</h2>\n", sec.heading);
+        let _ = writeln!(s, "<h2>{}</h2>", sec.heading);
         if !sec.text.is_empty() {
-            let _ = write!(s, "<p>{}</p>\n", escape_html(&sec.text));
+            let _ = writeln!(s, "<p>{}</p>", escape_html(&sec.text));
         }
         if let Some(t) = &sec.table {
             s += &t.html();

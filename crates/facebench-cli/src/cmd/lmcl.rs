@@ -138,7 +138,7 @@ fn run_toy(a: ToyArgs, data_root: &Path) -> CmdResult {
     let chosen = people.largest(a.identities);
     let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
     let keys: Vec<String> = chosen.iter().flat_map(|p| p.image_keys()).collect();
-    let labels: Vec<usize> = chosen.iter().enumerate().flat_map(|(c, p)| std::iter::repeat(c).take(p.images as usize)).collect();
+    let labels: Vec<usize> = chosen.iter().enumerate().flat_map(|(c, p)| std::iter::repeat_n(c, p.images as usize)).collect();
     let (emb, fallbacks) = embeddings(&a.common, data_root, &keys)?;
     let x = rows_of(&emb, keys.iter().cloned())?;
     let mut losses = vec![MarginLoss::Softmax, MarginLoss::NormFace { s: a.s }];
@@ -284,7 +284,7 @@ fn run_ablation(a: AblationArgs, data_root: &Path) -> CmdResult {
             let mut classes = 0;
             for p in people.people.iter().filter(|p| p.fold != k && p.images >= a.min_images) {
                 x.extend(rows_of(&emb, p.image_keys())?);
-                y.extend(std::iter::repeat(classes).take(p.images as usize));
+                y.extend(std::iter::repeat_n(classes, p.images as usize));
                 classes += 1;
             }
             Ok(TrainSet { x, y, classes })
