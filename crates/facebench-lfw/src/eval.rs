@@ -11,7 +11,7 @@
 //! VAL@FAR rule uses the insightface distances.
 
 use facebench_core::{Embeddings, Error, Result};
-use facebench_metrics::{self as metrics, FoldReport, FoldScores, Rule, TarAtFar};
+use facebench_metrics::{self as metrics, FoldReport, FoldScores, Rule, TarRow, VerificationScores};
 use facebench_score::{score_pairs, Matrix};
 use serde::Serialize;
 
@@ -35,19 +35,6 @@ impl Default for EvalOptions {
             insightface_fars: vec![1e-3],
         }
     }
-}
-
-/// One row of the TAR@FAR table.
-#[derive(Debug, Clone, Serialize)]
-pub struct TarRow {
-    /// `exact` (sorted scores) or `insightface` (`calculate_val`).
-    pub method: &'static str,
-    pub far_target: f64,
-    /// Exact: the measured point, or "not measurable".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exact: Option<TarAtFar>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub insightface: Option<metrics::InsightFaceVal>,
 }
 
 /// The scores one rule used, pair by pair.
@@ -152,25 +139,19 @@ pub fn evaluate(
     .collect();
     let insightface_dist = metrics::squared_l2(&fl, &fr, d).map_err(invalid)?;
 
-    let mut accuracy = Vec::new();
+    // Each rule's scores (SphereFace's differ per test fold; it keeps the test fold's).
     let mut rule_scores = Vec::new();
+    let mut per_test_fold = Vec::new();
     for &rule in &opts.rules {
-        let (report, scores) = match rule {
-            Rule::InsightFace => {
-                let r = metrics::ten_fold(rule, FoldScores::Shared(&insightface_dist), &labels, &folds)
-                    .map_err(invalid)?;
-                (r, insightface_dist.clone())
-            }
+        let (scores, per_fold) = match rule {
+            Rule::InsightFace => (insightface_dist.clone(), None),
             Rule::FaceNet => {
                 let feat = match flip {
                     Some(f) => normalized(orig)?.fuse_flip_concat(&normalized(f)?)?,
                     None => normalized(orig)?,
                 };
                 let (l, r) = gather(pairs, &feat)?;
-                let dist = metrics::squared_l2(&l, &r, feat.dim()).map_err(invalid)?;
-                let rep = metrics::ten_fold(rule, FoldScores::Shared(&dist), &labels, &folds)
-                    .map_err(invalid)?;
-                (rep, dist)
+                (metrics::squared_l2(&l, &r, feat.dim()).map_err(invalid)?, None)
             }
             Rule::SphereFace => {
                 let feat = match flip {
@@ -180,54 +161,30 @@ pub fn evaluate(
                 let (l, r) = gather(pairs, &feat)?;
                 let per_fold =
                     metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds).map_err(invalid)?;
-                let rep = metrics::ten_fold(rule, FoldScores::PerTestFold(&per_fold), &labels, &folds)
-                    .map_err(invalid)?;
-                let used = (0..n).map(|i| per_fold[folds[i]][i]).collect();
-                (rep, used)
+                ((0..n).map(|i| per_fold[folds[i]][i]).collect(), Some(per_fold))
             }
-            Rule::FaceXZoo | Rule::Exact => {
-                let r = metrics::ten_fold(rule, FoldScores::Shared(&cosine), &labels, &folds)
-                    .map_err(invalid)?;
-                (r, cosine.clone())
-            }
+            Rule::FaceXZoo | Rule::Exact => (cosine.clone(), None),
         };
-        accuracy.push(report);
         rule_scores.push(RuleScores { rule, scores });
+        per_test_fold.push(per_fold);
     }
-
-    let roc = metrics::roc(&cosine, &labels).map_err(invalid)?;
-    let auc = metrics::auc(&roc);
-    let eer = metrics::eer(&cosine, &labels).map_err(invalid)?;
-    // 10 points per decade, from the smallest FAR every fold can show (1 / its negatives):
-    // below that a fold's curve would only repeat its TAR at FAR 0.
-    let min_neg = (0..pairs.n_folds)
-        .map(|k| pairs.pairs.iter().filter(|p| p.fold == k && !p.is_same).count())
-        .min()
-        .unwrap_or(1)
-        .max(1);
-    let lo = (1.0 / min_neg as f64).log10();
-    let steps = (-lo * 10.0).ceil() as usize;
-    let far_grid: Vec<f64> = (0..=steps).map(|i| 10f64.powf(lo + (-lo) * i as f64 / steps.max(1) as f64)).collect();
-    let roc_folds = metrics::roc_fold_averaged(&cosine, &labels, &folds, &far_grid).map_err(invalid)?;
-    let mut tar_at_far = Vec::new();
-    for &far in &opts.insightface_fars {
-        tar_at_far.push(TarRow {
-            method: "insightface",
-            far_target: far,
-            exact: None,
-            insightface: Some(
-                metrics::tar_at_far_insightface(&insightface_dist, &labels, &folds, far).map_err(invalid)?,
-            ),
-        });
-    }
-    for &far in &opts.exact_fars {
-        tar_at_far.push(TarRow {
-            method: "exact",
-            far_target: far,
-            exact: Some(metrics::tar_at_far_exact(&cosine, &labels, far).map_err(invalid)?),
-            insightface: None,
-        });
-    }
+    let rules: Vec<(Rule, FoldScores)> = rule_scores
+        .iter()
+        .zip(&per_test_fold)
+        .map(|(rs, per_fold)| match per_fold {
+            Some(p) => (rs.rule, FoldScores::PerTestFold(p)),
+            None => (rs.rule, FoldScores::Shared(&rs.scores)),
+        })
+        .collect();
+    let scores = VerificationScores {
+        is_same: &labels,
+        folds: &folds,
+        rules: &rules,
+        similarity: &cosine,
+        distance: &insightface_dist,
+    };
+    let m = metrics::verification_metrics(&scores, &opts.exact_fars, &opts.insightface_fars)
+        .map_err(invalid)?;
 
     let pair_scores = pairs
         .pairs
@@ -247,12 +204,12 @@ pub fn evaluate(
         n_pairs: n,
         n_folds: pairs.n_folds,
         flip: if flip.is_some() { "sum" } else { "none" },
-        accuracy,
-        auc,
-        eer,
-        tar_at_far,
-        roc,
-        roc_folds,
+        accuracy: m.accuracy,
+        auc: m.auc,
+        eer: m.eer,
+        tar_at_far: m.tar_at_far,
+        roc: m.roc,
+        roc_folds: m.roc_folds,
         pair_scores,
         rule_scores,
     })

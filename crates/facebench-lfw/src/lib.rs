@@ -9,8 +9,8 @@ mod pairs;
 mod people;
 mod protocol;
 
-pub use eval::{evaluate, EvalOptions, LfwResults, PairScore, RuleScores, TarRow};
-pub use facebench_metrics::Rule;
+pub use eval::{evaluate, EvalOptions, LfwResults, PairScore, RuleScores};
+pub use facebench_metrics::{Rule, TarRow};
 pub use pairs::{image_key, Pair, Pairs};
 pub use people::{People, Person};
 pub use protocol::{sha256_hex, MetricSettings, ProtocolFile, Variant};

@@ -5,11 +5,14 @@
 //! Each ten-fold rule reimplements one tool's code path (grid, comparison operator, tie
 //! rule, summary statistic) so that a number printed by facebench can be set beside the
 //! tool's own; see [`Rule`] for the list and `scripts/reference_metrics.py` for the
-//! step-by-step Python transcriptions the tests compare against.
+//! step-by-step Python transcriptions the tests compare against. [`verification_metrics`]
+//! bundles what a pair-verification protocol reports, once the protocol has chosen each
+//! rule's scores.
 
 mod features;
 mod ident;
 mod roc;
+mod verification;
 mod verify;
 
 pub use features::{
@@ -21,6 +24,7 @@ pub use roc::{
     auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc,
     InsightFaceVal, InsightFaceValFold, Roc, TarAtFar,
 };
+pub use verification::{verification_metrics, TarRow, VerificationMetrics, VerificationScores};
 pub use verify::{kfold_ids, ten_fold, FoldReport, FoldResult, FoldScores};
 
 use std::fmt;

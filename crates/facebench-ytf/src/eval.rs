@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use facebench_core::Embeddings;
-use facebench_metrics::{self as metrics, FoldAveragedRoc, FoldReport, FoldScores, InsightFaceVal, Roc, Rule, TarAtFar};
+use facebench_metrics::{self as metrics, FoldAveragedRoc, FoldReport, FoldScores, Roc, Rule, TarRow, VerificationScores};
 use serde::Serialize;
 
 use crate::layout::{FrameSelection, Layout, VideoIndex};
@@ -99,18 +99,6 @@ impl Default for EvalSettings {
             insightface_fars: vec![1e-3],
         }
     }
-}
-
-/// One row of the TAR@FAR table (the shape of LFW's).
-#[derive(Debug, Clone, Serialize)]
-pub struct TarRow {
-    /// `exact` (pooled sorted scores) or `insightface` (`calculate_val`).
-    pub method: &'static str,
-    pub far_target: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exact: Option<TarAtFar>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub insightface: Option<InsightFaceVal>,
 }
 
 /// Everything measured from one mode's scores (field names as in LFW's results).
@@ -237,57 +225,45 @@ pub fn metrics_from_scores(
         Some((l, r, dim)) => metrics::squared_l2(l, r, dim).map_err(m)?,
         None => cosine.iter().map(|s| 2.0 - 2.0 * s).collect(),
     };
-    let mut accuracy = Vec::new();
+    // SphereFace subtracts the training splits' mean feature, where there is one.
+    let mean_subtracted = match features {
+        Some((l, r, dim)) if settings.rules.contains(&Rule::SphereFace) => {
+            Some(metrics::mean_subtracted_cosines(l, r, dim, &folds).map_err(m)?)
+        }
+        _ => None,
+    };
+    let mut rules = Vec::new();
     let mut rule_scores = BTreeMap::new();
     for &rule in &settings.rules {
-        let (report, how) = match (rule, features) {
-            (Rule::InsightFace | Rule::FaceNet, Some(_)) => (
-                metrics::ten_fold(rule, FoldScores::Shared(&distances), &labels, &folds).map_err(m)?,
-                "squared L2 distance of the unit video features".to_string(),
-            ),
-            (Rule::InsightFace | Rule::FaceNet, None) => (
-                metrics::ten_fold(rule, FoldScores::Shared(&distances), &labels, &folds).map_err(m)?,
-                "2 - 2 x score (the squared L2 of unit vectors with that cosine)".to_string(),
-            ),
-            (Rule::SphereFace, Some((l, r, dim))) => {
-                let per_fold = metrics::mean_subtracted_cosines(l, r, dim, &folds).map_err(m)?;
-                (
-                    metrics::ten_fold(rule, FoldScores::PerTestFold(&per_fold), &labels, &folds).map_err(m)?,
-                    "cosine after subtracting the training splits' mean video feature".to_string(),
-                )
+        let (scores, how) = match rule {
+            Rule::InsightFace | Rule::FaceNet if features.is_some() => {
+                (FoldScores::Shared(&distances), "squared L2 distance of the unit video features")
             }
-            (Rule::SphereFace, None) => (
-                metrics::ten_fold(rule, FoldScores::Shared(cosine), &labels, &folds).map_err(m)?,
-                "the score itself (a frame-pair score has no feature mean to subtract)".to_string(),
-            ),
-            (Rule::FaceXZoo | Rule::Exact, _) => (
-                metrics::ten_fold(rule, FoldScores::Shared(cosine), &labels, &folds).map_err(m)?,
-                "the score (cosine)".to_string(),
-            ),
+            Rule::InsightFace | Rule::FaceNet => {
+                (FoldScores::Shared(&distances), "2 - 2 x score (the squared L2 of unit vectors with that cosine)")
+            }
+            Rule::SphereFace => match &mean_subtracted {
+                Some(per_fold) => {
+                    (FoldScores::PerTestFold(per_fold), "cosine after subtracting the training splits' mean video feature")
+                }
+                None => (FoldScores::Shared(cosine), "the score itself (a frame-pair score has no feature mean to subtract)"),
+            },
+            Rule::FaceXZoo | Rule::Exact => (FoldScores::Shared(cosine), "the score (cosine)"),
         };
-        accuracy.push(report);
-        rule_scores.insert(rule.to_string(), how);
+        rules.push((rule, scores));
+        rule_scores.insert(rule.to_string(), how.to_string());
     }
-
-    let roc = metrics::roc(cosine, &labels).map_err(m)?;
-    let auc = metrics::auc(&roc);
-    let eer = metrics::eer(cosine, &labels).map_err(m)?;
-    // As for LFW: 10 points per decade from the smallest FAR every split can show.
-    let min_neg = (0..SPLITS).map(|k| pairs.iter().filter(|p| p.split == k + 1 && !p.is_same).count()).min().unwrap_or(1).max(1);
-    let lo = (1.0 / min_neg as f64).log10();
-    let steps = ((-lo * 10.0).ceil() as usize).max(1);
-    let grid: Vec<f64> = (0..=steps).map(|i| 10f64.powf(lo - lo * i as f64 / steps as f64)).collect();
-    let roc_folds = metrics::roc_fold_averaged(cosine, &labels, &folds, &grid).map_err(m)?;
-    let mut tar_at_far = Vec::new();
-    for &far in &settings.insightface_fars {
-        let v = metrics::tar_at_far_insightface(&distances, &labels, &folds, far).map_err(m)?;
-        tar_at_far.push(TarRow { method: "insightface", far_target: far, exact: None, insightface: Some(v) });
-    }
-    for &far in &settings.exact_fars {
-        let v = metrics::tar_at_far_exact(cosine, &labels, far).map_err(m)?;
-        tar_at_far.push(TarRow { method: "exact", far_target: far, exact: Some(v), insightface: None });
-    }
-    Ok(Metrics { accuracy, rule_scores, auc, eer, tar_at_far, roc, roc_folds })
+    let scores = VerificationScores { is_same: &labels, folds: &folds, rules: &rules, similarity: cosine, distance: &distances };
+    let v = metrics::verification_metrics(&scores, &settings.exact_fars, &settings.insightface_fars).map_err(m)?;
+    Ok(Metrics {
+        accuracy: v.accuracy,
+        rule_scores,
+        auc: v.auc,
+        eer: v.eer,
+        tar_at_far: v.tar_at_far,
+        roc: v.roc,
+        roc_folds: v.roc_folds,
+    })
 }
 
 /// Scores every pair whose two videos are in `index` (all of them unless `allow_missing`)

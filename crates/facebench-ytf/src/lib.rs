@@ -22,9 +22,9 @@ use std::path::PathBuf;
 
 pub use align::{align_cached, align_frames, AlignOutcome, Search, SearchRegion, DEFAULT_CONTEXT, DEFAULT_MARGIN};
 pub use eval::{
-    evaluate, metrics_from_scores, not_measurable, Coverage, EvalSettings, Metrics, ModeResult, PairRow, TarRow,
-    YtfResults,
+    evaluate, metrics_from_scores, not_measurable, Coverage, EvalSettings, Metrics, ModeResult, PairRow, YtfResults,
 };
+pub use facebench_metrics::TarRow;
 pub use layout::{FaceBox, FrameSelection, LabeledFaces, Layout, VideoIndex};
 pub use score::{pair_stats, score_video_pairs, Mode, PairStats, VideoFeatures, PAIR_BLOCKS};
 pub use splits::{Splits, VideoId, VideoPair, DATASET_VIDEOS, HEADER, PAIRS_PER_SPLIT, SPLITS};
