@@ -39,7 +39,7 @@ pub struct EvalConfig {
 pub enum Scoring {
     /// f32 GEMM (`facebench-score`): every score equals `facebench_score::dot`.
     F32,
-    /// Features rounded to bfloat16, AVX-512 BF16 kernel: about 2x faster, approximate
+    /// Features rounded to bfloat16, AVX-512 BF16 kernel: about 2x the f32 GEMM rate, approximate
     /// (labelled in the results); needs [`crate::bf16_available`].
     Bf16,
     /// Features quantised to int8 per vector (scale 127 / max |coordinate|), AVX-512 VNNI
