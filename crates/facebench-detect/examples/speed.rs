@@ -1,9 +1,45 @@
-//! Images/s of detection + landmarks on LFW images (250x250).
+//! Detection + landmarks speed on LFW images (250x250), fused CPU kernels against the first
+//! port's (baseline) kernels in the same run, plus CPU time per layer kind.
 //!   cargo run --release -p facebench-detect --example speed -- [N] [models dir] [lfw root]
-//! Prints the end-to-end `align_images` rate (decode included) and the best of three passes of
-//! `detect_batch` over the preloaded images (the inference rate with the least interference from
-//! other processes), plus the median chosen box.
+//! (`FACEBENCH_SPEED_FUSED_ONLY=1`: fused kernels only, for an external profiler.)
+//!
+//! Rates are measured as in `align` (batches of 8, images of a batch in parallel) over the
+//! preloaded images, alternating baseline and fused rounds; each path's best round is
+//! reported. CPU seconds (getrusage, all threads) are steadier than wall time on a machine
+//! shared with other jobs: "img/s at full load" is cores / CPU seconds per image, the rate with
+//! every core busy on this work. Then the end-to-end `align_images` rate (decode included) with
+//! each JPEG decoder, and the per-layer profile of both kernel sets.
 use std::time::Instant;
+
+use facebench_detect::bench::{cpu_seconds, profile, set_baseline_kernels};
+use facebench_detect::{Detector, Face};
+use facebench_image::Decoder;
+use image::RgbImage;
+
+fn run(det: &Detector, images: &[RgbImage]) -> (f64, f64, Vec<Vec<Face>>) {
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    let mut faces = Vec::new();
+    for chunk in images.chunks(8) {
+        faces.extend(det.detect_batch(&chunk.iter().collect::<Vec<_>>()).unwrap());
+    }
+    (cpu_seconds() - c0, t0.elapsed().as_secs_f64(), faces)
+}
+
+fn max_diff(a: &[Vec<Face>], b: &[Vec<Face>]) -> f32 {
+    let mut d = 0f32;
+    for (fa, fb) in a.iter().zip(b) {
+        assert_eq!(fa.len(), fb.len(), "different numbers of faces");
+        for (x, y) in fa.iter().zip(fb) {
+            for (p, q) in x.bbox.iter().zip(&y.bbox) {
+                d = d.max((p - q).abs());
+            }
+            for (p, q) in x.landmarks68.iter().flatten().zip(y.landmarks68.iter().flatten()) {
+                d = d.max((p - q).abs());
+            }
+        }
+    }
+    d
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,40 +59,68 @@ fn main() {
             }
         }
     }
-    let det = facebench_detect::Detector::load(&models, &candle_core::Device::Cpu).expect("weights (make models)");
-    facebench_detect::align_images(&root, &keys[..8.min(keys.len())], &det, |_| {}, |_| {}).unwrap(); // warm-up
+    let cores = rayon::current_num_threads() as f64;
+    let det = Detector::load(&models, &candle_core::Device::Cpu).expect("weights (make models)");
+    let images: Vec<RgbImage> = keys.iter().map(|k| facebench_image::decode_file(root.join(k)).unwrap()).collect();
+    run(&det, &images[..8.min(images.len())]); // warm-up
 
-    let t = Instant::now();
-    let mut boxes = Vec::new();
-    let s = facebench_detect::align_images(&root, &keys, &det, |_| {}, |r| {
-        if !r.fallback {
-            boxes.push(r.faces[r.chosen].bbox);
+    if std::env::var_os("FACEBENCH_SPEED_FUSED_ONLY").is_some() {
+        let (cpu, _, _) = run(&det, &images);
+        println!("fused kernels: {:.1} ms CPU per image", 1e3 * cpu / images.len() as f64);
+        return;
+    }
+    let mut best = [(f64::MAX, f64::MAX); 2];
+    let mut outputs: [Vec<Vec<Face>>; 2] = [Vec::new(), Vec::new()];
+    for _round in 0..3 {
+        for (i, base) in [true, false].into_iter().enumerate() {
+            set_baseline_kernels(base);
+            let (cpu, wall, faces) = run(&det, &images);
+            best[i] = (best[i].0.min(cpu), best[i].1.min(wall));
+            outputs[i] = faces;
         }
-    })
-    .unwrap();
-    let dt = t.elapsed().as_secs_f64();
+    }
+    set_baseline_kernels(false);
+    let ni = images.len() as f64;
+    for (name, (cpu, wall)) in ["baseline kernels", "fused kernels"].iter().zip(best) {
+        println!(
+            "{name:>17}: {:.1} ms CPU per image = {:.1} img/s at full load ({cores} threads); best wall {:.1} img/s",
+            1e3 * cpu / ni,
+            cores * ni / cpu,
+            ni / wall
+        );
+    }
     println!(
-        "align_images: {} images in {dt:.2}s = {:.2} img/s; {} faces; {} fallbacks",
-        s.images,
-        s.images as f64 / dt,
-        s.faces,
-        s.fallbacks.len()
+        "fused / baseline: {:.2}x by CPU time, {:.2}x by wall time; outputs differ by at most {:.2e} px",
+        best[0].0 / best[1].0,
+        best[0].1 / best[1].1,
+        max_diff(&outputs[0], &outputs[1])
     );
 
-    let images: Vec<image::RgbImage> = keys.iter().map(|k| image::open(root.join(k)).unwrap().to_rgb8()).collect();
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        for chunk in images.chunks(8) {
-            det.detect_batch(&chunk.iter().collect::<Vec<_>>()).unwrap();
-        }
-        best = best.min(t.elapsed().as_secs_f64());
+    for decoder in [Decoder::Image, Decoder::JpegJs] {
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        let s = facebench_detect::align_images_with(&root, &keys, &det, decoder, |_| {}, |_| {}).unwrap();
+        let (cpu, wall) = (cpu_seconds() - c0, t0.elapsed().as_secs_f64());
+        println!(
+            "align_images ({decoder} decoder): {} images, {:.1} ms CPU per image = {:.1} img/s at full load; wall {:.1} img/s; {} faces, {} fallbacks",
+            s.images,
+            1e3 * cpu / s.images as f64,
+            cores * s.images as f64 / cpu,
+            s.images as f64 / wall,
+            s.faces,
+            s.fallbacks.len()
+        );
     }
-    println!("detect_batch (best of 3): {:.2} img/s", images.len() as f64 / best);
-    let med = |i: usize| {
-        let mut v: Vec<f32> = boxes.iter().map(|b| b[i]).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
-    println!("median chosen box: x {} y {} w {} h {}", med(0), med(1), med(2), med(3));
+
+    let sample: Vec<&RgbImage> = images.iter().take(16).collect();
+    for base in [true, false] {
+        set_baseline_kernels(base);
+        let rows = profile(&det, &sample).unwrap();
+        println!("per layer kind, {} kernels, {} images one at a time (ms per image):", if base { "baseline" } else { "fused" }, sample.len());
+        for r in rows {
+            if r.calls > 0 {
+                println!("  {:<26} {:>7.2} CPU {:>7.2} wall  ({} calls)", r.kind, 1e3 * r.cpu_s / sample.len() as f64, 1e3 * r.wall_s / sample.len() as f64, r.calls);
+            }
+        }
+    }
+    set_baseline_kernels(false);
 }

@@ -9,7 +9,8 @@ use facebench_model::TfjsWeights;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::ops::{resize_square_into, Act, Conv, Depthwise, Epilogue};
+use crate::ops::{resize_square_into, sum_right, Act, Conv, Depthwise, Epilogue};
+use crate::prof::{span, Kind};
 use crate::ssd::Detection;
 use crate::Result;
 
@@ -26,7 +27,7 @@ struct SepConv {
 
 impl SepConv {
     fn forward(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
-        Ok(self.pw.forward(&self.dw.forward(x, stride)?, 1)?)
+        Ok(self.pw.forward_sep(&self.dw, x, stride)?)
     }
 }
 
@@ -46,14 +47,14 @@ impl DenseBlock {
         let out1 = match &self.conv0 {
             First::Conv(c) => c.forward(x, 2)?,
             First::Sep(s) => s.forward(x, 2)?,
-        }
-        .relu()?;
+        };
+        let out1 = sum_right(&[&out1], true)?;
         let out2 = self.convs[0].forward(&out1, 1)?;
-        let in3 = (&out1 + &out2)?.relu()?;
+        let in3 = sum_right(&[&out1, &out2], true)?;
         let out3 = self.convs[1].forward(&in3, 1)?;
-        let in4 = (&out1 + (&out2 + &out3)?)?.relu()?;
+        let in4 = sum_right(&[&out1, &out2, &out3], true)?;
         let out4 = self.convs[2].forward(&in4, 1)?;
-        Ok((&out1 + (&out2 + (&out3 + &out4)?)?)?.relu()?)
+        Ok(sum_right(&[&out1, &out2, &out3, &out4], true)?)
     }
 }
 
@@ -125,11 +126,13 @@ impl LandmarkNet {
         }
         let per = LANDMARK_INPUT * LANDMARK_INPUT * 3;
         let mut data = vec![0f32; valid.len() * per];
-        data.par_chunks_mut(per).zip(valid.par_iter()).for_each(|(dst, &i)| {
-            preprocess(jobs[i].0, crops[i].as_ref().expect("valid"), dst);
+        span(Kind::Resize, || {
+            data.par_chunks_mut(per).zip(valid.par_iter()).for_each(|(dst, &i)| {
+                preprocess(jobs[i].0, crops[i].as_ref().expect("valid"), dst);
+            })
         });
         let x = Tensor::from_vec(data, (valid.len(), LANDMARK_INPUT, LANDMARK_INPUT, 3), dev)?;
-        let out = self.forward(&x)?;
+        let out = span(Kind::Landmarks, || self.forward(&x))?;
         for (&i, raw) in valid.iter().zip(out) {
             let c = crops[i].as_ref().expect("valid");
             result[i] = Some(to_image_points(&raw, c, &jobs[i].1));

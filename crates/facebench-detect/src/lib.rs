@@ -31,7 +31,13 @@
 mod align;
 mod landmarks;
 mod ops;
+mod prof;
 mod ssd;
+
+/// Benchmark helpers: per-layer CPU time and the first port's kernels to compare against.
+pub mod bench {
+    pub use crate::prof::{cpu_seconds, profile, set_baseline_kernels, LayerTime};
+}
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@ use facebench_model::TfjsWeights;
 use image::RgbImage;
 
 use crate::ops::{resize_square_into, Act, Conv, Depthwise, Epilogue};
+use crate::prof::{baseline, span, Kind};
 use crate::Result;
 
 /// The detector's input side: every image is padded to a square and resized to this.
@@ -115,12 +116,17 @@ impl Ssd {
     /// Forward pass on a `[n, 512, 512, 3]` batch scaled to -1..1. Returns per image the raw
     /// (undecoded) box encodings `[ANCHORS][4]` and face scores `[ANCHORS]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<RawPredictions>> {
-        let mut out = self.conv0.forward(x, 2)?;
+        let mut out = span(Kind::Conv0, || self.conv0.forward(x, 2))?;
         let mut conv11 = None;
         for (i, (dw, pw)) in self.pairs.iter().enumerate() {
             let layer = i + 1;
             let stride = if [2, 4, 6, 12].contains(&layer) { 2 } else { 1 };
-            out = pw.forward(&dw.forward(&out, stride)?, 1)?;
+            out = if baseline() {
+                let d = span(Kind::Depthwise, || dw.forward(&out, stride))?;
+                span(Kind::Pointwise, || pw.forward(&d, 1))?
+            } else {
+                span(Kind::Pointwise, || pw.forward_sep(dw, &out, stride))?
+            };
             if layer == 11 {
                 conv11 = Some(out.clone());
             }
@@ -129,7 +135,7 @@ impl Ssd {
         let mut feats = vec![conv11, out.clone()];
         let mut t = out;
         for (i, conv) in self.extra.iter().enumerate() {
-            t = conv.forward(&t, if i % 2 == 1 { 2 } else { 1 })?;
+            t = span(Kind::Extra, || conv.forward(&t, if i % 2 == 1 { 2 } else { 1 }))?;
             if i % 2 == 1 {
                 feats.push(t.clone());
             }
@@ -138,10 +144,13 @@ impl Ssd {
         let mut boxes: Vec<Vec<[f32; 4]>> = vec![Vec::with_capacity(ANCHORS); n];
         let mut scores: Vec<Vec<f32>> = vec![Vec::with_capacity(ANCHORS); n];
         for (feat, head) in feats.iter().zip(&self.heads) {
-            let y = head.forward(feat, 1)?;
+            let (y, v) = span(Kind::BoxHead, || -> Result<(Tensor, Vec<f32>)> {
+                let y = head.forward(feat, 1)?;
+                let v = y.flatten_all()?.to_vec1()?;
+                Ok((y, v))
+            })?;
             let (_, h, w, ch) = y.dims4()?;
             let a = ch / 7;
-            let v: Vec<f32> = y.flatten_all()?.to_vec1()?;
             for (b, img) in v.chunks_exact(h * w * ch).enumerate() {
                 for cell in img.chunks_exact(ch) {
                     let (enc, cls) = cell.split_at(4 * a);
@@ -174,7 +183,7 @@ impl Ssd {
         use rayon::prelude::*;
         let run = |part: &[&RgbImage]| -> Result<Vec<RawPredictions>> {
             let mut data = vec![0f32; part.len() * per];
-            data.par_chunks_mut(per).zip(part.par_iter()).for_each(|(dst, img)| preprocess(img, dst));
+            span(Kind::Resize, || data.par_chunks_mut(per).zip(part.par_iter()).for_each(|(dst, img)| preprocess(img, dst)));
             let x = Tensor::from_vec(data, (part.len(), SSD_INPUT, SSD_INPUT, 3), dev)?;
             self.forward(&x)
         };
@@ -183,15 +192,16 @@ impl Ssd {
         // 16x16 layers are too small to keep every core busy (measured ~10% less CPU time).
         let raw: Vec<RawPredictions> =
             parts.par_iter().map(|p| run(p)).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
-        Ok(raw
-            .into_iter()
-            .zip(images)
-            .map(|((enc, scores), img)| {
-                let boxes = decode_boxes(&self.anchors, &enc);
-                let keep = non_max_suppression(&boxes, &scores, max_results, 0.5, min_confidence);
-                keep.into_iter().map(|i| to_pixels(boxes[i], scores[i], img.width(), img.height())).collect()
-            })
-            .collect())
+        Ok(span(Kind::Nms, || {
+            raw.into_iter()
+                .zip(images)
+                .map(|((enc, scores), img)| {
+                    let boxes = decode_boxes(&self.anchors, &enc);
+                    let keep = non_max_suppression(&boxes, &scores, max_results, 0.5, min_confidence);
+                    keep.into_iter().map(|i| to_pixels(boxes[i], scores[i], img.width(), img.height())).collect()
+                })
+                .collect()
+        }))
     }
 }
 
@@ -352,3 +362,4 @@ mod tests {
         assert_eq!(d.y, 0.0);
     }
 }
+
