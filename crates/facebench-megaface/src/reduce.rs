@@ -130,7 +130,7 @@ fn avx512_available() -> bool {
 /// `> thr`, calls `hits(start, mask)` (bit b set iff `seg[start + b] > thr`), which returns the
 /// threshold for the blocks after it. `simd`: the CPU has AVX-512F.
 #[inline]
-fn scan_above(seg: &[f32], thr: f32, simd: bool, hits: &mut dyn FnMut(usize, u32) -> f32) {
+fn scan_above(seg: &[f32], thr: f32, simd: bool, mut hits: impl FnMut(usize, u32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the caller checked AVX-512F.
@@ -151,7 +151,7 @@ fn scan_above(seg: &[f32], thr: f32, simd: bool, hits: &mut dyn FnMut(usize, u32
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn scan_above_avx512(seg: &[f32], thr: f32, hits: &mut dyn FnMut(usize, u32) -> f32) {
+unsafe fn scan_above_avx512(seg: &[f32], thr: f32, mut hits: impl FnMut(usize, u32) -> f32) {
     use std::arch::x86_64::*;
     let mut t = _mm512_set1_ps(thr);
     let p = seg.as_ptr();
@@ -557,7 +557,7 @@ impl Reducer for SizeReducer<'_> {
                 // (What `hit` does, with the query's slots and mates looked up once.)
                 let slots = &mut self.slots[pat * per + a + q..=pat * per + e + q];
                 let top = &mut self.top[pat];
-                scan_above(seg, min.min(top.bound), p.simd, &mut |j0, mask| {
+                scan_above(seg, min.min(top.bound), p.simd, |j0, mask| {
                     let mut m = mask;
                     while m != 0 {
                         let s = seg[j0 + m.trailing_zeros() as usize];
@@ -634,7 +634,7 @@ mod tests {
                 let run = |simd| {
                     let mut calls = Vec::new();
                     let mut t = thr;
-                    scan_above(&seg, thr, simd, &mut |j, m| {
+                    scan_above(&seg, thr, simd, |j, m| {
                         calls.push((j, m));
                         // Raise the threshold as a filling top-k buffer would.
                         t = (t + 0.1f32).min(1.5);
