@@ -540,14 +540,21 @@ fn block32(v: &[f32], at: usize) -> &[f32; 32] {
 
 /// Four output pixels of one row, one block of 32 channels: `taps` holds the (weight offset,
 /// input offset from the first pixel's window corner) of the k*k taps; pixel j's input is
-/// `step * j` further on. Weights are loaded once for the four pixels.
+/// `step * j` further on. Weights are loaded once for the four pixels. The bounds are checked
+/// once for the whole group (per-load checks cost more than the arithmetic here).
 #[inline(always)]
 fn dw_quad(x: &[f32], w: &[f32], taps: &[(usize, usize)], base: usize, step: usize, cb: usize) -> [[f32; 32]; 4] {
     let mut acc = [[0f32; 32]; 4];
+    let x_end = taps.iter().map(|t| t.1).max().unwrap_or(0) + base + 3 * step + cb + 32;
+    let w_end = taps.iter().map(|t| t.0).max().unwrap_or(0) + cb + 32;
+    assert!(x_end <= x.len() && w_end <= w.len(), "depthwise window outside its buffers");
     for &(wo, xo) in taps {
-        let wb = block32(w, wo + cb);
+        // SAFETY: every offset used is at most the maxima checked above.
+        let wb = unsafe { &*(w.as_ptr().add(wo + cb) as *const [f32; 32]) };
         for (j, acc) in acc.iter_mut().enumerate() {
-            mul_add_block(acc, block32(x, base + j * step + xo + cb), wb);
+            // SAFETY: base + j * step + xo + cb + 32 <= x_end <= x.len() (checked above).
+            let xb = unsafe { &*(x.as_ptr().add(base + j * step + xo + cb) as *const [f32; 32]) };
+            mul_add_block(acc, xb, wb);
         }
     }
     acc
