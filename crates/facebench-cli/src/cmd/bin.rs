@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use super::embed::{recipe, ModelName};
 use super::keys::progress_bar;
+use super::run_args::ModelRunArgs;
 use super::{create_dir, create_parent, write_json, CmdResult};
 
 /// Folds of every pack: InsightFace's `calculate_roc` uses `KFold(n_splits=10, shuffle=False)`.
@@ -151,15 +152,8 @@ pub struct EvalBinArgs {
     /// Only the image's own features (no mirror-image fusion).
     #[arg(long)]
     no_flip: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
-    #[arg(long, env = "FACEBENCH_MODELS")]
-    models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run: ModelRunArgs,
     /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg,
     /// scores.png/svg [default: reports/bin/<pack name>/<model>].
     #[arg(long)]
@@ -272,12 +266,10 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     if r.uses_alignment {
         return Err(format!("--align {}: a pack holds aligned crops; use none or centre:S", a.align).into());
     }
-    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&a.device)?;
-    let net = facebench_model::load(a.model.as_str(), &models_dir, &device)?;
+    let net = a.run.load(a.model.as_str())?;
     let t = Instant::now();
     let size = proto.as_ref().map(|p| p.image_size);
-    let (orig, mirror) = embed_pack(&pack, &a.bin, net.as_ref(), &r.preprocess, size, a.batch, !a.no_flip)?;
+    let (orig, mirror) = embed_pack(&pack, &a.bin, net.as_ref(), &r.preprocess, size, a.run.batch, !a.no_flip)?;
     let embed_secs = t.elapsed().as_secs_f64();
 
     let keys = (0..pack.n_pairs()).map(|i| ((2 * i).to_string(), (2 * i + 1).to_string())).collect();
@@ -305,7 +297,7 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
         ("protocol file", a.protocol_file.as_ref().map_or("none".into(), |p| p.display().to_string())),
         ("model", a.model.as_str().to_string()),
         ("weights sha256", net.weights_sha256().to_string()),
-        ("device", a.device.clone()),
+        ("device", a.run.device.clone()),
     ]);
     let timings = vec![
         ("read pack".to_string(), read_secs, format!("{} images", pack.images.len())),

@@ -9,6 +9,7 @@ use facebench_extract::{extract, read_alignments, store_meta, Job, Recipe, Summa
 use facebench_image::{Crop, FaceAnnotation, Preprocess, ResizeMode};
 
 use super::keys::{progress_bar, ImageSet};
+use super::run_args::ModelRunArgs;
 use super::CmdResult;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,18 +65,11 @@ pub struct EmbedArgs {
     /// Also embed the horizontal mirror of every input.
     #[arg(long)]
     pub flip: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[command(flatten)]
+    pub run: ModelRunArgs,
     /// Count and list unreadable images (in <out>.skipped.json) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
-    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
-    #[arg(long, env = "FACEBENCH_MODELS")]
-    pub models_dir: Option<PathBuf>,
 }
 
 /// The preprocessing an `--align` value means for a model.
@@ -136,16 +130,14 @@ pub fn embed_cached(
 
 pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
     let (root, keys) = a.images.resolve(data_root)?;
-    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&a.device)?;
-    let model = facebench_model::load(a.model.as_str(), &models_dir, &device)?;
+    let model = a.run.load(a.model.as_str())?;
     let recipe = recipe(a.model, &a.align)?;
     let faces = match (&a.alignments, recipe.uses_alignment) {
         (Some(p), true) => read_alignments(p)?.0,
         (None, true) => return Err("--align landmarks needs --alignments FILE.jsonl (from `facebench align`)".into()),
         _ => Default::default(),
     };
-    let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.batch, flip: a.flip, skip_bad: a.skip_bad };
+    let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.run.batch, flip: a.flip, skip_bad: a.skip_bad };
     let store_path = match a.format {
         OutputFormat::Fbs => a.out.clone(),
         OutputFormat::Devkit => a.out.join("embeddings.fbs"),

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::align::align_cached;
 use super::embed::{embed_cached, flip_path, recipe, ModelName};
+use super::run_args::ModelRunArgs;
 use super::{create_dir, write_json, CmdResult};
 
 #[derive(Args, Debug, Clone)]
@@ -27,15 +28,17 @@ pub struct PipelineArgs {
     /// Cache of alignments and embeddings (reused by later runs).
     #[arg(long, default_value = "cache/lfw")]
     pub cache: PathBuf,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
-    #[arg(long, env = "FACEBENCH_MODELS")]
-    pub models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: ModelRunArgs,
+}
+
+/// Keeps `pipeline.batch`, `pipeline.device` and `pipeline.models_dir` working for callers
+/// written before those options moved into [`ModelRunArgs`] (cmd/megaface.rs).
+impl std::ops::Deref for PipelineArgs {
+    type Target = ModelRunArgs;
+    fn deref(&self) -> &ModelRunArgs {
+        &self.run
+    }
 }
 
 /// One View-1 row of the tuner.
@@ -118,7 +121,7 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     let align_path = a.cache.join("align.jsonl");
     let needs_landmarks = proto.variants.iter().any(|v| recipe(model, &v.align).map(|r| r.uses_alignment).unwrap_or(false));
     let (faces, fallbacks) = if needs_landmarks {
-        let o = align_cached(&root, &keys, &align_path, &a.device, a.models_dir.as_deref())?;
+        let o = align_cached(&root, &keys, &align_path, &a.run.device, a.run.models_dir.as_deref())?;
         let note = if o.aligned > 0 {
             format!("{} images, {:.1} images/s; {} cached", o.aligned, o.images_per_sec(), o.already)
         } else {
@@ -132,16 +135,14 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
         (Default::default(), Vec::new())
     };
 
-    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&a.device)?;
-    let net: Box<dyn FaceModel> = facebench_model::load(model.as_str(), &models_dir, &device)?;
+    let net: Box<dyn FaceModel> = a.run.load(model.as_str())?;
     let mut stores = Vec::new();
     for align in proto.variants.iter().map(|v| v.align.as_str()) {
         if stores.iter().any(|(a, _, _)| a == align) {
             continue;
         }
         let r = recipe(model, align)?;
-        let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.batch, flip: true, skip_bad: false };
+        let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.run.batch, flip: true, skip_bad: false };
         let path = store_path(&a.cache, model.as_str(), align);
         let s = embed_cached(&job, &keys, &faces, &path)?;
         let note = if s.computed > 0 {
@@ -266,7 +267,7 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
         ("preprocessing", preprocessing.clone()),
         ("protocol file", format!("{} (sha256 {})", a.protocol_file.display(), p.proto_sha)),
         ("data root", data_root.display().to_string()),
-        ("device", a.device.clone()),
+        ("device", a.run.device.clone()),
     ]);
     create_dir(out)?;
     // Written before the report so the report's total includes everything but itself.

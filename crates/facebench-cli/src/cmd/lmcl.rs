@@ -110,13 +110,11 @@ fn embeddings(c: &Common, data_root: &Path, keys: &[String]) -> Result<(Embeddin
     let root = data_root.join("lfw/lfw-deepfunneled");
     let p = &c.pipeline;
     let align_path = p.cache.join("align.jsonl");
-    align_cached(&root, keys, &align_path, &p.device, p.models_dir.as_deref())?;
+    align_cached(&root, keys, &align_path, &p.run.device, p.run.models_dir.as_deref())?;
     let (faces, fallbacks) = read_alignments(&align_path)?;
-    let models_dir = p.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&p.device)?;
-    let net = facebench_model::load(c.model.as_str(), &models_dir, &device)?;
+    let net = p.run.load(c.model.as_str())?;
     let r = recipe(c.model, "landmarks")?;
-    let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: p.batch, flip: true, skip_bad: false };
+    let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: p.run.batch, flip: true, skip_bad: false };
     let path = super::lfw_pipeline::store_path(&p.cache, c.model.as_str(), "landmarks");
     embed_cached(&job, keys, &faces, &path)?;
     let (_, mut emb) = AppendStore::read(&path)?;

@@ -9,6 +9,7 @@ pub mod lmcl;
 pub mod megaface;
 pub mod provenance;
 pub mod report;
+pub mod run_args;
 pub mod train;
 pub mod ytf;
 

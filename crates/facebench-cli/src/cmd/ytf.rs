@@ -18,6 +18,7 @@ use facebench_ytf::{
 
 use super::embed::{embed_cached, flip_path, recipe, ModelName};
 use super::keys::progress_bar;
+use super::run_args::ModelRunArgs;
 use super::{create_dir, write_json, CmdResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,15 +86,8 @@ pub struct YtfArgs {
     /// Cache of alignments and embeddings (reused by later runs).
     #[arg(long, default_value = "cache/ytf")]
     cache: PathBuf,
-    /// Frames per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
-    #[arg(long, env = "FACEBENCH_MODELS")]
-    models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    run: ModelRunArgs,
     /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg,
     /// scores.png/svg [default: reports/ytf/<model>].
     #[arg(long)]
@@ -172,14 +166,14 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
         };
         let cache = a.cache.join(format!("align-{}.jsonl", safe(&tag)));
         let pb = progress_bar(keys.len(), "align frames");
-        let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
+        let models_dir = a.run.weights_dir();
         let o = align_cached(
             &index.root,
             keys,
             search,
             &cache,
             || {
-                let dev = facebench_model::device_from_name(&a.device).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))?;
+                let dev = facebench_model::device_from_name(&a.run.device).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))?;
                 facebench_detect::Detector::load(&models_dir, &dev).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))
             },
             |n| pb.inc(n as u64),
@@ -201,10 +195,8 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
         Default::default()
     };
 
-    let models_dir = a.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let device = facebench_model::device_from_name(&a.device)?;
-    let net = facebench_model::load(model.as_str(), &models_dir, &device)?;
-    let job = Job { model: net.as_ref(), recipe: &r, root: &index.root, batch: a.batch, flip: a.flip, skip_bad: false };
+    let net = a.run.load(model.as_str())?;
+    let job = Job { model: net.as_ref(), recipe: &r, root: &index.root, batch: a.run.batch, flip: a.flip, skip_bad: false };
     let path = a.cache.join(model.as_str()).join(format!("{}.fbs", safe(&tag)));
     let s = embed_cached(&job, keys, &faces, &path)?;
     let note = if s.computed > 0 {
@@ -343,7 +335,7 @@ pub fn run(a: YtfArgs, data_root: &Path) -> CmdResult {
         ("layout", layout.name().to_string()),
         ("frame selection", selection.describe()),
         ("data root", data_root.display().to_string()),
-        ("device", a.device.clone()),
+        ("device", a.run.device.clone()),
     ];
     if let Some(sha) = &frames.weights_sha {
         extra.push(("weights sha256", sha.clone()));
