@@ -144,8 +144,8 @@ mod tests {
         let is_same: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
         let folds: Vec<usize> = (0..n).map(|i| i / 4).collect();
         let (mut l, mut r) = (Vec::new(), Vec::new());
-        for i in 0..n {
-            let d = if is_same[i] { 0.1 + 0.05 * i as f64 } else { 1.0 + 0.1 * i as f64 };
+        for (i, &same) in is_same.iter().enumerate() {
+            let d = if same { 0.1 + 0.05 * i as f64 } else { 1.0 + 0.1 * i as f64 };
             l.extend([angle(i).cos() as f32, angle(i).sin() as f32]);
             r.extend([(angle(i) + d).cos() as f32, (angle(i) + d).sin() as f32]);
         }
