@@ -97,6 +97,12 @@ impl Epilogue {
         self.shift.len()
     }
 
+    /// The same shift and activation, without the scale (a convolution's bias epilogue).
+    #[cfg(test)]
+    fn without_scale(self) -> Self {
+        Epilogue::new(None, self.shift, self.act, &Device::Cpu).expect("cpu epilogue")
+    }
+
     #[inline(always)]
     fn apply_row(&self, row: &mut [f32]) {
         match &self.scale {
@@ -358,6 +364,30 @@ impl Conv {
         }
         self.forward(&dw.forward(x, stride)?, 1)
     }
+
+    /// `pre` (a thin-input convolution, stride `pre_stride`), then `dw` (stride `stride`), then
+    /// this 1x1 convolution, then optionally a second separable layer; on the CPU as one kernel
+    /// (see `StemConv`).
+    pub(crate) fn forward_stem(
+        &self,
+        pre: &Conv,
+        pre_stride: usize,
+        dw: &Depthwise,
+        x: &Tensor,
+        stride: usize,
+        next: Option<(&Depthwise, usize, &Conv)>,
+    ) -> Result<Tensor> {
+        let thin = x.dim(3)? <= 4 && pre.cout.is_multiple_of(32);
+        let next_ok = next.is_none_or(|(d, _, p)| d.k <= 3 && p.k == 1);
+        if use_cpu_kernels(x.device()) && !baseline() && thin && self.k == 1 && dw.k <= 3 && next_ok {
+            return x.contiguous()?.apply_op1_no_bwd(&StemConv { pre, pre_s: pre_stride, dw, s: stride, pw: self, next });
+        }
+        let y = self.forward_sep(dw, &pre.forward(x, pre_stride)?, stride)?;
+        match next {
+            Some((d, s2, p)) => p.forward_sep(d, &y, s2),
+            None => Ok(y),
+        }
+    }
 }
 
 /// Output rows (pixels) per GEMM chunk: an A block of about this many floats (1 MB, this
@@ -491,6 +521,192 @@ impl CustomOp1 for FusedConv<'_> {
         // SAFETY: every chunk of `out` was written by its gemm.
         let out = unsafe { assume_init(out) };
         Ok((CpuStorage::F32(out), Shape::from((n, ho, wo, cout))))
+    }
+}
+
+/// A thin-input convolution (`pre`, e.g. the detector's 3x3 stride-2 RGB layer) followed by one
+/// or two depthwise-separable layers, as one CPU kernel that streams rows: each chunk of output
+/// rows computes just the rows of the earlier layers' outputs it needs, in cache-resident
+/// buffers (recomputing the one or two rows that neighbouring chunks share), instead of writing
+/// those outputs (the network's largest tensors) to memory and reading them back. Same
+/// operations, same order as running the layers one by one.
+struct StemConv<'a> {
+    pre: &'a Conv,
+    pre_s: usize,
+    dw: &'a Depthwise,
+    s: usize,
+    pw: &'a Conv,
+    /// A second separable layer (depthwise, its stride, pointwise) fed by the first.
+    next: Option<(&'a Depthwise, usize, &'a Conv)>,
+}
+
+thread_local! {
+    /// Per-thread rows of the stem's first convolution, reused.
+    static STEM_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread rows of the first separable layer's output (two-layer stems), reused.
+    static STEM_MID: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread A block of the second separable layer, reused.
+    static STEM_A2: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Geometry of a [`StemConv`] run.
+struct StemGeom {
+    pre_win: Window,
+    /// The first depthwise convolution over `pre`'s (whole) output.
+    dwin: Window,
+}
+
+/// `act(dst @ filter)` for one chunk: `dst = a [m, k] x w [k, cout]`, then the epilogue.
+fn gemm_epilogue(a: &[f32], conv: &Conv, dst: &mut [f32]) {
+    let (k, cout) = (a.len() / (dst.len() / conv.cout), conv.cout);
+    let m = dst.len() / cout;
+    // SAFETY: row-major A [m, k], filter [k, cout] and dst [m, cout] of those sizes (the caller
+    // checked the filter size); dst is only written (read_dst = false).
+    unsafe {
+        gemm::gemm(
+            m, cout, k,
+            dst.as_mut_ptr(), 1, cout as isize, false,
+            a.as_ptr(), 1, k as isize,
+            conv.w_host.as_ptr(), 1, cout as isize,
+            0.0, 1.0, false, false, false, gemm::Parallelism::None,
+        )
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+        unsafe { conv.epilogue.apply_block_avx2(dst) };
+        return;
+    }
+    conv.epilogue.apply_block(dst);
+}
+
+impl StemConv<'_> {
+    /// Rows `r0..r1` of the first separable layer's output for image `b`, into `out`.
+    fn first_rows(&self, x: &[f32], g: &StemGeom, b: usize, r0: usize, r1: usize, out: &mut [f32]) {
+        let (pre_win, dwin) = (&g.pre_win, &g.dwin);
+        let (h1, w1, c1) = (pre_win.ho, pre_win.wo, self.pre.cout);
+        let m = (r1 - r0) * dwin.wo;
+        // Rows of `pre`'s output this chunk's depthwise taps read.
+        let iy_start = (r0 * dwin.s).saturating_sub(dwin.top);
+        let iy_end = ((r1 - 1) * dwin.s + dwin.k).saturating_sub(dwin.top).min(h1);
+        let sub_h = iy_end - iy_start;
+        let (avx2, avx512) = (has_avx2_fma(), has_avx512());
+        STEM_ROWS.with(|pre_rows| {
+            A_BLOCK.with(|a_buf| {
+                let (mut pre_rows, mut a_buf) = (pre_rows.borrow_mut(), a_buf.borrow_mut());
+                if pre_rows.len() < sub_h * w1 * c1 {
+                    pre_rows.resize(sub_h * w1 * c1, 0.0);
+                }
+                if a_buf.len() < m * c1 {
+                    a_buf.resize(m * c1, 0.0);
+                }
+                for (r, prow) in pre_rows[..sub_h * w1 * c1].chunks_exact_mut(w1 * c1).enumerate() {
+                    let job = ConvRow { x, conv: self.pre, win: pre_win, row: b * h1 + iy_start + r };
+                    #[cfg(target_arch = "x86_64")]
+                    if avx512 {
+                        // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
+                        unsafe { job.run_blocked_avx512(prow) };
+                        continue;
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2 {
+                        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                        unsafe { job.run_blocked_avx2(prow) };
+                        continue;
+                    }
+                    let _ = (avx2, avx512);
+                    job.run_blocked(prow);
+                }
+                // The depthwise window over the buffered rows: row iy of `pre`'s output is
+                // buffer row iy - iy_start.
+                let sub = Window { n: 1, h: sub_h, ho: r1 - r0, top: dwin.top + iy_start - r0 * dwin.s, ..*dwin };
+                let a = &mut a_buf[..m * c1];
+                depthwise_rows_best(&pre_rows[..sub_h * w1 * c1], self.dw, &sub, 0, a);
+                gemm_epilogue(a, self.pw, out);
+            })
+        });
+    }
+}
+
+impl CustomOp1 for StemConv<'_> {
+    fn name(&self) -> &'static str {
+        "facebench-stem-conv"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(storage, layout, "stem conv")?;
+        let pre_win = Window::new(layout.shape().dims4()?, self.pre.k, self.pre_s);
+        let (c1, c2) = (self.pre.cout, self.pw.cout);
+        if self.pre.w_host.len() != pre_win.k * pre_win.k * pre_win.c * c1 || c1 % 32 != 0 {
+            bail!("stem conv: first filter does not fit {} input channels", pre_win.c);
+        }
+        if self.dw.w.len() != self.dw.k * self.dw.k * c1 || self.pw.k != 1 || self.pw.w_host.len() != c1 * c2 {
+            bail!("stem conv: depthwise/pointwise filters do not fit {c1} channels");
+        }
+        let n = pre_win.n;
+        let dwin = Window::new((1, pre_win.ho, pre_win.wo, c1), self.dw.k, self.s);
+        let g = StemGeom { pre_win, dwin };
+        let (ho, wo) = (dwin.ho, dwin.wo);
+        let threads = rayon::current_num_threads();
+        // Whole output rows per chunk: an A block of about `floats`, at least one chunk per thread.
+        let rows_for = |floats: usize, c: usize, ho: usize, wo: usize| {
+            let mut rows = (floats / c / wo).clamp(1, ho);
+            if n * ho.div_ceil(rows) < threads {
+                rows = ho.div_ceil(threads.div_ceil(n)).max(1);
+            }
+            rows
+        };
+        let Some((dw2, s2, pw2)) = self.next else {
+            let rows = rows_for(CHUNK_FLOATS, c1, ho, wo);
+            let mut out = uninit(n * ho * wo * c2);
+            out.par_chunks_mut(ho * wo * c2).enumerate().for_each(|(b, image_out)| {
+                image_out.par_chunks_mut(rows * wo * c2).enumerate().for_each(|(i, dst)| {
+                    // SAFETY: same layout; first_rows' gemm writes every element before any read.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dst.len()) };
+                    let r0 = i * rows;
+                    self.first_rows(x, &g, b, r0, r0 + dst.len() / (wo * c2), dst);
+                });
+            });
+            // SAFETY: every chunk was written.
+            return Ok((CpuStorage::F32(unsafe { assume_init(out) }), Shape::from((n, ho, wo, c2))));
+        };
+        let c3 = pw2.cout;
+        if dw2.w.len() != dw2.k * dw2.k * c2 || pw2.k != 1 || pw2.w_host.len() != c2 * c3 {
+            bail!("stem conv: second depthwise/pointwise filters do not fit {c2} channels");
+        }
+        let dwin2 = Window::new((1, ho, wo, c2), dw2.k, s2);
+        let (ho2, wo2) = (dwin2.ho, dwin2.wo);
+        // Smaller chunks (8 rows of the detector's 128-wide layer 2; measured best of 4-32):
+        // the first layer's rows of a chunk should stay in cache.
+        let rows2 = rows_for(CHUNK_FLOATS / 4, c2, ho2, wo2);
+        let mut out = uninit(n * ho2 * wo2 * c3);
+        out.par_chunks_mut(ho2 * wo2 * c3).enumerate().for_each(|(b, image_out)| {
+            image_out.par_chunks_mut(rows2 * wo2 * c3).enumerate().for_each(|(i, dst)| {
+                // SAFETY: same layout; the gemm writes every element before any read.
+                let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dst.len()) };
+                let (oy0, nrows) = (i * rows2, dst.len() / (wo2 * c3));
+                let j0 = (oy0 * dwin2.s).saturating_sub(dwin2.top);
+                let j1 = ((oy0 + nrows - 1) * dwin2.s + dwin2.k).saturating_sub(dwin2.top).min(ho);
+                STEM_MID.with(|mid| {
+                    STEM_A2.with(|a2| {
+                        let (mut mid, mut a2) = (mid.borrow_mut(), a2.borrow_mut());
+                        let (mlen, alen) = ((j1 - j0) * wo * c2, nrows * wo2 * c2);
+                        if mid.len() < mlen {
+                            mid.resize(mlen, 0.0);
+                        }
+                        if a2.len() < alen {
+                            a2.resize(alen, 0.0);
+                        }
+                        self.first_rows(x, &g, b, j0, j1, &mut mid[..mlen]);
+                        let sub = Window { n: 1, h: j1 - j0, ho: nrows, top: dwin2.top + j0 - oy0 * dwin2.s, ..dwin2 };
+                        depthwise_rows_best(&mid[..mlen], dw2, &sub, 0, &mut a2[..alen]);
+                        gemm_epilogue(&a2[..alen], pw2, dst);
+                    })
+                });
+            });
+        });
+        // SAFETY: every chunk was written.
+        Ok((CpuStorage::F32(unsafe { assume_init(out) }), Shape::from((n, ho2, wo2, c3))))
     }
 }
 
@@ -1375,6 +1591,35 @@ mod tests {
         want.iter_mut().for_each(|v| *v += 0.5);
         let got: Vec<f32> = conv.forward(&Tensor::from_slice(&x, (1, 3, 5, 64), &dev).unwrap(), 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert!(max_diff(&got, &want) < 1e-4, "1x1 conv");
+    }
+
+    /// The row-streaming stem (thin conv, then one or two separable layers) gives exactly what
+    /// the layers give one by one, on odd sizes where chunks and padding meet.
+    #[test]
+    fn stem_streams_rows_exactly_as_layer_by_layer() {
+        let dev = Device::Cpu;
+        // Wide enough for several row chunks per image (odd sizes: partial last chunks).
+        let (n, h, w) = (2, 199, 601);
+        let x = Tensor::from_vec(pattern(n * h * w * 3, 21), (n, h, w, 3), &dev).unwrap();
+        let ep = |c: usize, seed: usize| {
+            Epilogue::new(Some(pattern(c, seed).iter().map(|v| v + 1.5).collect()), pattern(c, seed + 1), Act::Relu6, &dev).unwrap()
+        };
+        let pre = Conv::new(&pattern(27 * 32, 22), 3, 3, 32, ep(32, 23).without_scale(), &dev).unwrap();
+        let dw1 = Depthwise::new(&pattern(9 * 32, 24), 3, 32, Some(ep(32, 25)), &dev).unwrap();
+        let pw1 = Conv::new(&pattern(32 * 64, 26), 1, 32, 64, ep(64, 27).without_scale(), &dev).unwrap();
+        let dw2 = Depthwise::new(&pattern(9 * 64, 28), 3, 64, Some(ep(64, 29)), &dev).unwrap();
+        let pw2 = Conv::new(&pattern(64 * 40, 30), 1, 64, 40, ep(40, 31).without_scale(), &dev).unwrap();
+        let v = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let y1 = pw1.forward_sep(&dw1, &pre.forward(&x, 2).unwrap(), 1).unwrap();
+        let y2 = pw2.forward_sep(&dw2, &y1, 2).unwrap();
+        let s1 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, None).unwrap();
+        let s2 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, Some((&dw2, 2, &pw2))).unwrap();
+        assert_eq!(s1.dims(), y1.dims());
+        assert_eq!(s2.dims(), &[n, 50, 151, 40]);
+        let (y1, y2) = (v(y1), v(y2));
+        assert!(y2.iter().any(|&a| a > 0.0 && a < 6.0), "the test must exercise the epilogue");
+        assert_eq!(v(s1), y1);
+        assert_eq!(v(s2), y2);
     }
 
     #[test]

@@ -116,9 +116,16 @@ impl Ssd {
     /// Forward pass on a `[n, 512, 512, 3]` batch scaled to -1..1. Returns per image the raw
     /// (undecoded) box encodings `[ANCHORS][4]` and face scores `[ANCHORS]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<RawPredictions>> {
-        let mut out = span(Kind::Conv0, || self.conv0.forward(x, 2))?;
         let mut conv11 = None;
-        for (i, (dw, pw)) in self.pairs.iter().enumerate() {
+        // Off the baseline path the first convolution and layers 1-2 run as one row-streaming
+        // kernel (their outputs, the largest tensors, never go to memory), profiled as pointwise.
+        let (mut out, first) = if baseline() {
+            (span(Kind::Conv0, || self.conv0.forward(x, 2))?, 0)
+        } else {
+            let ((dw1, pw1), (dw2, pw2)) = (&self.pairs[0], &self.pairs[1]);
+            (span(Kind::Pointwise, || pw1.forward_stem(&self.conv0, 2, dw1, x, 1, Some((dw2, 2, pw2))))?, 2)
+        };
+        for (i, (dw, pw)) in self.pairs.iter().enumerate().skip(first) {
             let layer = i + 1;
             let stride = if [2, 4, 6, 12].contains(&layer) { 2 } else { 1 };
             out = if baseline() {
