@@ -32,15 +32,6 @@ pub struct PipelineArgs {
     pub run: ModelRunArgs,
 }
 
-/// Keeps `pipeline.batch`, `pipeline.device` and `pipeline.models_dir` working for callers
-/// written before those options moved into [`ModelRunArgs`] (cmd/megaface.rs).
-impl std::ops::Deref for PipelineArgs {
-    type Target = ModelRunArgs;
-    fn deref(&self) -> &ModelRunArgs {
-        &self.run
-    }
-}
-
 /// One View-1 row of the tuner.
 #[derive(Debug, Clone, Serialize)]
 pub struct TuneRow {

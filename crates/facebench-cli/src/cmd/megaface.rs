@@ -278,12 +278,11 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
     }
     let cache = &a.pipeline.cache;
     let align_path = cache.join("align.jsonl");
-    let o = super::align::align_cached(&root, &keys, &align_path, &a.pipeline.device, a.pipeline.models_dir.as_deref())?;
+    let o = super::align::align_cached(&root, &keys, &align_path, &a.pipeline.run.device, a.pipeline.run.models_dir.as_deref())?;
     let (faces, fallbacks) = facebench_extract::read_alignments(&align_path)?;
-    let models_dir = a.pipeline.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir);
-    let net = facebench_model::load(a.model.as_str(), &models_dir, &facebench_model::device_from_name(&a.pipeline.device)?)?;
+    let net = a.pipeline.run.load(a.model.as_str())?;
     let r = recipe(a.model, "landmarks")?;
-    let job = facebench_extract::Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.pipeline.batch, flip: true, skip_bad: false };
+    let job = facebench_extract::Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.pipeline.run.batch, flip: true, skip_bad: false };
     let path = cache.join(a.model.as_str()).join("landmarks.fbs");
     let s = embed_cached(&job, &keys, &faces, &path)?;
     let orig = facebench_core::store::AppendStore::read(&path)?.1;
@@ -335,7 +334,7 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
             ),
         ),
         ("data root", data_root.display().to_string()),
-        ("device", a.pipeline.device.clone()),
+        ("device", a.pipeline.run.device.clone()),
     ]);
     let timings = [
         ("align (detector + 68 landmarks)".to_string(), o.seconds, format!("{} new images", o.aligned)),
