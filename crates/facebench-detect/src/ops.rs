@@ -1029,15 +1029,23 @@ impl ConvRow<'_> {
             let ix0 = (ox * s).wrapping_sub(win.left);
             if rows_inside && ox + 4 <= win.wo && ix0 < win.w && ix0 + 3 * s + k <= win.w {
                 let base = ((b * win.h + iy0) * win.w + ix0) * c;
+                // One bounds check for the whole group (per-load checks cost more than the
+                // arithmetic of a 3-channel input).
+                let x_end = base + ((k - 1) * win.w + k - 1) * c + 3 * s * c + c;
+                assert!(x_end <= self.x.len() && k * k * c * cout <= w.len(), "convolution window outside its buffers");
                 for cb in (0..cout).step_by(32) {
                     let mut acc = [[0f32; 32]; 4];
                     for ky in 0..k {
                         for kx in 0..k {
                             let xo = base + (ky * win.w + kx) * c;
                             for ci in 0..c {
-                                let wb = block32(w, ((ky * k + kx) * c + ci) * cout + cb);
+                                let at = ((ky * k + kx) * c + ci) * cout + cb;
+                                // SAFETY: at + 32 <= k*k*c*cout <= w.len() (cb + 32 <= cout).
+                                let wb = unsafe { &*(w.as_ptr().add(at) as *const [f32; 32]) };
                                 for (q, acc) in acc.iter_mut().enumerate() {
-                                    scale_add_block(acc, self.x[xo + q * s * c + ci], wb);
+                                    // SAFETY: xo + q*s*c + ci < x_end <= x.len() (checked above).
+                                    let xv = unsafe { *self.x.get_unchecked(xo + q * s * c + ci) };
+                                    scale_add_block(acc, xv, wb);
                                 }
                             }
                         }
