@@ -23,10 +23,17 @@
 //! (`tests/reference.rs`).
 //!
 //! Speed (CPU): the detector is ~3 GMAC per image (every image is resized to 512x512), 2.8 of
-//! them in the pointwise GEMMs, which run near the machine's GEMM peak (63 ms per image on one
-//! core of the 2-core dev box); a whole image costs ~87 ms of one core. Measured on 250x250 LFW
-//! images with other jobs sharing the 2 cores: 6-9 images/s; ~18 images/s is the ceiling with
-//! both cores free (`examples/speed.rs`).
+//! them in the pointwise GEMMs, which run at the machine's GEMM peak (~55 ms of one core per
+//! image on the 2-core AVX-512 dev box). Around them: depthwise convolutions, which are memory
+//! bound, the RGB convolution, epilogues, resizes and the landmark net. The CPU kernels fuse
+//! each depthwise-separable pair into chunked GEMMs fed from cache, stream the first layers'
+//! rows (the network's largest tensors never go to memory), block the small kernels in
+//! registers and keep candle's element-wise ops (and their spinning pool) out of the hot path,
+//! all with the same floating-point operations in the same order as the first port (tests:
+//! bit-identical detections). Measured on 250x250 LFW images in one run (`examples/speed.rs`,
+//! quiet machine): 77-80 ms CPU per image = 25 images/s on 2 cores, against 102-109 ms (19
+//! images/s) for the first port's kernels, which [`bench::set_baseline_kernels`] brings back;
+//! [`bench::profile`] gives CPU time per layer kind.
 
 mod align;
 mod landmarks;
