@@ -366,8 +366,8 @@ impl Conv {
     }
 
     /// `pre` (a thin-input convolution, stride `pre_stride`), then `dw` (stride `stride`), then
-    /// this 1x1 convolution, then optionally a second separable layer; on the CPU as one kernel
-    /// (see `StemConv`).
+    /// this 1x1 convolution, then the separable layers of `next` in turn; on the CPU as one
+    /// row-streaming kernel (see `StemConv`).
     pub(crate) fn forward_stem(
         &self,
         pre: &Conv,
@@ -375,18 +375,18 @@ impl Conv {
         dw: &Depthwise,
         x: &Tensor,
         stride: usize,
-        next: Option<(&Depthwise, usize, &Conv)>,
+        next: &[(&Depthwise, usize, &Conv)],
     ) -> Result<Tensor> {
         let thin = x.dim(3)? <= 4 && pre.cout.is_multiple_of(32);
-        let next_ok = next.is_none_or(|(d, _, p)| d.k <= 3 && p.k == 1);
+        let next_ok = next.iter().all(|(d, _, p)| d.k <= 3 && p.k == 1);
         if use_cpu_kernels(x.device()) && !baseline() && thin && self.k == 1 && dw.k <= 3 && next_ok {
             return x.contiguous()?.apply_op1_no_bwd(&StemConv { pre, pre_s: pre_stride, dw, s: stride, pw: self, next });
         }
-        let y = self.forward_sep(dw, &pre.forward(x, pre_stride)?, stride)?;
-        match next {
-            Some((d, s2, p)) => p.forward_sep(d, &y, s2),
-            None => Ok(y),
+        let mut y = self.forward_sep(dw, &pre.forward(x, pre_stride)?, stride)?;
+        for (d, s, p) in next {
+            y = p.forward_sep(d, &y, *s)?;
         }
+        Ok(y)
     }
 }
 
@@ -536,17 +536,15 @@ struct StemConv<'a> {
     dw: &'a Depthwise,
     s: usize,
     pw: &'a Conv,
-    /// A second separable layer (depthwise, its stride, pointwise) fed by the first.
-    next: Option<(&'a Depthwise, usize, &'a Conv)>,
+    /// Further separable layers (depthwise, its stride, pointwise), each fed by the previous.
+    next: &'a [(&'a Depthwise, usize, &'a Conv)],
 }
 
 thread_local! {
     /// Per-thread rows of the stem's first convolution, reused.
     static STEM_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Per-thread rows of the first separable layer's output (two-layer stems), reused.
-    static STEM_MID: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Per-thread A block of the second separable layer, reused.
-    static STEM_A2: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread (input rows, A block) of each later separable layer of a stem, reused.
+    static STEM_LEVELS: std::cell::RefCell<Vec<(Vec<f32>, Vec<f32>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Geometry of a [`StemConv`] run.
@@ -626,6 +624,41 @@ impl StemConv<'_> {
             })
         });
     }
+
+    /// Rows `r0..r1` of the output of layer `level` (0: the first separable layer, `l`: the
+    /// l-th of `next`) for image `b`, into `out`, computing just the input rows they need.
+    #[allow(clippy::too_many_arguments)]
+    fn level_rows(&self, x: &[f32], g: &StemGeom, wins: &[Window], level: usize, b: usize, r0: usize, r1: usize, out: &mut [f32]) {
+        if level == 0 {
+            return self.first_rows(x, g, b, r0, r1, out);
+        }
+        let (dw, _, pw) = self.next[level - 1];
+        let win = &wins[level - 1];
+        let (win_w, c) = (win.w, win.c);
+        let j0 = (r0 * win.s).saturating_sub(win.top);
+        let j1 = ((r1 - 1) * win.s + win.k).saturating_sub(win.top).min(win.h);
+        let (mlen, alen) = ((j1 - j0) * win_w * c, (r1 - r0) * win.wo * c);
+        // This level's buffers, taken out of the thread's cache for the time of the call (the
+        // recursion below uses the lower levels' ones).
+        let (mut mid, mut a) = STEM_LEVELS.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.len() < level {
+                l.resize_with(level, Default::default);
+            }
+            std::mem::take(&mut l[level - 1])
+        });
+        if mid.len() < mlen {
+            mid.resize(mlen, 0.0);
+        }
+        if a.len() < alen {
+            a.resize(alen, 0.0);
+        }
+        self.level_rows(x, g, wins, level - 1, b, j0, j1, &mut mid[..mlen]);
+        let sub = Window { n: 1, h: j1 - j0, ho: r1 - r0, top: win.top + j0 - r0 * win.s, ..*win };
+        depthwise_rows_best(&mid[..mlen], dw, &sub, 0, &mut a[..alen]);
+        gemm_epilogue(&a[..alen], pw, out);
+        STEM_LEVELS.with(|l| l.borrow_mut()[level - 1] = (mid, a));
+    }
 }
 
 impl CustomOp1 for StemConv<'_> {
@@ -656,57 +689,34 @@ impl CustomOp1 for StemConv<'_> {
             }
             rows
         };
-        let Some((dw2, s2, pw2)) = self.next else {
-            let rows = rows_for(CHUNK_FLOATS, c1, ho, wo);
-            let mut out = uninit(n * ho * wo * c2);
-            out.par_chunks_mut(ho * wo * c2).enumerate().for_each(|(b, image_out)| {
-                image_out.par_chunks_mut(rows * wo * c2).enumerate().for_each(|(i, dst)| {
-                    // SAFETY: same layout; first_rows' gemm writes every element before any read.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dst.len()) };
-                    let r0 = i * rows;
-                    self.first_rows(x, &g, b, r0, r0 + dst.len() / (wo * c2), dst);
-                });
-            });
-            // SAFETY: every chunk was written.
-            return Ok((CpuStorage::F32(unsafe { assume_init(out) }), Shape::from((n, ho, wo, c2))));
-        };
-        let c3 = pw2.cout;
-        if dw2.w.len() != dw2.k * dw2.k * c2 || pw2.k != 1 || pw2.w_host.len() != c2 * c3 {
-            bail!("stem conv: second depthwise/pointwise filters do not fit {c2} channels");
+        // The depthwise windows of the later layers, over their (whole) inputs.
+        let mut wins = Vec::with_capacity(self.next.len());
+        let (mut hl, mut wl, mut cl) = (ho, wo, c2);
+        for &(dw, s, pw) in self.next {
+            if dw.w.len() != dw.k * dw.k * cl || pw.k != 1 || pw.w_host.len() != cl * pw.cout {
+                bail!("stem conv: a later layer's filters do not fit {cl} channels");
+            }
+            let win = Window::new((1, hl, wl, cl), dw.k, s);
+            (hl, wl, cl) = (win.ho, win.wo, pw.cout);
+            wins.push(win);
         }
-        let dwin2 = Window::new((1, ho, wo, c2), dw2.k, s2);
-        let (ho2, wo2) = (dwin2.ho, dwin2.wo);
-        // Smaller chunks (8 rows of the detector's 128-wide layer 2; measured best of 4-32):
-        // the first layer's rows of a chunk should stay in cache.
-        let rows2 = rows_for(CHUNK_FLOATS / 4, c2, ho2, wo2);
-        let mut out = uninit(n * ho2 * wo2 * c3);
-        out.par_chunks_mut(ho2 * wo2 * c3).enumerate().for_each(|(b, image_out)| {
-            image_out.par_chunks_mut(rows2 * wo2 * c3).enumerate().for_each(|(i, dst)| {
-                // SAFETY: same layout; the gemm writes every element before any read.
+        // Whole output rows per chunk; with later layers smaller chunks (8 rows of the
+        // detector's 128-wide layer 2; measured best of 4-32), so that the earlier layers' rows
+        // of a chunk stay in cache.
+        let floats = if self.next.is_empty() { CHUNK_FLOATS } else { CHUNK_FLOATS / 4 };
+        let cin_last = if self.next.is_empty() { c1 } else { wins[wins.len() - 1].c };
+        let rows = rows_for(floats, cin_last, hl, wl);
+        let mut out = uninit(n * hl * wl * cl);
+        out.par_chunks_mut(hl * wl * cl).enumerate().for_each(|(b, image_out)| {
+            image_out.par_chunks_mut(rows * wl * cl).enumerate().for_each(|(i, dst)| {
+                // SAFETY: same layout; the last gemm writes every element before any read.
                 let dst = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dst.len()) };
-                let (oy0, nrows) = (i * rows2, dst.len() / (wo2 * c3));
-                let j0 = (oy0 * dwin2.s).saturating_sub(dwin2.top);
-                let j1 = ((oy0 + nrows - 1) * dwin2.s + dwin2.k).saturating_sub(dwin2.top).min(ho);
-                STEM_MID.with(|mid| {
-                    STEM_A2.with(|a2| {
-                        let (mut mid, mut a2) = (mid.borrow_mut(), a2.borrow_mut());
-                        let (mlen, alen) = ((j1 - j0) * wo * c2, nrows * wo2 * c2);
-                        if mid.len() < mlen {
-                            mid.resize(mlen, 0.0);
-                        }
-                        if a2.len() < alen {
-                            a2.resize(alen, 0.0);
-                        }
-                        self.first_rows(x, &g, b, j0, j1, &mut mid[..mlen]);
-                        let sub = Window { n: 1, h: j1 - j0, ho: nrows, top: dwin2.top + j0 - oy0 * dwin2.s, ..dwin2 };
-                        depthwise_rows_best(&mid[..mlen], dw2, &sub, 0, &mut a2[..alen]);
-                        gemm_epilogue(&a2[..alen], pw2, dst);
-                    })
-                });
+                let r0 = i * rows;
+                self.level_rows(x, &g, &wins, self.next.len(), b, r0, r0 + dst.len() / (wl * cl), dst);
             });
         });
         // SAFETY: every chunk was written.
-        Ok((CpuStorage::F32(unsafe { assume_init(out) }), Shape::from((n, ho2, wo2, c3))))
+        Ok((CpuStorage::F32(unsafe { assume_init(out) }), Shape::from((n, hl, wl, cl))))
     }
 }
 
@@ -1642,14 +1652,20 @@ mod tests {
         let v = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
         let y1 = pw1.forward_sep(&dw1, &pre.forward(&x, 2).unwrap(), 1).unwrap();
         let y2 = pw2.forward_sep(&dw2, &y1, 2).unwrap();
-        let s1 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, None).unwrap();
-        let s2 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, Some((&dw2, 2, &pw2))).unwrap();
+        let s1 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, &[]).unwrap();
+        let s2 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, &[(&dw2, 2, &pw2)]).unwrap();
+        // three separable layers: the third (stride 1) reads the second's rows
+        let dw3 = Depthwise::new(&pattern(9 * 40, 32), 3, 40, Some(ep(40, 33)), &dev).unwrap();
+        let pw3 = Conv::new(&pattern(40 * 32, 34), 1, 40, 32, ep(32, 35).without_scale(), &dev).unwrap();
+        let s3 = pw1.forward_stem(&pre, 2, &dw1, &x, 1, &[(&dw2, 2, &pw2), (&dw3, 1, &pw3)]).unwrap();
         assert_eq!(s1.dims(), y1.dims());
         assert_eq!(s2.dims(), &[n, 50, 151, 40]);
         let (y1, y2) = (v(y1), v(y2));
         assert!(y2.iter().any(|&a| a > 0.0 && a < 6.0), "the test must exercise the epilogue");
+        let y3 = v(pw3.forward_sep(&dw3, &Tensor::from_vec(y2.clone(), (n, 50, 151, 40), &dev).unwrap(), 1).unwrap());
         assert_eq!(v(s1), y1);
         assert_eq!(v(s2), y2);
+        assert_eq!(v(s3), y3);
     }
 
     #[test]
