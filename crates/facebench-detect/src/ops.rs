@@ -774,6 +774,24 @@ fn dw_quad(x: &[f32], w: &[f32], taps: &[(usize, usize)], base: usize, step: usi
     let x_end = taps.iter().map(|t| t.1).max().unwrap_or(0) + base + 3 * step + cb + 32;
     let w_end = taps.iter().map(|t| t.0).max().unwrap_or(0) + cb + 32;
     assert!(x_end <= x.len() && w_end <= w.len(), "depthwise window outside its buffers");
+    if taps.len() == 9 && step == taps[1].1 {
+        // 3x3, stride 1: pixel j's tap kx reads input column j + kx, so a row of taps needs six
+        // input blocks for the four pixels, loaded once each (not twelve times).
+        for ky in 0..3 {
+            let row = base + taps[3 * ky].1 + cb;
+            // SAFETY: row + 5 * step + 32 <= x_end (the largest tap offset is 2 * step beyond
+            // this row's first, plus 3 * step for pixel 3).
+            let xs: [[f32; 32]; 6] = std::array::from_fn(|j| unsafe { *(x.as_ptr().add(row + j * step) as *const [f32; 32]) });
+            for kx in 0..3 {
+                // SAFETY: every weight offset is at most the maximum checked above.
+                let wb = unsafe { &*(w.as_ptr().add(taps[3 * ky + kx].0 + cb) as *const [f32; 32]) };
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    mul_add_block(acc, &xs[q + kx], wb);
+                }
+            }
+        }
+        return acc;
+    }
     for &(wo, xo) in taps {
         // SAFETY: every offset used is at most the maxima checked above.
         let wb = unsafe { &*(w.as_ptr().add(wo + cb) as *const [f32; 32]) };
@@ -1588,41 +1606,43 @@ mod tests {
             let got: Vec<f32> = conv.forward(&t3, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(got, want, "blocked direct conv s{s}");
 
-            // depthwise on 64 + 8 channels (a 32-block remainder), with BN epilogue
-            let c = 72;
-            let dims = (2, 11, 14, c);
-            let x = pattern(2 * 11 * 14 * c, 9);
-            let xt = Tensor::from_slice(&x, dims, &dev).unwrap();
-            let wd = pattern(9 * c, 10);
-            let scale: Vec<f32> = (0..c).map(|i| 0.5 + (i % 4) as f32).collect();
-            let shift: Vec<f32> = (0..c).map(|i| (i % 5) as f32 - 2.0).collect();
-            let ep = Epilogue::new(Some(scale.clone()), shift.clone(), Act::Relu6, &dev).unwrap();
-            let dw = Depthwise::new(&wd, 3, c, Some(ep), &dev).unwrap();
-            let mut want_dw = naive_conv(&x, dims, &wd, 3, c, s, true);
-            for (i, v) in want_dw.iter_mut().enumerate() {
-                *v = (*v * scale[i % c] + shift[i % c]).clamp(0.0, 6.0);
-            }
-            let got: Vec<f32> = dw.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            assert_eq!(got, want_dw, "blocked depthwise s{s}");
+            // depthwise on 64 channels (four-pixel groups) and 64 + 8 (a 32-block remainder:
+            // single pixels), with BN epilogue
+            for c in [64usize, 72] {
+                let dims = (2, 11, 14, c);
+                let x = pattern(2 * 11 * 14 * c, 9);
+                let xt = Tensor::from_slice(&x, dims, &dev).unwrap();
+                let wd = pattern(9 * c, 10);
+                let scale: Vec<f32> = (0..c).map(|i| 0.5 + (i % 4) as f32).collect();
+                let shift: Vec<f32> = (0..c).map(|i| (i % 5) as f32 - 2.0).collect();
+                let ep = Epilogue::new(Some(scale.clone()), shift.clone(), Act::Relu6, &dev).unwrap();
+                let dw = Depthwise::new(&wd, 3, c, Some(ep), &dev).unwrap();
+                let mut want_dw = naive_conv(&x, dims, &wd, 3, c, s, true);
+                for (i, v) in want_dw.iter_mut().enumerate() {
+                    *v = (*v * scale[i % c] + shift[i % c]).clamp(0.0, 6.0);
+                }
+                let got: Vec<f32> = dw.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                assert_eq!(got, want_dw, "blocked depthwise s{s}");
 
-            // depthwise + pointwise as one kernel, 72 -> 40 channels
-            let wp = pattern(c * 40, 11);
-            let pb: Vec<f32> = (0..40).map(|i| i as f32 * 0.05).collect();
-            let pw = Conv::new(&wp, 1, c, 40, Epilogue::new(None, pb.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
-            let (n, ho, wo) = (2, 11usize.div_ceil(s), 14usize.div_ceil(s));
-            let mut want = naive_conv(&want_dw, (n, ho, wo, c), &wp, 1, 40, 1, false);
-            for (i, v) in want.iter_mut().enumerate() {
-                *v = (*v + pb[i % 40]).clamp(0.0, 6.0);
-            }
-            let got: Vec<f32> = pw.forward_sep(&dw, &xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            assert!(max_diff(&got, &want) < 1e-4, "fused depthwise + pointwise s{s}");
+                // depthwise + pointwise as one kernel, 72 -> 40 channels
+                let wp = pattern(c * 40, 11);
+                let pb: Vec<f32> = (0..40).map(|i| i as f32 * 0.05).collect();
+                let pw = Conv::new(&wp, 1, c, 40, Epilogue::new(None, pb.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
+                let (n, ho, wo) = (2, 11usize.div_ceil(s), 14usize.div_ceil(s));
+                let mut want = naive_conv(&want_dw, (n, ho, wo, c), &wp, 1, 40, 1, false);
+                for (i, v) in want.iter_mut().enumerate() {
+                    *v = (*v + pb[i % 40]).clamp(0.0, 6.0);
+                }
+                let got: Vec<f32> = pw.forward_sep(&dw, &xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                assert!(max_diff(&got, &want) < 1e-4, "fused depthwise + pointwise s{s}");
 
-            // 3x3 convolution on 72 channels through im2col chunks, and a plain 1x1
-            let wk = pattern(9 * c * 24, 12);
-            let conv = Conv::new(&wk, 3, c, 24, Epilogue::new(None, vec![0.0; 24], Act::None, &dev).unwrap(), &dev).unwrap();
-            let want = naive_conv(&x, dims, &wk, 3, 24, s, false);
-            let got: Vec<f32> = conv.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            assert!(max_diff(&got, &want) < 1e-3, "im2col conv s{s}");
+                // 3x3 convolution on 72 channels through im2col chunks, and a plain 1x1
+                let wk = pattern(9 * c * 24, 12);
+                let conv = Conv::new(&wk, 3, c, 24, Epilogue::new(None, vec![0.0; 24], Act::None, &dev).unwrap(), &dev).unwrap();
+                let want = naive_conv(&x, dims, &wk, 3, 24, s, false);
+                let got: Vec<f32> = conv.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                assert!(max_diff(&got, &want) < 1e-3, "im2col conv s{s}");
+            }
         }
         let x = pattern(3 * 5 * 64, 13);
         let w = pattern(64 * 16, 14);
