@@ -31,8 +31,8 @@
 //! registers and keep candle's element-wise ops (and their spinning pool) out of the hot path,
 //! all with the same floating-point operations in the same order as the first port (tests:
 //! bit-identical detections). Measured on 250x250 LFW images in one run (`examples/speed.rs`,
-//! quiet machine): 77-80 ms CPU per image = 25 images/s on 2 cores, against 102-109 ms (19
-//! images/s) for the first port's kernels, which [`bench::set_baseline_kernels`] brings back;
+//! quiet machine): 74-82 ms CPU per image = 24.5-27 images/s on 2 cores, against 97-109 ms
+//! (18-20.6 images/s) for the first port's kernels, which [`bench::set_baseline_kernels`] brings back;
 //! [`bench::profile`] gives CPU time per layer kind.
 
 mod align;
