@@ -130,7 +130,16 @@ pub fn run(a: AlignArgs, data_root: &Path) -> CmdResult {
         o.images_per_sec(),
         o.already,
         o.fallbacks.len(),
-        if o.fallbacks.is_empty() { String::new() } else { format!(": {}", o.fallbacks.join(", ")) }
+        match o.fallbacks.len() {
+            0 => String::new(),
+            // A long list buries the summary; every fallback is flagged in the JSONL cache.
+            n if n <= 10 => format!(": {}", o.fallbacks.join(", ")),
+            n => format!(
+                " (first 10: {}, ...; all {n} have \"fallback\": true in {})",
+                o.fallbacks[..10].join(", "),
+                a.out.display()
+            ),
+        }
     );
     Ok(())
 }
