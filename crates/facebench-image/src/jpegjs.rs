@@ -571,50 +571,19 @@ fn quantize_and_inverse(zz: &[i32; 64], qt: &[i32; 64], out: &mut [u8; 64]) {
             p[row..row + 8].fill(t);
             continue;
         }
-        // stage 4
-        let mut v0 = sra(DCT_SQRT2 * g(&p, row) + 128, 8);
-        let mut v1 = sra(DCT_SQRT2 * g(&p, 4 + row) + 128, 8);
-        let mut v2 = g(&p, 2 + row);
-        let mut v3 = g(&p, 6 + row);
-        let mut v4 = sra(DCT_SQRT1D2 * (g(&p, 1 + row) - g(&p, 7 + row)) + 128, 8);
-        let mut v7 = sra(DCT_SQRT1D2 * (g(&p, 1 + row) + g(&p, 7 + row)) + 128, 8);
-        let mut v5 = p[3 + row].wrapping_shl(4) as i64;
-        let mut v6 = p[5 + row].wrapping_shl(4) as i64;
-        // stage 3
-        let mut t = sra(v0 - v1 + 1, 1);
-        v0 = sra(v0 + v1 + 1, 1);
-        v1 = t;
-        t = sra(v2 * DCT_SIN6 + v3 * DCT_COS6 + 128, 8);
-        v2 = sra(v2 * DCT_COS6 - v3 * DCT_SIN6 + 128, 8);
-        v3 = t;
-        t = sra(v4 - v6 + 1, 1);
-        v4 = sra(v4 + v6 + 1, 1);
-        v6 = t;
-        t = sra(v7 + v5 + 1, 1);
-        v5 = sra(v7 - v5 + 1, 1);
-        v7 = t;
-        // stage 2
-        t = sra(v0 - v3 + 1, 1);
-        v0 = sra(v0 + v3 + 1, 1);
-        v3 = t;
-        t = sra(v1 - v2 + 1, 1);
-        v1 = sra(v1 + v2 + 1, 1);
-        v2 = t;
-        t = sra(v4 * DCT_SIN3 + v7 * DCT_COS3 + 2048, 12);
-        v4 = sra(v4 * DCT_COS3 - v7 * DCT_SIN3 + 2048, 12);
-        v7 = t;
-        t = sra(v5 * DCT_SIN1 + v6 * DCT_COS1 + 2048, 12);
-        v5 = sra(v5 * DCT_COS1 - v6 * DCT_SIN1 + 2048, 12);
-        v6 = t;
-        // stage 1
-        p[row] = (v0 + v7) as i32;
-        p[7 + row] = (v0 - v7) as i32;
-        p[1 + row] = (v1 + v6) as i32;
-        p[6 + row] = (v1 - v6) as i32;
-        p[2 + row] = (v2 + v5) as i32;
-        p[5 + row] = (v2 - v5) as i32;
-        p[3 + row] = (v3 + v4) as i32;
-        p[4 + row] = (v3 - v4) as i32;
+        // stage 4; stages 3 to 1 in idct_tail
+        let v0 = sra(DCT_SQRT2 * g(&p, row) + 128, 8);
+        let v1 = sra(DCT_SQRT2 * g(&p, 4 + row) + 128, 8);
+        let v2 = g(&p, 2 + row);
+        let v3 = g(&p, 6 + row);
+        let v4 = sra(DCT_SQRT1D2 * (g(&p, 1 + row) - g(&p, 7 + row)) + 128, 8);
+        let v7 = sra(DCT_SQRT1D2 * (g(&p, 1 + row) + g(&p, 7 + row)) + 128, 8);
+        let v5 = p[3 + row].wrapping_shl(4) as i64;
+        let v6 = p[5 + row].wrapping_shl(4) as i64;
+        let o = idct_tail([v0, v1, v2, v3, v4, v5, v6, v7], (128, 8));
+        for (k, v) in o.into_iter().enumerate() {
+            p[row + k] = v as i32;
+        }
     }
     for col in 0..8 {
         if p[8 + col] == 0 && p[16 + col] == 0 && p[24 + col] == 0 && p[32 + col] == 0 && p[40 + col] == 0 && p[48 + col] == 0 && p[56 + col] == 0 {
@@ -624,55 +593,59 @@ fn quantize_and_inverse(zz: &[i32; 64], qt: &[i32; 64], out: &mut [u8; 64]) {
             }
             continue;
         }
-        // stage 4
-        let mut v0 = sra(DCT_SQRT2 * g(&p, col) + 2048, 12);
-        let mut v1 = sra(DCT_SQRT2 * g(&p, 32 + col) + 2048, 12);
-        let mut v2 = g(&p, 16 + col);
-        let mut v3 = g(&p, 48 + col);
-        let mut v4 = sra(DCT_SQRT1D2 * (g(&p, 8 + col) - g(&p, 56 + col)) + 2048, 12);
-        let mut v7 = sra(DCT_SQRT1D2 * (g(&p, 8 + col) + g(&p, 56 + col)) + 2048, 12);
-        let mut v5 = g(&p, 24 + col);
-        let mut v6 = g(&p, 40 + col);
-        // stage 3
-        let mut t = sra(v0 - v1 + 1, 1);
-        v0 = sra(v0 + v1 + 1, 1);
-        v1 = t;
-        t = sra(v2 * DCT_SIN6 + v3 * DCT_COS6 + 2048, 12);
-        v2 = sra(v2 * DCT_COS6 - v3 * DCT_SIN6 + 2048, 12);
-        v3 = t;
-        t = sra(v4 - v6 + 1, 1);
-        v4 = sra(v4 + v6 + 1, 1);
-        v6 = t;
-        t = sra(v7 + v5 + 1, 1);
-        v5 = sra(v7 - v5 + 1, 1);
-        v7 = t;
-        // stage 2
-        t = sra(v0 - v3 + 1, 1);
-        v0 = sra(v0 + v3 + 1, 1);
-        v3 = t;
-        t = sra(v1 - v2 + 1, 1);
-        v1 = sra(v1 + v2 + 1, 1);
-        v2 = t;
-        t = sra(v4 * DCT_SIN3 + v7 * DCT_COS3 + 2048, 12);
-        v4 = sra(v4 * DCT_COS3 - v7 * DCT_SIN3 + 2048, 12);
-        v7 = t;
-        t = sra(v5 * DCT_SIN1 + v6 * DCT_COS1 + 2048, 12);
-        v5 = sra(v5 * DCT_COS1 - v6 * DCT_SIN1 + 2048, 12);
-        v6 = t;
-        // stage 1
-        p[col] = (v0 + v7) as i32;
-        p[56 + col] = (v0 - v7) as i32;
-        p[8 + col] = (v1 + v6) as i32;
-        p[48 + col] = (v1 - v6) as i32;
-        p[16 + col] = (v2 + v5) as i32;
-        p[40 + col] = (v2 - v5) as i32;
-        p[24 + col] = (v3 + v4) as i32;
-        p[32 + col] = (v3 - v4) as i32;
+        // stage 4; stages 3 to 1 in idct_tail
+        let v0 = sra(DCT_SQRT2 * g(&p, col) + 2048, 12);
+        let v1 = sra(DCT_SQRT2 * g(&p, 32 + col) + 2048, 12);
+        let v2 = g(&p, 16 + col);
+        let v3 = g(&p, 48 + col);
+        let v4 = sra(DCT_SQRT1D2 * (g(&p, 8 + col) - g(&p, 56 + col)) + 2048, 12);
+        let v7 = sra(DCT_SQRT1D2 * (g(&p, 8 + col) + g(&p, 56 + col)) + 2048, 12);
+        let v5 = g(&p, 24 + col);
+        let v6 = g(&p, 40 + col);
+        let o = idct_tail([v0, v1, v2, v3, v4, v5, v6, v7], (2048, 12));
+        for (k, v) in o.into_iter().enumerate() {
+            p[8 * k + col] = v as i32;
+        }
     }
     for i in 0..64 {
         let sample = 128 + sra(p[i] as i64 + 8, 4);
         out[i] = sample.clamp(0, 255) as u8;
     }
+}
+
+/// Stages 3 to 1 of the 1-D IDCT, the same in the row and the column pass (jpeg-js repeats
+/// them inline) except for the rounding of stage 3's v2/v3 rotation, `even = (add, shift)`.
+/// Returns the eight outputs in order.
+fn idct_tail(v: [i64; 8], even: (i64, u32)) -> [i64; 8] {
+    let [mut v0, mut v1, mut v2, mut v3, mut v4, mut v5, mut v6, mut v7] = v;
+    // stage 3
+    let mut t = sra(v0 - v1 + 1, 1);
+    v0 = sra(v0 + v1 + 1, 1);
+    v1 = t;
+    t = sra(v2 * DCT_SIN6 + v3 * DCT_COS6 + even.0, even.1);
+    v2 = sra(v2 * DCT_COS6 - v3 * DCT_SIN6 + even.0, even.1);
+    v3 = t;
+    t = sra(v4 - v6 + 1, 1);
+    v4 = sra(v4 + v6 + 1, 1);
+    v6 = t;
+    t = sra(v7 + v5 + 1, 1);
+    v5 = sra(v7 - v5 + 1, 1);
+    v7 = t;
+    // stage 2
+    t = sra(v0 - v3 + 1, 1);
+    v0 = sra(v0 + v3 + 1, 1);
+    v3 = t;
+    t = sra(v1 - v2 + 1, 1);
+    v1 = sra(v1 + v2 + 1, 1);
+    v2 = t;
+    t = sra(v4 * DCT_SIN3 + v7 * DCT_COS3 + 2048, 12);
+    v4 = sra(v4 * DCT_COS3 - v7 * DCT_SIN3 + 2048, 12);
+    v7 = t;
+    t = sra(v5 * DCT_SIN1 + v6 * DCT_COS1 + 2048, 12);
+    v5 = sra(v5 * DCT_COS1 - v6 * DCT_SIN1 + 2048, 12);
+    v6 = t;
+    // stage 1
+    [v0 + v7, v1 + v6, v2 + v5, v3 + v4, v3 - v4, v2 - v5, v1 - v6, v0 - v7]
 }
 
 /// `buildComponentData`.
