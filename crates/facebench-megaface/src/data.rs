@@ -212,6 +212,18 @@ pub struct SizeInfo {
     pub count: usize,
 }
 
+impl SizeInfo {
+    /// One per devkit list: the list's own length is its count.
+    fn of_lists(lists: &[(usize, Vec<String>)]) -> Vec<SizeInfo> {
+        lists.iter().map(|(s, l)| SizeInfo { size: *s, count: l.len() }).collect()
+    }
+
+    /// Sizes that take the first `size` distractors: count = size.
+    fn first_n(sizes: &[usize]) -> Vec<SizeInfo> {
+        sizes.iter().map(|&s| SizeInfo { size: s, count: s }).collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Storage {
     Store(Embeddings),
@@ -248,13 +260,7 @@ impl DistractorSet {
         let (paths, member) = union_lists(lists)?;
         let mut e = store::read_devkit_features(root, &paths, ending, progress)?;
         e.l2_normalize()?;
-        let sizes = lists
-            .iter()
-            .map(|(s, l)| SizeInfo {
-                size: *s,
-                count: l.len(),
-            })
-            .collect();
+        let sizes = SizeInfo::of_lists(lists);
         Ok(Self::build(
             e.dim(),
             paths.len(),
@@ -279,13 +285,7 @@ impl DistractorSet {
             }
         }
         store.l2_normalize()?;
-        let sizes = lists
-            .iter()
-            .map(|(s, l)| SizeInfo {
-                size: *s,
-                count: l.len(),
-            })
-            .collect();
+        let sizes = SizeInfo::of_lists(lists);
         let paths = store.keys().to_vec();
         Ok(Self::build(
             store.dim(),
@@ -302,10 +302,7 @@ impl DistractorSet {
         store.l2_normalize()?;
         let member = first_n_member(store.len(), sizes)?;
         let paths = store.keys().to_vec();
-        let sizes = sizes
-            .iter()
-            .map(|&s| SizeInfo { size: s, count: s })
-            .collect();
+        let sizes = SizeInfo::first_n(sizes);
         Ok(Self::build(
             store.dim(),
             store.len(),
@@ -338,10 +335,7 @@ impl DistractorSet {
             }
         }
         let member = first_n_member(rows, sizes)?;
-        let sizes = sizes
-            .iter()
-            .map(|&s| SizeInfo { size: s, count: s })
-            .collect();
+        let sizes = SizeInfo::first_n(sizes);
         Ok(Self::build(
             dim,
             rows,
