@@ -1,7 +1,9 @@
 //! The `align` pass: detection + landmarks over a list of images, in parallel, one record per
 //! image, choosing the face nearest the image centre (protocols with one face per image).
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 
 use facebench_image::Decoder;
 use image::RgbImage;
@@ -40,6 +42,91 @@ pub struct AlignSummary {
     pub faces: usize,
     /// Keys of the images where no face was found, in input order.
     pub fallbacks: Vec<String>,
+}
+
+/// The JSON-lines alignment cache (`facebench align --out`, and the caches of `eval lfw`,
+/// `eval ytf`, ...): one [`AlignRecord`] per line, appended as images are aligned.
+///
+/// Opening reads which keys are done. A torn last line (a crash mid-write) is cut off so the
+/// file stays valid JSON lines; any other malformed line is an error naming it. The file and
+/// its folder are created on the first append, so a fully cached run writes nothing.
+pub struct AlignCache {
+    path: PathBuf,
+    done: HashSet<String>,
+    file: Option<std::fs::File>,
+}
+
+impl AlignCache {
+    pub fn open(path: &Path) -> Result<AlignCache> {
+        let io = |source| Error::CacheIo { path: path.to_path_buf(), source };
+        let mut done = HashSet::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            let lines: Vec<String> = std::io::BufReader::new(file).lines().collect::<std::io::Result<_>>().map_err(io)?;
+            let mut good_bytes = 0u64;
+            for (i, line) in lines.iter().enumerate() {
+                let bad = |msg: String| Error::CacheLine { path: path.to_path_buf(), line: i + 1, msg };
+                match serde_json::from_str::<serde_json::Value>(line) {
+                    Ok(v) => {
+                        let key = v["key"].as_str().ok_or_else(|| bad("no \"key\"".into()))?;
+                        done.insert(key.to_string());
+                        good_bytes += line.len() as u64 + 1;
+                    }
+                    Err(_) if i + 1 == lines.len() => {
+                        std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(good_bytes)).map_err(io)?;
+                    }
+                    Err(e) => return Err(bad(e.to_string())),
+                }
+            }
+        }
+        Ok(AlignCache { path: path.to_path_buf(), done, file: None })
+    }
+
+    /// The keys of `keys` not in the cache, in order.
+    pub fn missing(&self, keys: &[String]) -> Vec<String> {
+        keys.iter().filter(|k| !self.done.contains(*k)).cloned().collect()
+    }
+
+    /// Appends one record (creating the file and its folder the first time).
+    pub fn append(&mut self, record: &AlignRecord) -> Result<()> {
+        let io = |source| Error::CacheIo { path: self.path.clone(), source };
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            self.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?);
+        }
+        let line = serde_json::to_string(record).expect("an AlignRecord serialises");
+        writeln!(self.file.as_mut().expect("opened above"), "{line}").map_err(io)?;
+        self.done.insert(record.key.clone());
+        Ok(())
+    }
+
+    /// Flushes appended records to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        match &self.file {
+            Some(f) => f.sync_all().map_err(|source| Error::CacheIo { path: self.path.clone(), source }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What one (possibly resumed) pass over an [`AlignCache`] did.
+#[derive(Debug, Clone, Default)]
+pub struct AlignOutcome {
+    /// Images aligned in this run.
+    pub aligned: usize,
+    /// Images already in the cache.
+    pub already: usize,
+    /// Images of this run without a detection (landmarks inside the fallback box).
+    pub fallbacks: Vec<String>,
+    pub seconds: f64,
+}
+
+impl AlignOutcome {
+    /// Images (or frames) aligned per second in this run.
+    pub fn per_second(&self) -> f64 {
+        self.aligned as f64 / self.seconds.max(1e-9)
+    }
 }
 
 /// Index of the face whose box centre is nearest the image centre (the first one on ties);
@@ -212,5 +299,39 @@ mod tests {
         assert!(line.starts_with(r#"{"key":"A/A_0001.jpg","faces":[{"box":[1.5,2.0,3.0,4.0],"score":0.9,"landmarks68":"#), "{line}");
         assert!(line.ends_with(r#"]}],"chosen":0,"fallback":false}"#), "{line}");
         assert_eq!(serde_json::from_str::<AlignRecord>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn cache_resumes_cuts_a_torn_tail_and_names_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("fb-align-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub/align.jsonl");
+        let rec = |k: &str| AlignRecord { key: k.into(), faces: vec![face(1.0, 2.0, 3.0, 4.0)], chosen: 0, fallback: false };
+        // Opening a missing cache creates nothing; the first append creates folder and file.
+        let mut c = AlignCache::open(&path).unwrap();
+        c.sync().unwrap();
+        assert!(!dir.exists());
+        c.append(&rec("a.jpg")).unwrap();
+        c.append(&rec("b.jpg")).unwrap();
+        c.sync().unwrap();
+        drop(c);
+        let keys = ["a.jpg".to_string(), "b.jpg".into(), "c.jpg".into()];
+        assert_eq!(AlignCache::open(&path).unwrap().missing(&keys), ["c.jpg"]);
+        // A torn last line is cut off, and appending goes on from a clean line.
+        let whole = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{whole}{{\"key\": \"c.j")).unwrap();
+        let mut c = AlignCache::open(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        c.append(&rec("c.jpg")).unwrap();
+        drop(c);
+        assert!(AlignCache::open(&path).unwrap().missing(&keys).is_empty());
+        // A bad line that is not the last is an error naming file and line.
+        std::fs::write(&path, format!("not json\n{whole}")).unwrap();
+        let e = AlignCache::open(&path).err().unwrap().to_string();
+        assert!(e.contains("align.jsonl:1:"), "{e}");
+        std::fs::write(&path, format!("{{\"faces\": []}}\n{whole}")).unwrap();
+        let e = AlignCache::open(&path).err().unwrap().to_string();
+        assert!(e.contains("align.jsonl:1: no \"key\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

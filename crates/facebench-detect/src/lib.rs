@@ -52,7 +52,9 @@ use candle_core::Device;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub use align::{align_images, align_images_with, choose_central, fallback_box, AlignRecord, AlignSummary};
+pub use align::{
+    align_images, align_images_with, choose_central, fallback_box, AlignCache, AlignOutcome, AlignRecord, AlignSummary,
+};
 pub use landmarks::LANDMARK_INPUT;
 pub use ssd::SSD_INPUT;
 
@@ -69,6 +71,16 @@ pub enum Error {
     Image { path: PathBuf, msg: String },
     #[error("{0}")]
     Candle(#[from] candle_core::Error),
+    /// The alignment cache cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    CacheIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the alignment cache that is not a record (and not a torn last line).
+    #[error("{}:{line}: {msg}", path.display())]
+    CacheLine { path: PathBuf, line: usize, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -13,11 +13,10 @@
 //! Records have the shape of `facebench align`'s cache (`AlignRecord`, one JSON line per
 //! frame), so the extraction pipeline reads them with `facebench_extract::read_alignments`.
 
-use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::path::Path;
 
-use facebench_detect::{fallback_box, AlignRecord, Detector, Face};
+pub use facebench_detect::AlignOutcome;
+use facebench_detect::{fallback_box, AlignCache, AlignRecord, Detector, Face};
 use image::RgbImage;
 use rayon::prelude::*;
 
@@ -200,48 +199,6 @@ pub fn align_frames(
     Ok(fallbacks)
 }
 
-/// What [`align_cached`] did.
-#[derive(Debug, Clone, Default)]
-pub struct AlignOutcome {
-    /// Frames aligned in this run.
-    pub aligned: usize,
-    /// Frames already in the cache.
-    pub already: usize,
-    /// Frames of this run without a detection (landmarks inside the fallback box).
-    pub fallbacks: Vec<String>,
-    pub seconds: f64,
-}
-
-impl AlignOutcome {
-    pub fn frames_per_sec(&self) -> f64 {
-        self.aligned as f64 / self.seconds.max(1e-9)
-    }
-}
-
-/// Keys already in a JSON-lines cache. A torn last line (a crash mid-write) is cut off; any
-/// other malformed line is an error naming it.
-fn cached_keys(path: &Path) -> Result<HashSet<String>> {
-    let mut keys = HashSet::new();
-    let Ok(file) = std::fs::File::open(path) else { return Ok(keys) };
-    let lines: Vec<String> = std::io::BufReader::new(file).lines().collect::<std::io::Result<_>>().map_err(|e| Error::io(path, e))?;
-    let mut good = 0u64;
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(v) => {
-                let k = v["key"].as_str().ok_or_else(|| Error::Parse { path: path.into(), line: i + 1, msg: "no \"key\"".into() })?;
-                keys.insert(k.to_string());
-                good += line.len() as u64 + 1;
-            }
-            Err(_) if i + 1 == lines.len() => {
-                let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
-                f.set_len(good).map_err(|e| Error::io(path, e))?;
-            }
-            Err(e) => return Err(Error::Parse { path: path.into(), line: i + 1, msg: e.to_string() }),
-        }
-    }
-    Ok(keys)
-}
-
 /// Aligns the keys not yet in the JSON-lines cache at `cache` and appends their records; the
 /// detector is loaded (by `load`) only when there is work. A rerun after a crash keeps every
 /// finished frame.
@@ -253,23 +210,17 @@ pub fn align_cached(
     load: impl FnOnce() -> Result<Detector>,
     progress: impl Fn(usize),
 ) -> Result<AlignOutcome> {
-    let done = cached_keys(cache)?;
-    let todo: Vec<String> = keys.iter().filter(|k| !done.contains(*k)).cloned().collect();
+    let detect = |e: facebench_detect::Error| Error::Invalid(e.to_string());
+    let mut store = AlignCache::open(cache).map_err(detect)?;
+    let todo = store.missing(keys);
     let already = keys.len() - todo.len();
     progress(already);
     if todo.is_empty() {
         return Ok(AlignOutcome { already, ..Default::default() });
     }
     let detector = load()?;
-    if let Some(dir) = cache.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(cache).map_err(|e| Error::io(cache, e))?;
     let t0 = std::time::Instant::now();
-    let fallbacks = align_frames(root, &todo, search, &detector, progress, |r| {
-        let line = serde_json::to_string(&r).expect("serialisable");
-        writeln!(file, "{line}").map_err(|e| Error::io(cache, e))
-    })?;
-    file.sync_all().map_err(|e| Error::io(cache, e))?;
+    let fallbacks = align_frames(root, &todo, search, &detector, progress, |r| store.append(&r).map_err(detect))?;
+    store.sync().map_err(detect)?;
     Ok(AlignOutcome { aligned: todo.len(), already, fallbacks, seconds: t0.elapsed().as_secs_f64() })
 }

@@ -1,11 +1,9 @@
 //! `facebench align`: detection + 68 landmarks per image, cached as JSON lines.
 
-use std::collections::HashSet;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use facebench_detect::{align_images_with, Detector};
+use facebench_detect::{align_images_with, AlignCache, AlignOutcome, Detector};
 use facebench_image::Decoder;
 
 use super::keys::{progress_bar, ImageSet};
@@ -30,43 +28,6 @@ pub struct AlignArgs {
     pub decoder: Decoder,
 }
 
-/// Keys already in a cache. A torn last line (a crash mid-write) is cut off so the
-/// file stays valid JSON lines; any other malformed line is an error naming it.
-fn existing_keys(path: &Path) -> Result<HashSet<String>, Box<dyn std::error::Error>> {
-    let mut keys = HashSet::new();
-    let Ok(file) = std::fs::File::open(path) else { return Ok(keys) };
-    let lines: Vec<String> = std::io::BufReader::new(file).lines().collect::<Result<_, _>>()?;
-    let mut good_bytes = 0u64;
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(v) => {
-                let key = v["key"].as_str().ok_or_else(|| format!("{}:{}: no \"key\"", path.display(), i + 1))?;
-                keys.insert(key.to_string());
-                good_bytes += line.len() as u64 + 1;
-            }
-            Err(_) if i + 1 == lines.len() => {
-                std::fs::OpenOptions::new().write(true).open(path)?.set_len(good_bytes)?;
-            }
-            Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1).into()),
-        }
-    }
-    Ok(keys)
-}
-
-/// What one (possibly resumed) alignment pass did.
-pub struct AlignOutcome {
-    pub aligned: usize,
-    pub already: usize,
-    pub fallbacks: Vec<String>,
-    pub seconds: f64,
-}
-
-impl AlignOutcome {
-    pub fn images_per_sec(&self) -> f64 {
-        self.aligned as f64 / self.seconds.max(1e-9)
-    }
-}
-
 /// Aligns every key not yet in the cache at `out`, appending one JSON line per image.
 pub fn align_cached(
     root: &Path,
@@ -87,30 +48,27 @@ pub fn align_cached_with(
     models_dir: Option<&Path>,
     decoder: Decoder,
 ) -> Result<AlignOutcome, Box<dyn std::error::Error>> {
-    super::create_parent(out)?;
-    let done = existing_keys(out)?;
-    let todo: Vec<String> = keys.iter().filter(|k| !done.contains(*k)).cloned().collect();
+    let mut cache = AlignCache::open(out)?;
+    let todo = cache.missing(keys);
     let already = keys.len() - todo.len();
     if todo.is_empty() {
-        return Ok(AlignOutcome { aligned: 0, already, fallbacks: vec![], seconds: 0.0 });
+        return Ok(AlignOutcome { already, ..Default::default() });
     }
     let models_dir = models_dir.map(Path::to_path_buf).unwrap_or_else(facebench_model::default_models_dir);
     let detector = Detector::load(&models_dir, &facebench_model::device_from_name(device)?)?;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
     let pb = progress_bar(keys.len(), "align");
     pb.set_position(already as u64);
     let t0 = std::time::Instant::now();
     let mut write_err = None;
     let summary = align_images_with(root, &todo, &detector, decoder, |n| pb.inc(n as u64), |rec| {
-        let line = serde_json::to_string(&rec).expect("serialisable");
-        if let Err(e) = writeln!(file, "{line}") {
+        if let Err(e) = cache.append(&rec) {
             write_err.get_or_insert(e);
         }
     })?;
     if let Some(e) = write_err {
-        return Err(format!("{}: {e}", out.display()).into());
+        return Err(e.into());
     }
-    file.sync_all()?;
+    cache.sync()?;
     pb.finish_and_clear();
     Ok(AlignOutcome {
         aligned: summary.images,
@@ -127,7 +85,7 @@ pub fn run(a: AlignArgs, data_root: &Path) -> CmdResult {
         "aligned {} image(s) in {:.1}s ({:.1} images/s), {} already cached; {} fallback(s) to the centre box{}",
         o.aligned,
         o.seconds,
-        o.images_per_sec(),
+        o.per_second(),
         o.already,
         o.fallbacks.len(),
         match o.fallbacks.len() {

@@ -114,7 +114,7 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     let (faces, fallbacks) = if needs_landmarks {
         let o = align_cached(&root, &keys, &align_path, &a.run.device, a.run.models_dir.as_deref())?;
         let note = if o.aligned > 0 {
-            format!("{} images, {:.1} images/s; {} cached", o.aligned, o.images_per_sec(), o.already)
+            format!("{} images, {:.1} images/s; {} cached", o.aligned, o.per_second(), o.already)
         } else {
             format!("all {} images cached", o.already)
         };

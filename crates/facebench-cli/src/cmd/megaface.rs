@@ -350,7 +350,7 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
         a.min_images,
         n_dist,
         o.aligned,
-        o.images_per_sec(),
+        o.per_second(),
         s.computed,
         fallbacks.len()
     );

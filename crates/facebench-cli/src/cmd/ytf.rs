@@ -180,7 +180,7 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
         )?;
         pb.finish_and_clear();
         let note = if o.aligned > 0 {
-            format!("{} frames, {:.1} frames/s; {} cached", o.aligned, o.frames_per_sec(), o.already)
+            format!("{} frames, {:.1} frames/s; {} cached", o.aligned, o.per_second(), o.already)
         } else {
             format!("all {} frames cached", o.already)
         };
