@@ -157,8 +157,9 @@ fn prepare(job: &Job, keys: &[String], faces: &HashMap<String, FaceAnnotation>) 
     Ok(p)
 }
 
-/// Runs the model on prepared inputs (NHWC f32), returning one row per input.
-fn embed(model: &dyn FaceModel, inputs: &[ImageF32], flip: bool) -> Result<Vec<Vec<f32>>> {
+/// Runs the model on prepared inputs (NHWC f32, mirrored first with `flip`), returning one
+/// row per input.
+pub fn forward(model: &dyn FaceModel, inputs: &[ImageF32], flip: bool) -> Result<Vec<Vec<f32>>> {
     let spec = model.input_spec();
     let mut data = Vec::with_capacity(inputs.len() * spec.width * spec.height * 3);
     for img in inputs {
@@ -204,55 +205,69 @@ pub fn extract(
         .collect();
     let mut summary = Summary { already_stored: keys.len() - todo.len(), ..Default::default() };
     progress(summary.already_stored);
-    let batch = job.batch.max(1);
-
-    std::thread::scope(|scope| -> Result<()> {
-        // Two batches in flight: one being decoded while the model runs the other.
-        let (tx, rx) = sync_channel::<Result<Prepared>>(1);
-        let todo = &todo;
-        scope.spawn(move || {
-            for chunk in todo.chunks(batch) {
-                let failed = {
-                    let r = prepare(job, chunk, faces);
-                    let failed = r.is_err();
-                    if tx.send(r).is_err() {
-                        return; // consumer stopped
-                    }
-                    failed
-                };
-                if failed {
-                    return;
-                }
-            }
-        });
-        let mut done = summary.already_stored;
-        for prepared in rx {
-            let p = prepared?;
-            done += p.keys.len() + p.bad.len();
-            summary.bad.extend(p.bad);
-            if !p.keys.is_empty() {
-                let t = Instant::now();
-                let rows = embed(job.model, &p.inputs, false)?;
-                let flipped = if job.flip { Some(embed(job.model, &p.inputs, true)?) } else { None };
-                summary.model_seconds += t.elapsed().as_secs_f64();
-                check_rows(&p.keys, &rows, job.model)?;
-                if let (Some(fs), Some(fr)) = (flip_store.as_deref_mut(), flipped) {
-                    check_rows(&p.keys, &fr, job.model)?;
-                    let fresh: Vec<(String, Vec<f32>)> =
-                        p.keys.iter().cloned().zip(fr).filter(|(k, _)| !fs.contains(k)).collect();
-                    fs.append(&fresh)?;
-                }
+    let mut done = summary.already_stored;
+    pipelined(&todo, job.batch, |_, chunk| prepare(job, chunk, faces), |p: Prepared| -> Result<()> {
+        done += p.keys.len() + p.bad.len();
+        summary.bad.extend(p.bad);
+        if !p.keys.is_empty() {
+            let t = Instant::now();
+            let rows = forward(job.model, &p.inputs, false)?;
+            let flipped = if job.flip { Some(forward(job.model, &p.inputs, true)?) } else { None };
+            summary.model_seconds += t.elapsed().as_secs_f64();
+            check_rows(&p.keys, &rows, job.model)?;
+            if let (Some(fs), Some(fr)) = (flip_store.as_deref_mut(), flipped) {
+                check_rows(&p.keys, &fr, job.model)?;
                 let fresh: Vec<(String, Vec<f32>)> =
-                    p.keys.iter().cloned().zip(rows).filter(|(k, _)| !store.contains(k)).collect();
-                store.append(&fresh)?;
-                summary.computed += p.keys.len();
+                    p.keys.iter().cloned().zip(fr).filter(|(k, _)| !fs.contains(k)).collect();
+                fs.append(&fresh)?;
             }
-            progress(done);
+            let fresh: Vec<(String, Vec<f32>)> =
+                p.keys.iter().cloned().zip(rows).filter(|(k, _)| !store.contains(k)).collect();
+            store.append(&fresh)?;
+            summary.computed += p.keys.len();
         }
+        progress(done);
         Ok(())
     })?;
     summary.seconds = t0.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Runs `prepare` on each `batch`-sized chunk of `items` in a scoped thread and hands the
+/// results to `consume` in order, one chunk ahead: decoding the next batch overlaps the
+/// model's work on the current one. `prepare` gets the chunk's start index. The first error
+/// of either side stops both.
+pub fn pipelined<T, P, PE, E>(
+    items: &[T],
+    batch: usize,
+    prepare: impl Fn(usize, &[T]) -> std::result::Result<P, PE> + Sync,
+    mut consume: impl FnMut(P) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    T: Sync,
+    P: Send,
+    PE: Send,
+    E: From<PE>,
+{
+    let batch = batch.max(1);
+    std::thread::scope(|scope| {
+        // Two batches in flight: one being prepared while the other is consumed.
+        let (tx, rx) = sync_channel::<std::result::Result<P, PE>>(1);
+        let prepare = &prepare;
+        scope.spawn(move || {
+            for (b, chunk) in items.chunks(batch).enumerate() {
+                let r = prepare(b * batch, chunk);
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    return; // consumer stopped, or nothing after a failure
+                }
+            }
+        });
+        for prepared in rx {
+            consume(prepared?)?;
+        }
+        Ok(())
+    })
 }
 
 /// A NaN or wrong-width output names the image, so a broken input is never stored.

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Tensor;
 use clap::{Args, Subcommand};
 use facebench_bin::{write_pack, PackProtocol, Published, VerificationPack, WriteProtocol};
 use facebench_core::Embeddings;
+use facebench_extract::{forward, pipelined};
 use facebench_image::{decode_bytes, FaceAnnotation, ImageF32, Preprocess};
 use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
 use facebench_model::FaceModel;
@@ -172,7 +172,6 @@ fn embed_pack(
     flip: bool,
 ) -> Result<(Embeddings, Option<Embeddings>), Box<dyn std::error::Error>> {
     let dim = model.embedding_dim();
-    let spec = model.input_spec();
     let mut orig = Embeddings::new(dim);
     let mut mirror = flip.then(|| Embeddings::new(dim));
     let pb = progress_bar(pack.images.len(), &format!("embed {}", model.name()));
@@ -196,48 +195,21 @@ fn embed_pack(
             .into_iter()
             .collect() // the first failure in image order
     };
-    let forward = |inputs: &[ImageF32], hflip: bool| -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
-        let mut data = Vec::with_capacity(inputs.len() * spec.width * spec.height * 3);
-        for img in inputs {
-            if hflip {
-                data.extend_from_slice(img.hflip().as_slice());
-            } else {
-                data.extend_from_slice(img.as_slice());
+    let prepare = |start: usize, chunk: &[Vec<u8>]| prepare(start, chunk).map(|v| (start, v));
+    pipelined(&pack.images, batch, prepare, |(start, inputs): (usize, Vec<ImageF32>)| -> CmdResult {
+        let rows = forward(model, &inputs, false)?;
+        let flipped = if flip { Some(forward(model, &inputs, true)?) } else { None };
+        for (j, row) in rows.iter().enumerate() {
+            let i = start + j;
+            if row.len() != dim || row.iter().any(|v| !v.is_finite()) {
+                return Err(format!("{}: image {i}: model {} gave a non-finite or wrong-size embedding", bin.display(), model.name()).into());
+            }
+            orig.push(i.to_string(), row)?;
+            if let (Some(m), Some(f)) = (mirror.as_mut(), flipped.as_ref()) {
+                m.push(i.to_string(), &f[j])?;
             }
         }
-        let x = Tensor::from_vec(data, (inputs.len(), spec.height, spec.width, 3), model.device())?;
-        let y = model.forward(&x)?.to_device(&candle_core::Device::Cpu)?;
-        Ok(y.to_vec2::<f32>()?)
-    };
-    let batch = batch.max(1);
-    std::thread::scope(|scope| -> Result<(), Box<dyn std::error::Error>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(usize, Vec<ImageF32>), String>>(1);
-        let prepare = &prepare;
-        scope.spawn(move || {
-            for (b, chunk) in pack.images.chunks(batch).enumerate() {
-                let r = prepare(b * batch, chunk).map(|v| (b * batch, v));
-                let failed = r.is_err();
-                if tx.send(r).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        for prepared in rx {
-            let (start, inputs) = prepared?;
-            let rows = forward(&inputs, false)?;
-            let flipped = if flip { Some(forward(&inputs, true)?) } else { None };
-            for (j, row) in rows.iter().enumerate() {
-                let i = start + j;
-                if row.len() != dim || row.iter().any(|v| !v.is_finite()) {
-                    return Err(format!("{}: image {i}: model {} gave a non-finite or wrong-size embedding", bin.display(), model.name()).into());
-                }
-                orig.push(i.to_string(), row)?;
-                if let (Some(m), Some(f)) = (mirror.as_mut(), flipped.as_ref()) {
-                    m.push(i.to_string(), &f[j])?;
-                }
-            }
-            pb.inc(inputs.len() as u64);
-        }
+        pb.inc(inputs.len() as u64);
         Ok(())
     })?;
     pb.finish_and_clear();
