@@ -24,9 +24,8 @@ pub fn repo_root() -> PathBuf {
 
 /// The data root: `$FACEBENCH_DATA`, else `../shared/data` beside the repository.
 pub fn data_root() -> PathBuf {
-    let root = std::env::var_os("FACEBENCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    let root =
+        std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data"));
     assert!(
         root.join("lfw/pairs.txt").exists(),
         "data root {} has no lfw/pairs.txt: set FACEBENCH_DATA",
@@ -37,11 +36,7 @@ pub fn data_root() -> PathBuf {
 
 /// Runs `facebench ARGS` with the data root set; returns its output.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(facebench_bin())
-        .args(args)
-        .env("FACEBENCH_DATA", data_root())
-        .output()
-        .expect("run facebench")
+    Command::new(facebench_bin()).args(args).env("FACEBENCH_DATA", data_root()).output().expect("run facebench")
 }
 
 /// A fresh scratch folder under the target dir.

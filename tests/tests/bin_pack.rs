@@ -125,11 +125,32 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
         }
     }
     std::fs::write(&keys, list.join("\n")).unwrap();
-    ok(&["embed", "--model", "mobileface", "--list", &p(&keys), "--align", "centre:150", "--flip", "--out", &p(&store)]);
+    ok(&[
+        "embed",
+        "--model",
+        "mobileface",
+        "--list",
+        &p(&keys),
+        "--align",
+        "centre:150",
+        "--flip",
+        "--out",
+        &p(&store),
+    ]);
     let out2 = dir.join("eval_lfw");
     ok(&[
-        "eval", "lfw", "--embeddings", &p(&store), "--flip-store", &p(&dir.join("c150.flip.fbs")), "--pairs", &p(&pairs),
-        "--protocol", "insightface,exact", "--out", &p(&out2),
+        "eval",
+        "lfw",
+        "--embeddings",
+        &p(&store),
+        "--flip-store",
+        &p(&dir.join("c150.flip.fbs")),
+        "--pairs",
+        &p(&pairs),
+        "--protocol",
+        "insightface,exact",
+        "--out",
+        &p(&out2),
     ]);
     let doc2 = json(&out2.join("results.json"));
     for r in 0..2 {
@@ -147,9 +168,20 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
     }
 
     // A protocol file is enforced: the pair count, then the image size.
-    let e = fails(&["eval", "bin", "--bin", &p(&py3), "--protocol-file", &p(&repo_root().join("protocols/lfw_bin.toml")), "--out", &p(&dir.join("x"))]);
+    let e = fails(&[
+        "eval",
+        "bin",
+        "--bin",
+        &p(&py3),
+        "--protocol-file",
+        &p(&repo_root().join("protocols/lfw_bin.toml")),
+        "--out",
+        &p(&dir.join("x")),
+    ]);
     assert!(e.contains("600 pairs") && e.contains("declares 6000"), "{e}");
-    let proto = std::fs::read_to_string(repo_root().join("protocols/lfw_bin.toml")).unwrap().replace("pairs = 6000", "pairs = 600");
+    let proto = std::fs::read_to_string(repo_root().join("protocols/lfw_bin.toml"))
+        .unwrap()
+        .replace("pairs = 6000", "pairs = 600");
     let proto_path = dir.join("lfw600.toml");
     std::fs::write(&proto_path, proto).unwrap();
     let e = fails(&["eval", "bin", "--bin", &p(&py3), "--protocol-file", &p(&proto_path), "--out", &p(&dir.join("x"))]);
@@ -169,7 +201,8 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
         .collect();
     std::fs::write(&align, lines[1..].join("\n")).unwrap();
     let aligned = dir.join("aligned.bin");
-    let pack_aligned = ["pack", "bin", "--pairs", &p(&pairs), "--crop", "arcface", "--alignments", &p(&align), "--out", &p(&aligned)];
+    let pack_aligned =
+        ["pack", "bin", "--pairs", &p(&pairs), "--crop", "arcface", "--alignments", &p(&align), "--out", &p(&aligned)];
     // The first image of the first pair is missing from the cache: named with its pairs line.
     let e = fails(&pack_aligned);
     assert!(e.contains(&list[0]) && e.contains("pairs600.txt:2") && e.contains("not in the alignment cache"), "{e}");
@@ -186,12 +219,16 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
     let stdout = ok(&["eval", "bin", "--bin", &p(&aligned), "--protocol-file", &p(&proto_path), "--out", &p(&out3)]);
     let doc3 = json(&out3.join("results.json"));
     assert_eq!(doc3["protocol"], "bin:lfw");
-    let rules: Vec<&str> = doc3["results"]["accuracy"].as_array().unwrap().iter().map(|a| a["rule"].as_str().unwrap()).collect();
+    let rules: Vec<&str> =
+        doc3["results"]["accuracy"].as_array().unwrap().iter().map(|a| a["rule"].as_str().unwrap()).collect();
     assert_eq!(rules, ["insightface", "sphereface", "facenet", "facexzoo", "exact"], "the protocol file's rules");
     let mean = doc3["results"]["accuracy"][0]["mean"].as_f64().unwrap();
     assert!(mean >= 0.72, "accuracy {mean} on centre-warped crops\n{stdout}");
     let report = std::fs::read_to_string(out3.join("report.md")).unwrap();
-    assert!(report.contains("| published | ArcFace paper: R100, MS1MV2, ArcFace loss | as published | 99.83 |"), "{report}");
+    assert!(
+        report.contains("| published | ArcFace paper: R100, MS1MV2, ArcFace loss | as published | 99.83 |"),
+        "{report}"
+    );
 
     // A truncated pack is an error naming the file and the byte, never a panic.
     let bytes = std::fs::read(&py3).unwrap();

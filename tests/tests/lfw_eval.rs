@@ -87,8 +87,14 @@ fn eval_lfw_matches_independent_insightface_rule() {
     store::write(&npy, &e).unwrap();
     let out = dir.join("out");
     let o = run(&[
-        "eval", "lfw", "--embeddings", npy.to_str().unwrap(), "--protocol",
-        "insightface,sphereface,exact", "--out", out.to_str().unwrap(),
+        "eval",
+        "lfw",
+        "--embeddings",
+        npy.to_str().unwrap(),
+        "--protocol",
+        "insightface,sphereface,exact",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
@@ -150,8 +156,14 @@ fn malformed_pairs_line_names_file_and_line() {
     let csv = dir.join("emb.csv");
     store::write(&csv, &e).unwrap();
     let o = run(&[
-        "eval", "lfw", "--embeddings", csv.to_str().unwrap(), "--pairs", pairs.to_str().unwrap(),
-        "--out", dir.to_str().unwrap(),
+        "eval",
+        "lfw",
+        "--embeddings",
+        csv.to_str().unwrap(),
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

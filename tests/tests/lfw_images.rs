@@ -69,9 +69,18 @@ fn lfw_from_images_reaches_the_known_accuracy() {
     let out = dir.join("report");
     let cache = dir.join("cache");
     let args = [
-        "eval", "lfw", "--model", "faceapi-resnet", "--protocol-file", proto_path.to_str().unwrap(),
-        "--cache", cache.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--data-root", data.to_str().unwrap(),
+        "eval",
+        "lfw",
+        "--model",
+        "faceapi-resnet",
+        "--protocol-file",
+        proto_path.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--data-root",
+        data.to_str().unwrap(),
     ];
     let o = run(&args);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -98,7 +107,13 @@ fn lfw_from_images_reaches_the_known_accuracy() {
     let doc2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let timings = doc2["timings"].as_array().unwrap();
-    assert!(timings.iter().filter(|t| t["stage"].as_str().unwrap().starts_with("align") || t["stage"].as_str().unwrap().starts_with("embed"))
-        .all(|t| t["note"].as_str().unwrap().contains("cached")), "{timings:?}");
+    assert!(
+        timings
+            .iter()
+            .filter(|t| t["stage"].as_str().unwrap().starts_with("align")
+                || t["stage"].as_str().unwrap().starts_with("embed"))
+            .all(|t| t["note"].as_str().unwrap().contains("cached")),
+        "{timings:?}"
+    );
     assert_eq!(doc2["results"]["accuracy"], doc["results"]["accuracy"]);
 }

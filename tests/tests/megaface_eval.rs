@@ -45,8 +45,16 @@ fn eval_megaface_from_stores_writes_devkit_files() {
     let out = dir.join("out");
     for clean in [false, true] {
         let mut args = vec![
-            "eval", "megaface", "--probe-store", ps.to_str().unwrap(), "--distractor-store", ds.to_str().unwrap(),
-            "--sizes", "10,100,1000", "--out", out.to_str().unwrap(),
+            "eval",
+            "megaface",
+            "--probe-store",
+            ps.to_str().unwrap(),
+            "--distractor-store",
+            ds.to_str().unwrap(),
+            "--sizes",
+            "10,100,1000",
+            "--out",
+            out.to_str().unwrap(),
         ];
         if clean {
             args.push("--clean");
@@ -84,8 +92,18 @@ fn missing_devkit_features_are_counted_and_named() {
         store::write_devkit_feature(&root.join(format!("{p}_fb.bin")), &[0.5; DIM]).unwrap();
     }
     let o = run(&[
-        "eval", "megaface", "--probe-store", ps.to_str().unwrap(), "--distractor-root", root.to_str().unwrap(),
-        "--ending", "_fb.bin", "--sizes", "10", "--out", dir.join("out").to_str().unwrap(),
+        "eval",
+        "megaface",
+        "--probe-store",
+        ps.to_str().unwrap(),
+        "--distractor-root",
+        root.to_str().unwrap(),
+        "--ending",
+        "_fb.bin",
+        "--sizes",
+        "10",
+        "--out",
+        dir.join("out").to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

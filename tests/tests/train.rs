@@ -20,8 +20,19 @@ fn head_training_lowers_the_loss() {
     store::write(&s, &e).unwrap();
     let out = dir.join("out");
     let o = run(&[
-        "train", "--embeddings", s.to_str().unwrap(), "--loss", "cosface:s=16,m=0.2", "--out-dim", "8",
-        "--epochs", "30", "--batch", "32", "--out", out.to_str().unwrap(),
+        "train",
+        "--embeddings",
+        s.to_str().unwrap(),
+        "--loss",
+        "cosface:s=16,m=0.2",
+        "--out-dim",
+        "8",
+        "--epochs",
+        "30",
+        "--batch",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(out.join("steps.csv")).unwrap();
@@ -30,7 +41,15 @@ fn head_training_lowers_the_loss() {
     let (first, last) = (losses[..4].iter().sum::<f64>() / 4.0, losses[losses.len() - 4..].iter().sum::<f64>() / 4.0);
     assert!(last < 0.5 * first, "loss {first} -> {last}");
     assert!(out.join("model.safetensors").exists());
-    let bad = run(&["train", "--embeddings", s.to_str().unwrap(), "--loss", "cosface:m=oops", "--out", out.to_str().unwrap()]);
+    let bad = run(&[
+        "train",
+        "--embeddings",
+        s.to_str().unwrap(),
+        "--loss",
+        "cosface:m=oops",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!bad.status.success());
 }
 
@@ -43,8 +62,23 @@ fn backbone_training_on_eight_real_lfw_identities_lowers_the_loss() {
     let root = facebench_e2e::data_root().join("lfw/lfw-deepfunneled");
     let out = dir.join("out");
     let o = run(&[
-        "train", "--images", root.to_str().unwrap(), "--classes", "8", "--max-per-class", "16",
-        "--loss", "cosface:s=16,m=0.2", "--epochs", "6", "--batch", "32", "--lr", "0.05", "--out", out.to_str().unwrap(),
+        "train",
+        "--images",
+        root.to_str().unwrap(),
+        "--classes",
+        "8",
+        "--max-per-class",
+        "16",
+        "--loss",
+        "cosface:s=16,m=0.2",
+        "--epochs",
+        "6",
+        "--batch",
+        "32",
+        "--lr",
+        "0.05",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);

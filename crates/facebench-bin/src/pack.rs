@@ -142,7 +142,11 @@ pub fn parse_pack(data: &[u8], path: &Path) -> Result<VerificationPack> {
             .enumerate()
             .map(|(i, &h)| match p.get(h) {
                 Obj::Bool(b) => Ok(*b),
-                o => Err(bad(format!("issame entry {i} (made at byte {}) is a {}, expected a bool", p.offset(h), describe(&p, o)))),
+                o => Err(bad(format!(
+                    "issame entry {i} (made at byte {}) is a {}, expected a bool",
+                    p.offset(h),
+                    describe(&p, o)
+                ))),
             })
             .collect::<Result<_>>()?,
         Obj::Reduce { .. } => {
@@ -206,7 +210,8 @@ struct NdArray {
     data: Vec<u8>,
 }
 
-const NUMPY_MODULES: [&str; 4] = ["numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"];
+const NUMPY_MODULES: [&str; 4] =
+    ["numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"];
 
 fn global_name(p: &Pickle, h: Handle) -> Option<(&str, &str)> {
     match p.get(h) {
@@ -250,7 +255,8 @@ fn dtype(p: &Pickle, h: Handle) -> std::result::Result<String, String> {
         Some(("numpy", "dtype")) => {}
         _ => return Err(format!("{} where a numpy dtype was expected", describe(p, p.get(h)))),
     }
-    let code = tuple(p, *args).and_then(|a| a.first()).and_then(|&c| text(p, c)).ok_or("numpy dtype without a type code")?;
+    let code =
+        tuple(p, *args).and_then(|a| a.first()).and_then(|&c| text(p, c)).ok_or("numpy dtype without a type code")?;
     Ok(code.trim_start_matches(['<', '>', '|', '=']).to_string())
 }
 
@@ -308,7 +314,7 @@ pub fn pack_to_bytes(pack: &VerificationPack, protocol: WriteProtocol) -> std::r
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&[0x80, protocol.number()]);
     out.push(b']'); // EMPTY_LIST
-    // APPENDS in batches of 1000, as Python's pickler does.
+                    // APPENDS in batches of 1000, as Python's pickler does.
     for chunk in pack.images.chunks(1000) {
         out.push(b'('); // MARK
         for img in chunk {

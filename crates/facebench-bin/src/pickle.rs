@@ -50,10 +50,17 @@ pub enum Obj {
     List(Vec<Handle>),
     Tuple(Vec<Handle>),
     /// `GLOBAL module name` / `STACK_GLOBAL`: a name, nothing is imported.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// `REDUCE`: `callable(*args)` recorded, not called; `state` is what a later `BUILD`
     /// would pass to `__setstate__`.
-    Reduce { callable: Handle, args: Handle, state: Option<Handle> },
+    Reduce {
+        callable: Handle,
+        args: Handle,
+        state: Option<Handle>,
+    },
 }
 
 impl Obj {
@@ -219,7 +226,11 @@ impl<'a> Reader<'a> {
         let rest = &self.data[self.pos..];
         let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| PickleError {
             offset: self.pos,
-            msg: format!("truncated: {} (opcode at byte {}) has no terminating newline", opcode_name(self.op), self.op_at),
+            msg: format!(
+                "truncated: {} (opcode at byte {}) has no terminating newline",
+                opcode_name(self.op),
+                self.op_at
+            ),
         })?;
         self.pos += n + 1;
         Ok(&rest[..n])
@@ -291,7 +302,10 @@ impl<'a> Reader<'a> {
         Ok(())
     }
     fn int_from_decimal(&self, s: &str) -> Result<i64> {
-        s.trim().trim_end_matches('L').parse::<i64>().map_err(|_| self.err(format!("{s:?} is not an integer that fits 64 bits")))
+        s.trim()
+            .trim_end_matches('L')
+            .parse::<i64>()
+            .map_err(|_| self.err(format!("{s:?} is not an integer that fits 64 bits")))
     }
 
     /// `REDUCE`: recorded, except `_codecs.encode(text, 'latin1')` (Python 3's way of writing
@@ -305,7 +319,8 @@ impl<'a> Reader<'a> {
                 return match a.as_slice() {
                     [t, enc] => match (&self.objects[*t], &self.objects[*enc]) {
                         (Obj::Str(t), Obj::Str(enc))
-                            if ["latin1", "latin-1", "iso-8859-1", "iso8859-1"].contains(&enc.to_ascii_lowercase().as_str()) =>
+                            if ["latin1", "latin-1", "iso-8859-1", "iso8859-1"]
+                                .contains(&enc.to_ascii_lowercase().as_str()) =>
                         {
                             let mut b = Vec::with_capacity(t.len());
                             for c in t.chars() {
@@ -317,7 +332,9 @@ impl<'a> Reader<'a> {
                             }
                             Ok(Obj::Bytes(b))
                         }
-                        (Obj::Str(_), Obj::Str(enc)) => Err(self.err(format!("_codecs.encode with encoding {enc:?}: only latin-1 is read"))),
+                        (Obj::Str(_), Obj::Str(enc)) => {
+                            Err(self.err(format!("_codecs.encode with encoding {enc:?}: only latin-1 is read")))
+                        }
                         _ => Err(self.err("_codecs.encode(text, encoding) expected")),
                     },
                     [t] => match &self.objects[*t] {
@@ -337,7 +354,10 @@ impl<'a> Reader<'a> {
         loop {
             self.op_at = self.pos;
             if self.pos >= self.data.len() {
-                return Err(PickleError { offset: self.pos, msg: "truncated: end of data before the STOP opcode".into() });
+                return Err(PickleError {
+                    offset: self.pos,
+                    msg: "truncated: end of data before the STOP opcode".into(),
+                });
             }
             self.op = self.data[self.pos];
             self.pos += 1;

@@ -72,18 +72,33 @@ impl PackProtocol {
 
     /// Checks the pack's pair count (and its file checksum when one is recorded and given).
     /// `protocol_path` and `pack_path` name the files in the error.
-    pub fn check(&self, protocol_path: &Path, pack_path: &Path, pack: &VerificationPack, pack_sha256: Option<&str>) -> Result<()> {
+    pub fn check(
+        &self,
+        protocol_path: &Path,
+        pack_path: &Path,
+        pack: &VerificationPack,
+        pack_sha256: Option<&str>,
+    ) -> Result<()> {
         if pack.n_pairs() != self.pairs {
             return Err(Error::Pack {
                 path: pack_path.to_path_buf(),
-                msg: format!("{} pairs, {} declares {} ({})", pack.n_pairs(), protocol_path.display(), self.pairs, self.name),
+                msg: format!(
+                    "{} pairs, {} declares {} ({})",
+                    pack.n_pairs(),
+                    protocol_path.display(),
+                    self.pairs,
+                    self.name
+                ),
             });
         }
         if let (Some(want), Some(got)) = (self.recorded_sha256(), pack_sha256) {
             if !want.eq_ignore_ascii_case(got) {
                 return Err(Error::Pack {
                     path: pack_path.to_path_buf(),
-                    msg: format!("sha256 {got} differs from {}'s {want}: not the published file", protocol_path.display()),
+                    msg: format!(
+                        "sha256 {got} differs from {}'s {want}: not the published file",
+                        protocol_path.display()
+                    ),
                 });
             }
         }
@@ -98,7 +113,13 @@ mod tests {
     #[test]
     fn repository_pack_protocols_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols");
-        for (file, pairs) in [("lfw_bin.toml", 6000), ("cfp_fp.toml", 7000), ("agedb_30.toml", 6000), ("calfw.toml", 6000), ("cplfw.toml", 6000)] {
+        for (file, pairs) in [
+            ("lfw_bin.toml", 6000),
+            ("cfp_fp.toml", 7000),
+            ("agedb_30.toml", 6000),
+            ("calfw.toml", 6000),
+            ("cplfw.toml", 6000),
+        ] {
             let p = PackProtocol::read(&dir.join(file)).unwrap();
             assert_eq!((p.pairs, p.folds, p.image_size), (pairs, 10, [112, 112]), "{file}");
             assert_eq!(p.recorded_sha256(), None, "{file}: no checksum of a file we do not have");

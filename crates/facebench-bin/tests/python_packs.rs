@@ -64,7 +64,9 @@ fn every_truncation_of_a_fixture_is_an_error_with_an_offset() {
 
 /// A Python 3 interpreter, if one is installed.
 fn python3() -> Option<&'static str> {
-    ["python3", "/usr/bin/python3"].into_iter().find(|p| Command::new(p).arg("-c").arg("pass").output().is_ok_and(|o| o.status.success()))
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("-c").arg("pass").output().is_ok_and(|o| o.status.success()))
 }
 
 /// Runs `script` with the given interpreter and arguments; its stdout.
@@ -92,7 +94,9 @@ fn python_reads_what_we_write() {
     std::fs::create_dir_all(&dir).unwrap();
     let pack = VerificationPack {
         // Sizes across the short/long opcode boundary, every byte value, an empty image.
-        images: (0..40usize).map(|i| (0..[0, 1, 255, 256, 70_000][i % 5]).map(|j| (j * 7 + i) as u8).collect()).collect(),
+        images: (0..40usize)
+            .map(|i| (0..[0, 1, 255, 256, 70_000][i % 5]).map(|j| (j * 7 + i) as u8).collect())
+            .collect(),
         issame: (0..20).map(|i| i % 3 != 1).collect(),
     };
     for proto in [WriteProtocol::Py2, WriteProtocol::Py3] {

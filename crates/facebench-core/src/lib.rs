@@ -97,10 +97,7 @@ impl Embeddings {
             )));
         }
         if let Some(&prev) = self.index.get(&key) {
-            return Err(Error::Invalid(format!(
-                "duplicate key {key:?} at rows {prev} and {}",
-                self.keys.len()
-            )));
+            return Err(Error::Invalid(format!("duplicate key {key:?} at rows {prev} and {}", self.keys.len())));
         }
         self.index.insert(key.clone(), self.keys.len());
         self.keys.push(key);
@@ -143,10 +140,7 @@ impl Embeddings {
         let d = self.dim;
         for (i, row) in self.data.chunks_mut(d.max(1)).enumerate() {
             if !normalize_row(row) {
-                return Err(Error::Invalid(format!(
-                    "row {i} ({}): zero vector cannot be L2-normalised",
-                    self.keys[i]
-                )));
+                return Err(Error::Invalid(format!("row {i} ({}): zero vector cannot be L2-normalised", self.keys[i])));
             }
         }
         Ok(())
@@ -191,9 +185,9 @@ impl Embeddings {
         let mut out = Embeddings::new(out_dim);
         let mut buf = vec![0f32; out_dim];
         for (i, key) in self.keys.iter().enumerate() {
-            let b = flip.index_of(key).ok_or_else(|| {
-                Error::Invalid(format!("{key}: in the original store but not in the flip store"))
-            })?;
+            let b = flip
+                .index_of(key)
+                .ok_or_else(|| Error::Invalid(format!("{key}: in the original store but not in the flip store")))?;
             f(self.row(i), flip.row(b), &mut buf);
             out.push(key.clone(), &buf)?;
         }

@@ -8,18 +8,14 @@ use facebench_core::{Embeddings, Error};
 
 /// A fresh scratch folder per test under the target dir (no tempfile crate).
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("store-tests")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store-tests").join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// n x d embeddings with awkward values: negative zero, tiny, huge, non-round.
@@ -27,13 +23,7 @@ fn sample(n: usize, d: usize) -> Embeddings {
     let keys = (0..n).map(|i| format!("person_{i}/img,{i}.jpg")).collect();
     let special = [-0.0f32, 1e-38, 3.4e38, -1.0 / 3.0, 0.1, 7.0];
     let data = (0..n * d)
-        .map(|i| {
-            if i % 7 == 3 {
-                special[i % special.len()]
-            } else {
-                (i as f32 * 0.731).sin() * 1e3
-            }
-        })
+        .map(|i| if i % 7 == 3 { special[i % special.len()] } else { (i as f32 * 0.731).sin() * 1e3 })
         .collect();
     Embeddings::from_rows(keys, data, d).unwrap()
 }
@@ -72,34 +62,20 @@ fn round_trip_every_format_and_awkward_shape() {
         }
         let path = dir.join(format!("e_{n}x{d}.fbs"));
         let mut s = AppendStore::create_or_open(&path, &meta(d)).unwrap();
-        let rows: Vec<(String, Vec<f32>)> = (0..n)
-            .map(|i| (e.keys()[i].clone(), e.row(i).to_vec()))
-            .collect();
+        let rows: Vec<(String, Vec<f32>)> = (0..n).map(|i| (e.keys()[i].clone(), e.row(i).to_vec())).collect();
         s.append(&rows).unwrap();
         assert_same(&e, &s.to_embeddings().unwrap());
         assert_same(&e, &store::read(&path, None).unwrap());
     }
     // No temp files are left behind.
-    assert!(fs::read_dir(&dir).unwrap().all(|f| !f
-        .unwrap()
-        .path()
-        .to_string_lossy()
-        .ends_with(".tmp")));
+    assert!(fs::read_dir(&dir).unwrap().all(|f| !f.unwrap().path().to_string_lossy().ends_with(".tmp")));
 }
 
 #[test]
 fn format_dispatch() {
-    assert_eq!(
-        Format::from_path(Path::new("a/b.NPY")).unwrap(),
-        Format::Npy
-    );
-    assert_eq!(
-        Format::from_path(Path::new("x.safetensors")).unwrap(),
-        Format::Safetensors
-    );
-    let err = Format::from_path(Path::new("x.h5"))
-        .unwrap_err()
-        .to_string();
+    assert_eq!(Format::from_path(Path::new("a/b.NPY")).unwrap(), Format::Npy);
+    assert_eq!(Format::from_path(Path::new("x.safetensors")).unwrap(), Format::Safetensors);
+    let err = Format::from_path(Path::new("x.h5")).unwrap_err().to_string();
     assert!(err.contains("x.h5") && err.contains(".npy"), "{err}");
     let e = store::read(Path::new("x.csv"), Some(Path::new("k.keys"))).unwrap_err();
     assert!(e.to_string().contains("inline"), "{e}");
@@ -138,15 +114,8 @@ fn writes_npy_byte_identical_to_numpy() {
         let e = store::read_npy(&fixture(&format!("{name}.npy")), None).unwrap();
         let out = dir.join(format!("{name}.npy"));
         store::write_npy(&out, &e).unwrap();
-        assert_eq!(
-            fs::read(&out).unwrap(),
-            fs::read(fixture(&format!("{name}.npy"))).unwrap(),
-            "{name}"
-        );
-        assert_eq!(
-            fs::read(out.with_extension("keys")).unwrap(),
-            fs::read(fixture(&format!("{name}.keys"))).unwrap()
-        );
+        assert_eq!(fs::read(&out).unwrap(), fs::read(fixture(&format!("{name}.npy"))).unwrap(), "{name}");
+        assert_eq!(fs::read(out.with_extension("keys")).unwrap(), fs::read(fixture(&format!("{name}.keys"))).unwrap());
     }
 }
 
@@ -162,68 +131,39 @@ fn npy_refuses_what_it_cannot_read() {
         let err = store::read_npy(&fixture(f), None).unwrap_err().to_string();
         assert!(err.contains(f) && err.contains(want), "{f}: {err}");
     }
-    let err = store::read_npy(&fixture("f4_nan.npy"), None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("f4_nan.npy")
-            && err.contains("row 1 (id1/img_0001.jpg)")
-            && err.contains("NaN"),
-        "{err}"
-    );
+    let err = store::read_npy(&fixture("f4_nan.npy"), None).unwrap_err().to_string();
+    assert!(err.contains("f4_nan.npy") && err.contains("row 1 (id1/img_0001.jpg)") && err.contains("NaN"), "{err}");
 
     let dir = scratch("npy_bad");
     let good = fs::read(fixture("f4_v1.npy")).unwrap();
     // Truncated data, trailing bytes, and a header claiming a huge shape.
     let p = dir.join("short.npy");
     fs::write(&p, &good[..good.len() - 3]).unwrap();
-    let err = store::read_npy(&p, Some(&fixture("f4_v1.keys")))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("short.npy") && err.contains("file has 173 bytes"),
-        "{err}"
-    );
+    let err = store::read_npy(&p, Some(&fixture("f4_v1.keys"))).unwrap_err().to_string();
+    assert!(err.contains("short.npy") && err.contains("file has 173 bytes"), "{err}");
     let p = dir.join("long.npy");
     fs::write(&p, [&good[..], &[0u8; 4]].concat()).unwrap();
     assert!(store::read_npy(&p, Some(&fixture("f4_v1.keys"))).is_err());
     let p = dir.join("huge.npy");
     // Same header length (12 padding spaces give way), data unchanged.
     let header = std::str::from_utf8(&good[10..128]).unwrap();
-    let header = header.replacen(
-        &format!("(3, 4), }}{}", " ".repeat(12)),
-        "(9999999999999, 4), }",
-        1,
-    );
+    let header = header.replacen(&format!("(3, 4), }}{}", " ".repeat(12)), "(9999999999999, 4), }", 1);
     assert_eq!(header.len(), 118);
     fs::write(&p, [&good[..10], header.as_bytes(), &good[128..]].concat()).unwrap();
-    let err = store::read_npy(&p, Some(&fixture("f4_v1.keys")))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("huge.npy") && err.contains("9999999999999"),
-        "{err}"
-    );
+    let err = store::read_npy(&p, Some(&fixture("f4_v1.keys"))).unwrap_err().to_string();
+    assert!(err.contains("huge.npy") && err.contains("9999999999999"), "{err}");
     // Key count disagreeing with the row count names the keys file.
     let k = dir.join("two.keys");
     fs::write(&k, "a\nb\n").unwrap();
-    let err = store::read_npy(&fixture("f4_v1.npy"), Some(&k))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("two.keys") && err.contains("2 keys for the 3 rows"),
-        "{err}"
-    );
+    let err = store::read_npy(&fixture("f4_v1.npy"), Some(&k)).unwrap_err().to_string();
+    assert!(err.contains("two.keys") && err.contains("2 keys for the 3 rows"), "{err}");
     fs::write(&k, "a\n\nb\n").unwrap();
     let err = store::read_npy(&fixture("f4_v1.npy"), Some(&k)).unwrap_err();
     assert!(matches!(err, Error::Parse { line: 2, .. }), "{err}");
     // Not an npy at all.
     let p = dir.join("text.npy");
     fs::write(&p, "hello").unwrap();
-    assert!(store::read_npy(&p, None)
-        .unwrap_err()
-        .to_string()
-        .contains("text.npy"));
+    assert!(store::read_npy(&p, None).unwrap_err().to_string().contains("text.npy"));
 }
 
 #[test]
@@ -236,13 +176,7 @@ fn csv_header_and_errors_name_file_and_line() {
     assert_eq!(e.data(), &[1.0, 2.0, 0.03, -4.0]);
 
     // Keys that need CSV quoting survive a round trip.
-    let keys = [
-        "plain",
-        "with,comma",
-        "with \"quote\"",
-        " padded ",
-        "Müller/ø.jpg",
-    ];
+    let keys = ["plain", "with,comma", "with \"quote\"", " padded ", "Müller/ø.jpg"];
     let e = Embeddings::from_rows(keys.map(String::from).to_vec(), vec![0.25; 10], 2).unwrap();
     let p = dir.join("keys.csv");
     store::write_csv(&p, &e).unwrap();
@@ -260,27 +194,18 @@ fn csv_header_and_errors_name_file_and_line() {
         fs::write(&p, text).unwrap();
         let err = store::read_csv(&p).unwrap_err();
         let s = err.to_string();
-        assert!(
-            s.starts_with(&format!("{}:{line}:", p.display())) && s.contains(msg),
-            "{text:?}: {s}"
-        );
+        assert!(s.starts_with(&format!("{}:{line}:", p.display())) && s.contains(msg), "{text:?}: {s}");
     }
 }
 
 #[test]
 fn nan_rows_are_named_on_write_and_read() {
-    let err =
-        Embeddings::from_rows(vec!["a".into(), "b".into()], vec![1.0, f32::NAN], 1).unwrap_err();
+    let err = Embeddings::from_rows(vec!["a".into(), "b".into()], vec![1.0, f32::NAN], 1).unwrap_err();
     assert!(err.to_string().contains("row 1 (b)"), "{err}");
     let dir = scratch("nan");
     let p = dir.join("s.fbs");
     let mut s = AppendStore::create_or_open(&p, &meta(2)).unwrap();
-    let err = s
-        .append(&[
-            ("ok".into(), vec![1.0, 2.0]),
-            ("bad".into(), vec![f32::INFINITY, 0.0]),
-        ])
-        .unwrap_err();
+    let err = s.append(&[("ok".into(), vec![1.0, 2.0]), ("bad".into(), vec![f32::INFINITY, 0.0])]).unwrap_err();
     assert!(err.to_string().contains("batch row 1 (\"bad\")"), "{err}");
     assert_eq!(s.len(), 0, "a rejected batch writes nothing");
 }
@@ -295,10 +220,7 @@ fn safetensors_layout_is_standard() {
     let bytes = fs::read(&p).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor("embeddings").unwrap();
-    assert_eq!(
-        (t.dtype(), t.shape()),
-        (safetensors::Dtype::F32, &[3usize, 5][..])
-    );
+    assert_eq!((t.dtype(), t.shape()), (safetensors::Dtype::F32, &[3usize, 5][..]));
     let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let keys: Vec<String> = serde_json::from_str(&m.metadata().as_ref().unwrap()["keys"]).unwrap();
     assert_eq!(keys, e.keys());
@@ -306,56 +228,32 @@ fn safetensors_layout_is_standard() {
     // An F64 tensor written by the crate reads as f32, keys from a file.
     let vals = [0.1f64, 2.0, -3.5, 1e-300];
     let raw: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![2, 2], &raw).unwrap();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![2, 2], &raw).unwrap();
     let p64 = dir.join("f64.safetensors");
     safetensors::serialize_to_file([("embeddings", view)], &None, &p64).unwrap();
     let err = store::read(&p64, None).unwrap_err().to_string();
-    assert!(
-        err.contains("f64.safetensors") && err.contains("keys"),
-        "{err}"
-    );
+    assert!(err.contains("f64.safetensors") && err.contains("keys"), "{err}");
     let k = dir.join("k.txt");
     fs::write(&k, "x\ny\n").unwrap();
     let e64 = store::read(&p64, Some(&k)).unwrap();
     assert_eq!(e64.data(), &vals.map(|v| v as f32)[..]);
 
     // Offsets near usize::MAX are an error, not an overflow.
-    let hdr =
-        r#"{"embeddings":{"dtype":"F32","shape":[1,1],"data_offsets":[0,18446744073709551615]}}"#;
+    let hdr = r#"{"embeddings":{"dtype":"F32","shape":[1,1],"data_offsets":[0,18446744073709551615]}}"#;
     let p = dir.join("offsets.safetensors");
-    fs::write(
-        &p,
-        [
-            &(hdr.len() as u64).to_le_bytes()[..],
-            hdr.as_bytes(),
-            &[0u8; 4],
-        ]
-        .concat(),
-    )
-    .unwrap();
-    assert!(store::read(&p, Some(&k))
-        .unwrap_err()
-        .to_string()
-        .contains("offsets.safetensors"));
+    fs::write(&p, [&(hdr.len() as u64).to_le_bytes()[..], hdr.as_bytes(), &[0u8; 4]].concat()).unwrap();
+    assert!(store::read(&p, Some(&k)).unwrap_err().to_string().contains("offsets.safetensors"));
 
     // Truncated file and wrong dtype are errors naming the file.
     let p = dir.join("cut.safetensors");
     fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
-    assert!(store::read(&p, None)
-        .unwrap_err()
-        .to_string()
-        .contains("cut.safetensors"));
+    assert!(store::read(&p, None).unwrap_err().to_string().contains("cut.safetensors"));
     let ints = [1i32, 2];
     let raw: Vec<u8> = ints.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![1, 2], &raw).unwrap();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![1, 2], &raw).unwrap();
     let pi = dir.join("i32.safetensors");
     safetensors::serialize_to_file([("embeddings", view)], &None, &pi).unwrap();
-    assert!(store::read(&pi, Some(&k))
-        .unwrap_err()
-        .to_string()
-        .contains("I32"));
+    assert!(store::read(&pi, Some(&k)).unwrap_err().to_string().contains("I32"));
 }
 
 fn devkit_bytes(header: [i32; 4], values: &[u8]) -> Vec<u8> {
@@ -371,11 +269,7 @@ fn devkit_layouts_dtypes_and_corrupt_headers() {
     let p = dir.join("sub/dir/a.jpg.bin");
     store::write_devkit_feature(&p, &f).unwrap();
     let raw = fs::read(&p).unwrap();
-    assert_eq!(
-        &raw[..16],
-        &devkit_bytes([3, 1, 4, 5], &[])[..],
-        "InsightFace's (D, 1, 4, 5) header"
-    );
+    assert_eq!(&raw[..16], &devkit_bytes([3, 1, 4, 5], &[])[..], "InsightFace's (D, 1, 4, 5) header");
     assert_eq!(store::read_devkit_feature(&p).unwrap(), f);
 
     let f32b: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -391,16 +285,8 @@ fn devkit_layouts_dtypes_and_corrupt_headers() {
         assert_eq!(store::read_devkit_feature(&p).unwrap(), f, "{name}");
     }
     let bad = [
-        (
-            "huge_rows",
-            devkit_bytes([i32::MAX, 1, 4, 5], &f32b),
-            "file has 28 bytes",
-        ),
-        (
-            "size_mismatch",
-            devkit_bytes([4, 1, 4, 5], &f32b),
-            "file has 28 bytes",
-        ),
+        ("huge_rows", devkit_bytes([i32::MAX, 1, 4, 5], &f32b), "file has 28 bytes"),
+        ("size_mismatch", devkit_bytes([4, 1, 4, 5], &f32b), "file has 28 bytes"),
         ("negative", devkit_bytes([-3, 1, 4, 5], &f32b), "negative"),
         ("cv_type", devkit_bytes([3, 1, 4, 4], &f32b), "cv_type 4"),
         ("stride", devkit_bytes([1, 3, 4, 5], &f32b), "bytes_per_row"),
@@ -420,15 +306,9 @@ fn devkit_layouts_dtypes_and_corrupt_headers() {
 fn devkit_many_files_in_parallel() {
     let dir = scratch("devkit_many");
     let n = 2100; // more than one parallel block
-    let paths: Vec<String> = (0..n)
-        .map(|i| format!("{}/{}/img{i}.jpg", i % 7, i % 3))
-        .collect();
+    let paths: Vec<String> = (0..n).map(|i| format!("{}/{}/img{i}.jpg", i % 7, i % 3)).collect();
     for (i, p) in paths.iter().enumerate() {
-        store::write_devkit_feature(
-            &dir.join(format!("{p}_m.bin")),
-            &[i as f32, 1.0, -(i as f32)],
-        )
-        .unwrap();
+        store::write_devkit_feature(&dir.join(format!("{p}_m.bin")), &[i as f32, 1.0, -(i as f32)]).unwrap();
     }
     let seen = std::sync::atomic::AtomicUsize::new(0);
     let e = store::read_devkit_features(&dir, &paths, "_m.bin", |k| {
@@ -442,23 +322,13 @@ fn devkit_many_files_in_parallel() {
     // Missing files: count and first names, no partial result.
     let mut more = paths.clone();
     more.extend((0..8).map(|i| format!("gone/x{i}.jpg")));
-    let err = store::read_devkit_features(&dir, &more, "_m.bin", |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("8 of 2108") && err.contains("gone/x0.jpg") && !err.contains("gone/x7.jpg"),
-        "{err}"
-    );
+    let err = store::read_devkit_features(&dir, &more, "_m.bin", |_| {}).unwrap_err().to_string();
+    assert!(err.contains("8 of 2108") && err.contains("gone/x0.jpg") && !err.contains("gone/x7.jpg"), "{err}");
 
     // One feature of another dimension names that file.
     store::write_devkit_feature(&dir.join(format!("{}_m.bin", paths[2000])), &[1.0, 2.0]).unwrap();
-    let err = store::read_devkit_features(&dir, &paths, "_m.bin", |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("img2000.jpg_m.bin") && err.contains("dimension 2"),
-        "{err}"
-    );
+    let err = store::read_devkit_features(&dir, &paths, "_m.bin", |_| {}).unwrap_err().to_string();
+    assert!(err.contains("img2000.jpg_m.bin") && err.contains("dimension 2"), "{err}");
 }
 
 #[test]
@@ -466,8 +336,7 @@ fn append_store_survives_a_torn_tail() {
     let dir = scratch("torn");
     let p = dir.join("new/sub/x.fbs");
     let rows = |r: std::ops::Range<usize>| -> Vec<(String, Vec<f32>)> {
-        r.map(|i| (format!("k{i}"), vec![i as f32, 0.5, -2.0]))
-            .collect()
+        r.map(|i| (format!("k{i}"), vec![i as f32, 0.5, -2.0])).collect()
     };
     {
         let mut s = AppendStore::create_or_open(&p, &meta(3)).unwrap();
@@ -485,15 +354,8 @@ fn append_store_survives_a_torn_tail() {
         let (_, e) = AppendStore::read(&p).unwrap();
         assert_eq!(e.len(), 5, "read-only view ignores the torn tail");
         let s = AppendStore::create_or_open(&p, &meta(3)).unwrap();
-        assert_eq!(
-            (s.len(), s.dropped_tail_bytes()),
-            (5, (record - cut) as u64)
-        );
-        assert_eq!(
-            fs::metadata(&p).unwrap().len() as usize,
-            full.len() - record,
-            "truncated"
-        );
+        assert_eq!((s.len(), s.dropped_tail_bytes()), (5, (record - cut) as u64));
+        assert_eq!(fs::metadata(&p).unwrap().len() as usize, full.len() - record, "truncated");
     }
     let mut flipped = full.clone();
     let at = flipped.len() - 6;
@@ -514,41 +376,24 @@ fn append_store_refuses_other_metadata_and_second_writer() {
     let dir = scratch("meta");
     let p = dir.join("m.fbs");
     let s = AppendStore::create_or_open(&p, &meta(4)).unwrap();
-    let err = AppendStore::create_or_open(&p, &meta(4))
-        .unwrap_err()
-        .to_string();
+    let err = AppendStore::create_or_open(&p, &meta(4)).unwrap_err().to_string();
     assert!(err.contains("another process"), "{err}");
     drop(s);
     let mut other = meta(4);
     other.weights_sha256 = "ffff".into();
-    let err = AppendStore::create_or_open(&p, &other)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("m.fbs") && err.contains("weights_sha256") && err.contains("ffff"),
-        "{err}"
-    );
-    let err = AppendStore::create_or_open(&p, &meta(5))
-        .unwrap_err()
-        .to_string();
+    let err = AppendStore::create_or_open(&p, &other).unwrap_err().to_string();
+    assert!(err.contains("m.fbs") && err.contains("weights_sha256") && err.contains("ffff"), "{err}");
+    let err = AppendStore::create_or_open(&p, &meta(5)).unwrap_err().to_string();
     assert!(err.contains("dim"), "{err}");
     let (m, e) = AppendStore::read(&p).unwrap();
     assert_eq!((m, e.len()), (meta(4), 0));
     // A file that is not a store at all.
     let q = dir.join("junk.fbs");
     fs::write(&q, "{}\n").unwrap();
-    assert!(AppendStore::read(&q)
-        .unwrap_err()
-        .to_string()
-        .contains("junk.fbs"));
+    assert!(AppendStore::read(&q).unwrap_err().to_string().contains("junk.fbs"));
     // A corrupt header dimension is refused before any record buffer exists.
-    let text = fs::read_to_string(&p)
-        .unwrap()
-        .replace("\"dim\":4", "\"dim\":1000000000000");
+    let text = fs::read_to_string(&p).unwrap().replace("\"dim\":4", "\"dim\":1000000000000");
     fs::write(&q, text + "garbage").unwrap();
     let err = AppendStore::read(&q).unwrap_err().to_string();
-    assert!(
-        err.contains("junk.fbs") && err.contains("1000000000000"),
-        "{err}"
-    );
+    assert!(err.contains("junk.fbs") && err.contains("1000000000000"), "{err}");
 }

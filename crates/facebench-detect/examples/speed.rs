@@ -45,12 +45,15 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).map(|s| s.parse().expect("N")).unwrap_or(64);
     let models = args.get(2).cloned().unwrap_or_else(|| "models".into());
-    let root = std::path::PathBuf::from(args.get(3).cloned().unwrap_or_else(|| "../shared/data/lfw/lfw-deepfunneled".into()));
-    let mut people: Vec<_> = std::fs::read_dir(&root).expect("lfw root").map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let root =
+        std::path::PathBuf::from(args.get(3).cloned().unwrap_or_else(|| "../shared/data/lfw/lfw-deepfunneled".into()));
+    let mut people: Vec<_> =
+        std::fs::read_dir(&root).expect("lfw root").map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     people.sort();
     let mut keys = Vec::new();
     'o: for p in people {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(&p)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut files: Vec<_> =
+            std::fs::read_dir(root.join(&p)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         files.sort();
         for f in files {
             keys.push(format!("{p}/{f}"));
@@ -115,10 +118,20 @@ fn main() {
     for base in [true, false] {
         set_baseline_kernels(base);
         let rows = profile(&det, &sample).unwrap();
-        println!("per layer kind, {} kernels, {} images one at a time (ms per image):", if base { "baseline" } else { "fused" }, sample.len());
+        println!(
+            "per layer kind, {} kernels, {} images one at a time (ms per image):",
+            if base { "baseline" } else { "fused" },
+            sample.len()
+        );
         for r in rows {
             if r.calls > 0 {
-                println!("  {:<26} {:>7.2} CPU {:>7.2} wall  ({} calls)", r.kind, 1e3 * r.cpu_s / sample.len() as f64, 1e3 * r.wall_s / sample.len() as f64, r.calls);
+                println!(
+                    "  {:<26} {:>7.2} CPU {:>7.2} wall  ({} calls)",
+                    r.kind,
+                    1e3 * r.cpu_s / sample.len() as f64,
+                    1e3 * r.wall_s / sample.len() as f64,
+                    r.calls
+                );
             }
         }
     }

@@ -61,7 +61,8 @@ impl AlignCache {
         let io = |source| Error::CacheIo { path: path.to_path_buf(), source };
         let mut done = HashSet::new();
         if let Ok(file) = std::fs::File::open(path) {
-            let lines: Vec<String> = std::io::BufReader::new(file).lines().collect::<std::io::Result<_>>().map_err(io)?;
+            let lines: Vec<String> =
+                std::io::BufReader::new(file).lines().collect::<std::io::Result<_>>().map_err(io)?;
             let mut good_bytes = 0u64;
             for (i, line) in lines.iter().enumerate() {
                 let bad = |msg: String| Error::CacheLine { path: path.to_path_buf(), line: i + 1, msg };
@@ -72,7 +73,11 @@ impl AlignCache {
                         good_bytes += line.len() as u64 + 1;
                     }
                     Err(_) if i + 1 == lines.len() => {
-                        std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(good_bytes)).map_err(io)?;
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .and_then(|f| f.set_len(good_bytes))
+                            .map_err(io)?;
                     }
                     Err(e) => return Err(bad(e.to_string())),
                 }
@@ -167,7 +172,8 @@ fn record(key: &str, img: &RgbImage, faces: Vec<Face>, detector: &Detector) -> R
 fn decode(root: &Path, key: &str, decoder: Decoder) -> Result<RgbImage> {
     let path = root.join(key);
     // The error of facebench-image already names the file.
-    let img = facebench_image::decode_file_with(&path, decoder).map_err(|e| Error::Image { path: path.clone(), msg: e.to_string() })?;
+    let img = facebench_image::decode_file_with(&path, decoder)
+        .map_err(|e| Error::Image { path: path.clone(), msg: e.to_string() })?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::Image { path, msg: "empty image".into() });
     }
@@ -296,7 +302,10 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
         // field order as documented: key, faces, chosen, fallback; face: box, score, landmarks68, points5
-        assert!(line.starts_with(r#"{"key":"A/A_0001.jpg","faces":[{"box":[1.5,2.0,3.0,4.0],"score":0.9,"landmarks68":"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"key":"A/A_0001.jpg","faces":[{"box":[1.5,2.0,3.0,4.0],"score":0.9,"landmarks68":"#),
+            "{line}"
+        );
         assert!(line.ends_with(r#"]}],"chosen":0,"fallback":false}"#), "{line}");
         assert_eq!(serde_json::from_str::<AlignRecord>(&line).unwrap(), r);
     }
@@ -306,7 +315,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fb-align-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("sub/align.jsonl");
-        let rec = |k: &str| AlignRecord { key: k.into(), faces: vec![face(1.0, 2.0, 3.0, 4.0)], chosen: 0, fallback: false };
+        let rec =
+            |k: &str| AlignRecord { key: k.into(), faces: vec![face(1.0, 2.0, 3.0, 4.0)], chosen: 0, fallback: false };
         // Opening a missing cache creates nothing; the first append creates folder and file.
         let mut c = AlignCache::open(&path).unwrap();
         c.sync().unwrap();

@@ -117,7 +117,11 @@ impl LandmarkNet {
     /// points back to image pixels (`postProcess`, `FaceLandmarks`, `shiftBy(box.x, box.y)`).
     /// Returns, for each (image index, detection), its 68 points or None when face-api would drop
     /// the face (a box with no pixels inside the image).
-    pub(crate) fn landmarks(&self, jobs: &[(&RgbImage, Detection)], dev: &Device) -> Result<Vec<Option<Vec<[f64; 2]>>>> {
+    pub(crate) fn landmarks(
+        &self,
+        jobs: &[(&RgbImage, Detection)],
+        dev: &Device,
+    ) -> Result<Vec<Option<Vec<[f64; 2]>>>> {
         let crops: Vec<Option<CropBox>> = jobs.iter().map(|(img, d)| crop_box(d, img.width(), img.height())).collect();
         let valid: Vec<usize> = (0..jobs.len()).filter(|&i| crops[i].is_some()).collect();
         let mut result = vec![None; jobs.len()];

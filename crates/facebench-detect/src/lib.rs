@@ -256,8 +256,7 @@ mod tests {
     fn generic_path_matches_cpu_kernels_on_the_full_detector() {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let models = std::env::var_os("FACEBENCH_MODELS").map(PathBuf::from).unwrap_or_else(|| repo.join("models"));
-        let det = Detector::load(&models, &Device::Cpu)
-            .unwrap_or_else(|e| panic!("{e}\n(run \"make models\")"));
+        let det = Detector::load(&models, &Device::Cpu).unwrap_or_else(|e| panic!("{e}\n(run \"make models\")"));
         let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo.join("../shared/data"));
         let p = data.join("lfw/lfw-deepfunneled/Aaron_Peirsol/Aaron_Peirsol_0001.jpg");
         let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
@@ -274,7 +273,13 @@ mod tests {
         let dscore = fs.iter().zip(gs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(dbox < 1e-3 && dscore < 1e-4, "box encodings differ by {dbox}, scores by {dscore}");
         assert!(fs.iter().any(|&s| s > 0.5), "the image has a face");
-        let dlm = lm_fast.landmarks68.iter().flatten().zip(lm_generic.landmarks68.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let dlm = lm_fast
+            .landmarks68
+            .iter()
+            .flatten()
+            .zip(lm_generic.landmarks68.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(dlm < 1e-3, "landmarks differ by {dlm} px");
     }
 }

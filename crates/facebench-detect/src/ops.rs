@@ -10,7 +10,9 @@
 //! Padding is TF `SAME`: `out = ceil(n/s)`, `total = max((out-1)*s + k - n, 0)`, `before =
 //! total/2` (floor); for k3 s2 on an even size that is 0 before and 1 after.
 
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, InplaceOp1, Layout, Result, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Device, InplaceOp1, Layout, Result, Shape, Tensor,
+};
 use rayon::prelude::*;
 
 use crate::prof::baseline;
@@ -309,7 +311,14 @@ pub(crate) struct Conv {
 
 impl Conv {
     /// `hwio` is the filter in TF layout `[k, k, cin, cout]`.
-    pub(crate) fn new(hwio: &[f32], k: usize, cin: usize, cout: usize, epilogue: Epilogue, device: &Device) -> Result<Self> {
+    pub(crate) fn new(
+        hwio: &[f32],
+        k: usize,
+        cin: usize,
+        cout: usize,
+        epilogue: Epilogue,
+        device: &Device,
+    ) -> Result<Self> {
         if hwio.len() != k * k * cin * cout || epilogue.channels() != cout {
             bail!("conv: filter of {} values / {} biases for k{k} {cin}->{cout}", hwio.len(), epilogue.channels());
         }
@@ -380,7 +389,14 @@ impl Conv {
         let thin = x.dim(3)? <= 4 && pre.cout.is_multiple_of(32);
         let next_ok = next.iter().all(|(d, _, p)| d.k <= 3 && p.k == 1);
         if use_cpu_kernels(x.device()) && !baseline() && thin && self.k == 1 && dw.k <= 3 && next_ok {
-            return x.contiguous()?.apply_op1_no_bwd(&StemConv { pre, pre_s: pre_stride, dw, s: stride, pw: self, next });
+            return x.contiguous()?.apply_op1_no_bwd(&StemConv {
+                pre,
+                pre_s: pre_stride,
+                dw,
+                s: stride,
+                pw: self,
+                next,
+            });
         }
         let mut y = self.forward_sep(dw, &pre.forward(x, pre_stride)?, stride)?;
         for (d, s, p) in next {
@@ -453,7 +469,11 @@ impl CustomOp1 for FusedConv<'_> {
             Some(dw) => {
                 let win = Window::new(dims, dw.k, self.s);
                 if dw.w.len() != dw.k * dw.k * c || conv.k != 1 {
-                    bail!("fused conv: depthwise filter is not for {c} channels, or pointwise is {}x{}", conv.k, conv.k);
+                    bail!(
+                        "fused conv: depthwise filter is not for {c} channels, or pointwise is {}x{}",
+                        conv.k,
+                        conv.k
+                    );
                 }
                 (Rows::Depthwise(win), win.ho, win.wo, c)
             }
@@ -485,11 +505,25 @@ impl CustomOp1 for FusedConv<'_> {
                 // dst is only written (read_dst = false).
                 unsafe {
                     gemm::gemm(
-                        m, cout, k,
-                        dptr, 1, cout as isize, false,
-                        a.as_ptr(), 1, k as isize,
-                        conv.w_host.as_ptr(), 1, cout as isize,
-                        0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                        m,
+                        cout,
+                        k,
+                        dptr,
+                        1,
+                        cout as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        k as isize,
+                        conv.w_host.as_ptr(),
+                        1,
+                        cout as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     )
                 }
             };
@@ -562,11 +596,25 @@ fn gemm_epilogue(a: &[f32], conv: &Conv, dst: &mut [f32]) {
     // checked the filter size); dst is only written (read_dst = false).
     unsafe {
         gemm::gemm(
-            m, cout, k,
-            dst.as_mut_ptr(), 1, cout as isize, false,
-            a.as_ptr(), 1, k as isize,
-            conv.w_host.as_ptr(), 1, cout as isize,
-            0.0, 1.0, false, false, false, gemm::Parallelism::None,
+            m,
+            cout,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            cout as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            conv.w_host.as_ptr(),
+            1,
+            cout as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         )
     }
     #[cfg(target_arch = "x86_64")]
@@ -628,7 +676,17 @@ impl StemConv<'_> {
     /// Rows `r0..r1` of the output of layer `level` (0: the first separable layer, `l`: the
     /// l-th of `next`) for image `b`, into `out`, computing just the input rows they need.
     #[allow(clippy::too_many_arguments)]
-    fn level_rows(&self, x: &[f32], g: &StemGeom, wins: &[Window], level: usize, b: usize, r0: usize, r1: usize, out: &mut [f32]) {
+    fn level_rows(
+        &self,
+        x: &[f32],
+        g: &StemGeom,
+        wins: &[Window],
+        level: usize,
+        b: usize,
+        r0: usize,
+        r1: usize,
+        out: &mut [f32],
+    ) {
         if level == 0 {
             return self.first_rows(x, g, b, r0, r1, out);
         }
@@ -781,7 +839,8 @@ fn dw_quad(x: &[f32], w: &[f32], taps: &[(usize, usize)], base: usize, step: usi
             let row = base + taps[3 * ky].1 + cb;
             // SAFETY: row + 5 * step + 32 <= x_end (the largest tap offset is 2 * step beyond
             // this row's first, plus 3 * step for pixel 3).
-            let xs: [[f32; 32]; 6] = std::array::from_fn(|j| unsafe { *(x.as_ptr().add(row + j * step) as *const [f32; 32]) });
+            let xs: [[f32; 32]; 6] =
+                std::array::from_fn(|j| unsafe { *(x.as_ptr().add(row + j * step) as *const [f32; 32]) });
             for kx in 0..3 {
                 // SAFETY: every weight offset is at most the maximum checked above.
                 let wb = unsafe { &*(w.as_ptr().add(taps[3 * ky + kx].0 + cb) as *const [f32; 32]) };
@@ -1300,7 +1359,13 @@ pub(crate) fn sum_right(terms: &[&Tensor], relu: bool) -> Result<Tensor> {
     }
     let c = |t: &Tensor| t.contiguous();
     match terms {
-        [a] => if relu { c(a)?.apply_op1_no_bwd(&SumRelu(true)) } else { Ok((*a).clone()) },
+        [a] => {
+            if relu {
+                c(a)?.apply_op1_no_bwd(&SumRelu(true))
+            } else {
+                Ok((*a).clone())
+            }
+        }
         [a, b] => c(a)?.apply_op2_no_bwd(&c(b)?, &SumRelu(relu)),
         [a, b, d] => c(a)?.apply_op3_no_bwd(&c(b)?, &c(d)?, &SumRelu(relu)),
         [a, b, d, e] => {
@@ -1359,7 +1424,15 @@ impl CustomOp3 for SumRelu {
     fn name(&self) -> &'static str {
         "facebench-sum3"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         self.run(&[cpu_f32(s1, l1, "sum")?, cpu_f32(s2, l2, "sum")?, cpu_f32(s3, l3, "sum")?], l1.shape())
     }
 }
@@ -1465,7 +1538,15 @@ mod tests {
     use super::*;
 
     /// Direct (naive) SAME convolution on NHWC data, the definition the kernels must match.
-    fn naive_conv(x: &[f32], dims: (usize, usize, usize, usize), w: &[f32], k: usize, cout: usize, s: usize, depthwise: bool) -> Vec<f32> {
+    fn naive_conv(
+        x: &[f32],
+        dims: (usize, usize, usize, usize),
+        w: &[f32],
+        k: usize,
+        cout: usize,
+        s: usize,
+        depthwise: bool,
+    ) -> Vec<f32> {
         let win = Window::new(dims, k, s);
         let c = win.c;
         let co = if depthwise { c } else { cout };
@@ -1528,7 +1609,15 @@ mod tests {
             let x3 = pattern(2 * 6 * 7 * 3, 4);
             let w3 = pattern(9 * 3 * 6, 5);
             let bias: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
-            let conv = Conv::new(&w3, 3, 3, 6, Epilogue::new(None, bias.clone(), Act::Relu6, &Device::Cpu).unwrap(), &Device::Cpu).unwrap();
+            let conv = Conv::new(
+                &w3,
+                3,
+                3,
+                6,
+                Epilogue::new(None, bias.clone(), Act::Relu6, &Device::Cpu).unwrap(),
+                &Device::Cpu,
+            )
+            .unwrap();
             let mut want = naive_conv(&x3, dims3, &w3, 3, 6, s, false);
             for (i, v) in want.iter_mut().enumerate() {
                 *v = (*v + bias[i % 6]).clamp(0.0, 6.0);
@@ -1597,7 +1686,8 @@ mod tests {
             let x3 = pattern(2 * 13 * 17 * 3, 7);
             let w3 = pattern(9 * 3 * 64, 8);
             let bias: Vec<f32> = (0..64).map(|i| (i % 9) as f32 * 0.3 - 1.0).collect();
-            let conv = Conv::new(&w3, 3, 3, 64, Epilogue::new(None, bias.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
+            let conv =
+                Conv::new(&w3, 3, 3, 64, Epilogue::new(None, bias.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
             let mut want = naive_conv(&x3, dims3, &w3, 3, 64, s, false);
             for (i, v) in want.iter_mut().enumerate() {
                 *v = (*v + bias[i % 64]).clamp(0.0, 6.0);
@@ -1627,7 +1717,8 @@ mod tests {
                 // depthwise + pointwise as one kernel, 72 -> 40 channels
                 let wp = pattern(c * 40, 11);
                 let pb: Vec<f32> = (0..40).map(|i| i as f32 * 0.05).collect();
-                let pw = Conv::new(&wp, 1, c, 40, Epilogue::new(None, pb.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
+                let pw =
+                    Conv::new(&wp, 1, c, 40, Epilogue::new(None, pb.clone(), Act::Relu6, &dev).unwrap(), &dev).unwrap();
                 let (n, ho, wo) = (2, 11usize.div_ceil(s), 14usize.div_ceil(s));
                 let mut want = naive_conv(&want_dw, (n, ho, wo, c), &wp, 1, 40, 1, false);
                 for (i, v) in want.iter_mut().enumerate() {
@@ -1638,7 +1729,8 @@ mod tests {
 
                 // 3x3 convolution on 72 channels through im2col chunks, and a plain 1x1
                 let wk = pattern(9 * c * 24, 12);
-                let conv = Conv::new(&wk, 3, c, 24, Epilogue::new(None, vec![0.0; 24], Act::None, &dev).unwrap(), &dev).unwrap();
+                let conv = Conv::new(&wk, 3, c, 24, Epilogue::new(None, vec![0.0; 24], Act::None, &dev).unwrap(), &dev)
+                    .unwrap();
                 let want = naive_conv(&x, dims, &wk, 3, 24, s, false);
                 let got: Vec<f32> = conv.forward(&xt, s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
                 assert!(max_diff(&got, &want) < 1e-3, "im2col conv s{s}");
@@ -1646,10 +1738,17 @@ mod tests {
         }
         let x = pattern(3 * 5 * 64, 13);
         let w = pattern(64 * 16, 14);
-        let conv = Conv::new(&w, 1, 64, 16, Epilogue::new(None, vec![0.5; 16], Act::None, &dev).unwrap(), &dev).unwrap();
+        let conv =
+            Conv::new(&w, 1, 64, 16, Epilogue::new(None, vec![0.5; 16], Act::None, &dev).unwrap(), &dev).unwrap();
         let mut want = naive_conv(&x, (1, 3, 5, 64), &w, 1, 16, 1, false);
         want.iter_mut().for_each(|v| *v += 0.5);
-        let got: Vec<f32> = conv.forward(&Tensor::from_slice(&x, (1, 3, 5, 64), &dev).unwrap(), 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = conv
+            .forward(&Tensor::from_slice(&x, (1, 3, 5, 64), &dev).unwrap(), 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!(max_diff(&got, &want) < 1e-4, "1x1 conv");
     }
 
@@ -1662,7 +1761,13 @@ mod tests {
         let (n, h, w) = (2, 199, 601);
         let x = Tensor::from_vec(pattern(n * h * w * 3, 21), (n, h, w, 3), &dev).unwrap();
         let ep = |c: usize, seed: usize| {
-            Epilogue::new(Some(pattern(c, seed).iter().map(|v| v + 1.5).collect()), pattern(c, seed + 1), Act::Relu6, &dev).unwrap()
+            Epilogue::new(
+                Some(pattern(c, seed).iter().map(|v| v + 1.5).collect()),
+                pattern(c, seed + 1),
+                Act::Relu6,
+                &dev,
+            )
+            .unwrap()
         };
         let pre = Conv::new(&pattern(27 * 32, 22), 3, 3, 32, ep(32, 23).without_scale(), &dev).unwrap();
         let dw1 = Depthwise::new(&pattern(9 * 32, 24), 3, 32, Some(ep(32, 25)), &dev).unwrap();
@@ -1695,7 +1800,8 @@ mod tests {
         let (a, b, c, d) = (t(1), t(2), t(3), t(4));
         let got = sum_right(&[&a, &b, &c, &d], true).unwrap();
         let want = (&a + (&b + (&c + &d).unwrap()).unwrap()).unwrap().relu().unwrap();
-        let (g, w): (Vec<f32>, Vec<f32>) = (got.flatten_all().unwrap().to_vec1().unwrap(), want.flatten_all().unwrap().to_vec1().unwrap());
+        let (g, w): (Vec<f32>, Vec<f32>) =
+            (got.flatten_all().unwrap().to_vec1().unwrap(), want.flatten_all().unwrap().to_vec1().unwrap());
         assert_eq!(g, w);
         assert!(g.contains(&0.0) && g.iter().any(|&v| v > 0.0));
         let got: Vec<f32> = sum_right(&[&a, &b], false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
@@ -1711,8 +1817,7 @@ mod tests {
         assert_eq!(t[0], (0, 0, 0.0));
         assert_eq!(t[1], (0, 1, 0.5));
         assert_eq!(t[7], (3, 3, 0.5)); // 3.5: ceil clamped to the last pixel
-        // identity
+                                       // identity
         assert!(bilinear_taps(5, 5).iter().enumerate().all(|(i, &(a, b, f))| a == i && b == i && f == 0.0));
     }
 }
-

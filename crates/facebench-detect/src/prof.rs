@@ -128,8 +128,11 @@ pub fn profile(detector: &Detector, images: &[&RgbImage]) -> Result<Vec<LayerTim
     ENABLED.store(false, Ordering::SeqCst);
     run?;
     let t = *TOTALS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut rows: Vec<LayerTime> =
-        KINDS.iter().zip(t).map(|(&(_, kind), (calls, cpu_s, wall_s))| LayerTime { kind, calls, cpu_s, wall_s }).collect();
+    let mut rows: Vec<LayerTime> = KINDS
+        .iter()
+        .zip(t)
+        .map(|(&(_, kind), (calls, cpu_s, wall_s))| LayerTime { kind, calls, cpu_s, wall_s })
+        .collect();
     rows.push(LayerTime { kind: "total", calls: images.len(), cpu_s: dc, wall_s: dw });
     Ok(rows)
 }

@@ -96,18 +96,16 @@ impl Ssd {
             pairs.push((dw, pw));
         }
         // Prediction/Conv2d_i: 1x1 on even i, 3x3 stride 2 on odd i.
-        let extra_dims = [(1024, 256), (256, 512), (512, 128), (128, 256), (256, 128), (128, 256), (256, 64), (64, 128)];
+        let extra_dims =
+            [(1024, 256), (256, 512), (512, 128), (128, 256), (256, 128), (128, 256), (256, 64), (64, 128)];
         let mut extra = Vec::new();
         for (i, &(cin, cout)) in extra_dims.iter().enumerate() {
             let k = if i % 2 == 1 { 3 } else { 1 };
             extra.push(pointwise(&w, &format!("Prediction/Conv2d_{i}_pointwise"), k, cin, cout, dev)?);
         }
         let head_dims = [(512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6)];
-        let heads = head_dims
-            .iter()
-            .enumerate()
-            .map(|(i, &(cin, a))| head(&w, i, cin, a, dev))
-            .collect::<Result<Vec<_>>>()?;
+        let heads =
+            head_dims.iter().enumerate().map(|(i, &(cin, a))| head(&w, i, cin, a, dev)).collect::<Result<Vec<_>>>()?;
         let raw = w.f32_values("Output/extra_dim", &[1, ANCHORS, 4])?;
         let anchors = raw.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
         Ok(Ssd { conv0, pairs, extra, heads, anchors })
@@ -171,13 +169,21 @@ impl Ssd {
             }
         }
         if boxes.iter().any(|b| b.len() != ANCHORS) {
-            return Err(candle_core::Error::Msg(format!("ssd: {} predictions, expected {ANCHORS}", boxes[0].len())).into());
+            return Err(
+                candle_core::Error::Msg(format!("ssd: {} predictions, expected {ANCHORS}", boxes[0].len())).into()
+            );
         }
         Ok(boxes.into_iter().zip(scores).collect())
     }
 
     /// Detects faces in a batch of images (any sizes): face-api's `locateFaces` per image.
-    pub(crate) fn detect(&self, images: &[&RgbImage], dev: &Device, min_confidence: f32, max_results: usize) -> Result<Vec<Vec<Detection>>> {
+    pub(crate) fn detect(
+        &self,
+        images: &[&RgbImage],
+        dev: &Device,
+        min_confidence: f32,
+        max_results: usize,
+    ) -> Result<Vec<Vec<Detection>>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -191,7 +197,9 @@ impl Ssd {
         use rayon::prelude::*;
         let run = |part: &[&RgbImage]| -> Result<Vec<RawPredictions>> {
             let mut data = vec![0f32; part.len() * per];
-            span(Kind::Resize, || data.par_chunks_mut(per).zip(part.par_iter()).for_each(|(dst, img)| preprocess(img, dst)));
+            span(Kind::Resize, || {
+                data.par_chunks_mut(per).zip(part.par_iter()).for_each(|(dst, img)| preprocess(img, dst))
+            });
             let x = Tensor::from_vec(data, (part.len(), SSD_INPUT, SSD_INPUT, 3), dev)?;
             self.forward(&x)
         };
@@ -278,7 +286,13 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f64 {
 /// face-api `ssdMobilenetv1/nonMaxSuppression`: candidates with score strictly above the
 /// threshold, by descending score (stable for ties, as `Array.sort`); a candidate is dropped when
 /// its IoU with any already selected box exceeds `iou_threshold`; at most `max_output` kept.
-pub(crate) fn non_max_suppression(boxes: &[[f32; 4]], scores: &[f32], max_output: usize, iou_threshold: f64, score_threshold: f32) -> Vec<usize> {
+pub(crate) fn non_max_suppression(
+    boxes: &[[f32; 4]],
+    scores: &[f32],
+    max_output: usize,
+    iou_threshold: f64,
+    score_threshold: f32,
+) -> Vec<usize> {
     let out_size = max_output.min(boxes.len());
     let mut cand: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > score_threshold).collect();
     cand.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -343,7 +357,7 @@ mod tests {
     #[test]
     fn box_decoding_is_the_tf_box_coder() {
         let anchors = [[0.2f32, 0.4, 0.6, 0.6]]; // centre (0.4, 0.5), size (0.4, 0.2)
-        // zero encoding gives the anchor back
+                                                 // zero encoding gives the anchor back
         let d = decode_boxes(&anchors, &[[0.0; 4]])[0];
         for (a, b) in d.iter().zip(&anchors[0]) {
             assert!((a - b).abs() < 1e-6);
@@ -370,4 +384,3 @@ mod tests {
         assert_eq!(d.y, 0.0);
     }
 }
-

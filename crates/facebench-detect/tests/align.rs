@@ -15,15 +15,25 @@ fn lfw_root() -> std::path::PathBuf {
 fn lfw_images_give_one_record_each_with_central_face_or_fallback() {
     let det = common::detector();
     // Aaron_Patterson_0001: face-api's detector scores no face above 0.5 (measured).
-    let keys: Vec<String> = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Patterson/Aaron_Patterson_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let keys: Vec<String> = [
+        "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+        "Aaron_Patterson/Aaron_Patterson_0001.jpg",
+        "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let done = AtomicUsize::new(0);
     let mut records: Vec<AlignRecord> = Vec::new();
-    let summary = align_images(&lfw_root(), &keys, &det, |n| {
-        done.fetch_add(n, Ordering::SeqCst);
-    }, |r| records.push(r))
+    let summary = align_images(
+        &lfw_root(),
+        &keys,
+        &det,
+        |n| {
+            done.fetch_add(n, Ordering::SeqCst);
+        },
+        |r| records.push(r),
+    )
     .unwrap();
     assert_eq!(done.load(Ordering::SeqCst), 3);
     assert_eq!(records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), keys);
@@ -68,7 +78,9 @@ fn unreadable_images_are_errors_naming_the_file() {
 
     // a bad image in a later batch: every earlier image is still handed out first
     let mut keys: Vec<String> = (1..=4)
-        .flat_map(|i| [format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg"), format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg")])
+        .flat_map(|i| {
+            [format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg"), format!("Aaron_Peirsol/Aaron_Peirsol_{i:04}.jpg")]
+        })
         .collect();
     keys.push("Nobody/Nobody_0002.jpg".into());
     let mut got = Vec::new();

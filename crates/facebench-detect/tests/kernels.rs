@@ -12,7 +12,12 @@ fn fused_kernels_detect_exactly_as_the_baseline_kernels() {
     let det = common::detector();
     let lfw = common::data_root().join("lfw/lfw-deepfunneled");
     let mut images: Vec<image::RgbImage> = (1..=6).map(common::demo_image).collect();
-    for key in ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Zico/Zico_0001.jpg", "George_W_Bush/George_W_Bush_0001.jpg", "Serena_Williams/Serena_Williams_0003.jpg"] {
+    for key in [
+        "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+        "Zico/Zico_0001.jpg",
+        "George_W_Bush/George_W_Bush_0001.jpg",
+        "Serena_Williams/Serena_Williams_0003.jpg",
+    ] {
         let p = lfw.join(key);
         images.push(facebench_image::decode_file(&p).unwrap_or_else(|e| panic!("{e}")));
     }
@@ -31,7 +36,8 @@ fn fused_kernels_detect_exactly_as_the_baseline_kernels() {
         for (x, y) in b.iter().zip(f) {
             faces += 1;
             assert!((x.score - y.score).abs() <= 1e-6, "image {i}: score {} vs {}", x.score, y.score);
-            let pts = x.bbox.iter().zip(&y.bbox).chain(x.landmarks68.iter().flatten().zip(y.landmarks68.iter().flatten()));
+            let pts =
+                x.bbox.iter().zip(&y.bbox).chain(x.landmarks68.iter().flatten().zip(y.landmarks68.iter().flatten()));
             worst = pts.fold(worst, |w, (p, q)| w.max((p - q).abs()));
         }
     }

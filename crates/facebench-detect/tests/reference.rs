@@ -35,7 +35,8 @@ fn reference_faces() -> (Vec<RefFace>, Value) {
     let mut seen = std::collections::BTreeSet::new();
     for inp in json["inputs"].as_array().expect("inputs") {
         let Some(det) = inp.get("detection") else { continue };
-        let sample: usize = inp["sample"].as_str().unwrap().trim_start_matches("sample").trim_end_matches(".jpg").parse().unwrap();
+        let sample: usize =
+            inp["sample"].as_str().unwrap().trim_start_matches("sample").trim_end_matches(".jpg").parse().unwrap();
         if !seen.insert((sample, inp["face_index"].as_u64().unwrap())) {
             continue;
         }
@@ -73,8 +74,12 @@ fn errors(decode: impl Fn(usize) -> image::RgbImage) -> (Vec<f64>, Vec<f64>, Vec
     for sample in 1..=6usize {
         let img = decode(sample);
         let info = &json["images"][sample - 1];
-        assert_eq!((img.width() as u64, img.height() as u64), (info["width"].as_u64().unwrap(), info["height"].as_u64().unwrap()));
-        decoder_equal.push(format!("s{sample}:{}", sha256_hex(img.as_raw()) == info["decoded_rgb_sha256"].as_str().unwrap()));
+        assert_eq!(
+            (img.width() as u64, img.height() as u64),
+            (info["width"].as_u64().unwrap(), info["height"].as_u64().unwrap())
+        );
+        decoder_equal
+            .push(format!("s{sample}:{}", sha256_hex(img.as_raw()) == info["decoded_rgb_sha256"].as_str().unwrap()));
         let found = det.detect(&img).unwrap();
         let want: Vec<&RefFace> = reference.iter().filter(|r| r.sample == sample).collect();
         // Samples without reference faces are not checked for absence: the reference only
@@ -83,13 +88,20 @@ fn errors(decode: impl Fn(usize) -> image::RgbImage) -> (Vec<f64>, Vec<f64>, Vec
             eprintln!("sample{sample}: {} faces found (no reference faces recorded)", found.len());
             continue;
         }
-        assert_eq!(found.len(), want.len(), "sample{sample}: found {:?}", found.iter().map(|f| f.bbox).collect::<Vec<_>>());
+        assert_eq!(
+            found.len(),
+            want.len(),
+            "sample{sample}: found {:?}",
+            found.iter().map(|f| f.bbox).collect::<Vec<_>>()
+        );
         for r in want {
             // the detected face whose box corners are nearest
             let f = found
                 .iter()
                 .min_by(|a, b| {
-                    let d = |f: &Face| corners(f64box(f)).iter().zip(corners(r.bbox)).map(|(p, q)| dist(*p, q)).sum::<f64>();
+                    let d = |f: &Face| {
+                        corners(f64box(f)).iter().zip(corners(r.bbox)).map(|(p, q)| dist(*p, q)).sum::<f64>()
+                    };
                     d(a).total_cmp(&d(b))
                 })
                 .unwrap();

@@ -206,29 +206,34 @@ pub fn extract(
     let mut summary = Summary { already_stored: keys.len() - todo.len(), ..Default::default() };
     progress(summary.already_stored);
     let mut done = summary.already_stored;
-    pipelined(&todo, job.batch, |_, chunk| prepare(job, chunk, faces), |p: Prepared| -> Result<()> {
-        done += p.keys.len() + p.bad.len();
-        summary.bad.extend(p.bad);
-        if !p.keys.is_empty() {
-            let t = Instant::now();
-            let rows = forward(job.model, &p.inputs, false)?;
-            let flipped = if job.flip { Some(forward(job.model, &p.inputs, true)?) } else { None };
-            summary.model_seconds += t.elapsed().as_secs_f64();
-            check_rows(&p.keys, &rows, job.model)?;
-            if let (Some(fs), Some(fr)) = (flip_store.as_deref_mut(), flipped) {
-                check_rows(&p.keys, &fr, job.model)?;
+    pipelined(
+        &todo,
+        job.batch,
+        |_, chunk| prepare(job, chunk, faces),
+        |p: Prepared| -> Result<()> {
+            done += p.keys.len() + p.bad.len();
+            summary.bad.extend(p.bad);
+            if !p.keys.is_empty() {
+                let t = Instant::now();
+                let rows = forward(job.model, &p.inputs, false)?;
+                let flipped = if job.flip { Some(forward(job.model, &p.inputs, true)?) } else { None };
+                summary.model_seconds += t.elapsed().as_secs_f64();
+                check_rows(&p.keys, &rows, job.model)?;
+                if let (Some(fs), Some(fr)) = (flip_store.as_deref_mut(), flipped) {
+                    check_rows(&p.keys, &fr, job.model)?;
+                    let fresh: Vec<(String, Vec<f32>)> =
+                        p.keys.iter().cloned().zip(fr).filter(|(k, _)| !fs.contains(k)).collect();
+                    fs.append(&fresh)?;
+                }
                 let fresh: Vec<(String, Vec<f32>)> =
-                    p.keys.iter().cloned().zip(fr).filter(|(k, _)| !fs.contains(k)).collect();
-                fs.append(&fresh)?;
+                    p.keys.iter().cloned().zip(rows).filter(|(k, _)| !store.contains(k)).collect();
+                store.append(&fresh)?;
+                summary.computed += p.keys.len();
             }
-            let fresh: Vec<(String, Vec<f32>)> =
-                p.keys.iter().cloned().zip(rows).filter(|(k, _)| !store.contains(k)).collect();
-            store.append(&fresh)?;
-            summary.computed += p.keys.len();
-        }
-        progress(done);
-        Ok(())
-    })?;
+            progress(done);
+            Ok(())
+        },
+    )?;
     summary.seconds = t0.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -274,7 +279,10 @@ where
 fn check_rows(keys: &[String], rows: &[Vec<f32>], model: &dyn FaceModel) -> Result<()> {
     for (k, r) in keys.iter().zip(rows) {
         if r.len() != model.embedding_dim() || r.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!("{k}: model {} produced a non-finite or wrong-size embedding", model.name())));
+            return Err(Error::Invalid(format!(
+                "{k}: model {} produced a non-finite or wrong-size embedding",
+                model.name()
+            )));
         }
     }
     Ok(())

@@ -13,7 +13,10 @@ fn main() {
     let data = args.next().unwrap_or_else(|| "../shared/data".to_string());
     let n: usize = args.next().map(|s| s.parse().expect("N_IMAGES")).unwrap_or(500);
     let root = std::path::Path::new(&data).join("lfw/lfw-deepfunneled");
-    let mut people: Vec<_> = std::fs::read_dir(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display())).map(|e| e.unwrap().path()).collect();
+    let mut people: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
     people.sort();
     let files: Vec<Vec<u8>> = people
         .iter()

@@ -52,10 +52,7 @@ impl std::fmt::Display for Decoder {
 /// [`decode_file`] with a choice of JPEG decoder.
 pub fn decode_file_with(path: impl AsRef<Path>, decoder: Decoder) -> Result<RgbImage> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     decode_bytes_with(&bytes, &path.display().to_string(), decoder)
 }
 
@@ -70,26 +67,17 @@ pub fn decode_bytes_with(bytes: &[u8], name: &str, decoder: Decoder) -> Result<R
     if decoder == Decoder::JpegJs && bytes.starts_with(&[0xFF, 0xD8]) {
         return crate::jpegjs::decode_jpegjs(bytes, name);
     }
-    let decode_err = |message: String| Error::Decode {
-        name: name.to_string(),
-        message,
-    };
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| decode_err(e.to_string()))?;
-    let format = reader.format().ok_or_else(|| {
-        decode_err("unknown format (expected JPEG, PNG or PGM/PPM content)".to_string())
-    })?;
+    let decode_err = |message: String| Error::Decode { name: name.to_string(), message };
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| decode_err(e.to_string()))?;
+    let format = reader
+        .format()
+        .ok_or_else(|| decode_err("unknown format (expected JPEG, PNG or PGM/PPM content)".to_string()))?;
     if format == ImageFormat::Jpeg {
         check_jpeg_complete(bytes, name)?;
     }
     let img = reader.decode().map_err(|e| match e {
         image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::Truncated {
-                name: name.to_string(),
-                format: format_name(format),
-                detail: io.to_string(),
-            }
+            Error::Truncated { name: name.to_string(), format: format_name(format), detail: io.to_string() }
         }
         other => decode_err(other.to_string()),
     })?;

@@ -13,16 +13,9 @@ pub enum Error {
     #[error("{name}: cannot decode image: {message}")]
     Decode { name: String, message: String },
     #[error("{name}: truncated {format} data ({detail})")]
-    Truncated {
-        name: String,
-        format: &'static str,
-        detail: String,
-    },
+    Truncated { name: String, format: &'static str, detail: String },
     #[error("preprocessing with crop `{crop}` needs {needed} for this face, and none was given")]
-    MissingAnnotation {
-        crop: &'static str,
-        needed: &'static str,
-    },
+    MissingAnnotation { crop: &'static str, needed: &'static str },
     #[error("invalid face annotation: {0}")]
     BadAnnotation(String),
     #[error("invalid preprocessing description: {0}")]

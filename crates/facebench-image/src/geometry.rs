@@ -6,13 +6,8 @@ use crate::{Error, Result};
 
 /// The ArcFace / InsightFace 5-point template for 112x112 crops: left eye, right eye, nose
 /// tip, left and right mouth corners (x, y in output pixels).
-pub const ARCFACE_112: [[f64; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const ARCFACE_112: [[f64; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// The ArcFace template for a square output of side `size`, by InsightFace's
 /// `estimate_norm` rule: sizes that are multiples of 112 scale it by `size/112`; other sizes
@@ -60,15 +55,10 @@ impl Similarity {
             )));
         }
         if src.len() < 2 {
-            return Err(Error::Degenerate(format!(
-                "similarity estimate needs at least 2 points, got {}",
-                src.len()
-            )));
+            return Err(Error::Degenerate(format!("similarity estimate needs at least 2 points, got {}", src.len())));
         }
         if src.iter().chain(dst).flatten().any(|v| !v.is_finite()) {
-            return Err(Error::BadAnnotation(
-                "similarity estimate: a point coordinate is not finite".to_string(),
-            ));
+            return Err(Error::BadAnnotation("similarity estimate: a point coordinate is not finite".to_string()));
         }
         let n = src.len() as f64;
         let mean = |p: &[[f64; 2]]| {
@@ -88,9 +78,7 @@ impl Similarity {
             var += sx * sx + sy * sy;
         }
         if var <= 0.0 {
-            return Err(Error::Degenerate(
-                "similarity estimate: all source points coincide".to_string(),
-            ));
+            return Err(Error::Degenerate("similarity estimate: all source points coincide".to_string()));
         }
         let (c, s) = (a11 + a22, a21 - a12);
         let norm = c.hypot(s);
@@ -102,20 +90,12 @@ impl Similarity {
         }
         let scale = norm / var;
         let (a, b) = (scale * c / norm, scale * s / norm);
-        Ok(Similarity {
-            a,
-            b,
-            tx: md[0] - (a * ms[0] - b * ms[1]),
-            ty: md[1] - (b * ms[0] + a * ms[1]),
-        })
+        Ok(Similarity { a, b, tx: md[0] - (a * ms[0] - b * ms[1]), ty: md[1] - (b * ms[0] + a * ms[1]) })
     }
 
     /// Maps a point.
     pub fn apply(&self, p: [f64; 2]) -> [f64; 2] {
-        [
-            self.a * p[0] - self.b * p[1] + self.tx,
-            self.b * p[0] + self.a * p[1] + self.ty,
-        ]
+        [self.a * p[0] - self.b * p[1] + self.tx, self.b * p[0] + self.a * p[1] + self.ty]
     }
 
     /// The inverse transform (`None` for a zero scale).
@@ -125,12 +105,7 @@ impl Similarity {
             return None;
         }
         let (a, b) = (self.a / d, -self.b / d);
-        Some(Similarity {
-            a,
-            b,
-            tx: -(a * self.tx - b * self.ty),
-            ty: -(b * self.tx + a * self.ty),
-        })
+        Some(Similarity { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) })
     }
 }
 
@@ -140,15 +115,10 @@ impl Similarity {
 /// borderValue=0.0)` with the default `INTER_LINEAR`, but in `f64` (OpenCV quantises the
 /// source position to 1/32 pixel, which moves some values by one grey level). The result is
 /// not rounded.
-pub fn warp_similarity(
-    src: &RgbImage,
-    to_output: &Similarity,
-    width: u32,
-    height: u32,
-) -> Result<ImageF32> {
-    let inv = to_output.inverse().ok_or_else(|| {
-        Error::Degenerate("warp: the similarity transform has zero scale".to_string())
-    })?;
+pub fn warp_similarity(src: &RgbImage, to_output: &Similarity, width: u32, height: u32) -> Result<ImageF32> {
+    let inv = to_output
+        .inverse()
+        .ok_or_else(|| Error::Degenerate("warp: the similarity transform has zero scale".to_string()))?;
     let (sw, sh) = (src.width() as i64, src.height() as i64);
     let raw = src.as_raw();
     // One RGB pixel, or zeros outside the image.
@@ -168,12 +138,7 @@ pub fn warp_similarity(
             let (x0, y0) = (x.floor(), y.floor());
             let (fx, fy) = (x - x0, y - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
-            let (p00, p10, p01, p11) = (
-                px(x0, y0),
-                px(x0 + 1, y0),
-                px(x0, y0 + 1),
-                px(x0 + 1, y0 + 1),
-            );
+            let (p00, p10, p01, p11) = (px(x0, y0), px(x0 + 1, y0), px(x0, y0 + 1), px(x0 + 1, y0 + 1));
             let o = (v * width as usize + u) * 3;
             for c in 0..3 {
                 let top = p00[c] * (1.0 - fx) + p10[c] * fx;
@@ -189,13 +154,7 @@ pub fn warp_similarity(
 /// right eye = mean of 42-47, nose tip = 30, mouth corners = 48 and 54 (0-based).
 pub fn points5_from_68(landmarks: &[[f64; 2]]) -> Result<[[f64; 2]; 5]> {
     check_68(landmarks)?;
-    Ok([
-        centre(&landmarks[36..42]),
-        centre(&landmarks[42..48]),
-        landmarks[30],
-        landmarks[48],
-        landmarks[54],
-    ])
+    Ok([centre(&landmarks[36..42]), centre(&landmarks[42..48]), landmarks[30], landmarks[48], landmarks[54]])
 }
 
 /// An integer pixel rectangle (left, top, width, height).
@@ -215,11 +174,7 @@ pub struct PixelBox {
 /// bottom image borders. No rotation. The arithmetic follows face-api's operation order.
 pub fn faceapi_dlib_box(landmarks: &[[f64; 2]], img_w: u32, img_h: u32) -> Result<PixelBox> {
     check_68(landmarks)?;
-    let centres = [
-        centre(&landmarks[36..42]),
-        centre(&landmarks[42..48]),
-        centre(&landmarks[48..68]),
-    ];
+    let centres = [centre(&landmarks[36..42]), centre(&landmarks[42..48]), centre(&landmarks[48..68])];
     let [le, re, mouth] = centres;
     let dist = |p: [f64; 2]| ((mouth[0] - p[0]).powi(2) + (mouth[1] - p[1]).powi(2)).sqrt();
     let eye_to_mouth = (dist(le) + dist(re)) / 2.0;
@@ -234,34 +189,22 @@ pub fn faceapi_dlib_box(landmarks: &[[f64; 2]], img_w: u32, img_h: u32) -> Resul
             "face-api dlib box at ({x}, {y}) of size {size} lies outside the {img_w}x{img_h} image"
         )));
     }
-    Ok(PixelBox {
-        x: x as u32,
-        y: y as u32,
-        w: w as u32,
-        h: h as u32,
-    })
+    Ok(PixelBox { x: x as u32, y: y as u32, w: w as u32, h: h as u32 })
 }
 
 fn check_68(landmarks: &[[f64; 2]]) -> Result<()> {
     if landmarks.len() != 68 {
-        return Err(Error::BadAnnotation(format!(
-            "expected 68 landmarks, got {}",
-            landmarks.len()
-        )));
+        return Err(Error::BadAnnotation(format!("expected 68 landmarks, got {}", landmarks.len())));
     }
     if landmarks.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(Error::BadAnnotation(
-            "a landmark coordinate is not finite".to_string(),
-        ));
+        return Err(Error::BadAnnotation("a landmark coordinate is not finite".to_string()));
     }
     Ok(())
 }
 
 /// Mean point, summed in order then divided (face-api's `getCenterPoint`).
 fn centre(pts: &[[f64; 2]]) -> [f64; 2] {
-    let s = pts
-        .iter()
-        .fold([0.0, 0.0], |s, p| [s[0] + p[0], s[1] + p[1]]);
+    let s = pts.iter().fold([0.0, 0.0], |s, p| [s[0] + p[0], s[1] + p[1]]);
     [s[0] / pts.len() as f64, s[1] / pts.len() as f64]
 }
 
@@ -269,13 +212,7 @@ fn centre(pts: &[[f64; 2]]) -> [f64; 2] {
 mod tests {
     use super::*;
 
-    const SRC: [[f64; 2]; 5] = [
-        [10.0, 20.0],
-        [50.0, 22.0],
-        [31.0, 40.0],
-        [15.0, 61.0],
-        [47.0, 58.0],
-    ];
+    const SRC: [[f64; 2]; 5] = [[10.0, 20.0], [50.0, 22.0], [31.0, 40.0], [15.0, 61.0], [47.0, 58.0]];
 
     fn map(p: &[[f64; 2]], f: impl Fn([f64; 2]) -> [f64; 2]) -> Vec<[f64; 2]> {
         p.iter().map(|&q| f(q)).collect()
@@ -284,10 +221,7 @@ mod tests {
     fn close(m: &Similarity, a: f64, b: f64, tx: f64, ty: f64) {
         let tol = 1e-9;
         assert!(
-            (m.a - a).abs() < tol
-                && (m.b - b).abs() < tol
-                && (m.tx - tx).abs() < tol
-                && (m.ty - ty).abs() < tol,
+            (m.a - a).abs() < tol && (m.b - b).abs() < tol && (m.tx - tx).abs() < tol && (m.ty - ty).abs() < tol,
             "{m:?} != a={a} b={b} tx={tx} ty={ty}"
         );
     }
@@ -295,38 +229,20 @@ mod tests {
     #[test]
     fn estimate_pure_translation() {
         let dst = map(&SRC, |[x, y]| [x + 3.0, y - 2.0]);
-        close(
-            &Similarity::estimate(&SRC, &dst).unwrap(),
-            1.0,
-            0.0,
-            3.0,
-            -2.0,
-        );
+        close(&Similarity::estimate(&SRC, &dst).unwrap(), 1.0, 0.0, 3.0, -2.0);
     }
 
     #[test]
     fn estimate_pure_scale() {
         let dst = map(&SRC, |[x, y]| [2.5 * x, 2.5 * y]);
-        close(
-            &Similarity::estimate(&SRC, &dst).unwrap(),
-            2.5,
-            0.0,
-            0.0,
-            0.0,
-        );
+        close(&Similarity::estimate(&SRC, &dst).unwrap(), 2.5, 0.0, 0.0, 0.0);
     }
 
     #[test]
     fn estimate_rotation_90_degrees() {
         // Counter-clockwise in (x, y): (x, y) -> (-y, x), i.e. a = cos 90 = 0, b = sin 90 = 1.
         let dst = map(&SRC, |[x, y]| [-y, x]);
-        close(
-            &Similarity::estimate(&SRC, &dst).unwrap(),
-            0.0,
-            1.0,
-            0.0,
-            0.0,
-        );
+        close(&Similarity::estimate(&SRC, &dst).unwrap(), 0.0, 1.0, 0.0, 0.0);
     }
 
     #[test]
@@ -347,10 +263,7 @@ mod tests {
     fn direct_lstsq(src: &[[f64; 2]], dst: &[[f64; 2]]) -> [f64; 4] {
         let mut m = [[0.0f64; 5]; 4];
         for (s, d) in src.iter().zip(dst) {
-            for (row, rhs) in [
-                ([s[0], -s[1], 1.0, 0.0], d[0]),
-                ([s[1], s[0], 0.0, 1.0], d[1]),
-            ] {
+            for (row, rhs) in [([s[0], -s[1], 1.0, 0.0], d[0]), ([s[1], s[0], 0.0, 1.0], d[1])] {
                 for i in 0..4 {
                     for j in 0..4 {
                         m[i][j] += row[i] * row[j];
@@ -360,9 +273,7 @@ mod tests {
             }
         }
         for c in 0..4 {
-            let p = (c..4)
-                .max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))
-                .unwrap();
+            let p = (c..4).max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs())).unwrap();
             m.swap(c, p);
             for r in 0..4 {
                 if r != c {
@@ -393,10 +304,7 @@ mod tests {
         let e = Similarity::estimate(&SRC, &dst).unwrap();
         let [la, lb, ltx, lty] = direct_lstsq(&SRC, &dst);
         close(&e, la, lb, ltx, lty);
-        assert!(
-            (e.a - a).abs() > 1e-6,
-            "the noise must actually move the fit"
-        );
+        assert!((e.a - a).abs() > 1e-6, "the noise must actually move the fit");
     }
 
     #[test]
@@ -421,50 +329,23 @@ mod tests {
 
     #[test]
     fn estimate_rejects_bad_input() {
-        assert!(matches!(
-            Similarity::estimate(&SRC[..1], &SRC[..1]),
-            Err(Error::Degenerate(_))
-        ));
-        assert!(matches!(
-            Similarity::estimate(&SRC, &SRC[..4]),
-            Err(Error::BadAnnotation(_))
-        ));
+        assert!(matches!(Similarity::estimate(&SRC[..1], &SRC[..1]), Err(Error::Degenerate(_))));
+        assert!(matches!(Similarity::estimate(&SRC, &SRC[..4]), Err(Error::BadAnnotation(_))));
         let same = [[1.0, 1.0]; 5];
-        assert!(matches!(
-            Similarity::estimate(&same, &SRC),
-            Err(Error::Degenerate(_))
-        ));
-        assert!(matches!(
-            Similarity::estimate(&SRC, &same),
-            Err(Error::Degenerate(_))
-        ));
+        assert!(matches!(Similarity::estimate(&same, &SRC), Err(Error::Degenerate(_))));
+        assert!(matches!(Similarity::estimate(&SRC, &same), Err(Error::Degenerate(_))));
         let mut nan = SRC;
         nan[2][1] = f64::NAN;
-        assert!(matches!(
-            Similarity::estimate(&nan, &SRC),
-            Err(Error::BadAnnotation(_))
-        ));
+        assert!(matches!(Similarity::estimate(&nan, &SRC), Err(Error::BadAnnotation(_))));
     }
 
     #[test]
     fn inverse_round_trips() {
-        let m = Similarity {
-            a: 0.4,
-            b: -0.3,
-            tx: 12.0,
-            ty: -7.5,
-        };
+        let m = Similarity { a: 0.4, b: -0.3, tx: 12.0, ty: -7.5 };
         let inv = m.inverse().unwrap();
         let p = inv.apply(m.apply([3.0, 9.0]));
         assert!((p[0] - 3.0).abs() < 1e-12 && (p[1] - 9.0).abs() < 1e-12);
-        assert!(Similarity {
-            a: 0.0,
-            b: 0.0,
-            tx: 1.0,
-            ty: 1.0
-        }
-        .inverse()
-        .is_none());
+        assert!(Similarity { a: 0.0, b: 0.0, tx: 1.0, ty: 1.0 }.inverse().is_none());
     }
 
     #[test]
@@ -477,56 +358,27 @@ mod tests {
     }
 
     fn ramp(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([(10 * x + y) as u8, (3 * y) as u8, 200])
-        })
+        RgbImage::from_fn(w, h, |x, y| image::Rgb([(10 * x + y) as u8, (3 * y) as u8, 200]))
     }
 
     #[test]
     fn warp_identity_translation_and_zero_border() {
         let img = ramp(6, 5);
-        let id = Similarity {
-            a: 1.0,
-            b: 0.0,
-            tx: 0.0,
-            ty: 0.0,
-        };
+        let id = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
         assert_eq!(warp_similarity(&img, &id, 6, 5).unwrap().to_rgb8(), img);
         // Output shifted right by half a pixel: out(u) samples src(u - 0.5).
-        let half = Similarity {
-            a: 1.0,
-            b: 0.0,
-            tx: 0.5,
-            ty: 0.0,
-        };
+        let half = Similarity { a: 1.0, b: 0.0, tx: 0.5, ty: 0.0 };
         let w = warp_similarity(&img, &half, 6, 5).unwrap();
         let at = |im: &ImageF32, x: usize, y: usize, c: usize| im.as_slice()[(y * 6 + x) * 3 + c];
         // u = 0 mixes the zero border (x = -1) and pixel 0 equally.
         assert_eq!(at(&w, 0, 2, 2), 100.0);
         assert_eq!(at(&w, 0, 2, 0), 0.5 * img.get_pixel(0, 2)[0] as f32);
-        assert_eq!(
-            at(&w, 3, 2, 0),
-            0.5 * (img.get_pixel(2, 2)[0] as f32 + img.get_pixel(3, 2)[0] as f32)
-        );
+        assert_eq!(at(&w, 3, 2, 0), 0.5 * (img.get_pixel(2, 2)[0] as f32 + img.get_pixel(3, 2)[0] as f32));
         // Far outside: all zero.
-        let away = Similarity {
-            a: 1.0,
-            b: 0.0,
-            tx: 100.0,
-            ty: 0.0,
-        };
-        assert!(warp_similarity(&img, &away, 6, 5)
-            .unwrap()
-            .as_slice()
-            .iter()
-            .all(|&v| v == 0.0));
+        let away = Similarity { a: 1.0, b: 0.0, tx: 100.0, ty: 0.0 };
+        assert!(warp_similarity(&img, &away, 6, 5).unwrap().as_slice().iter().all(|&v| v == 0.0));
         // A 2x downscale about the origin samples src(2u, 2v) exactly.
-        let down = Similarity {
-            a: 0.5,
-            b: 0.0,
-            tx: 0.0,
-            ty: 0.0,
-        };
+        let down = Similarity { a: 0.5, b: 0.0, tx: 0.0, ty: 0.0 };
         let d = warp_similarity(&img, &down, 3, 2).unwrap();
         assert_eq!(d.as_slice()[(3 + 2) * 3], img.get_pixel(4, 2)[0] as f32);
     }
@@ -549,20 +401,8 @@ mod tests {
     #[test]
     fn points5_rule() {
         let p = points5_from_68(&synthetic_68()).unwrap();
-        assert_eq!(
-            p,
-            [
-                [102.5, 100.0],
-                [142.5, 100.0],
-                [122.0, 120.0],
-                [122.5, 140.0],
-                [122.5, 140.0]
-            ]
-        );
-        assert!(matches!(
-            points5_from_68(&synthetic_68()[..67]),
-            Err(Error::BadAnnotation(_))
-        ));
+        assert_eq!(p, [[102.5, 100.0], [142.5, 100.0], [122.0, 120.0], [122.5, 140.0], [122.5, 140.0]]);
+        assert!(matches!(points5_from_68(&synthetic_68()[..67]), Err(Error::BadAnnotation(_))));
     }
 
     #[test]
@@ -571,31 +411,12 @@ mod tests {
         // Centre of the three centres = (122.5, 113.33..); x = floor(122.5 - 49.5) = 73,
         // y = floor(113.33 - 42.57) = 70.
         let b = faceapi_dlib_box(&synthetic_68(), 1000, 1000).unwrap();
-        assert_eq!(
-            b,
-            PixelBox {
-                x: 73,
-                y: 70,
-                w: 99,
-                h: 99
-            }
-        );
+        assert_eq!(b, PixelBox { x: 73, y: 70, w: 99, h: 99 });
         // Cut at the right and bottom borders.
         let b = faceapi_dlib_box(&synthetic_68(), 150, 120).unwrap();
-        assert_eq!(
-            b,
-            PixelBox {
-                x: 73,
-                y: 70,
-                w: 77,
-                h: 50
-            }
-        );
+        assert_eq!(b, PixelBox { x: 73, y: 70, w: 77, h: 50 });
         // Clamped at the left/top border: shift the face up-left.
-        let l: Vec<[f64; 2]> = synthetic_68()
-            .iter()
-            .map(|p| [p[0] - 100.0, p[1] - 100.0])
-            .collect();
+        let l: Vec<[f64; 2]> = synthetic_68().iter().map(|p| [p[0] - 100.0, p[1] - 100.0]).collect();
         let b = faceapi_dlib_box(&l, 1000, 1000).unwrap();
         assert_eq!((b.x, b.y, b.w, b.h), (0, 0, 99, 99));
     }

@@ -39,9 +39,9 @@ pub fn decode_jpegjs(bytes: &[u8], name: &str) -> Result<RgbImage> {
 type R<T> = std::result::Result<T, String>;
 
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47,
-    55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
+    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
+    47, 55, 62, 63,
 ];
 
 const DCT_COS1: i64 = 4017;
@@ -290,8 +290,12 @@ impl Scan<'_> {
     }
 
     fn decode_block(&mut self, mode: Mode, c: &mut Component, block: usize, tables: &[Huffman]) -> R<()> {
-        let dc = |c: &Component| c.dc.map(|t| &tables[t]).ok_or_else(|| "scan uses an undefined DC Huffman table".to_string());
-        let ac = |c: &Component| c.ac.map(|t| &tables[t]).ok_or_else(|| "scan uses an undefined AC Huffman table".to_string());
+        let dc = |c: &Component| {
+            c.dc.map(|t| &tables[t]).ok_or_else(|| "scan uses an undefined DC Huffman table".to_string())
+        };
+        let ac = |c: &Component| {
+            c.ac.map(|t| &tables[t]).ok_or_else(|| "scan uses an undefined AC Huffman table".to_string())
+        };
         match mode {
             Mode::Baseline => {
                 let t = self.decode_huffman(dc(c)?)?;
@@ -321,7 +325,8 @@ impl Scan<'_> {
             }
             Mode::DcFirst => {
                 let t = self.decode_huffman(dc(c)?)?;
-                let diff = if t == 0 { 0 } else { (self.receive_and_extend(t)? as i32).wrapping_shl(self.successive) as i64 };
+                let diff =
+                    if t == 0 { 0 } else { (self.receive_and_extend(t)? as i32).wrapping_shl(self.successive) as i64 };
                 c.pred += diff;
                 c.blocks[block][0] = c.pred as i32;
             }
@@ -404,7 +409,8 @@ impl Scan<'_> {
                                 c.blocks[block][z.unwrap()] = cur.wrapping_add(add);
                             } else {
                                 if let Some(z) = z {
-                                    c.blocks[block][z] = (self.successive_ac_next_value as i32).wrapping_shl(successive);
+                                    c.blocks[block][z] =
+                                        (self.successive_ac_next_value as i32).wrapping_shl(successive);
                                 }
                                 self.successive_ac_state = 0;
                             }
@@ -566,7 +572,14 @@ fn quantize_and_inverse(zz: &[i32; 64], qt: &[i32; 64], out: &mut [u8; 64]) {
     let g = |p: &[i32; 64], i: usize| p[i] as i64;
     for i in 0..8 {
         let row = 8 * i;
-        if p[1 + row] == 0 && p[2 + row] == 0 && p[3 + row] == 0 && p[4 + row] == 0 && p[5 + row] == 0 && p[6 + row] == 0 && p[7 + row] == 0 {
+        if p[1 + row] == 0
+            && p[2 + row] == 0
+            && p[3 + row] == 0
+            && p[4 + row] == 0
+            && p[5 + row] == 0
+            && p[6 + row] == 0
+            && p[7 + row] == 0
+        {
             let t = sra(DCT_SQRT2 * g(&p, row) + 512, 10) as i32;
             p[row..row + 8].fill(t);
             continue;
@@ -586,7 +599,14 @@ fn quantize_and_inverse(zz: &[i32; 64], qt: &[i32; 64], out: &mut [u8; 64]) {
         }
     }
     for col in 0..8 {
-        if p[8 + col] == 0 && p[16 + col] == 0 && p[24 + col] == 0 && p[32 + col] == 0 && p[40 + col] == 0 && p[48 + col] == 0 && p[56 + col] == 0 {
+        if p[8 + col] == 0
+            && p[16 + col] == 0
+            && p[24 + col] == 0
+            && p[32 + col] == 0
+            && p[40 + col] == 0
+            && p[48 + col] == 0
+            && p[56 + col] == 0
+        {
             let t = sra(DCT_SQRT2 * g(&p, col) + 8192, 14) as i32;
             for r in 0..8 {
                 p[r * 8 + col] = t;
@@ -876,7 +896,8 @@ fn parse_inner(cur: &mut Cursor, past_end: &mut bool, mem: &mut Memory) -> R<Par
                 let mut scan_components = Vec::new();
                 for _ in 0..count {
                     let id = cur.next();
-                    let ci = f.index_of(id).ok_or_else(|| format!("scan names component {id}, which the frame lacks"))?;
+                    let ci =
+                        f.index_of(id).ok_or_else(|| format!("scan names component {id}, which the frame lacks"))?;
                     let spec = cur.next() as usize;
                     f.components[ci].dc = tables_dc[spec >> 4];
                     f.components[ci].ac = tables_ac[spec & 15];
@@ -958,9 +979,11 @@ fn to_rgb(p: &Parsed, mem: &mut Memory) -> R<Vec<u8>> {
         return Err("Unsupported color mode (4 components)".to_string());
     }
     mem.request((width * height * n) as u64)?; // getData's buffer
-    // Sample positions: `0 | (x * component.scaleX * scaleX)` with scaleX = 1.
-    let xs: Vec<Vec<usize>> = p.planes.iter().map(|c| (0..width).map(|x| (x as f64 * c.scale_x * 1.0) as usize).collect()).collect();
-    let ys: Vec<Vec<usize>> = p.planes.iter().map(|c| (0..height).map(|y| (y as f64 * c.scale_y * 1.0) as usize).collect()).collect();
+                                               // Sample positions: `0 | (x * component.scaleX * scaleX)` with scaleX = 1.
+    let xs: Vec<Vec<usize>> =
+        p.planes.iter().map(|c| (0..width).map(|x| (x as f64 * c.scale_x * 1.0) as usize).collect()).collect();
+    let ys: Vec<Vec<usize>> =
+        p.planes.iter().map(|c| (0..height).map(|y| (y as f64 * c.scale_y * 1.0) as usize).collect()).collect();
     for (c, (xs, ys)) in p.planes.iter().zip(xs.iter().zip(&ys)) {
         if xs.last().is_some_and(|&x| x >= c.width) || ys.last().is_some_and(|&y| y >= c.lines) {
             return Err("component samples do not cover the image".to_string());

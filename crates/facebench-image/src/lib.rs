@@ -24,18 +24,15 @@ mod tensor;
 
 pub use decode::{decode_bytes, decode_bytes_with, decode_file, decode_file_with, Decoder};
 pub use error::Error;
-pub use jpegjs::decode_jpegjs;
 pub use geometry::{
-    arcface_template, faceapi_dlib_box, points5_from_68, warp_similarity, PixelBox, Similarity,
-    ARCFACE_112,
+    arcface_template, faceapi_dlib_box, points5_from_68, warp_similarity, PixelBox, Similarity, ARCFACE_112,
 };
 pub use image::RgbImage;
+pub use jpegjs::decode_jpegjs;
 pub use pixels::ImageF32;
 pub use preprocess::{Border, Crop, FaceAnnotation, Preprocess};
 pub use resize::{resize, ResizeMode};
-pub use tensor::{
-    to_tensor_data, write_tensor_data, ChannelOrder, Layout, TensorSource, TensorSpec, ValueScale,
-};
+pub use tensor::{to_tensor_data, write_tensor_data, ChannelOrder, Layout, TensorSource, TensorSpec, ValueScale};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -15,29 +15,17 @@ pub struct ImageF32 {
 impl ImageF32 {
     /// An all-zero (black) image.
     pub fn zeros(width: u32, height: u32) -> Self {
-        ImageF32 {
-            width,
-            height,
-            data: vec![0.0; width as usize * height as usize * 3],
-        }
+        ImageF32 { width, height, data: vec![0.0; width as usize * height as usize * 3] }
     }
 
     /// Wraps HWC RGB samples; `None` if `data.len() != width * height * 3`.
     pub fn from_raw(width: u32, height: u32, data: Vec<f32>) -> Option<Self> {
-        (data.len() == width as usize * height as usize * 3).then_some(ImageF32 {
-            width,
-            height,
-            data,
-        })
+        (data.len() == width as usize * height as usize * 3).then_some(ImageF32 { width, height, data })
     }
 
     /// Exact conversion of 8-bit pixels.
     pub fn from_rgb8(img: &RgbImage) -> Self {
-        ImageF32 {
-            width: img.width(),
-            height: img.height(),
-            data: img.as_raw().iter().map(|&v| v as f32).collect(),
-        }
+        ImageF32 { width: img.width(), height: img.height(), data: img.as_raw().iter().map(|&v| v as f32).collect() }
     }
 
     /// Rounds half up (JavaScript `Math.round`) and clamps to 0..255.
@@ -72,11 +60,7 @@ impl ImageF32 {
                 data.extend_from_slice(px);
             }
         }
-        ImageF32 {
-            width: self.width,
-            height: self.height,
-            data,
-        }
+        ImageF32 { width: self.width, height: self.height, data }
     }
 
     /// Rounds every sample half up and clamps it to 0..255, keeping `f32` storage.
@@ -155,16 +139,7 @@ mod tests {
 
     #[test]
     fn round_half_up_and_clamp() {
-        let cases = [
-            (0.5, 1),
-            (1.5, 2),
-            (2.5, 3),
-            (2.4999, 2),
-            (-0.4, 0),
-            (-3.0, 0),
-            (254.5, 255),
-            (300.0, 255),
-        ];
+        let cases = [(0.5, 1), (1.5, 2), (2.5, 3), (2.4999, 2), (-0.4, 0), (-3.0, 0), (254.5, 255), (300.0, 255)];
         for (v, want) in cases {
             assert_eq!(round_u8(v), want, "{v}");
         }
@@ -174,10 +149,7 @@ mod tests {
     #[test]
     fn hflip_mirrors_columns() {
         let img = ImageF32::from_raw(3, 1, (0..9).map(|v| v as f32).collect()).unwrap();
-        assert_eq!(
-            img.hflip().as_slice(),
-            &[6., 7., 8., 3., 4., 5., 0., 1., 2.]
-        );
+        assert_eq!(img.hflip().as_slice(), &[6., 7., 8., 3., 4., 5., 0., 1., 2.]);
         assert_eq!(img.hflip().hflip(), img);
     }
 

@@ -86,21 +86,16 @@ impl std::str::FromStr for Crop {
         };
         let bad = || {
             Error::BadSpec(format!(
-            "unknown crop `{s}`: expected none, centre[:SIDE], face_box[:MARGIN], arcface or dlib"
-        ))
+                "unknown crop `{s}`: expected none, centre[:SIDE], face_box[:MARGIN], arcface or dlib"
+            ))
         };
         let crop = match (name, arg) {
             ("none", None) => Crop::None,
-            ("centre" | "center", side) => Crop::Centre {
-                side: side
-                    .map(|a| a.parse::<u32>().map_err(|_| bad()))
-                    .transpose()?,
-            },
+            ("centre" | "center", side) => {
+                Crop::Centre { side: side.map(|a| a.parse::<u32>().map_err(|_| bad())).transpose()? }
+            }
             ("face_box", margin) => Crop::FaceBox {
-                margin: margin
-                    .map(|a| a.parse::<f64>().map_err(|_| bad()))
-                    .transpose()?
-                    .unwrap_or(0.0),
+                margin: margin.map(|a| a.parse::<f64>().map_err(|_| bad())).transpose()?.unwrap_or(0.0),
                 square: false,
                 border: Border::Zero,
             },
@@ -168,27 +163,20 @@ impl Preprocess {
     /// Checks the numbers a deserialised description may get wrong.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
-            return Err(Error::BadSpec(format!(
-                "output size {}x{} is empty",
-                self.width, self.height
-            )));
+            return Err(Error::BadSpec(format!("output size {}x{} is empty", self.width, self.height)));
         }
         match &self.crop {
-            Crop::Centre { side: Some(0) } => {
-                Err(Error::BadSpec("centre crop side is 0".to_string()))
+            Crop::Centre { side: Some(0) } => Err(Error::BadSpec("centre crop side is 0".to_string())),
+            Crop::FaceBox { margin, .. } if !(margin.is_finite() && *margin > -1.0) => {
+                Err(Error::BadSpec(format!("face box margin {margin} must be finite and > -1")))
             }
-            Crop::FaceBox { margin, .. } if !(margin.is_finite() && *margin > -1.0) => Err(
-                Error::BadSpec(format!("face box margin {margin} must be finite and > -1")),
-            ),
             Crop::Similarity { template: Some(t) } if t.iter().flatten().any(|v| !v.is_finite()) => {
                 Err(Error::BadSpec("similarity template has a non-finite coordinate".to_string()))
             }
-            Crop::Similarity { template: None } if self.width != self.height => {
-                Err(Error::BadSpec(format!(
-                    "the default ArcFace template needs a square output, got {}x{}: give a template",
-                    self.width, self.height
-                )))
-            }
+            Crop::Similarity { template: None } if self.width != self.height => Err(Error::BadSpec(format!(
+                "the default ArcFace template needs a square output, got {}x{}: give a template",
+                self.width, self.height
+            ))),
             _ => Ok(()),
         }
     }
@@ -208,22 +196,11 @@ impl Preprocess {
                 let side = side.unwrap_or(iw.min(ih));
                 let x0 = (iw as i64 - side as i64).div_euclid(2);
                 let y0 = (ih as i64 - side as i64).div_euclid(2);
-                resize(
-                    &crop_zero_padded(img, x0, y0, side, side),
-                    w,
-                    h,
-                    self.resize,
-                )
+                resize(&crop_zero_padded(img, x0, y0, side, side), w, h, self.resize)
             }
-            Crop::FaceBox {
-                margin,
-                square,
-                border,
-            } => {
-                let [bx, by, bw, bh] = face.bbox.ok_or(Error::MissingAnnotation {
-                    crop: "face_box",
-                    needed: "a face box",
-                })?;
+            Crop::FaceBox { margin, square, border } => {
+                let [bx, by, bw, bh] =
+                    face.bbox.ok_or(Error::MissingAnnotation { crop: "face_box", needed: "a face box" })?;
                 if [bx, by, bw, bh].iter().any(|v| !v.is_finite()) || bw <= 0.0 || bh <= 0.0 {
                     return Err(Error::BadAnnotation(format!(
                         "face box [{bx}, {by}, {bw}, {bh}] is not a finite box of positive size"
@@ -235,24 +212,15 @@ impl Preprocess {
                     gw = gw.max(gh);
                     gh = gw;
                 }
-                let (mut x0, mut y0) = (
-                    (cx - gw / 2.0).round() as i64,
-                    (cy - gh / 2.0).round() as i64,
-                );
-                let (mut x1, mut y1) = (
-                    (cx + gw / 2.0).round() as i64,
-                    (cy + gh / 2.0).round() as i64,
-                );
+                let (mut x0, mut y0) = ((cx - gw / 2.0).round() as i64, (cy - gh / 2.0).round() as i64);
+                let (mut x1, mut y1) = ((cx + gw / 2.0).round() as i64, (cy + gh / 2.0).round() as i64);
                 if *border == Border::Clip {
                     x0 = x0.max(0);
                     y0 = y0.max(0);
                     x1 = x1.min(iw as i64);
                     y1 = y1.min(ih as i64);
                 }
-                if x1 <= x0
-                    || y1 <= y0
-                    || (*border == Border::Clip && (x0 >= iw as i64 || y0 >= ih as i64))
-                {
+                if x1 <= x0 || y1 <= y0 || (*border == Border::Clip && (x0 >= iw as i64 || y0 >= ih as i64)) {
                     return Err(Error::Degenerate(format!(
                         "face box [{bx}, {by}, {bw}, {bh}] with margin {margin} leaves no pixel of the {iw}x{ih} image"
                     )));
@@ -265,10 +233,7 @@ impl Preprocess {
                     (Some(p), _) => *p,
                     (None, Some(l)) => points5_from_68(l)?,
                     (None, None) => {
-                        return Err(Error::MissingAnnotation {
-                            crop: "similarity",
-                            needed: "5 points or 68 landmarks",
-                        })
+                        return Err(Error::MissingAnnotation { crop: "similarity", needed: "5 points or 68 landmarks" })
                     }
                 };
                 let dst = template.unwrap_or_else(|| arcface_template(w));
@@ -276,10 +241,10 @@ impl Preprocess {
                 warp_similarity(img, &m, w, h)?
             }
             Crop::FaceApiDlibBox => {
-                let l = face.landmarks68.as_ref().ok_or(Error::MissingAnnotation {
-                    crop: "face_api_dlib_box",
-                    needed: "68 landmarks",
-                })?;
+                let l = face
+                    .landmarks68
+                    .as_ref()
+                    .ok_or(Error::MissingAnnotation { crop: "face_api_dlib_box", needed: "68 landmarks" })?;
                 let b = faceapi_dlib_box(l, iw, ih)?;
                 let crop = crop_zero_padded(img, b.x as i64, b.y as i64, b.w, b.h);
                 resize(&pad_to_square_centre(crop), w, h, self.resize)
@@ -301,25 +266,15 @@ mod tests {
     }
 
     fn spec(w: u32, h: u32, crop: Crop) -> Preprocess {
-        Preprocess {
-            width: w,
-            height: h,
-            crop,
-            resize: ResizeMode::Area,
-            round: true,
-        }
+        Preprocess { width: w, height: h, crop, resize: ResizeMode::Area, round: true }
     }
 
     #[test]
     fn none_keeps_an_input_sized_image_and_resizes_others() {
         let img = photo(4, 4);
-        let same = spec(4, 4, Crop::None)
-            .apply(&img, &FaceAnnotation::default())
-            .unwrap();
+        let same = spec(4, 4, Crop::None).apply(&img, &FaceAnnotation::default()).unwrap();
         assert_eq!(same.to_rgb8(), img);
-        let half = spec(2, 2, Crop::None)
-            .apply(&img, &FaceAnnotation::default())
-            .unwrap();
+        let half = spec(2, 2, Crop::None).apply(&img, &FaceAnnotation::default()).unwrap();
         // Area 2x: mean of x in {0,1} = 0.5 -> rounds half up to 1.
         assert_eq!(half.to_rgb8().get_pixel(0, 0), &image::Rgb([1, 1, 7]));
     }
@@ -327,14 +282,10 @@ mod tests {
     #[test]
     fn centre_crop_position() {
         // 9x4 image, side 4: x0 = floor(5/2) = 2.
-        let out = spec(4, 4, Crop::Centre { side: None })
-            .apply(&photo(9, 4), &FaceAnnotation::default())
-            .unwrap();
+        let out = spec(4, 4, Crop::Centre { side: None }).apply(&photo(9, 4), &FaceAnnotation::default()).unwrap();
         assert_eq!(out.to_rgb8().get_pixel(0, 0)[0], 2);
         // Side larger than the image: zero border, x0 = floor(-2/2) = -1.
-        let out = spec(6, 6, Crop::Centre { side: Some(6) })
-            .apply(&photo(4, 4), &FaceAnnotation::default())
-            .unwrap();
+        let out = spec(6, 6, Crop::Centre { side: Some(6) }).apply(&photo(4, 4), &FaceAnnotation::default()).unwrap();
         let o = out.to_rgb8();
         assert_eq!(o.get_pixel(0, 0), &image::Rgb([0, 0, 0]));
         assert_eq!(o.get_pixel(1, 1), &image::Rgb([0, 0, 7]));
@@ -343,84 +294,35 @@ mod tests {
 
     #[test]
     fn face_box_margin_square_and_border() {
-        let face = FaceAnnotation {
-            bbox: Some([10.0, 20.0, 8.0, 4.0]),
-            ..Default::default()
-        };
+        let face = FaceAnnotation { bbox: Some([10.0, 20.0, 8.0, 4.0]), ..Default::default() };
         // margin 0.5: 12x6 box centred at (14, 22) -> [8, 20) x [19, 25); same size out.
-        let out = spec(
-            12,
-            6,
-            Crop::FaceBox {
-                margin: 0.5,
-                square: false,
-                border: Border::Zero,
-            },
-        )
-        .apply(&photo(40, 40), &face)
-        .unwrap()
-        .to_rgb8();
+        let out = spec(12, 6, Crop::FaceBox { margin: 0.5, square: false, border: Border::Zero })
+            .apply(&photo(40, 40), &face)
+            .unwrap()
+            .to_rgb8();
         assert_eq!(out.get_pixel(0, 0), &image::Rgb([8, 19, 7]));
         assert_eq!(out.get_pixel(11, 5), &image::Rgb([19, 24, 7]));
         // square: 12x12 around the same centre -> [8, 20) x [16, 28).
-        let out = spec(
-            12,
-            12,
-            Crop::FaceBox {
-                margin: 0.5,
-                square: true,
-                border: Border::Zero,
-            },
-        )
-        .apply(&photo(40, 40), &face)
-        .unwrap()
-        .to_rgb8();
+        let out = spec(12, 12, Crop::FaceBox { margin: 0.5, square: true, border: Border::Zero })
+            .apply(&photo(40, 40), &face)
+            .unwrap()
+            .to_rgb8();
         assert_eq!(out.get_pixel(0, 0), &image::Rgb([8, 16, 7]));
         // Near the border: zero keeps the box, clip cuts it.
-        let edge = FaceAnnotation {
-            bbox: Some([-2.0, 0.0, 4.0, 4.0]),
-            ..Default::default()
-        };
-        let z = spec(
-            4,
-            4,
-            Crop::FaceBox {
-                margin: 0.0,
-                square: false,
-                border: Border::Zero,
-            },
-        )
-        .apply(&photo(10, 10), &edge)
-        .unwrap()
-        .to_rgb8();
+        let edge = FaceAnnotation { bbox: Some([-2.0, 0.0, 4.0, 4.0]), ..Default::default() };
+        let z = spec(4, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Zero })
+            .apply(&photo(10, 10), &edge)
+            .unwrap()
+            .to_rgb8();
         assert_eq!((z.get_pixel(1, 0)[2], z.get_pixel(2, 0)[2]), (0, 7));
-        let c = spec(
-            2,
-            4,
-            Crop::FaceBox {
-                margin: 0.0,
-                square: false,
-                border: Border::Clip,
-            },
-        )
-        .apply(&photo(10, 10), &edge)
-        .unwrap()
-        .to_rgb8();
+        let c = spec(2, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Clip })
+            .apply(&photo(10, 10), &edge)
+            .unwrap()
+            .to_rgb8();
         assert_eq!(c.get_pixel(0, 0), &image::Rgb([0, 0, 7]));
-        let outside = FaceAnnotation {
-            bbox: Some([50.0, 50.0, 4.0, 4.0]),
-            ..Default::default()
-        };
-        let e = spec(
-            4,
-            4,
-            Crop::FaceBox {
-                margin: 0.0,
-                square: false,
-                border: Border::Clip,
-            },
-        )
-        .apply(&photo(10, 10), &outside);
+        let outside = FaceAnnotation { bbox: Some([50.0, 50.0, 4.0, 4.0]), ..Default::default() };
+        let e = spec(4, 4, Crop::FaceBox { margin: 0.0, square: false, border: Border::Clip })
+            .apply(&photo(10, 10), &outside);
         assert!(matches!(e, Err(Error::Degenerate(_))));
     }
 
@@ -430,19 +332,8 @@ mod tests {
         // the 6x4 window starting at (5, 3).
         let pts = [[6.0, 4.0], [9.0, 4.0], [7.5, 5.0], [6.5, 6.0], [8.5, 6.0]];
         let template = pts.map(|[x, y]| [x - 5.0, y - 3.0]);
-        let face = FaceAnnotation {
-            points5: Some(pts),
-            ..Default::default()
-        };
-        let out = spec(
-            6,
-            4,
-            Crop::Similarity {
-                template: Some(template),
-            },
-        )
-        .apply(&photo(20, 20), &face)
-        .unwrap();
+        let face = FaceAnnotation { points5: Some(pts), ..Default::default() };
+        let out = spec(6, 4, Crop::Similarity { template: Some(template) }).apply(&photo(20, 20), &face).unwrap();
         assert_eq!(out.to_rgb8().get_pixel(0, 0), &image::Rgb([5, 3, 7]));
         assert_eq!(out.to_rgb8().get_pixel(5, 3), &image::Rgb([10, 6, 7]));
     }
@@ -454,44 +345,19 @@ mod tests {
         for crop in [
             Crop::Similarity { template: None },
             Crop::FaceApiDlibBox,
-            Crop::FaceBox {
-                margin: 0.0,
-                square: false,
-                border: Border::Zero,
-            },
+            Crop::FaceBox { margin: 0.0, square: false, border: Border::Zero },
         ] {
             let e = spec(4, 4, crop).apply(&img, &none).unwrap_err();
             assert!(matches!(e, Error::MissingAnnotation { .. }), "{e}");
         }
-        assert!(matches!(
-            spec(0, 4, Crop::None).validate(),
-            Err(Error::BadSpec(_))
-        ));
-        assert!(matches!(
-            spec(4, 4, Crop::Centre { side: Some(0) }).validate(),
-            Err(Error::BadSpec(_))
-        ));
-        assert!(matches!(
-            spec(4, 2, Crop::Similarity { template: None }).validate(),
-            Err(Error::BadSpec(_))
-        ));
-        let m = Crop::FaceBox {
-            margin: f64::NAN,
-            square: false,
-            border: Border::Zero,
-        };
+        assert!(matches!(spec(0, 4, Crop::None).validate(), Err(Error::BadSpec(_))));
+        assert!(matches!(spec(4, 4, Crop::Centre { side: Some(0) }).validate(), Err(Error::BadSpec(_))));
+        assert!(matches!(spec(4, 2, Crop::Similarity { template: None }).validate(), Err(Error::BadSpec(_))));
+        let m = Crop::FaceBox { margin: f64::NAN, square: false, border: Border::Zero };
         assert!(matches!(spec(4, 4, m).validate(), Err(Error::BadSpec(_))));
-        let short = FaceAnnotation {
-            landmarks68: Some(vec![[1.0, 1.0]; 60]),
-            ..Default::default()
-        };
-        let e = spec(4, 4, Crop::FaceApiDlibBox)
-            .apply(&img, &short)
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("expected 68 landmarks, got 60"),
-            "{e}"
-        );
+        let short = FaceAnnotation { landmarks68: Some(vec![[1.0, 1.0]; 60]), ..Default::default() };
+        let e = spec(4, 4, Crop::FaceApiDlibBox).apply(&img, &short).unwrap_err();
+        assert!(e.to_string().contains("expected 68 landmarks, got 60"), "{e}");
     }
 
     #[test]
@@ -505,10 +371,7 @@ mod tests {
         // eye-mouth distance hypot(2, 4) = 4.47 -> size floor(9.94) = 9; centre (4, 3.33);
         // x = floor(4 - 4.5) -> 0, y = floor(3.33 - 3.87) -> 0; the 9x9 box is cut to 9x6.
         let img = RgbImage::from_fn(12, 6, |x, _| image::Rgb([90, (x * x) as u8, 0]));
-        let face = FaceAnnotation {
-            landmarks68: Some(l),
-            ..Default::default()
-        };
+        let face = FaceAnnotation { landmarks68: Some(l), ..Default::default() };
         let mut p = Preprocess::faceapi_resnet();
         p.width = 6;
         p.height = 6;
@@ -525,26 +388,13 @@ mod tests {
     #[test]
     fn crop_names() {
         assert_eq!("none".parse::<Crop>().unwrap(), Crop::None);
-        assert_eq!(
-            "centre:150".parse::<Crop>().unwrap(),
-            Crop::Centre { side: Some(150) }
-        );
-        assert_eq!(
-            "center".parse::<Crop>().unwrap(),
-            Crop::Centre { side: None }
-        );
+        assert_eq!("centre:150".parse::<Crop>().unwrap(), Crop::Centre { side: Some(150) });
+        assert_eq!("center".parse::<Crop>().unwrap(), Crop::Centre { side: None });
         assert_eq!(
             "face_box:0.2".parse::<Crop>().unwrap(),
-            Crop::FaceBox {
-                margin: 0.2,
-                square: false,
-                border: Border::Zero
-            }
+            Crop::FaceBox { margin: 0.2, square: false, border: Border::Zero }
         );
-        assert_eq!(
-            "arcface".parse::<Crop>().unwrap(),
-            Crop::Similarity { template: None }
-        );
+        assert_eq!("arcface".parse::<Crop>().unwrap(), Crop::Similarity { template: None });
         assert_eq!("dlib".parse::<Crop>().unwrap(), Crop::FaceApiDlibBox);
         for bad in ["centre:big", "spiral", "none:3", "dlib:1", ""] {
             let e = bad.parse::<Crop>().unwrap_err();
@@ -561,39 +411,20 @@ mod tests {
             r#"{"width":150,"height":150,"crop":{"kind":"face_box","margin":0.2,"border":"clip"}}"#,
         )
         .unwrap();
-        assert_eq!(
-            q.crop,
-            Crop::FaceBox {
-                margin: 0.2,
-                square: false,
-                border: Border::Clip
-            }
-        );
+        assert_eq!(q.crop, Crop::FaceBox { margin: 0.2, square: false, border: Border::Clip });
         assert_eq!((q.resize, q.round), (ResizeMode::Area, true));
-        let c: Preprocess = serde_json::from_str(
-            r#"{"width":112,"height":112,"crop":{"kind":"centre","side":150}}"#,
-        )
-        .unwrap();
+        let c: Preprocess =
+            serde_json::from_str(r#"{"width":112,"height":112,"crop":{"kind":"centre","side":150}}"#).unwrap();
         assert_eq!(c.crop, Crop::Centre { side: Some(150) });
-        for (kind, crop) in [
-            ("none", Crop::None),
-            ("face_api_dlib_box", Crop::FaceApiDlibBox),
-        ] {
+        for (kind, crop) in [("none", Crop::None), ("face_api_dlib_box", Crop::FaceApiDlibBox)] {
             let text = format!(
                 r#"{{"width":150,"height":150,"crop":{{"kind":"{kind}"}},"resize":"bilinear_tf_legacy","round":false}}"#
             );
             let p: Preprocess = serde_json::from_str(&text).unwrap();
-            assert_eq!(
-                (p.crop, p.resize, p.round),
-                (crop, ResizeMode::BilinearTfLegacy, false)
-            );
+            assert_eq!((p.crop, p.resize, p.round), (crop, ResizeMode::BilinearTfLegacy, false));
         }
-        assert!(serde_json::from_str::<Preprocess>(
-            r#"{"width":1,"height":1,"crop":{"kind":"spiral"}}"#
-        )
-        .is_err());
-        let f: FaceAnnotation =
-            serde_json::from_str(r#"{"box":[1,2,3,4],"score":0.9}"#).unwrap_or_default();
+        assert!(serde_json::from_str::<Preprocess>(r#"{"width":1,"height":1,"crop":{"kind":"spiral"}}"#).is_err());
+        let f: FaceAnnotation = serde_json::from_str(r#"{"box":[1,2,3,4],"score":0.9}"#).unwrap_or_default();
         assert_eq!(f.bbox, Some([1.0, 2.0, 3.0, 4.0]));
     }
 }

@@ -29,18 +29,10 @@ pub fn resize(img: &ImageF32, width: u32, height: u32, mode: ResizeMode) -> Imag
         return ImageF32::zeros(width, height);
     }
     match mode {
-        ResizeMode::Area => separable(
-            img,
-            &area_weights(img.width(), width),
-            &area_weights(img.height(), height),
-        ),
+        ResizeMode::Area => separable(img, &area_weights(img.width(), width), &area_weights(img.height(), height)),
         ResizeMode::BilinearTfLegacy | ResizeMode::BilinearHalfPixel => {
             let half = mode == ResizeMode::BilinearHalfPixel;
-            bilinear(
-                img,
-                &lerp_table(img.width(), width, half),
-                &lerp_table(img.height(), height, half),
-            )
+            bilinear(img, &lerp_table(img.width(), width, half), &lerp_table(img.height(), height, half))
         }
     }
 }
@@ -59,9 +51,8 @@ fn area_weights(input: u32, output: u32) -> Vec<Taps> {
             let hi = ((o + 1) as f64 * scale).min(input as f64);
             let start = lo.floor() as usize;
             let end = (hi.ceil() as usize).min(input as usize).max(start + 1);
-            let mut weights: Vec<f64> = (start..end)
-                .map(|i| (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0))
-                .collect();
+            let mut weights: Vec<f64> =
+                (start..end).map(|i| (hi.min(i as f64 + 1.0) - lo.max(i as f64)).max(0.0)).collect();
             let total: f64 = weights.iter().sum();
             weights.iter_mut().for_each(|w| *w /= total);
             Taps { start, weights }
@@ -158,10 +149,7 @@ mod tests {
 
     /// A grey image (all channels equal) from rows of values.
     fn grey(rows: &[&[f32]]) -> ImageF32 {
-        let data = rows
-            .iter()
-            .flat_map(|r| r.iter().flat_map(|&v| [v, v, v]))
-            .collect();
+        let data = rows.iter().flat_map(|r| r.iter().flat_map(|&v| [v, v, v])).collect();
         ImageF32::from_raw(rows[0].len() as u32, rows.len() as u32, data).unwrap()
     }
 
@@ -178,12 +166,7 @@ mod tests {
 
     #[test]
     fn area_integer_factor_is_block_mean() {
-        let img = grey(&[
-            &[0., 2., 4., 6.],
-            &[8., 10., 12., 14.],
-            &[1., 1., 1., 1.],
-            &[3., 3., 5., 5.],
-        ]);
+        let img = grey(&[&[0., 2., 4., 6.], &[8., 10., 12., 14.], &[1., 1., 1., 1.], &[3., 3., 5., 5.]]);
         let r = resize(&img, 2, 2, ResizeMode::Area);
         assert_close(&channel0(&r), &[5.0, 9.0, 2.0, 3.0]);
     }
@@ -201,10 +184,7 @@ mod tests {
         // 4 -> 3: source x = 0, 4/3, 8/3 (no half-pixel offset).
         let img = grey(&[&[0., 30., 60., 120.]]);
         let r = resize(&img, 3, 1, ResizeMode::BilinearTfLegacy);
-        assert_close(
-            &channel0(&r),
-            &[0.0, 30.0 + 30.0 / 3.0, 60.0 + 60.0 * 2.0 / 3.0],
-        );
+        assert_close(&channel0(&r), &[0.0, 30.0 + 30.0 / 3.0, 60.0 + 60.0 * 2.0 / 3.0]);
         // 2 -> 4 upscale: source 0, 0.5, 1, 1.5; the upper neighbour clamps to the last pixel.
         let img = grey(&[&[10., 50.]]);
         let r = resize(&img, 4, 1, ResizeMode::BilinearTfLegacy);
@@ -218,12 +198,7 @@ mod tests {
         let r = resize(&img, 4, 1, ResizeMode::BilinearHalfPixel);
         assert_close(&channel0(&r), &[10.0, 20.0, 40.0, 50.0]);
         // 4 -> 2 on both axes: source 0.5 and 2.5 = mean of the neighbour pairs.
-        let img = grey(&[
-            &[0., 10., 20., 30.],
-            &[40., 50., 60., 70.],
-            &[0., 0., 0., 0.],
-            &[8., 8., 8., 8.],
-        ]);
+        let img = grey(&[&[0., 10., 20., 30.], &[40., 50., 60., 70.], &[0., 0., 0., 0.], &[8., 8., 8., 8.]]);
         let r = resize(&img, 2, 2, ResizeMode::BilinearHalfPixel);
         assert_close(&channel0(&r), &[25.0, 45.0, 4.0, 4.0]);
     }
@@ -231,11 +206,7 @@ mod tests {
     #[test]
     fn same_size_is_identity_and_channels_stay_apart() {
         let img = ImageF32::from_raw(2, 1, vec![1., 2., 3., 4., 5., 6.]).unwrap();
-        for mode in [
-            ResizeMode::Area,
-            ResizeMode::BilinearTfLegacy,
-            ResizeMode::BilinearHalfPixel,
-        ] {
+        for mode in [ResizeMode::Area, ResizeMode::BilinearTfLegacy, ResizeMode::BilinearHalfPixel] {
             assert_eq!(resize(&img, 2, 1, mode), img);
             assert_close(
                 resize(&img, 1, 1, mode).as_slice(),

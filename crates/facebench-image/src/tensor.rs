@@ -88,18 +88,11 @@ pub fn to_tensor_data<I: TensorSource + ?Sized>(img: &I, spec: &TensorSpec) -> V
 
 /// Like [`to_tensor_data`], into a caller's slice (one image's place in a batch buffer), so
 /// batches are filled without extra copies. The slice must hold exactly `H*W*3` values.
-pub fn write_tensor_data<I: TensorSource + ?Sized>(
-    img: &I,
-    spec: &TensorSpec,
-    out: &mut [f32],
-) -> Result<()> {
+pub fn write_tensor_data<I: TensorSource + ?Sized>(img: &I, spec: &TensorSpec, out: &mut [f32]) -> Result<()> {
     let (w, h) = img.dims();
     let n = w * h;
     if out.len() != n * 3 {
-        return Err(Error::BufferSize {
-            got: out.len(),
-            needed: n * 3,
-        });
+        return Err(Error::BufferSize { got: out.len(), needed: n * 3 });
     }
     for p in 0..n {
         for c in 0..3 {
@@ -138,51 +131,23 @@ mod tests {
     fn layouts_and_orders() {
         let nhwc = to_tensor_data(&img(), &TensorSpec::default());
         assert_eq!(nhwc, [10., 20., 30., 40., 50., 60.]);
-        let nchw = TensorSpec {
-            layout: Layout::Nchw,
-            ..Default::default()
-        };
-        assert_eq!(
-            to_tensor_data(&img(), &nchw),
-            [10., 40., 20., 50., 30., 60.]
-        );
-        let bgr = TensorSpec {
-            layout: Layout::Nchw,
-            order: ChannelOrder::Bgr,
-            ..Default::default()
-        };
+        let nchw = TensorSpec { layout: Layout::Nchw, ..Default::default() };
+        assert_eq!(to_tensor_data(&img(), &nchw), [10., 40., 20., 50., 30., 60.]);
+        let bgr = TensorSpec { layout: Layout::Nchw, order: ChannelOrder::Bgr, ..Default::default() };
         assert_eq!(to_tensor_data(&img(), &bgr), [30., 60., 20., 50., 10., 40.]);
         // ImageF32 and RgbImage give the same tensor.
-        assert_eq!(
-            to_tensor_data(&ImageF32::from_rgb8(&img()), &nchw),
-            to_tensor_data(&img(), &nchw)
-        );
+        assert_eq!(to_tensor_data(&ImageF32::from_rgb8(&img()), &nchw), to_tensor_data(&img(), &nchw));
     }
 
     #[test]
     fn value_scales() {
-        let s = |scale| {
-            to_tensor_data(
-                &img(),
-                &TensorSpec {
-                    scale,
-                    ..Default::default()
-                },
-            )
-        };
+        let s = |scale| to_tensor_data(&img(), &TensorSpec { scale, ..Default::default() });
         assert_eq!(s(ValueScale::PlusMinusOne)[0], (10.0 - 127.5) / 128.0);
         assert_eq!(s(ValueScale::Unit)[5], 60.0 / 255.0);
-        let ms = ValueScale::MeanStd {
-            mean: [10.0, 0.0, 30.0],
-            std: [1.0, 2.0, 3.0],
-        };
+        let ms = ValueScale::MeanStd { mean: [10.0, 0.0, 30.0], std: [1.0, 2.0, 3.0] };
         assert_eq!(s(ms), [0., 10., 0., 30., 25., 10.]);
         // BGR: the mean/std follow the RGB channel, not the output slot.
-        let bgr = TensorSpec {
-            order: ChannelOrder::Bgr,
-            scale: ms,
-            ..Default::default()
-        };
+        let bgr = TensorSpec { order: ChannelOrder::Bgr, scale: ms, ..Default::default() };
         assert_eq!(to_tensor_data(&img(), &bgr), [0., 10., 0., 10., 25., 30.]);
     }
 
@@ -198,16 +163,8 @@ mod tests {
 
     #[test]
     fn spec_from_json() {
-        let s: TensorSpec =
-            serde_json::from_str(r#"{"layout":"nchw","scale":"plus_minus_one"}"#).unwrap();
-        assert_eq!(
-            s,
-            TensorSpec {
-                layout: Layout::Nchw,
-                order: ChannelOrder::Rgb,
-                scale: ValueScale::PlusMinusOne
-            }
-        );
+        let s: TensorSpec = serde_json::from_str(r#"{"layout":"nchw","scale":"plus_minus_one"}"#).unwrap();
+        assert_eq!(s, TensorSpec { layout: Layout::Nchw, order: ChannelOrder::Rgb, scale: ValueScale::PlusMinusOne });
         assert!(serde_json::from_str::<TensorSpec>(r#"{"layot":"nchw"}"#).is_err());
     }
 }

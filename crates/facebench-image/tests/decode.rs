@@ -37,12 +37,7 @@ fn jpeg_decodes_close_to_source() {
     let p = temp_file("not_a_png.png", &encode(&img, ImageFormat::Jpeg));
     let got = decode_file(&p).unwrap();
     assert_eq!(got.dimensions(), (16, 8));
-    let mean: f64 = got
-        .as_raw()
-        .iter()
-        .zip(img.as_raw())
-        .map(|(a, b)| a.abs_diff(*b) as f64)
-        .sum::<f64>()
+    let mean: f64 = got.as_raw().iter().zip(img.as_raw()).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>()
         / img.as_raw().len() as f64;
     assert!(mean < 8.0, "JPEG mean error {mean}");
 }
@@ -74,22 +69,13 @@ fn truncated_jpeg_is_an_error_naming_the_file() {
     for cut in [bytes.len() - 2, bytes.len() / 2] {
         let p = temp_file("cut.jpg", &bytes[..cut]);
         let e = decode_file(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Truncated { format: "JPEG", .. } | Error::Decode { .. }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, Error::Truncated { format: "JPEG", .. } | Error::Decode { .. }), "{e:?}");
         assert!(e.to_string().contains("cut.jpg"), "{e}");
     }
     // Bytes appended after the end marker (padding, camera trailers) are tolerated.
     let mut padded = bytes.clone();
     padded.extend_from_slice(&[0, 0, 0, 0x12, 0xFF, 0x34]);
-    assert_eq!(
-        decode_bytes(&padded, "padded.jpg").unwrap(),
-        decode_bytes(&bytes, "x.jpg").unwrap()
-    );
+    assert_eq!(decode_bytes(&padded, "padded.jpg").unwrap(), decode_bytes(&bytes, "x.jpg").unwrap());
 }
 
 #[test]
@@ -97,10 +83,7 @@ fn truncated_png_is_an_error_naming_the_file() {
     let bytes = encode(&sample(), ImageFormat::Png);
     for cut in [bytes.len() - 12, bytes.len() / 2, 20] {
         let e = decode_bytes(&bytes[..cut], "cut.png").unwrap_err();
-        assert!(
-            matches!(e, Error::Truncated { .. } | Error::Decode { .. }),
-            "{e:?}"
-        );
+        assert!(matches!(e, Error::Truncated { .. } | Error::Decode { .. }), "{e:?}");
         assert!(e.to_string().contains("cut.png"), "{e}");
     }
 }
@@ -116,14 +99,8 @@ fn unknown_content_is_an_error() {
 fn data_root() -> std::path::PathBuf {
     let root = std::env::var_os("FACEBENCH_DATA")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-        });
-    assert!(
-        root.is_dir(),
-        "data root {} not found (set FACEBENCH_DATA)",
-        root.display()
-    );
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(root.is_dir(), "data root {} not found (set FACEBENCH_DATA)", root.display());
     root
 }
 
@@ -133,11 +110,7 @@ fn real_orl_pgm_matches_its_raw_samples() {
     let path = data_root().join("orl_att_faces/s1/1.pgm");
     let bytes = std::fs::read(&path).unwrap();
     let header = b"P5 92 112 255\n";
-    assert!(
-        bytes.starts_with(header),
-        "unexpected PGM header in {}",
-        path.display()
-    );
+    assert!(bytes.starts_with(header), "unexpected PGM header in {}", path.display());
     let samples = &bytes[header.len()..];
     let img = decode_file(&path).unwrap();
     assert_eq!(img.dimensions(), (92, 112));

@@ -16,9 +16,7 @@ use sha2::{Digest, Sha256};
 fn reference_dir() -> PathBuf {
     let dir = std::env::var_os("FACEBENCH_REFERENCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
     assert!(
         dir.join("inputs.json").is_file(),
         "reference inputs not found at {} (set FACEBENCH_REFERENCE to the shared reference folder)",
@@ -72,12 +70,7 @@ const CASES: &[Case] = &[
         dlib_box: [25, 35, 125, 115],
         sha256: "0f2d74c72373858fc3fbbeb432e6876c4579854c27b0c356766707c8177937ba",
         sum: 5243582.444488596,
-        probes: [
-            (0, 0.0),
-            (12345, 182.5),
-            (40000, 112.666_664),
-            (67499, 0.0),
-        ],
+        probes: [(0, 0.0), (12345, 182.5), (40000, 112.666_664), (67499, 0.0)],
     },
     Case {
         tiled: true,
@@ -95,26 +88,15 @@ const CASES: &[Case] = &[
         dlib_box: [130, 90, 170, 210],
         sha256: "7d978d5481a732f3832ee8e5096c735f81e4e93e1376f7026c520a3e815ac463",
         sum: 4478496.03883265,
-        probes: [
-            (0, 0.0),
-            (12345, 70.0),
-            (40000, 114.6),
-            (67499, 0.0),
-        ],
+        probes: [(0, 0.0), (12345, 70.0), (40000, 114.6), (67499, 0.0)],
     },
 ];
 
 #[test]
 fn faceapi_resnet_input_is_bit_identical_to_face_api() {
     let dir = reference_dir();
-    let inputs: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("inputs.json")).unwrap()).unwrap();
-    let e = inputs["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == "face_s1_f0_box150")
-        .unwrap();
+    let inputs: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("inputs.json")).unwrap()).unwrap();
+    let e = inputs["inputs"].as_array().unwrap().iter().find(|e| e["id"] == "face_s1_f0_box150").unwrap();
     let crop = |k: &str| e["crop"][k].as_f64().unwrap();
     let png = decode_file(dir.join("inputs/face_s1_f0_box150.png")).unwrap();
     let tiled = RgbImage::from_fn(300, 300, |x, y| *png.get_pixel(x % 150, y % 150));
@@ -137,10 +119,7 @@ fn faceapi_resnet_input_is_bit_identical_to_face_api() {
         // face-api reports the unclipped box and the clipped slice shape [h, w]; the expected
         // box here is the clipped one.
         assert_eq!([b.x, b.y, b.w, b.h], c.dlib_box, "case {i}: box");
-        let face = FaceAnnotation {
-            landmarks68: Some(landmarks),
-            ..Default::default()
-        };
+        let face = FaceAnnotation { landmarks68: Some(landmarks), ..Default::default() };
         let out = Preprocess::faceapi_resnet().apply(photo, &face).unwrap();
         assert_eq!((out.width(), out.height()), (150, 150));
         for &(k, v) in &c.probes {
@@ -148,15 +127,8 @@ fn faceapi_resnet_input_is_bit_identical_to_face_api() {
         }
         let sum: f64 = out.as_slice().iter().map(|&v| v as f64).sum();
         assert_eq!(sum, c.sum, "case {i}: sum");
-        let bytes: Vec<u8> = out
-            .as_slice()
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let hex: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let bytes: Vec<u8> = out.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, c.sha256, "case {i}: sha256 of the f32 tensor");
     }
 }

@@ -29,7 +29,9 @@ fn read(spec: &str) -> Vec<u8> {
     let (root, rel) = spec.split_once(':').unwrap();
     let (dir, hint) = match root {
         "models" => (env_dir("FACEBENCH_MODELS", repo().join("models")), "run `make models` or set FACEBENCH_MODELS"),
-        "data" => (env_dir("FACEBENCH_DATA", repo().join("../shared/data")), "set FACEBENCH_DATA to the shared data root"),
+        "data" => {
+            (env_dir("FACEBENCH_DATA", repo().join("../shared/data")), "set FACEBENCH_DATA to the shared data root")
+        }
         "fixtures" => (fixtures().join("jpegjs"), "fixture missing from the repository"),
         other => panic!("unknown root {other}"),
     };
@@ -87,16 +89,24 @@ fn decodes_bit_identically_to_jpeg_js() {
             failures.push(format!("{file}: {e}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} differ from jpeg-js:\n{}", failures.len(), images.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ from jpeg-js:\n{}",
+        failures.len(),
+        images.len(),
+        failures.join("\n")
+    );
 }
 
 /// The demo photos' pixels are also the ones face-api's reference recorded (inputs.json
 /// `decoded_rgb_sha256`), which ties the fixture to the reference outputs.
 #[test]
 fn demo_photos_decode_to_the_reference_pixels() {
-    let refdir = env_dir("FACEBENCH_REFERENCE", env_dir("FACEBENCH_DATA", repo().join("../shared/data")).join("../reference"));
+    let refdir =
+        env_dir("FACEBENCH_REFERENCE", env_dir("FACEBENCH_DATA", repo().join("../shared/data")).join("../reference"));
     let p = refdir.join("inputs.json");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap();
     let images = json["images"].as_array().unwrap();
     assert_eq!(images.len(), 6);
     for (i, info) in images.iter().enumerate() {
@@ -191,7 +201,13 @@ fn random_corruptions_never_panic() {
             outcomes[decode_jpegjs(&bytes, "fuzz.jpg").is_ok() as usize] += 1;
         }
     }
-    eprintln!("{} corruptions: {} decoded, {} errors, {:?}", outcomes[0] + outcomes[1], outcomes[1], outcomes[0], start.elapsed());
+    eprintln!(
+        "{} corruptions: {} decoded, {} errors, {:?}",
+        outcomes[0] + outcomes[1],
+        outcomes[1],
+        outcomes[0],
+        start.elapsed()
+    );
     assert!(outcomes[0] > 0 && outcomes[1] > 0);
     // Nothing pathological: short of the 100 MP / 512 MB limits every case is small.
     assert!(decode_jpegjs(&[], "empty.jpg").is_err());
@@ -208,7 +224,8 @@ fn decoder_choice_is_opt_in() {
     let js = decode_bytes_with(&bytes, file, Decoder::JpegJs).unwrap();
     assert_eq!(js, decode_jpegjs(&bytes, file).unwrap());
     assert_ne!(js, default, "the default path must stay the image crate's");
-    let mean = js.as_raw().iter().zip(default.as_raw()).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / js.as_raw().len() as f64;
+    let mean = js.as_raw().iter().zip(default.as_raw()).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>()
+        / js.as_raw().len() as f64;
     assert!(mean < 3.0, "decoders differ by {mean} grey levels on average");
     // Not a JPEG: the image crate decodes it whatever the choice.
     let png = {

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use facebench_image::{
-    decode_file, faceapi_dlib_box, points5_from_68, Crop, FaceAnnotation, Preprocess, ResizeMode,
-    RgbImage, Similarity, ARCFACE_112,
+    decode_file, faceapi_dlib_box, points5_from_68, Crop, FaceAnnotation, Preprocess, ResizeMode, RgbImage, Similarity,
+    ARCFACE_112,
 };
 use serde_json::Value;
 
@@ -32,9 +32,7 @@ fn reference_dir() -> PathBuf {
 }
 
 fn sample_path(name: &str) -> PathBuf {
-    let models = std::env::var_os("FACEBENCH_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models"));
+    let models = std::env::var_os("FACEBENCH_MODELS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("models"));
     let p = models.join("face-api/demo").join(name);
     assert!(
         p.is_file(),
@@ -51,22 +49,12 @@ fn inputs_json() -> Value {
 }
 
 fn points(v: &Value) -> Vec<[f64; 2]> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| [p[0].as_f64().unwrap(), p[1].as_f64().unwrap()])
-        .collect()
+    v.as_array().unwrap().iter().map(|p| [p[0].as_f64().unwrap(), p[1].as_f64().unwrap()]).collect()
 }
 
 fn entries(kind: &str) -> Vec<Value> {
     let all = inputs_json();
-    let list: Vec<Value> = all["inputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect();
+    let list: Vec<Value> = all["inputs"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).cloned().collect();
     assert!(!list.is_empty(), "no `{kind}` inputs in inputs.json");
     list
 }
@@ -79,10 +67,7 @@ fn five_points_similarity_and_dlib_box_match_recorded_geometry() {
         .unwrap()
         .iter()
         .map(|i| {
-            let d = (
-                i["width"].as_u64().unwrap() as u32,
-                i["height"].as_u64().unwrap() as u32,
-            );
+            let d = (i["width"].as_u64().unwrap() as u32, i["height"].as_u64().unwrap() as u32);
             (i["sample"].as_str().unwrap().to_string(), d)
         })
         .collect();
@@ -90,20 +75,14 @@ fn five_points_similarity_and_dlib_box_match_recorded_geometry() {
         let id = e["id"].as_str().unwrap();
         let p5 = points5_from_68(&points(&e["landmarks68"])).unwrap();
         for (got, want) in p5.iter().zip(points(&e["five_points"])) {
-            assert!(
-                (got[0] - want[0]).abs() < 1e-9 && (got[1] - want[1]).abs() < 1e-9,
-                "{id}: {p5:?}"
-            );
+            assert!((got[0] - want[0]).abs() < 1e-9 && (got[1] - want[1]).abs() < 1e-9, "{id}: {p5:?}");
         }
         let m = Similarity::estimate(&p5, &ARCFACE_112).unwrap();
         let s = &e["similarity"];
         let want = ["a", "b", "tx", "ty"].map(|k| s[k].as_f64().unwrap());
         let got = [m.a, m.b, m.tx, m.ty];
         for (g, w) in got.iter().zip(want) {
-            assert!(
-                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
-                "{id}: similarity {got:?} != {want:?}"
-            );
+            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{id}: similarity {got:?} != {want:?}");
         }
     }
     for e in entries("face_dlibbox") {
@@ -147,13 +126,8 @@ fn check_kind(kind: &str, recipe: impl Fn(&Value) -> Preprocess) {
     let mut worst = 0.0f64;
     for e in entries(kind) {
         let sample = e["sample"].as_str().unwrap().to_string();
-        let photo = photos
-            .entry(sample.clone())
-            .or_insert_with(|| decode_file(sample_path(&sample)).unwrap());
-        let face = FaceAnnotation {
-            landmarks68: e.get("landmarks68").map(points),
-            ..Default::default()
-        };
+        let photo = photos.entry(sample.clone()).or_insert_with(|| decode_file(sample_path(&sample)).unwrap());
+        let face = FaceAnnotation { landmarks68: e.get("landmarks68").map(points), ..Default::default() };
         let got = recipe(&e).apply(photo, &face).unwrap().to_rgb8();
         let want = load_png(e["file"].as_str().unwrap());
         let id = e["id"].as_str().unwrap();
@@ -161,20 +135,15 @@ fn check_kind(kind: &str, recipe: impl Fn(&Value) -> Preprocess) {
         if LAST_ROW_ZEROED_BY_GENERATOR.contains(&id) {
             rows -= 1;
             let last = &want.as_raw()[(rows * want.width() * 3) as usize..];
-            assert!(last.iter().all(|&v| v == 0), "{id}: the reference's last row is no longer black: drop it from LAST_ROW_ZEROED_BY_GENERATOR");
+            assert!(
+                last.iter().all(|&v| v == 0),
+                "{id}: the reference's last row is no longer black: drop it from LAST_ROW_ZEROED_BY_GENERATOR"
+            );
         }
         let (mean, max) = diff(&got, &want, rows);
-        let note = if rows < want.height() {
-            "  (last row excluded: reference defect)"
-        } else {
-            ""
-        };
+        let note = if rows < want.height() { "  (last row excluded: reference defect)" } else { "" };
         println!("{id:<20} mean |diff| {mean:.4}  max |diff| {max}{note}");
-        assert!(
-            mean <= 1.0,
-            "{}: mean abs diff {mean} > 1 grey level",
-            e["id"]
-        );
+        assert!(mean <= 1.0, "{}: mean abs diff {mean} > 1 grey level", e["id"]);
         worst = worst.max(mean);
     }
     println!("{kind}: worst mean |diff| {worst:.4}");
@@ -192,12 +161,8 @@ fn arcface_warps_reproduce_reference_pngs() {
 fn dlib_box_crops_reproduce_reference_pngs() {
     // The reference PNGs area-resize the box (face-api itself uses TF bilinear).
     check_kind("face_dlibbox", |e| {
-        Preprocess {
-            resize: ResizeMode::Area,
-            round: true,
-            ..Preprocess::faceapi_resnet()
-        }
-        .with_size(e["model_size"].as_u64().unwrap() as u32)
+        Preprocess { resize: ResizeMode::Area, round: true, ..Preprocess::faceapi_resnet() }
+            .with_size(e["model_size"].as_u64().unwrap() as u32)
     });
 }
 

@@ -29,11 +29,7 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions {
-            rules: vec![Rule::InsightFace],
-            exact_fars: vec![1e-1, 1e-2, 1e-3],
-            insightface_fars: vec![1e-3],
-        }
+        EvalOptions { rules: vec![Rule::InsightFace], exact_fars: vec![1e-1, 1e-2, 1e-3], insightface_fars: vec![1e-3] }
     }
 }
 
@@ -103,12 +99,7 @@ fn normalized(e: &Embeddings) -> Result<Embeddings> {
 }
 
 /// Scores `pairs` under every requested rule, plus ROC/AUC/EER/TAR@FAR.
-pub fn evaluate(
-    pairs: &Pairs,
-    orig: &Embeddings,
-    flip: Option<&Embeddings>,
-    opts: &EvalOptions,
-) -> Result<LfwResults> {
+pub fn evaluate(pairs: &Pairs, orig: &Embeddings, flip: Option<&Embeddings>, opts: &EvalOptions) -> Result<LfwResults> {
     // Check every image first so the error names the first missing one.
     gather(pairs, orig)?;
     if let Some(f) = flip {
@@ -128,15 +119,12 @@ pub fn evaluate(
     let n = pairs.len();
     let idx: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
     let score_err = |e: facebench_score::ScoreError| Error::Invalid(e.to_string());
-    let cosine: Vec<f64> = score_pairs(
-        Matrix::new(&fl, n, d).map_err(score_err)?,
-        Matrix::new(&fr, n, d).map_err(score_err)?,
-        &idx,
-    )
-    .map_err(score_err)?
-    .into_iter()
-    .map(f64::from)
-    .collect();
+    let cosine: Vec<f64> =
+        score_pairs(Matrix::new(&fl, n, d).map_err(score_err)?, Matrix::new(&fr, n, d).map_err(score_err)?, &idx)
+            .map_err(score_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect();
     let insightface_dist = metrics::squared_l2(&fl, &fr, d).map_err(invalid)?;
 
     // Each rule's scores (SphereFace's differ per test fold; it keeps the test fold's).
@@ -159,8 +147,7 @@ pub fn evaluate(
                     None => orig.clone(),
                 };
                 let (l, r) = gather(pairs, &feat)?;
-                let per_fold =
-                    metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds).map_err(invalid)?;
+                let per_fold = metrics::mean_subtracted_cosines(&l, &r, feat.dim(), &folds).map_err(invalid)?;
                 ((0..n).map(|i| per_fold[folds[i]][i]).collect(), Some(per_fold))
             }
             Rule::FaceXZoo | Rule::Exact => (cosine.clone(), None),
@@ -183,8 +170,7 @@ pub fn evaluate(
         similarity: &cosine,
         distance: &insightface_dist,
     };
-    let m = metrics::verification_metrics(&scores, &opts.exact_fars, &opts.insightface_fars)
-        .map_err(invalid)?;
+    let m = metrics::verification_metrics(&scores, &opts.exact_fars, &opts.insightface_fars).map_err(invalid)?;
 
     let pair_scores = pairs
         .pairs
@@ -228,8 +214,7 @@ impl LfwResults {
         }
         writeln!(w).map_err(io)?;
         for (i, p) in self.pair_scores.iter().enumerate() {
-            write!(w, "{},{},{},{},{}", p.fold + 1, p.left, p.right, p.is_same as u8, p.cosine)
-                .map_err(io)?;
+            write!(w, "{},{},{},{},{}", p.fold + 1, p.left, p.right, p.is_same as u8, p.cosine).map_err(io)?;
             for rs in &self.rule_scores {
                 write!(w, ",{}", rs.scores[i]).map_err(io)?;
             }

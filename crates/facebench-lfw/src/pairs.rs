@@ -58,9 +58,7 @@ impl Pairs {
             match (f.len(), ints) {
                 (1, Some(v)) => header = Some((1, v[0])),
                 (2, Some(v)) => header = Some((v[0], v[1])),
-                (1 | 2, None) => {
-                    return Err(Error::parse(path, n, format!("not a header nor a pair: {first:?}")))
-                }
+                (1 | 2, None) => return Err(Error::parse(path, n, format!("not a header nor a pair: {first:?}"))),
                 _ => {}
             }
             if let Some((folds, per)) = header {
@@ -166,10 +164,15 @@ impl Pairs {
     /// View 1 as a two-fold problem: fold 0 = `train` (pairsDevTrain), fold 1 = `test`
     /// (pairsDevTest), so fold 1's accuracy is DevTest scored with the DevTrain threshold.
     pub fn view1(train: &Pairs, test: &Pairs) -> Pairs {
-        let mut pairs: Vec<Pair> = train.pairs.iter().cloned().map(|mut p| {
-            p.fold = 0;
-            p
-        }).collect();
+        let mut pairs: Vec<Pair> = train
+            .pairs
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.fold = 0;
+                p
+            })
+            .collect();
         pairs.extend(test.pairs.iter().cloned().map(|mut p| {
             p.fold = 1;
             p

@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn real_people_file_covers_all_of_lfw() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let data = std::env::var_os("FACEBENCH_DATA").map(std::path::PathBuf::from).unwrap_or(root.join("../shared/data"));
+        let data =
+            std::env::var_os("FACEBENCH_DATA").map(std::path::PathBuf::from).unwrap_or(root.join("../shared/data"));
         let p = People::read(&data.join("lfw/people.txt")).unwrap();
         assert_eq!((p.n_folds, p.people.len(), p.image_keys().len()), (10, 5749, 13233));
         let top: Vec<(&str, u32)> = p.largest(2).iter().map(|q| (q.name.as_str(), q.images)).collect();

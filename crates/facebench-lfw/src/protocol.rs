@@ -123,7 +123,12 @@ mod tests {
             view2_pairs: 1,
             view2_images: 1,
             sha256,
-            metrics: MetricSettings { rules: vec![], exact_fars: vec![], insightface_fars: vec![], tune_rule: Rule::InsightFace },
+            metrics: MetricSettings {
+                rules: vec![],
+                exact_fars: vec![],
+                insightface_fars: vec![],
+                tune_rule: Rule::InsightFace,
+            },
             variants: vec![],
         };
         assert!(p.verify(&dir).unwrap_err().to_string().contains("not the official file"));

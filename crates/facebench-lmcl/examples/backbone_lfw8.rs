@@ -13,29 +13,17 @@ use facebench_lmcl::{train_backbone, BackboneConfig, ImageFolder, MarginLoss, Sg
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let epochs: usize = args.first().map_or(Ok(4), |s| s.parse())?;
-    let loss: MarginLoss = args
-        .get(1)
-        .map_or("cosface:s=16,m=0.2", |s| s.as_str())
-        .parse()?;
+    let loss: MarginLoss = args.get(1).map_or("cosface:s=16,m=0.2", |s| s.as_str()).parse()?;
     let classes: usize = args.get(2).map_or(Ok(8), |s| s.parse())?;
-    let root = std::env::var_os("FACEBENCH_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-        PathBuf::from,
-    );
+    let root = std::env::var_os("FACEBENCH_DATA")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"), PathBuf::from);
     let folder = ImageFolder::scan(&root.join("lfw/lfw-deepfunneled"))?.largest_classes(classes);
     let n = folder.items().len();
-    println!(
-        "{} identities, {n} images: {}",
-        folder.classes().len(),
-        folder.classes().join(", ")
-    );
+    println!("{} identities, {n} images: {}", folder.classes().len(), folder.classes().join(", "));
     let cfg = BackboneConfig {
         epochs,
         batch_size: 64,
-        sgd: SgdParams {
-            lr: 0.05,
-            ..SgdParams::default()
-        },
+        sgd: SgdParams { lr: 0.05, ..SgdParams::default() },
         ..BackboneConfig::new(loss)
     };
     let start = Instant::now();

@@ -11,38 +11,19 @@ use facebench_lmcl::{train_head_with, MarginLoss, TrainConfig};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, default: usize| -> Result<usize, Box<dyn std::error::Error>> {
-        Ok(args
-            .get(i)
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(default))
+        Ok(args.get(i).map(|s| s.parse()).transpose()?.unwrap_or(default))
     };
-    let (n, d, k, out, batch, epochs) = (
-        num(0, 4000)?,
-        num(1, 128)?,
-        num(2, 1000)?,
-        num(3, 128)?,
-        num(4, 128)?,
-        num(5, 3)?,
-    );
-    let loss: MarginLoss = args
-        .get(6)
-        .map_or("cosface:s=30,m=0.35", |s| s.as_str())
-        .parse()?;
+    let (n, d, k, out, batch, epochs) =
+        (num(0, 4000)?, num(1, 128)?, num(2, 1000)?, num(3, 128)?, num(4, 128)?, num(5, 3)?);
+    let loss: MarginLoss = args.get(6).map_or("cosface:s=30,m=0.35", |s| s.as_str()).parse()?;
     let mut state = 12345u64;
     let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
     };
     let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
     let y: Vec<usize> = (0..n).map(|i| i % k).collect();
-    let cfg = TrainConfig {
-        epochs,
-        batch_size: batch,
-        ..TrainConfig::new(loss, out)
-    };
+    let cfg = TrainConfig { epochs, batch_size: batch, ..TrainConfig::new(loss, out) };
     let mut marks = vec![Instant::now()];
     let mut last_epoch = 0;
     let start = Instant::now();
@@ -54,10 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     marks.push(Instant::now());
     let total = start.elapsed().as_secs_f64();
-    let per: Vec<String> = marks
-        .windows(2)
-        .map(|w| format!("{:.3}", (w[1] - w[0]).as_secs_f64()))
-        .collect();
+    let per: Vec<String> = marks.windows(2).map(|w| format!("{:.3}", (w[1] - w[0]).as_secs_f64())).collect();
     println!(
         "n={n} d={d} classes={k} out={out} batch={batch} loss={loss} threads={}: \
          {epochs} epochs in {total:.3} s, per epoch [{}] s, final loss {:.3}",

@@ -45,12 +45,8 @@ impl ImageFolder {
             let mut images = Vec::new();
             for f in std::fs::read_dir(&path).map_err(|e| fail(&path, e))? {
                 let f = f.map_err(|e| fail(&path, e))?.path();
-                let ext = f
-                    .extension()
-                    .map(|e| e.to_string_lossy().to_ascii_lowercase());
-                let hidden = f
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                let ext = f.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+                let hidden = f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if f.is_file() && !hidden && ext.is_some_and(|e| EXTENSIONS.contains(&e.as_str())) {
                     images.push(f);
                 }
@@ -61,10 +57,7 @@ impl ImageFolder {
             }
         }
         if dirs.is_empty() {
-            return input(format!(
-                "{}: no <identity>/<image> files found",
-                root.display()
-            ));
+            return input(format!("{}: no <identity>/<image> files found", root.display()));
         }
         Ok(Self::from_map(dirs))
     }
@@ -91,9 +84,7 @@ impl ImageFolder {
         let mut dirs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
         for (p, c) in &self.items {
             if keep.contains(c) {
-                dirs.entry(self.classes[*c].clone())
-                    .or_default()
-                    .push(p.clone());
+                dirs.entry(self.classes[*c].clone()).or_default().push(p.clone());
             }
         }
         Self::from_map(dirs)
@@ -139,12 +130,7 @@ pub struct BackboneArch {
 impl Default for BackboneArch {
     /// 64x64 input from the central 128 px, widths 16-32-64-128-128, 128-D embeddings.
     fn default() -> Self {
-        BackboneArch {
-            input_size: 64,
-            crop: Some(128),
-            widths: vec![16, 32, 64, 128, 128],
-            embedding_dim: 128,
-        }
+        BackboneArch { input_size: 64, crop: Some(128), widths: vec![16, 32, 64, 128, 128], embedding_dim: 128 }
     }
 }
 
@@ -194,11 +180,7 @@ impl Net {
         let mut stages = Vec::new();
         let mut cin = 3;
         for (i, &w) in arch.widths.iter().enumerate() {
-            let cfg = Conv2dConfig {
-                padding: 1,
-                stride: if i == 0 { 1 } else { 2 },
-                ..Default::default()
-            };
+            let cfg = Conv2dConfig { padding: 1, stride: if i == 0 { 1 } else { 2 }, ..Default::default() };
             let vs = vb.pp(format!("stage{i}"));
             let conv = candle_nn::conv2d_no_bias(cin, w, 3, cfg, vs.pp("conv"))?;
             let bn = candle_nn::batch_norm(w, 1e-5, vs.pp("bn"))?;
@@ -224,9 +206,7 @@ impl Net {
 fn check_arch(arch: &BackboneArch) -> Result<()> {
     let stages = arch.widths.len();
     if stages == 0 || arch.widths.contains(&0) || arch.embedding_dim == 0 || stages > 12 {
-        return input(format!(
-            "bad architecture {arch:?}: widths and embedding_dim must be > 0"
-        ));
+        return input(format!("bad architecture {arch:?}: widths and embedding_dim must be > 0"));
     }
     let down = 1usize << (stages - 1);
     if arch.input_size == 0 || !arch.input_size.is_multiple_of(down) {
@@ -248,8 +228,7 @@ fn load_image(path: &Path, arch: &BackboneArch, flip: bool) -> Result<Vec<f32>> 
         .to_rgb8();
     let (w, h) = img.dimensions();
     let side = arch.crop.map_or(w.min(h), |c| c.min(w).min(h));
-    let cut =
-        image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image();
+    let cut = image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image();
     let s = arch.input_size as u32;
     let mut img = image::imageops::resize(&cut, s, s, image::imageops::FilterType::Triangle);
     if flip {
@@ -267,10 +246,7 @@ fn load_image(path: &Path, arch: &BackboneArch, flip: bool) -> Result<Vec<f32>> 
 
 /// Decodes a batch in parallel (rayon); the result does not depend on the thread count.
 fn load_batch(paths: &[(&Path, bool)], arch: &BackboneArch, dev: &Device) -> Result<Tensor> {
-    let images: Vec<Vec<f32>> = paths
-        .par_iter()
-        .map(|(p, flip)| load_image(p, arch, *flip))
-        .collect::<Result<_>>()?;
+    let images: Vec<Vec<f32>> = paths.par_iter().map(|(p, flip)| load_image(p, arch, *flip)).collect::<Result<_>>()?;
     let s = arch.input_size;
     let flat: Vec<f32> = images.concat();
     Ok(Tensor::from_vec(flat, (paths.len(), 3, s, s), dev)?)
@@ -280,10 +256,7 @@ fn load_batch(paths: &[(&Path, bool)], arch: &BackboneArch, dev: &Device) -> Res
 /// (bound sqrt(6 / fan_in)), in name order, so that runs are reproducible: candle's CPU RNG
 /// cannot be seeded. Batch-norm tensors keep their constant initialisation.
 fn seed_weights(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| LmclError::Input("poisoned VarMap lock".into()))?;
+    let data = varmap.data().lock().map_err(|_| LmclError::Input("poisoned VarMap lock".into()))?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
@@ -319,12 +292,7 @@ pub fn train_backbone(
     on_step: &mut dyn FnMut(&StepRecord),
 ) -> Result<TrainedBackbone> {
     check_arch(&config.arch)?;
-    check_common(
-        &config.loss,
-        config.anneal,
-        config.epochs,
-        config.batch_size,
-    )?;
+    check_common(&config.loss, config.anneal, config.epochs, config.batch_size)?;
     let n = folder.items.len();
     let k = folder.classes.len();
     if n == 0 {
@@ -335,11 +303,7 @@ pub fn train_backbone(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
     let net = Net::new(&config.arch, vb.clone())?;
-    let cw = vb.get_with_hints(
-        (k, config.arch.embedding_dim),
-        CLASS_WEIGHT,
-        candle_nn::Init::Const(0.0),
-    )?;
+    let cw = vb.get_with_hints((k, config.arch.embedding_dim), CLASS_WEIGHT, candle_nn::Init::Const(0.0))?;
     seed_weights(&varmap, &mut rng)?;
     let mut opt = Sgd::new(varmap.all_vars(), config.sgd.clone())?;
 
@@ -352,32 +316,17 @@ pub fn train_backbone(
         rng.shuffle(&mut order);
         for batch in order.chunks(config.batch_size) {
             // Flip decisions are drawn here, in order, so parallel decoding cannot change them.
-            let paths: Vec<(&Path, bool)> = batch
-                .iter()
-                .map(|&i| {
-                    (
-                        folder.items[i].0.as_path(),
-                        config.flip && rng.uniform() < 0.5,
-                    )
-                })
-                .collect();
+            let paths: Vec<(&Path, bool)> =
+                batch.iter().map(|&i| (folder.items[i].0.as_path(), config.flip && rng.uniform() < 0.5)).collect();
             let labels: Vec<u32> = batch.iter().map(|&i| folder.items[i].1 as u32).collect();
             let x = load_batch(&paths, &config.arch, dev)?;
             let y = Tensor::from_vec(labels, batch.len(), dev)?;
-            let lr = config
-                .schedule
-                .lr(config.sgd.lr, step, steps_per_epoch, total);
+            let lr = config.schedule.lr(config.sgd.lr, step, steps_per_epoch, total);
             opt.set_learning_rate(lr);
             let loss_fn = loss_at(config.loss, config.anneal, step);
             let feats = net.forward(&x, true)?;
             let (loss, accuracy) = optimise(&loss_fn, &feats, &cw, &y, &mut opt, epoch, step)?;
-            let rec = StepRecord {
-                epoch,
-                step,
-                loss,
-                accuracy,
-                lr,
-            };
+            let rec = StepRecord { epoch, step, loss, accuracy, lr };
             on_step(&rec);
             records.push(rec);
             step += 1;
@@ -428,29 +377,17 @@ impl TrainedBackbone {
     /// Writes all network tensors (batch-norm statistics included) and the class weights to
     /// a safetensors file, with the architecture, loss and class names in its metadata.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let fail = |msg: String| LmclError::Checkpoint {
-            path: path.to_path_buf(),
-            msg,
-        };
-        let data = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| fail("poisoned VarMap lock".into()))?;
-        let tensors: Vec<(String, Tensor)> = data
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?)))
-            .collect::<Result<_>>()?;
+        let fail = |msg: String| LmclError::Checkpoint { path: path.to_path_buf(), msg };
+        let data = self.varmap.data().lock().map_err(|_| fail("poisoned VarMap lock".into()))?;
+        let tensors: Vec<(String, Tensor)> =
+            data.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?))).collect::<Result<_>>()?;
         let a = &self.arch;
         let widths: Vec<String> = a.widths.iter().map(|w| w.to_string()).collect();
         let meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("loss".to_string(), self.loss.to_string()),
             ("input_size".to_string(), a.input_size.to_string()),
-            (
-                "crop".to_string(),
-                a.crop.map_or("none".to_string(), |c| c.to_string()),
-            ),
+            ("crop".to_string(), a.crop.map_or("none".to_string(), |c| c.to_string())),
             ("widths".to_string(), widths.join(",")),
             ("embedding_dim".to_string(), a.embedding_dim.to_string()),
             ("classes".to_string(), self.classes.join("\n")),
@@ -460,34 +397,21 @@ impl TrainedBackbone {
 
     /// Reads a checkpoint written by [`TrainedBackbone::save`] onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<TrainedBackbone> {
-        let fail = |msg: String| LmclError::Checkpoint {
-            path: path.to_path_buf(),
-            msg,
-        };
+        let fail = |msg: String| LmclError::Checkpoint { path: path.to_path_buf(), msg };
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| fail(format!("no {k:?} in metadata")))
-        };
+        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| fail(format!("no {k:?} in metadata")));
         if get("format")? != FORMAT {
             return Err(fail(format!("format is not {FORMAT:?}")));
         }
-        let num = |k: &str, v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| fail(format!("{k}={v:?} is not a count")))
-        };
+        let num = |k: &str, v: &str| v.parse::<usize>().map_err(|_| fail(format!("{k}={v:?} is not a count")));
         let crop = match get("crop")?.as_str() {
             "none" => None,
             c => Some(num("crop", c)? as u32),
         };
-        let widths = get("widths")?
-            .split(',')
-            .map(|w| num("widths", w))
-            .collect::<Result<_>>()?;
+        let widths = get("widths")?.split(',').map(|w| num("widths", w)).collect::<Result<_>>()?;
         let arch = BackboneArch {
             input_size: num("input_size", &get("input_size")?)?,
             crop,
@@ -495,43 +419,19 @@ impl TrainedBackbone {
             embedding_dim: num("embedding_dim", &get("embedding_dim")?)?,
         };
         check_arch(&arch).map_err(|e| fail(e.to_string()))?;
-        let loss: MarginLoss = get("loss")?
-            .parse()
-            .map_err(|e: LmclError| fail(e.to_string()))?;
+        let loss: MarginLoss = get("loss")?.parse().map_err(|e: LmclError| fail(e.to_string()))?;
         let classes: Vec<String> = get("classes")?.split('\n').map(str::to_string).collect();
         let mut varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let net = Net::new(&arch, vb.clone())?;
-        vb.get_with_hints(
-            (classes.len(), arch.embedding_dim),
-            CLASS_WEIGHT,
-            candle_nn::Init::Const(0.0),
-        )?;
-        let stored = candle_core::safetensors::load_buffer(&bytes, device)
-            .map_err(|e| fail(e.to_string()))?;
-        let names: Vec<String> = varmap
-            .data()
-            .lock()
-            .map_err(|_| fail("poisoned lock".into()))?
-            .keys()
-            .cloned()
-            .collect();
+        vb.get_with_hints((classes.len(), arch.embedding_dim), CLASS_WEIGHT, candle_nn::Init::Const(0.0))?;
+        let stored = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| fail(e.to_string()))?;
+        let names: Vec<String> =
+            varmap.data().lock().map_err(|_| fail("poisoned lock".into()))?.keys().cloned().collect();
         for name in names {
-            let t = stored
-                .get(&name)
-                .ok_or_else(|| fail(format!("no tensor {name}")))?;
-            varmap
-                .set_one(&name, t.to_dtype(DType::F32)?)
-                .map_err(|e| fail(format!("{name}: {e}")))?;
+            let t = stored.get(&name).ok_or_else(|| fail(format!("no tensor {name}")))?;
+            varmap.set_one(&name, t.to_dtype(DType::F32)?).map_err(|e| fail(format!("{name}: {e}")))?;
         }
-        Ok(TrainedBackbone {
-            arch,
-            loss,
-            classes,
-            varmap,
-            net,
-            device: device.clone(),
-            records: Vec::new(),
-        })
+        Ok(TrainedBackbone { arch, loss, classes, varmap, net, device: device.clone(), records: Vec::new() })
     }
 }

@@ -14,7 +14,10 @@ use facebench_metrics::{ten_fold, FoldScores, Rule};
 use rayon::prelude::*;
 
 use crate::error::input;
-use crate::{angular_stats, train_head, AngularStats, HeadInit, LmclError, MarginLoss, Result, SgdParams, SphereAnneal, TrainConfig};
+use crate::{
+    angular_stats, train_head, AngularStats, HeadInit, LmclError, MarginLoss, Result, SgdParams, SphereAnneal,
+    TrainConfig,
+};
 
 /// Training settings shared by every panel of the toy experiment.
 #[derive(Clone, Debug)]
@@ -209,7 +212,11 @@ pub struct AblationRow {
 /// Folds of one setting train in parallel (each head is small, so one head per thread beats
 /// threading inside its matmuls); results are identical for any thread count.
 /// `progress` is told each finished (setting, seed).
-pub fn ablation(data: &AblationData, cfg: &AblationConfig, progress: &(dyn Fn(&AblationRow) + Sync)) -> Result<Vec<AblationRow>> {
+pub fn ablation(
+    data: &AblationData,
+    cfg: &AblationConfig,
+    progress: &(dyn Fn(&AblationRow) + Sync),
+) -> Result<Vec<AblationRow>> {
     let d = data.dim;
     let n_folds = data.train.len();
     if d == 0 || !data.pair_images.len().is_multiple_of(d) {
@@ -337,7 +344,8 @@ mod tests {
     fn toy_panels_separate_clusters_and_report_their_angles() {
         let (x, y) = clusters(4, 30, 8, 1);
         let cfg = ToyConfig { epochs: 30, batch_size: 32, lr: 0.1, seed: 0 };
-        let panels = toy(&x, 8, &y, &[MarginLoss::NormFace { s: 10.0 }, MarginLoss::CosFace { s: 10.0, m: 0.2 }], &cfg).unwrap();
+        let panels =
+            toy(&x, 8, &y, &[MarginLoss::NormFace { s: 10.0 }, MarginLoss::CosFace { s: 10.0, m: 0.2 }], &cfg).unwrap();
         assert_eq!(panels.len(), 2);
         for p in &panels {
             assert_eq!((p.features.len(), p.weights.len()), (240, 8));
@@ -375,7 +383,14 @@ mod tests {
             folds: folds.clone(),
             train: vec![TrainSet { x: x.clone(), y: ids.clone(), classes: 6 }; 2],
         };
-        let cfg = AblationConfig { settings: vec![Setting::Raw], seeds: 3, epochs: 1, batch_size: 8, lr: 0.1, init: HeadInit::Identity };
+        let cfg = AblationConfig {
+            settings: vec![Setting::Raw],
+            seeds: 3,
+            epochs: 1,
+            batch_size: 8,
+            lr: 0.1,
+            init: HeadInit::Identity,
+        };
         let rows = ablation(&data, &cfg, &|_| {}).unwrap();
         assert_eq!(rows.len(), 1, "raw features have no seeds");
         // Direct: each fold's threshold maximises the other fold's accuracy (midpoints).
@@ -388,10 +403,20 @@ mod tests {
             let mut thr: Vec<f64> = vec![cands[0] - 1.0];
             thr.extend(cands.windows(2).filter(|w| w[0] != w[1]).map(|w| 0.5 * (w[0] + w[1])));
             thr.push(cands[cands.len() - 1] + 1.0);
-            let best = thr.iter().copied().fold((0, f64::NAN), |b, t| if acc_at(&train, t) > b.0 { (acc_at(&train, t), t) } else { b });
+            let best = thr.iter().copied().fold((0, f64::NAN), |b, t| {
+                if acc_at(&train, t) > b.0 {
+                    (acc_at(&train, t), t)
+                } else {
+                    b
+                }
+            });
             let test: Vec<usize> = (0..pairs.len()).filter(|&i| folds[i] == k).collect();
             let expect = acc_at(&test, best.1) as f64 / test.len() as f64;
-            assert!((rows[0].fold_accuracy[k] - expect).abs() < 1e-12, "fold {k}: {} vs {expect}", rows[0].fold_accuracy[k]);
+            assert!(
+                (rows[0].fold_accuracy[k] - expect).abs() < 1e-12,
+                "fold {k}: {} vs {expect}",
+                rows[0].fold_accuracy[k]
+            );
         }
     }
 
@@ -399,7 +424,8 @@ mod tests {
     fn ablation_heads_are_seeded_and_reproducible() {
         let (x, ids) = clusters(6, 6, 8, 3);
         let n = ids.len();
-        let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).filter(|(i, j)| (i + j) % 5 == 0).collect();
+        let pairs: Vec<(usize, usize)> =
+            (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).filter(|(i, j)| (i + j) % 5 == 0).collect();
         let is_same: Vec<bool> = pairs.iter().map(|&(a, b)| ids[a] == ids[b]).collect();
         let folds: Vec<usize> = (0..pairs.len()).map(|i| i % 2).collect();
         let data = AblationData {

@@ -39,9 +39,7 @@ pub use experiments::{
 pub use loss::{ArcFallback, MarginLoss};
 pub use optim::{LrSchedule, Sgd, SgdParams};
 pub use stats::{angular_stats, AngularStats, ClassAngles};
-pub use train::{
-    train_head, train_head_with, HeadInit, SphereAnneal, StepRecord, TrainConfig, TrainedHead,
-};
+pub use train::{train_head, train_head_with, HeadInit, SphereAnneal, StepRecord, TrainConfig, TrainedHead};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, LmclError>;

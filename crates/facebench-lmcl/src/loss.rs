@@ -65,11 +65,7 @@ pub enum MarginLoss {
     /// (large at the start of training, see [`crate::SphereAnneal`]).
     SphereFace { m: u32, lambda: f64 },
     /// ArcFace: `s cos(θ_y + m)` on the target with the given [`ArcFallback`].
-    ArcFace {
-        s: f64,
-        m: f64,
-        fallback: ArcFallback,
-    },
+    ArcFace { s: f64, m: f64, fallback: ArcFallback },
     /// Combined margin (InsightFace): `s (cos(m1 θ_y + m2) - m3)` on the target, no fallback.
     /// `(1, 0, m)` is LMCL, `(1, m, 0)` is ArcFace without fallback, `(m, 0, 0)` is a
     /// SphereFace-style multiplicative margin without ψ.
@@ -163,9 +159,7 @@ impl MarginLoss {
                 let wn = l2_normalize(weights)?;
                 let xw = features.matmul(&wn.t()?)?; // ‖x‖ cos θ_j
                 let norm = features.sqr()?.sum_keepdim(1)?.sqrt()?;
-                let cy = xw
-                    .gather(&idx, 1)?
-                    .broadcast_div(&norm.maximum(NORM_FLOOR)?)?;
+                let cy = xw.gather(&idx, 1)?.broadcast_div(&norm.maximum(NORM_FLOOR)?)?;
                 let psi = sphere_psi(&cy, m)?;
                 let mixed = ((cy * lambda)? + psi)?.affine(1.0 / (1.0 + lambda), 0.0)?;
                 replace_target(&xw, &(mixed * norm)?, labels, k)?
@@ -209,11 +203,7 @@ impl MarginLoss {
 
 /// Rows scaled to unit L2 norm (norms below 1e-12 are treated as 1e-12).
 pub(crate) fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .maximum(NORM_FLOOR)?;
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(NORM_FLOOR)?;
     Ok(x.broadcast_div(&norm)?)
 }
 
@@ -258,13 +248,8 @@ fn acos_with_grad(c: &Tensor) -> Result<Tensor> {
     let c0 = c.detach();
     let host = c0.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let theta: Vec<f64> = host.iter().map(|v| v.clamp(-1.0, 1.0).acos()).collect();
-    let slope: Vec<f64> = host
-        .iter()
-        .map(|v| -1.0 / (1.0 - v * v).max(SIN2_FLOOR).sqrt())
-        .collect();
-    let to = |v: Vec<f64>| -> Result<Tensor> {
-        Ok(Tensor::from_vec(v, c.shape(), c.device())?.to_dtype(c.dtype())?)
-    };
+    let slope: Vec<f64> = host.iter().map(|v| -1.0 / (1.0 - v * v).max(SIN2_FLOOR).sqrt()).collect();
+    let to = |v: Vec<f64>| -> Result<Tensor> { Ok(Tensor::from_vec(v, c.shape(), c.device())?.to_dtype(c.dtype())?) };
     Ok(((c - &c0)?.mul(&to(slope)?)? + to(theta)?)?)
 }
 
@@ -285,9 +270,7 @@ fn check_fw(features: &Tensor, weights: &Tensor) -> Result<(usize, usize, usize)
         other => return input(format!("class weights must be (k, d), got shape {other:?}")),
     };
     if d != dw {
-        return input(format!(
-            "features have dimension {d} but class weights have {dw}"
-        ));
+        return input(format!("features have dimension {d} but class weights have {dw}"));
     }
     if !features.dtype().is_float() || features.dtype() != weights.dtype() {
         return input(format!(
@@ -302,23 +285,13 @@ fn check_fw(features: &Tensor, weights: &Tensor) -> Result<(usize, usize, usize)
 fn check_all(features: &Tensor, weights: &Tensor, labels: &Tensor) -> Result<usize> {
     let (n, _, k) = check_fw(features, weights)?;
     if labels.dtype() != DType::U32 || labels.dims() != [n] {
-        return input(format!(
-            "labels must be u32 of shape [{n}], got {:?} {:?}",
-            labels.dtype(),
-            labels.dims()
-        ));
+        return input(format!("labels must be u32 of shape [{n}], got {:?} {:?}", labels.dtype(), labels.dims()));
     }
     if n > 0 {
         let max = labels.max(0)?.to_scalar::<u32>()? as usize;
         if max >= k {
-            let row = labels
-                .to_vec1::<u32>()?
-                .iter()
-                .position(|&l| l as usize >= k);
-            return input(format!(
-                "label {max} (row {}) is out of range for {k} classes",
-                row.unwrap_or(0)
-            ));
+            let row = labels.to_vec1::<u32>()?.iter().position(|&l| l as usize >= k);
+            return input(format!("label {max} (row {}) is out of range for {k} classes", row.unwrap_or(0)));
         }
     }
     Ok(k)
@@ -349,16 +322,11 @@ impl FromStr for MarginLoss {
     /// `sphereface:m=[,lambda=0]` (alias `asoftmax`), `arcface:s=,m=[,fallback=insightface|easy|none]`,
     /// `combined:s=,m1=,m2=,m3=`. Numeric parameters other than `lambda` have no default.
     fn from_str(spec: &str) -> Result<Self> {
-        let err = |msg: String| LmclError::LossSpec {
-            spec: spec.to_string(),
-            msg,
-        };
+        let err = |msg: String| LmclError::LossSpec { spec: spec.to_string(), msg };
         let (name, rest) = spec.split_once(':').unwrap_or((spec, ""));
         let mut params: BTreeMap<&str, &str> = BTreeMap::new();
         for item in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| err(format!("parameter {item:?} is not key=value")))?;
+            let (k, v) = item.split_once('=').ok_or_else(|| err(format!("parameter {item:?} is not key=value")))?;
             if params.insert(k.trim(), v.trim()).is_some() {
                 return Err(err(format!("parameter {k:?} given twice")));
             }
@@ -366,20 +334,14 @@ impl FromStr for MarginLoss {
         let take = |key: &str| -> Result<Option<f64>> {
             match params.get(key) {
                 None => Ok(None),
-                Some(v) => v
-                    .parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| err(format!("{key}={v:?} is not a number"))),
+                Some(v) => v.parse::<f64>().map(Some).map_err(|_| err(format!("{key}={v:?} is not a number"))),
             }
         };
         let need = |v: Option<f64>, key: &str| v.ok_or_else(|| err(format!("missing {key}=")));
         let loss = match name.trim().to_ascii_lowercase().as_str() {
             "softmax" => MarginLoss::Softmax,
             "normface" => MarginLoss::NormFace { s: need(take("s")?, "s")? },
-            "cosface" | "lmcl" => MarginLoss::CosFace {
-                s: need(take("s")?, "s")?,
-                m: need(take("m")?, "m")?,
-            },
+            "cosface" | "lmcl" => MarginLoss::CosFace { s: need(take("s")?, "s")?, m: need(take("m")?, "m")? },
             "sphereface" | "asoftmax" | "a-softmax" => {
                 let m = need(take("m")?, "m")?;
                 if m.fract() != 0.0 || !(1.0..=64.0).contains(&m) {
@@ -394,11 +356,7 @@ impl FromStr for MarginLoss {
                     None | Some("insightface") => ArcFallback::InsightFace,
                     Some("easy") => ArcFallback::Easy,
                     Some("none") => ArcFallback::None,
-                    Some(other) => {
-                        return Err(err(format!(
-                            "fallback={other:?}: expected insightface, easy or none"
-                        )))
-                    }
+                    Some(other) => return Err(err(format!("fallback={other:?}: expected insightface, easy or none"))),
                 };
                 MarginLoss::ArcFace { s, m, fallback }
             }

@@ -15,12 +15,7 @@ pub struct SgdParams {
 
 impl Default for SgdParams {
     fn default() -> Self {
-        SgdParams {
-            lr: 0.1,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov: false,
-        }
+        SgdParams { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false }
     }
 }
 
@@ -37,11 +32,7 @@ impl Optimizer for Sgd {
     type Config = SgdParams;
 
     fn new(vars: Vec<Var>, params: SgdParams) -> candle_core::Result<Self> {
-        let named = [
-            ("lr", params.lr),
-            ("momentum", params.momentum),
-            ("weight_decay", params.weight_decay),
-        ];
+        let named = [("lr", params.lr), ("momentum", params.momentum), ("weight_decay", params.weight_decay)];
         for (what, v) in named {
             if !(v.is_finite() && v >= 0.0) {
                 candle_core::bail!("SGD {what} = {v} must be finite and >= 0");
@@ -52,20 +43,11 @@ impl Optimizer for Sgd {
         }
         let vars: Vec<Var> = vars.into_iter().filter(|v| v.dtype().is_float()).collect();
         let buffers = vec![None; vars.len()];
-        Ok(Sgd {
-            vars,
-            buffers,
-            params,
-        })
+        Ok(Sgd { vars, buffers, params })
     }
 
     fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        let SgdParams {
-            lr,
-            momentum,
-            weight_decay,
-            nesterov,
-        } = self.params;
+        let SgdParams { lr, momentum, weight_decay, nesterov } = self.params;
         for (var, buf) in self.vars.iter().zip(self.buffers.iter_mut()) {
             let Some(grad) = grads.get(var) else { continue };
             let mut g = grad.detach();
@@ -151,12 +133,7 @@ mod tests {
         let (lr, mu, wd) = (0.1, 0.9, 0.01);
         for nesterov in [false, true] {
             let var = Var::from_tensor(&Tensor::new(&p0, &dev)?)?;
-            let params = SgdParams {
-                lr,
-                momentum: mu,
-                weight_decay: wd,
-                nesterov,
-            };
+            let params = SgdParams { lr, momentum: mu, weight_decay: wd, nesterov };
             let mut opt = Sgd::new(vec![var.clone()], params)?;
             let ct = Tensor::new(&c, &dev)?;
             let mut p = p0;
@@ -172,10 +149,7 @@ mod tests {
                 }
                 let got = var.as_tensor().to_vec1::<f64>()?;
                 for i in 0..2 {
-                    assert!(
-                        (got[i] - p[i]).abs() < 1e-14,
-                        "nesterov={nesterov} step {step}: {got:?} vs {p:?}"
-                    );
+                    assert!((got[i] - p[i]).abs() < 1e-14, "nesterov={nesterov} step {step}: {got:?} vs {p:?}");
                 }
             }
         }
@@ -184,25 +158,15 @@ mod tests {
 
     #[test]
     fn sgd_rejects_bad_settings() {
-        let p = SgdParams {
-            lr: -1.0,
-            ..SgdParams::default()
-        };
+        let p = SgdParams { lr: -1.0, ..SgdParams::default() };
         assert!(Sgd::new(vec![], p).is_err());
-        let p = SgdParams {
-            momentum: 0.0,
-            nesterov: true,
-            ..SgdParams::default()
-        };
+        let p = SgdParams { momentum: 0.0, nesterov: true, ..SgdParams::default() };
         assert!(Sgd::new(vec![], p).is_err());
     }
 
     #[test]
     fn schedules_give_the_expected_rates() {
-        let s = LrSchedule::Step {
-            milestones: vec![2, 4],
-            gamma: 0.1,
-        };
+        let s = LrSchedule::Step { milestones: vec![2, 4], gamma: 0.1 };
         let lrs: Vec<f64> = (0..6).map(|e| s.lr(1.0, e * 10, 10, 60)).collect();
         let want = [1.0, 1.0, 0.1, 0.1, 0.01, 0.01];
         for (a, b) in lrs.iter().zip(want) {

@@ -44,9 +44,7 @@ impl SplitMix64 {
 
     /// `len` values uniform in [-bound, bound).
     pub(crate) fn uniform_vec(&mut self, len: usize, bound: f64) -> Vec<f32> {
-        (0..len)
-            .map(|_| ((self.uniform() * 2.0 - 1.0) * bound) as f32)
-            .collect()
+        (0..len).map(|_| ((self.uniform() * 2.0 - 1.0) * bound) as f32).collect()
     }
 }
 

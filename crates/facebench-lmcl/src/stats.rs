@@ -46,20 +46,12 @@ fn angle_deg(cos: f64) -> f64 {
 /// `O(n² dim)`, parallel over rows.
 pub fn angular_stats(features: &[f32], dim: usize, labels: &[usize]) -> Result<AngularStats> {
     if dim == 0 || !features.len().is_multiple_of(dim) || features.len() / dim != labels.len() {
-        return input(format!(
-            "{} values of dimension {dim} do not match {} labels",
-            features.len(),
-            labels.len()
-        ));
+        return input(format!("{} values of dimension {dim} do not match {} labels", features.len(), labels.len()));
     }
     let n = labels.len();
     let mut unit = Vec::with_capacity(features.len());
     for (i, row) in features.chunks(dim).enumerate() {
-        let norm = row
-            .iter()
-            .map(|&v| f64::from(v).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let norm = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
         if !(norm.is_finite() && norm > 0.0) {
             return input(format!("feature row {i} has norm {norm}: no direction"));
         }
@@ -70,10 +62,7 @@ pub fn angular_stats(features: &[f32], dim: usize, labels: &[usize]) -> Result<A
     let mut centres = vec![0.0f64; k * dim];
     for (i, &c) in labels.iter().enumerate() {
         counts[c] += 1;
-        for (s, v) in centres[c * dim..(c + 1) * dim]
-            .iter_mut()
-            .zip(&unit[i * dim..(i + 1) * dim])
-        {
+        for (s, v) in centres[c * dim..(c + 1) * dim].iter_mut().zip(&unit[i * dim..(i + 1) * dim]) {
             *s += v;
         }
     }
@@ -84,12 +73,9 @@ pub fn angular_stats(features: &[f32], dim: usize, labels: &[usize]) -> Result<A
         let row = &mut centres[c * dim..(c + 1) * dim];
         let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
         if counts[c] > 0 && norm == 0.0 {
-            return input(format!(
-                "class {c}: its features cancel out, no mean direction"
-            ));
+            return input(format!("class {c}: its features cancel out, no mean direction"));
         }
-        row.iter_mut()
-            .for_each(|v| *v /= norm.max(f64::MIN_POSITIVE));
+        row.iter_mut().for_each(|v| *v /= norm.max(f64::MIN_POSITIVE));
     }
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let mut spread = vec![0.0f64; k];
@@ -122,21 +108,11 @@ pub fn angular_stats(features: &[f32], dim: usize, labels: &[usize]) -> Result<A
     let per_class: Vec<ClassAngles> = (0..k)
         .map(|c| {
             if counts[c] == 0 {
-                return ClassAngles {
-                    count: 0,
-                    spread_deg: f64::NAN,
-                    gap_deg: f64::NAN,
-                    nearest_centre_deg: f64::NAN,
-                };
+                return ClassAngles { count: 0, spread_deg: f64::NAN, gap_deg: f64::NAN, nearest_centre_deg: f64::NAN };
             }
             let nearest = (0..k)
                 .filter(|&o| o != c && counts[o] > 0)
-                .map(|o| {
-                    dot(
-                        &centres[c * dim..(c + 1) * dim],
-                        &centres[o * dim..(o + 1) * dim],
-                    )
-                })
+                .map(|o| dot(&centres[c * dim..(c + 1) * dim], &centres[o * dim..(o + 1) * dim]))
                 .fold(f64::NEG_INFINITY, f64::max);
             ClassAngles {
                 count: counts[c],
@@ -162,9 +138,7 @@ mod tests {
     use super::*;
 
     fn circle(degs: &[f64]) -> Vec<f32> {
-        degs.iter()
-            .flat_map(|d| [d.to_radians().cos() as f32, d.to_radians().sin() as f32])
-            .collect()
+        degs.iter().flat_map(|d| [d.to_radians().cos() as f32, d.to_radians().sin() as f32]).collect()
     }
 
     /// Two arcs on the circle: class 0 at 0°, ±10°; class 1 at 90°, 100°, 110°.
@@ -181,31 +155,16 @@ mod tests {
         assert!(close(s.mean_gap_deg, 80.0));
         assert!(close(s.mean_nearest_centre_deg, 100.0));
         // Margins: class 0 samples at -10, 0, 10 -> (110-10, 100-0, 90-10); class 1 mirrored.
-        assert!(
-            close(s.mean_margin_deg, (100.0 + 100.0 + 80.0) / 3.0),
-            "{}",
-            s.mean_margin_deg
-        );
+        assert!(close(s.mean_margin_deg, (100.0 + 100.0 + 80.0) / 3.0), "{}", s.mean_margin_deg);
         // Norms do not matter.
         let scaled: Vec<f32> = f.iter().map(|v| v * 3.0).collect();
-        assert_eq!(
-            angular_stats(&scaled, 2, &[0, 0, 0, 1, 1, 1])
-                .unwrap()
-                .per_class
-                .len(),
-            2
-        );
+        assert_eq!(angular_stats(&scaled, 2, &[0, 0, 0, 1, 1, 1]).unwrap().per_class.len(), 2);
     }
 
     #[test]
     fn bad_input_is_reported() {
-        assert!(
-            angular_stats(&[1.0, 0.0, 0.0, 1.0], 2, &[0, 0]).is_err(),
-            "one class"
-        );
-        let e = angular_stats(&[1.0, 0.0, 0.0, 0.0], 2, &[0, 1])
-            .unwrap_err()
-            .to_string();
+        assert!(angular_stats(&[1.0, 0.0, 0.0, 1.0], 2, &[0, 0]).is_err(), "one class");
+        let e = angular_stats(&[1.0, 0.0, 0.0, 0.0], 2, &[0, 1]).unwrap_err().to_string();
         assert!(e.contains("row 1"), "{e}");
         assert!(angular_stats(&[1.0, 0.0, 0.0], 2, &[0, 1]).is_err());
     }

@@ -39,12 +39,7 @@ pub struct SphereAnneal {
 
 impl Default for SphereAnneal {
     fn default() -> Self {
-        SphereAnneal {
-            base: 1000.0,
-            gamma: 0.12,
-            power: 1.0,
-            lambda_min: 5.0,
-        }
+        SphereAnneal { base: 1000.0, gamma: 0.12, power: 1.0, lambda_min: 5.0 }
     }
 }
 
@@ -116,10 +111,7 @@ impl StepRecord {
 
     /// One CSV line matching [`StepRecord::CSV_HEADER`] (no newline).
     pub fn csv_row(&self) -> String {
-        format!(
-            "{},{},{},{},{}",
-            self.epoch, self.step, self.loss, self.accuracy, self.lr
-        )
+        format!("{},{},{},{},{}", self.epoch, self.step, self.loss, self.accuracy, self.lr)
     }
 }
 
@@ -136,12 +128,7 @@ pub struct TrainedHead {
 }
 
 /// [`train_head_with`] without a progress callback.
-pub fn train_head(
-    embeddings: &[f32],
-    dim: usize,
-    labels: &[usize],
-    config: &TrainConfig,
-) -> Result<TrainedHead> {
+pub fn train_head(embeddings: &[f32], dim: usize, labels: &[usize], config: &TrainConfig) -> Result<TrainedHead> {
     train_head_with(embeddings, dim, labels, config, &mut |_| {})
 }
 
@@ -167,20 +154,12 @@ pub fn train_head_with(
     if classes > u32::MAX as usize {
         return input(format!("label {} is too large", classes - 1));
     }
-    check_common(
-        &config.loss,
-        config.anneal,
-        config.epochs,
-        config.batch_size,
-    )?;
+    check_common(&config.loss, config.anneal, config.epochs, config.batch_size)?;
     if config.out_dim == 0 {
         return input("out_dim must be > 0");
     }
     if config.init == HeadInit::Identity && config.out_dim != dim {
-        return input(format!(
-            "identity init needs out_dim == embedding dim, got {} and {dim}",
-            config.out_dim
-        ));
+        return input(format!("identity init needs out_dim == embedding dim, got {} and {dim}", config.out_dim));
     }
     let dev = &config.device;
     let out = config.out_dim;
@@ -191,23 +170,14 @@ pub fn train_head_with(
     let map = varmap.get((out, dim), HEAD_WEIGHT, zeros, DType::F32, dev)?;
     let init_map = match config.init {
         HeadInit::Random => rng.uniform_vec(out * dim, 1.0 / (dim as f64).sqrt()),
-        HeadInit::Identity => (0..out * dim)
-            .map(|i| f32::from(i / dim == i % dim))
-            .collect(),
+        HeadInit::Identity => (0..out * dim).map(|i| f32::from(i / dim == i % dim)).collect(),
     };
     let mut varmap = varmap;
     varmap.set_one(HEAD_WEIGHT, Tensor::from_vec(init_map, (out, dim), dev)?)?;
-    let bias = if config.bias {
-        Some(varmap.get(out, HEAD_BIAS, zeros, DType::F32, dev)?)
-    } else {
-        None
-    };
+    let bias = if config.bias { Some(varmap.get(out, HEAD_BIAS, zeros, DType::F32, dev)?) } else { None };
     let cw = varmap.get((classes, out), CLASS_WEIGHT, zeros, DType::F32, dev)?;
     let init_cw = rng.uniform_vec(classes * out, 1.0 / (out as f64).sqrt());
-    varmap.set_one(
-        CLASS_WEIGHT,
-        Tensor::from_vec(init_cw, (classes, out), dev)?,
-    )?;
+    varmap.set_one(CLASS_WEIGHT, Tensor::from_vec(init_cw, (classes, out), dev)?)?;
 
     let mut opt = Sgd::new(varmap.all_vars(), config.sgd.clone())?;
     let x_all = Tensor::from_slice(embeddings, (n, dim), dev)?;
@@ -220,9 +190,7 @@ pub fn train_head_with(
     for epoch in 0..config.epochs {
         rng.shuffle(&mut order);
         for batch in order.chunks(config.batch_size) {
-            let lr = config
-                .schedule
-                .lr(config.sgd.lr, step, steps_per_epoch, total);
+            let lr = config.schedule.lr(config.sgd.lr, step, steps_per_epoch, total);
             opt.set_learning_rate(lr);
             let loss_fn = loss_at(config.loss, config.anneal, step);
             let idx = Tensor::from_slice(batch, batch.len(), dev)?;
@@ -230,13 +198,7 @@ pub fn train_head_with(
             let yb = y_all.index_select(&idx, 0)?;
             let feats = linear(&xb, &map, bias.as_ref())?;
             let (loss, accuracy) = optimise(&loss_fn, &feats, &cw, &yb, &mut opt, epoch, step)?;
-            let rec = StepRecord {
-                epoch,
-                step,
-                loss,
-                accuracy,
-                lr,
-            };
+            let rec = StepRecord { epoch, step, loss, accuracy, lr };
             on_step(&rec);
             records.push(rec);
             step += 1;
@@ -256,10 +218,7 @@ pub fn train_head_with(
 /// The loss to use at `step`: SphereFace's λ follows the annealing schedule when one is set.
 pub(crate) fn loss_at(loss: MarginLoss, anneal: Option<SphereAnneal>, step: usize) -> MarginLoss {
     match (loss, anneal) {
-        (MarginLoss::SphereFace { m, .. }, Some(a)) => MarginLoss::SphereFace {
-            m,
-            lambda: a.lambda(step),
-        },
+        (MarginLoss::SphereFace { m, .. }, Some(a)) => MarginLoss::SphereFace { m, lambda: a.lambda(step) },
         (l, _) => l,
     }
 }
@@ -283,11 +242,7 @@ pub(crate) fn optimise(
         ));
     }
     let plain = loss_fn.plain_logits(&feats.detach(), &class_weights.detach())?;
-    let hits = plain
-        .argmax(1)?
-        .eq(labels)?
-        .to_dtype(DType::F64)?
-        .sum_all()?;
+    let hits = plain.argmax(1)?.eq(labels)?.to_dtype(DType::F64)?.sum_all()?;
     let accuracy = hits.to_scalar::<f64>()? / labels.dim(0)? as f64;
     opt.backward_step(&loss)?;
     Ok((value, accuracy))
@@ -305,10 +260,7 @@ pub(crate) fn check_common(
     }
     loss.validate()?;
     if let Some(a) = anneal {
-        let ok = [a.base, a.gamma, a.power, a.lambda_min]
-            .iter()
-            .all(|v| v.is_finite())
-            && a.lambda_min >= 0.0;
+        let ok = [a.base, a.gamma, a.power, a.lambda_min].iter().all(|v| v.is_finite()) && a.lambda_min >= 0.0;
         if !ok {
             return input(format!("bad SphereFace annealing {a:?}"));
         }
@@ -330,18 +282,10 @@ fn check_embeddings(data: &[f32], dim: usize, what: &str) -> Result<usize> {
         return input(format!("{what}: dimension must be > 0"));
     }
     if !data.len().is_multiple_of(dim) {
-        return input(format!(
-            "{what}: {} values is not a whole number of rows of {dim}",
-            data.len()
-        ));
+        return input(format!("{what}: {} values is not a whole number of rows of {dim}", data.len()));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return input(format!(
-            "{what}: row {} column {} is {}",
-            i / dim,
-            i % dim,
-            data[i]
-        ));
+        return input(format!("{what}: row {} column {} is {}", i / dim, i % dim, data[i]));
     }
     Ok(data.len() / dim)
 }
@@ -393,10 +337,7 @@ impl TrainedHead {
     /// Writes a safetensors checkpoint: `head.weight`, optional `head.bias`, `classes.weight`,
     /// with the loss spec and the normalisation flag in the header metadata.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut tensors: Vec<(&str, &Tensor)> = vec![
-            (HEAD_WEIGHT, &self.map),
-            (CLASS_WEIGHT, &self.class_weights),
-        ];
+        let mut tensors: Vec<(&str, &Tensor)> = vec![(HEAD_WEIGHT, &self.map), (CLASS_WEIGHT, &self.class_weights)];
         if let Some(b) = &self.bias {
             tensors.push((HEAD_BIAS, b));
         }
@@ -405,20 +346,13 @@ impl TrainedHead {
             ("loss".to_string(), self.loss.to_string()),
             ("normalize_output".to_string(), self.normalize.to_string()),
         ]);
-        safetensors::serialize_to_file(tensors, Some(meta), path).map_err(|e| {
-            LmclError::Checkpoint {
-                path: path.to_path_buf(),
-                msg: e.to_string(),
-            }
-        })
+        safetensors::serialize_to_file(tensors, Some(meta), path)
+            .map_err(|e| LmclError::Checkpoint { path: path.to_path_buf(), msg: e.to_string() })
     }
 
     /// Reads a checkpoint written by [`TrainedHead::save`], checking names and shapes.
     pub fn load(path: &Path) -> Result<TrainedHead> {
-        let fail = |msg: String| LmclError::Checkpoint {
-            path: path.to_path_buf(),
-            msg,
-        };
+        let fail = |msg: String| LmclError::Checkpoint { path: path.to_path_buf(), msg };
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
@@ -434,53 +368,27 @@ impl TrainedHead {
         let normalize = match meta.get("normalize_output").map(String::as_str) {
             Some("true") => true,
             Some("false") => false,
-            other => {
-                return Err(fail(format!(
-                    "normalize_output is {other:?}, not true/false"
-                )))
-            }
+            other => return Err(fail(format!("normalize_output is {other:?}, not true/false"))),
         };
-        let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| fail(e.to_string()))?;
+        let mut tensors =
+            candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| fail(e.to_string()))?;
         let mut take = |name: &str| -> Result<Option<Tensor>> {
-            tensors
-                .remove(name)
-                .map(|t| {
-                    t.to_dtype(DType::F32)
-                        .map_err(|e| fail(format!("{name}: {e}")))
-                })
-                .transpose()
+            tensors.remove(name).map(|t| t.to_dtype(DType::F32).map_err(|e| fail(format!("{name}: {e}")))).transpose()
         };
         let map = take(HEAD_WEIGHT)?.ok_or_else(|| fail(format!("no tensor {HEAD_WEIGHT}")))?;
         let cw = take(CLASS_WEIGHT)?.ok_or_else(|| fail(format!("no tensor {CLASS_WEIGHT}")))?;
         let bias = take(HEAD_BIAS)?;
         let [out, _] = map.dims() else {
-            return Err(fail(format!(
-                "{HEAD_WEIGHT} has shape {:?}, want 2-D",
-                map.dims()
-            )));
+            return Err(fail(format!("{HEAD_WEIGHT} has shape {:?}, want 2-D", map.dims())));
         };
         if cw.rank() != 2 || cw.dims()[1] != *out {
-            return Err(fail(format!(
-                "{CLASS_WEIGHT} has shape {:?}, want (k, {out})",
-                cw.dims()
-            )));
+            return Err(fail(format!("{CLASS_WEIGHT} has shape {:?}, want (k, {out})", cw.dims())));
         }
         if let Some(b) = &bias {
             if b.dims() != [*out] {
-                return Err(fail(format!(
-                    "{HEAD_BIAS} has shape {:?}, want [{out}]",
-                    b.dims()
-                )));
+                return Err(fail(format!("{HEAD_BIAS} has shape {:?}, want [{out}]", b.dims())));
             }
         }
-        Ok(TrainedHead {
-            map,
-            bias,
-            class_weights: cw,
-            normalize,
-            loss,
-            records: Vec::new(),
-        })
+        Ok(TrainedHead { map, bias, class_weights: cw, normalize, loss, records: Vec::new() })
     }
 }

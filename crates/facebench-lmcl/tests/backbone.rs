@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use facebench_lmcl::{
-    train_backbone, BackboneArch, BackboneConfig, ImageFolder, LrSchedule, MarginLoss, SgdParams,
-    TrainedBackbone,
+    train_backbone, BackboneArch, BackboneConfig, ImageFolder, LrSchedule, MarginLoss, SgdParams, TrainedBackbone,
 };
 
 const CLASSES: usize = 4;
@@ -15,19 +14,14 @@ const CLASSES: usize = 4;
 fn make_folder(dir: &Path, per_class: usize) {
     let mut s = 7u64;
     let mut next = move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (s >> 33) as u32
     };
     for c in 0..CLASSES {
         let sub = dir.join(format!("id{c}"));
         std::fs::create_dir_all(&sub).unwrap();
         for i in 0..per_class {
-            let (ox, oy) = (
-                (c % 2) as u32 * 12 + next() % 3,
-                (c / 2) as u32 * 12 + next() % 3,
-            );
+            let (ox, oy) = ((c % 2) as u32 * 12 + next() % 3, (c / 2) as u32 * 12 + next() % 3);
             let img = image::RgbImage::from_fn(24, 24, |x, y| {
                 let inside = (ox..ox + 10).contains(&x) && (oy..oy + 10).contains(&y);
                 let base = if inside { 200 } else { 40 };
@@ -48,22 +42,12 @@ fn tmp(name: &str) -> PathBuf {
 
 fn config(epochs: usize) -> BackboneConfig {
     BackboneConfig {
-        arch: BackboneArch {
-            input_size: 16,
-            crop: None,
-            widths: vec![8, 16, 16],
-            embedding_dim: 16,
-        },
+        arch: BackboneArch { input_size: 16, crop: None, widths: vec![8, 16, 16], embedding_dim: 16 },
         epochs,
         batch_size: 8,
         // A horizontal flip would swap the classes of this toy set (quadrants 0 <-> 1).
         flip: false,
-        sgd: SgdParams {
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov: false,
-        },
+        sgd: SgdParams { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
         schedule: LrSchedule::Cosine { min_lr: 0.0 },
         ..BackboneConfig::new(MarginLoss::CosFace { s: 10.0, m: 0.2 })
     }
@@ -72,10 +56,7 @@ fn config(epochs: usize) -> BackboneConfig {
 fn epoch_mean(m: &TrainedBackbone, epoch: usize) -> (f64, f64) {
     let r: Vec<_> = m.records().iter().filter(|r| r.epoch == epoch).collect();
     let n = r.len() as f64;
-    (
-        r.iter().map(|r| r.loss).sum::<f64>() / n,
-        r.iter().map(|r| r.accuracy).sum::<f64>() / n,
-    )
+    (r.iter().map(|r| r.loss).sum::<f64>() / n, r.iter().map(|r| r.accuracy).sum::<f64>() / n)
 }
 
 #[test]
@@ -95,23 +76,13 @@ fn backbone_learns_a_small_folder_reproducibly_and_round_trips() {
 
     // Same seed, same bits (flips, shuffles, init, batch-norm statistics).
     let again = train_backbone(&folder, &cfg, &mut |_| {}).unwrap();
-    let bits = |m: &TrainedBackbone| -> Vec<u64> {
-        m.records().iter().map(|r| r.loss.to_bits()).collect()
-    };
+    let bits = |m: &TrainedBackbone| -> Vec<u64> { m.records().iter().map(|r| r.loss.to_bits()).collect() };
     assert_eq!(bits(&model), bits(&again));
-    let flips = BackboneConfig {
-        flip: true,
-        epochs: 2,
-        ..cfg.clone()
-    };
+    let flips = BackboneConfig { flip: true, epochs: 2, ..cfg.clone() };
     let f1 = train_backbone(&folder, &flips, &mut |_| {}).unwrap();
     let f2 = train_backbone(&folder, &flips, &mut |_| {}).unwrap();
     assert_eq!(bits(&f1), bits(&f2));
-    assert_ne!(
-        bits(&f1),
-        bits(&model)[..bits(&f1).len()],
-        "flips change the run"
-    );
+    assert_ne!(bits(&f1), bits(&model)[..bits(&f1).len()], "flips change the run");
     let paths: Vec<PathBuf> = folder.items().iter().map(|(p, _)| p.clone()).collect();
     let e1 = model.embed_images(&paths).unwrap();
     assert_eq!(e1, again.embed_images(&paths).unwrap());
@@ -121,8 +92,7 @@ fn backbone_learns_a_small_folder_reproducibly_and_round_trips() {
     let cos = |a: usize, b: usize| -> f32 {
         let (x, y) = (&e1[a * 16..(a + 1) * 16], &e1[b * 16..(b + 1) * 16]);
         let d: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
-        d / (x.iter().map(|v| v * v).sum::<f32>().sqrt()
-            * y.iter().map(|v| v * v).sum::<f32>().sqrt())
+        d / (x.iter().map(|v| v * v).sum::<f32>().sqrt() * y.iter().map(|v| v * v).sum::<f32>().sqrt())
     };
     let (mut same, mut diff, mut ns, mut nd) = (0.0, 0.0, 0, 0);
     for a in 0..32 {
@@ -168,34 +138,22 @@ fn folder_selection_and_errors() {
     assert_eq!(top.classes(), ["id0", "id3"]); // id3 has 3 images, then ties by name
     assert_eq!(top.items().iter().filter(|(_, c)| *c == 1).count(), 3);
 
-    let e = ImageFolder::scan(&dir.join("missing"))
-        .unwrap_err()
-        .to_string();
+    let e = ImageFolder::scan(&dir.join("missing")).unwrap_err().to_string();
     assert!(e.contains("missing"), "{e}");
-    let e = ImageFolder::scan(&dir.join("empty"))
-        .unwrap_err()
-        .to_string();
+    let e = ImageFolder::scan(&dir.join("empty")).unwrap_err().to_string();
     assert!(e.contains("no <identity>/<image>"), "{e}");
 
     std::fs::write(dir.join("id2/broken.jpg"), b"not a jpeg").unwrap();
     let folder = ImageFolder::scan(&dir).unwrap();
-    let e = train_backbone(&folder, &config(1), &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let e = train_backbone(&folder, &config(1), &mut |_| {}).err().unwrap().to_string();
     assert!(e.contains("broken.jpg"), "{e}");
 
     let mut bad = config(1);
     bad.arch.input_size = 18; // not a multiple of 4 for three stages
-    let e = train_backbone(&folder, &bad, &mut |_| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let e = train_backbone(&folder, &bad, &mut |_| {}).err().unwrap().to_string();
     assert!(e.contains("multiple of 4"), "{e}");
     std::fs::write(dir.join("x.safetensors"), b"junk").unwrap();
-    let e = TrainedBackbone::load(&dir.join("x.safetensors"), &candle_core::Device::Cpu)
-        .err()
-        .unwrap();
+    let e = TrainedBackbone::load(&dir.join("x.safetensors"), &candle_core::Device::Cpu).err().unwrap();
     assert!(e.to_string().contains("x.safetensors"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -18,10 +18,7 @@ const LABELS: [usize; N] = [0, 3, 1, 4, 3, 2];
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
     fn vec(&mut self, n: usize) -> Vec<f64> {
@@ -96,13 +93,7 @@ fn reference_logits(loss: &MarginLoss, x: &[f64], w: &[f64], labels: &[usize]) -
                     };
                     s * f
                 }
-                MarginLoss::Combined { s, m1, m2, m3 } => {
-                    s * if is_y {
-                        (m1 * theta + m2).cos() - m3
-                    } else {
-                        c
-                    }
-                }
+                MarginLoss::Combined { s, m1, m2, m3 } => s * if is_y { (m1 * theta + m2).cos() - m3 } else { c },
             };
         }
     }
@@ -143,67 +134,31 @@ fn all_losses() -> Vec<MarginLoss> {
         MarginLoss::SphereFace { m: 4, lambda: 5.0 },
         MarginLoss::SphereFace { m: 3, lambda: 1.5 },
         MarginLoss::SphereFace { m: 2, lambda: 0.0 },
-        MarginLoss::ArcFace {
-            s: 64.0,
-            m: 0.5,
-            fallback: ArcFallback::InsightFace,
-        },
-        MarginLoss::ArcFace {
-            s: 32.0,
-            m: 0.4,
-            fallback: ArcFallback::Easy,
-        },
-        MarginLoss::ArcFace {
-            s: 32.0,
-            m: 0.3,
-            fallback: ArcFallback::None,
-        },
-        MarginLoss::Combined {
-            s: 32.0,
-            m1: 0.9,
-            m2: 0.4,
-            m3: 0.15,
-        },
-        MarginLoss::Combined {
-            s: 20.0,
-            m1: 1.0,
-            m2: 0.3,
-            m3: 0.2,
-        },
-        MarginLoss::Combined {
-            s: 20.0,
-            m1: 1.35,
-            m2: 0.0,
-            m3: 0.0,
-        },
+        MarginLoss::ArcFace { s: 64.0, m: 0.5, fallback: ArcFallback::InsightFace },
+        MarginLoss::ArcFace { s: 32.0, m: 0.4, fallback: ArcFallback::Easy },
+        MarginLoss::ArcFace { s: 32.0, m: 0.3, fallback: ArcFallback::None },
+        MarginLoss::Combined { s: 32.0, m1: 0.9, m2: 0.4, m3: 0.15 },
+        MarginLoss::Combined { s: 20.0, m1: 1.0, m2: 0.3, m3: 0.2 },
+        MarginLoss::Combined { s: 20.0, m1: 1.35, m2: 0.0, m3: 0.0 },
     ]
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 #[test]
 fn fixture_covers_every_branch() {
     // SphereFace m = 4 segments k = floor(4θ/π) and ArcFace m = 0.5 fallback (θ > π - 0.5).
-    let ks: std::collections::BTreeSet<i64> = ANGLES
-        .iter()
-        .map(|t| (4.0 * t / PI).floor() as i64)
-        .collect();
+    let ks: std::collections::BTreeSet<i64> = ANGLES.iter().map(|t| (4.0 * t / PI).floor() as i64).collect();
     assert_eq!(ks.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     assert!(ANGLES.iter().any(|&t| t > PI - 0.5) && ANGLES.iter().any(|&t| t < PI - 0.5));
     assert!(ANGLES.iter().any(|&t| t > PI / 2.0));
     // The fixture really has those angles.
     let (x, w) = fixture();
     for i in 0..N {
-        let (xi, wy) = (
-            &x[i * D..(i + 1) * D],
-            &w[LABELS[i] * D..(LABELS[i] + 1) * D],
-        );
+        let (xi, wy) = (&x[i * D..(i + 1) * D], &w[LABELS[i] * D..(LABELS[i] + 1) * D]);
         let c = dot(xi, wy) / (norm(xi) * norm(wy));
         assert!((c.acos() - ANGLES[i]).abs() < 1e-9);
         assert!((norm(xi) - NORMS[i]).abs() < 1e-12);
@@ -219,20 +174,10 @@ fn loss_values_match_the_f64_formulas() {
         assert_eq!(logits.dims(), [N, K]);
         let got: Vec<f64> = logits.flatten_all().unwrap().to_vec1().unwrap();
         let want = reference_logits(&loss, &x, &w, &LABELS);
-        assert!(
-            max_abs_diff(&got, &want) < 1e-10,
-            "{loss}: logits {got:?} vs {want:?}"
-        );
-        let l = loss
-            .loss(&xt, &wt, &lt)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-10, "{loss}: logits {got:?} vs {want:?}");
+        let l = loss.loss(&xt, &wt, &lt).unwrap().to_scalar::<f64>().unwrap();
         let r = reference_loss(&loss, &x, &w, &LABELS);
-        assert!(
-            (l - r).abs() < 1e-10 * r.abs().max(1.0),
-            "{loss}: loss {l} vs {r}"
-        );
+        assert!((l - r).abs() < 1e-10 * r.abs().max(1.0), "{loss}: loss {l} vs {r}");
     }
 }
 
@@ -240,18 +185,9 @@ fn loss_values_match_the_f64_formulas() {
 fn f32_logits_agree_with_f64() {
     let (x, w) = fixture();
     let (xt, wt, lt) = tensors(&x, &w, &LABELS);
-    let (x32, w32) = (
-        xt.to_dtype(DType::F32).unwrap(),
-        wt.to_dtype(DType::F32).unwrap(),
-    );
+    let (x32, w32) = (xt.to_dtype(DType::F32).unwrap(), wt.to_dtype(DType::F32).unwrap());
     for loss in all_losses() {
-        let a: Vec<f32> = loss
-            .logits(&x32, &w32, &lt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let a: Vec<f32> = loss.logits(&x32, &w32, &lt).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b = reference_logits(&loss, &x, &w, &LABELS);
         let a: Vec<f64> = a.into_iter().map(f64::from).collect();
         // f32 cosines carry ~1e-7 error; s up to 64 and acos slopes scale it.
@@ -271,13 +207,7 @@ fn gradients_match_finite_differences() {
         let l = loss.loss(xv.as_tensor(), wv.as_tensor(), &lt).unwrap();
         let grads = l.backward().unwrap();
         for (name, var, base, is_x) in [("features", &xv, &x, true), ("weights", &wv, &w, false)] {
-            let g: Vec<f64> = grads
-                .get(var)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let g: Vec<f64> = grads.get(var).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             for (e, &ge) in g.iter().enumerate() {
                 let mut plus = base.clone();
                 let mut minus = base.clone();
@@ -292,10 +222,7 @@ fn gradients_match_finite_differences() {
                 };
                 let fd = (f(&plus) - f(&minus)) / (2.0 * h);
                 let tol = 1e-6 * (1.0 + fd.abs());
-                assert!(
-                    (ge - fd).abs() < tol,
-                    "{loss}: d/d{name}[{e}] autograd {ge} vs fd {fd}"
-                );
+                assert!((ge - fd).abs() < tol, "{loss}: d/d{name}[{e}] autograd {ge} vs fd {fd}");
             }
         }
     }
@@ -304,12 +231,7 @@ fn gradients_match_finite_differences() {
 fn logits_of(loss: MarginLoss) -> Vec<f64> {
     let (x, w) = fixture();
     let (xt, wt, lt) = tensors(&x, &w, &LABELS);
-    loss.logits(&xt, &wt, &lt)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    loss.logits(&xt, &wt, &lt).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
 #[test]
@@ -318,45 +240,24 @@ fn zero_margin_cosface_is_normface() {
     let b = logits_of(MarginLoss::NormFace { s: 30.0 });
     assert!(max_abs_diff(&a, &b) < 1e-12);
     let c = logits_of(MarginLoss::CosFace { s: 30.0, m: 0.2 });
-    assert!(
-        max_abs_diff(&c, &b) > 1.0,
-        "a margin must change the logits"
-    );
+    assert!(max_abs_diff(&c, &b) > 1.0, "a margin must change the logits");
 }
 
 #[test]
 fn zero_margin_arcface_and_combined_are_normface() {
     let nf = logits_of(MarginLoss::NormFace { s: 30.0 });
-    for fallback in [
-        ArcFallback::InsightFace,
-        ArcFallback::Easy,
-        ArcFallback::None,
-    ] {
-        let a = logits_of(MarginLoss::ArcFace {
-            s: 30.0,
-            m: 0.0,
-            fallback,
-        });
+    for fallback in [ArcFallback::InsightFace, ArcFallback::Easy, ArcFallback::None] {
+        let a = logits_of(MarginLoss::ArcFace { s: 30.0, m: 0.0, fallback });
         assert!(max_abs_diff(&a, &nf) < 1e-9, "{fallback:?}");
     }
-    let c = logits_of(MarginLoss::Combined {
-        s: 30.0,
-        m1: 1.0,
-        m2: 0.0,
-        m3: 0.0,
-    });
+    let c = logits_of(MarginLoss::Combined { s: 30.0, m1: 1.0, m2: 0.0, m3: 0.0 });
     assert!(max_abs_diff(&c, &nf) < 1e-12);
 }
 
 #[test]
 fn combined_one_zero_m_is_cosface() {
     for m in [0.1, 0.35] {
-        let a = logits_of(MarginLoss::Combined {
-            s: 64.0,
-            m1: 1.0,
-            m2: 0.0,
-            m3: m,
-        });
+        let a = logits_of(MarginLoss::Combined { s: 64.0, m1: 1.0, m2: 0.0, m3: m });
         let b = logits_of(MarginLoss::CosFace { s: 64.0, m });
         assert!(max_abs_diff(&a, &b) < 1e-12, "m = {m}");
     }
@@ -365,23 +266,10 @@ fn combined_one_zero_m_is_cosface() {
 #[test]
 fn combined_one_m_zero_is_arcface_where_no_fallback_applies() {
     let m = 0.5;
-    let comb = logits_of(MarginLoss::Combined {
-        s: 64.0,
-        m1: 1.0,
-        m2: m,
-        m3: 0.0,
-    });
-    let plain = logits_of(MarginLoss::ArcFace {
-        s: 64.0,
-        m,
-        fallback: ArcFallback::None,
-    });
+    let comb = logits_of(MarginLoss::Combined { s: 64.0, m1: 1.0, m2: m, m3: 0.0 });
+    let plain = logits_of(MarginLoss::ArcFace { s: 64.0, m, fallback: ArcFallback::None });
     assert!(max_abs_diff(&comb, &plain) < 1e-12);
-    let insight = logits_of(MarginLoss::ArcFace {
-        s: 64.0,
-        m,
-        fallback: ArcFallback::InsightFace,
-    });
+    let insight = logits_of(MarginLoss::ArcFace { s: 64.0, m, fallback: ArcFallback::InsightFace });
     for i in 0..N {
         let (a, b) = (&comb[i * K..(i + 1) * K], &insight[i * K..(i + 1) * K]);
         if ANGLES[i] + m <= PI {
@@ -412,13 +300,7 @@ fn sphereface_m1_is_softmax_on_normalised_weights() {
         .unwrap()
         .to_vec1()
         .unwrap();
-    let b: Vec<f64> = MarginLoss::Softmax
-        .logits(&xt, &wnt, &lt)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let b: Vec<f64> = MarginLoss::Softmax.logits(&xt, &wnt, &lt).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert!(max_abs_diff(&a, &b) < 1e-12);
 }
 
@@ -439,18 +321,11 @@ fn sphereface_psi_is_continuous_and_decreasing() {
     for m in 1..=4 {
         let z = target_curve(MarginLoss::SphereFace { m, lambda: 0.0 }, &thetas);
         for i in 1..z.len() {
-            assert!(
-                z[i] <= z[i - 1] + 1e-12,
-                "m={m}: ψ rises at θ={}",
-                thetas[i]
-            );
+            assert!(z[i] <= z[i - 1] + 1e-12, "m={m}: ψ rises at θ={}", thetas[i]);
             assert!(z[i - 1] - z[i] < 0.01, "m={m}: ψ jumps at θ={}", thetas[i]);
         }
         assert!((z[0] - 1.0).abs() < 1e-12);
-        assert!(
-            (z[z.len() - 1] - (1.0 - 2.0 * m as f64)).abs() < 1e-9,
-            "ψ(π) = 1 - 2m"
-        );
+        assert!((z[z.len() - 1] - (1.0 - 2.0 * m as f64)).abs() < 1e-9, "ψ(π) = 1 - 2m");
     }
 }
 
@@ -459,23 +334,9 @@ fn arcface_insightface_fallback_keeps_the_target_logit_monotonic() {
     let m = 0.5;
     let thetas: Vec<f64> = (0..=2000).map(|i| i as f64 * PI / 2000.0).collect();
     let mono = |z: &[f64]| z.windows(2).all(|p| p[1] <= p[0] + 1e-12);
-    let fb = target_curve(
-        MarginLoss::ArcFace {
-            s: 1.0,
-            m,
-            fallback: ArcFallback::InsightFace,
-        },
-        &thetas,
-    );
+    let fb = target_curve(MarginLoss::ArcFace { s: 1.0, m, fallback: ArcFallback::InsightFace }, &thetas);
     assert!(mono(&fb));
-    let none = target_curve(
-        MarginLoss::ArcFace {
-            s: 1.0,
-            m,
-            fallback: ArcFallback::None,
-        },
-        &thetas,
-    );
+    let none = target_curve(MarginLoss::ArcFace { s: 1.0, m, fallback: ArcFallback::None }, &thetas);
     assert!(!mono(&none), "plain cos(θ+m) rises again past π - m");
     // At the switch θ = π - m the rule steps from cos(π) = -1 down to -cos m - m·sin m;
     // the step between neighbouring grid points must be exactly the formula's.
@@ -503,16 +364,8 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(e.contains("dimension 4") && e.contains("have 3"), "{e}");
     let bad = MarginLoss::CosFace { s: -1.0, m: 0.35 };
     assert!(bad.loss(&xt, &wt, &short).is_err());
-    assert!(MarginLoss::SphereFace { m: 0, lambda: 0.0 }
-        .validate()
-        .is_err());
-    assert!(MarginLoss::ArcFace {
-        s: 64.0,
-        m: 4.0,
-        fallback: ArcFallback::None
-    }
-    .validate()
-    .is_err());
+    assert!(MarginLoss::SphereFace { m: 0, lambda: 0.0 }.validate().is_err());
+    assert!(MarginLoss::ArcFace { s: 64.0, m: 4.0, fallback: ArcFallback::None }.validate().is_err());
 }
 
 #[test]
@@ -521,22 +374,12 @@ fn specs_parse_and_round_trip() {
         let back: MarginLoss = loss.to_string().parse().unwrap();
         assert_eq!(back, loss);
     }
-    assert_eq!(
-        "lmcl:s=64,m=0.35".parse::<MarginLoss>().unwrap(),
-        MarginLoss::CosFace { s: 64.0, m: 0.35 }
-    );
+    assert_eq!("lmcl:s=64,m=0.35".parse::<MarginLoss>().unwrap(), MarginLoss::CosFace { s: 64.0, m: 0.35 });
     assert_eq!(
         "arcface:s=64,m=0.5".parse::<MarginLoss>().unwrap(),
-        MarginLoss::ArcFace {
-            s: 64.0,
-            m: 0.5,
-            fallback: ArcFallback::InsightFace
-        }
+        MarginLoss::ArcFace { s: 64.0, m: 0.5, fallback: ArcFallback::InsightFace }
     );
-    assert_eq!(
-        "asoftmax:m=4".parse::<MarginLoss>().unwrap(),
-        MarginLoss::SphereFace { m: 4, lambda: 0.0 }
-    );
+    assert_eq!("asoftmax:m=4".parse::<MarginLoss>().unwrap(), MarginLoss::SphereFace { m: 4, lambda: 0.0 });
     for (bad, why) in [
         ("cosface:s=64", "missing m"),
         ("cosface:s=64,m=x", "not a number"),

@@ -38,15 +38,10 @@ fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
 }
 
 fn eval(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let data = std::env::var_os("FACEBENCH_DATA")
-        .map_or_else(|| PathBuf::from("../shared/data"), PathBuf::from);
+    let data = std::env::var_os("FACEBENCH_DATA").map_or_else(|| PathBuf::from("../shared/data"), PathBuf::from);
     let mf = data.join("megaface");
-    let (probe_root, distractor_root, ending, out) = (
-        Path::new(&args[0]),
-        Path::new(&args[1]),
-        &args[2],
-        Path::new(&args[3]),
-    );
+    let (probe_root, distractor_root, ending, out) =
+        (Path::new(&args[0]), Path::new(&args[1]), &args[2], Path::new(&args[3]));
     let clean = args.iter().any(|a| a == "--clean");
     let sizes: Vec<usize> = match args.iter().position(|a| a == "--sizes") {
         Some(i) => args
@@ -62,33 +57,16 @@ fn eval(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> 
     let mut probes = ProbeSet::from_devkit(&list, probe_root, ending, |_| {})?;
     let mut distractors = DistractorSet::from_devkit(&lists, distractor_root, ending, |_| {})?;
     if clean {
-        probes.apply_noise_list(
-            &NoiseList::read(&mf.join("noises/facescrub_noises.txt"))?,
-            0,
-        )?;
+        probes.apply_noise_list(&NoiseList::read(&mf.join("noises/facescrub_noises.txt"))?, 0)?;
         distractors.apply_noise_list(&NoiseList::read(&mf.join("noises/megaface_noises.txt"))?)?;
     }
-    let results = evaluate(
-        &probes,
-        &distractors,
-        &EvalConfig::default(),
-        &|done, total| {
-            eprint!("\rscored {done} / {total} distractors");
-        },
-    )?;
+    let results = evaluate(&probes, &distractors, &EvalConfig::default(), &|done, total| {
+        eprint!("\rscored {done} / {total} distractors");
+    })?;
     eprintln!();
     let alg = ending.trim_start_matches('_').trim_end_matches(".bin");
-    let alg = if clean {
-        format!("{alg}_R")
-    } else {
-        alg.to_string()
-    };
-    let names = DevkitNames {
-        probe: "facescrub".into(),
-        distractor: "megaface".into(),
-        alg,
-        set: 1,
-    };
+    let alg = if clean { format!("{alg}_R") } else { alg.to_string() };
+    let names = DevkitNames { probe: "facescrub".into(), distractor: "megaface".into(), alg, set: 1 };
     write_devkit_results(&out.join("results"), &names, &results)?;
     write_results_json(&out.join("results.json"), &results)?;
     print!("{}", results.summary());

@@ -43,17 +43,9 @@ fn seeded(seed: u64, row: u64) -> SplitMix64 {
 
 /// A synthetic probe set: `identities` clusters (images split as evenly as possible over
 /// them), members at `spread` around a random centre, seeded.
-pub fn synthetic_probes(
-    identities: usize,
-    images: usize,
-    dim: usize,
-    spread: f32,
-    seed: u64,
-) -> Result<ProbeSet> {
+pub fn synthetic_probes(identities: usize, images: usize, dim: usize, spread: f32, seed: u64) -> Result<ProbeSet> {
     if identities == 0 || images < identities || dim == 0 {
-        return Err(Error::Invalid(format!(
-            "synthetic probes: {identities} identities, {images} images, dim {dim}"
-        )));
+        return Err(Error::Invalid(format!("synthetic probes: {identities} identities, {images} images, dim {dim}")));
     }
     let mut centres = vec![0f32; identities * dim];
     let mut rng = seeded(seed, u64::MAX);
@@ -99,10 +91,7 @@ pub fn synthetic_distractors(
 
 /// The devkit sizes up to `n`, and `n` itself.
 pub fn sizes_up_to(n: usize) -> Vec<usize> {
-    let mut s: Vec<usize> = [10, 100, 1000, 10_000, 100_000, 1_000_000]
-        .into_iter()
-        .filter(|&s| s < n)
-        .collect();
+    let mut s: Vec<usize> = [10, 100, 1000, 10_000, 100_000, 1_000_000].into_iter().filter(|&s| s < n).collect();
     s.push(n);
     s
 }
@@ -208,11 +197,9 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -244,11 +231,7 @@ impl Reducer for Discard {
 }
 
 /// Times blocked scoring of `probes x distractors` with no reduction (the GEMM floor).
-pub fn bare_gemm_seconds(
-    probes: &ProbeSet,
-    distractors: &DistractorSet,
-    block: BlockConfig,
-) -> Result<f64> {
+pub fn bare_gemm_seconds(probes: &ProbeSet, distractors: &DistractorSet, block: BlockConfig) -> Result<f64> {
     let q = Matrix::new(probes.data(), probes.len(), probes.dim())?;
     let g = Matrix::new(distractors.data(), distractors.rows(), distractors.dim())?;
     let t = Instant::now();
@@ -268,13 +251,9 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
     pool.install(|| {
         let t = Instant::now();
         let probes = synthetic_probes(FACESCRUB_IDENTITIES, FACESCRUB_IMAGES, dim, 2.0, 7)?;
-        let dset =
-            synthetic_distractors(distractors, dim, 1000, 1.0, 11, &sizes_up_to(distractors))?;
+        let dset = synthetic_distractors(distractors, dim, 1000, 1.0, 11, &sizes_up_to(distractors))?;
         let generate_s = t.elapsed().as_secs_f64();
-        let cfg = EvalConfig {
-            dataset: "synthetic".into(),
-            ..EvalConfig::default()
-        };
+        let cfg = EvalConfig { dataset: "synthetic".into(), ..EvalConfig::default() };
         let (t, c) = (Instant::now(), cpu_seconds());
         let results = evaluate(&probes, &dset, &cfg, &|_, _| {})?;
         let (eval_s, eval_cpu_s) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
@@ -286,10 +265,7 @@ pub fn bench_megaface(distractors: usize, dim: usize, threads: usize) -> Result<
             if !scoring.format().is_some_and(|f| f.available()) {
                 continue;
             }
-            let c = EvalConfig {
-                scoring,
-                ..cfg.clone()
-            };
+            let c = EvalConfig { scoring, ..cfg.clone() };
             let (t, cpu) = (Instant::now(), cpu_seconds());
             let r = evaluate(&probes, &dset, &c, &|_, _| {})?;
             let (s, cs) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);

@@ -27,12 +27,7 @@ impl ProbeSet {
     /// Builds a probe set from per-row identity names, relative paths and row-major
     /// features (`ids.len() x dim`). Rows are L2-normalised (the devkit ranks by L2 distance,
     /// which equals ranking by cosine only on unit vectors); a zero row is an error naming it.
-    pub fn new(
-        ids: &[String],
-        paths: Vec<String>,
-        mut data: Vec<f32>,
-        dim: usize,
-    ) -> Result<ProbeSet> {
+    pub fn new(ids: &[String], paths: Vec<String>, mut data: Vec<f32>, dim: usize) -> Result<ProbeSet> {
         if dim == 0 || ids.len() != paths.len() || data.len() != ids.len() * dim {
             return Err(Error::Invalid(format!(
                 "probe set: {} ids, {} paths and {} values do not form rows of dimension {dim}",
@@ -43,10 +38,7 @@ impl ProbeSet {
         }
         for (i, row) in data.chunks_mut(dim).enumerate() {
             if row.iter().any(|v| !v.is_finite()) || !normalize_row(row) {
-                return Err(Error::Invalid(format!(
-                    "probe row {i} ({}): zero or non-finite feature",
-                    paths[i]
-                )));
+                return Err(Error::Invalid(format!("probe row {i} ({}): zero or non-finite feature", paths[i])));
             }
         }
         let mut by_name: HashMap<&str, usize> = HashMap::new();
@@ -60,14 +52,7 @@ impl ProbeSet {
                 })
             })
             .collect();
-        Ok(ProbeSet {
-            dim,
-            data,
-            paths,
-            identity,
-            names,
-            cleaned: false,
-        })
+        Ok(ProbeSet { dim, data, paths, identity, names, cleaned: false })
     }
 
     /// Probes of `list` read from devkit feature files `<root>/<path><ending>` (in parallel;
@@ -135,9 +120,7 @@ impl ProbeSet {
     /// small relative to the centre as InsightFace's is. Returns the replaced rows; an identity
     /// whose images are all on the list is an error naming it.
     pub fn apply_noise_list(&mut self, noise: &NoiseList, seed: u64) -> Result<Vec<usize>> {
-        let noisy: Vec<usize> = (0..self.len())
-            .filter(|&i| noise.has_probe(&self.paths[i]))
-            .collect();
+        let noisy: Vec<usize> = (0..self.len()).filter(|&i| noise.has_probe(&self.paths[i])).collect();
         self.cleaned = true;
         if noisy.is_empty() {
             return Ok(noisy);
@@ -168,10 +151,7 @@ impl ProbeSet {
                 *v = (c + rng.uniform(-0.001, 0.001)) as f32;
             }
             if !normalize_row(row) {
-                return Err(Error::Invalid(format!(
-                    "probe {}: cleaned feature is zero",
-                    self.paths[i]
-                )));
+                return Err(Error::Invalid(format!("probe {}: cleaned feature is zero", self.paths[i])));
             }
         }
         Ok(noisy)
@@ -193,12 +173,7 @@ fn rows_of(paths: &[String], store: &Embeddings, what: &str) -> Result<Vec<usize
             "{} of {} {what} paths are not in the embedding store, first: {}",
             missing.len(),
             paths.len(),
-            missing
-                .iter()
-                .take(5)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
         )));
     }
     Ok(rows)
@@ -261,22 +236,12 @@ impl DistractorSet {
         let mut e = store::read_devkit_features(root, &paths, ending, progress)?;
         e.l2_normalize()?;
         let sizes = SizeInfo::of_lists(lists);
-        Ok(Self::build(
-            e.dim(),
-            paths.len(),
-            Storage::Store(e),
-            member,
-            sizes,
-            paths,
-        ))
+        Ok(Self::build(e.dim(), paths.len(), Storage::Store(e), member, sizes, paths))
     }
 
     /// Distractors of the given per-size lists, looked up by path in a packed store. Store rows
     /// on no list are scored but belong to no size (they cost time, not results).
-    pub fn from_store_lists(
-        mut store: Embeddings,
-        lists: &[(usize, Vec<String>)],
-    ) -> Result<DistractorSet> {
+    pub fn from_store_lists(mut store: Embeddings, lists: &[(usize, Vec<String>)]) -> Result<DistractorSet> {
         check_sizes(lists.len())?;
         let mut member = vec![0u8; store.len()];
         for (b, (_, list)) in lists.iter().enumerate() {
@@ -287,14 +252,7 @@ impl DistractorSet {
         store.l2_normalize()?;
         let sizes = SizeInfo::of_lists(lists);
         let paths = store.keys().to_vec();
-        Ok(Self::build(
-            store.dim(),
-            store.len(),
-            Storage::Store(store),
-            member,
-            sizes,
-            paths,
-        ))
+        Ok(Self::build(store.dim(), store.len(), Storage::Store(store), member, sizes, paths))
     }
 
     /// Distractors of one packed store or one list, size N being its first N rows.
@@ -303,47 +261,24 @@ impl DistractorSet {
         let member = first_n_member(store.len(), sizes)?;
         let paths = store.keys().to_vec();
         let sizes = SizeInfo::first_n(sizes);
-        Ok(Self::build(
-            store.dim(),
-            store.len(),
-            Storage::Store(store),
-            member,
-            sizes,
-            paths,
-        ))
+        Ok(Self::build(store.dim(), store.len(), Storage::Store(store), member, sizes, paths))
     }
 
     /// Unnamed distractors (synthetic benchmarks): row-major `data`, size N = first N rows.
     /// Rows are L2-normalised.
-    pub fn from_raw_first_n(
-        mut data: Vec<f32>,
-        dim: usize,
-        sizes: &[usize],
-    ) -> Result<DistractorSet> {
+    pub fn from_raw_first_n(mut data: Vec<f32>, dim: usize, sizes: &[usize]) -> Result<DistractorSet> {
         if dim == 0 || !data.len().is_multiple_of(dim) {
-            return Err(Error::Invalid(format!(
-                "{} values are not rows of dimension {dim}",
-                data.len()
-            )));
+            return Err(Error::Invalid(format!("{} values are not rows of dimension {dim}", data.len())));
         }
         let rows = data.len() / dim;
         for (i, row) in data.chunks_mut(dim).enumerate() {
             if row.iter().any(|v| !v.is_finite()) || !normalize_row(row) {
-                return Err(Error::Invalid(format!(
-                    "distractor row {i}: zero or non-finite feature"
-                )));
+                return Err(Error::Invalid(format!("distractor row {i}: zero or non-finite feature")));
             }
         }
         let member = first_n_member(rows, sizes)?;
         let sizes = SizeInfo::first_n(sizes);
-        Ok(Self::build(
-            dim,
-            rows,
-            Storage::Raw(data),
-            member,
-            sizes,
-            Vec::new(),
-        ))
+        Ok(Self::build(dim, rows, Storage::Raw(data), member, sizes, Vec::new()))
     }
 
     fn build(
@@ -354,25 +289,14 @@ impl DistractorSet {
         sizes: Vec<SizeInfo>,
         paths: Vec<String>,
     ) -> Self {
-        DistractorSet {
-            dim,
-            rows,
-            storage,
-            member,
-            noisy: vec![false; rows],
-            sizes,
-            paths,
-            cleaned: false,
-        }
+        DistractorSet { dim, rows, storage, member, noisy: vec![false; rows], sizes, paths, cleaned: false }
     }
 
     /// Marks the distractors on `noise` (matched by list path) so they never score;
     /// returns, per size, how many of its distractors are now noisy.
     pub fn apply_noise_list(&mut self, noise: &NoiseList) -> Result<Vec<usize>> {
         if self.paths.is_empty() {
-            return Err(Error::Invalid(
-                "these distractors have no paths, so a noise list cannot apply".into(),
-            ));
+            return Err(Error::Invalid("these distractors have no paths, so a noise list cannot apply".into()));
         }
         for (r, p) in self.paths.iter().enumerate() {
             self.noisy[r] = noise.has_distractor(p);
@@ -417,11 +341,7 @@ impl DistractorSet {
     }
     /// Per row, the bit set of sizes that row scores in (noisy rows: none).
     pub(crate) fn scoring_member(&self) -> Vec<u8> {
-        self.member
-            .iter()
-            .zip(&self.noisy)
-            .map(|(&m, &n)| if n { 0 } else { m })
-            .collect()
+        self.member.iter().zip(&self.noisy).map(|(&m, &n)| if n { 0 } else { m }).collect()
     }
 }
 
@@ -429,18 +349,14 @@ impl DistractorSet {
 fn check_lists(lists: &[(usize, Vec<String>)]) -> Result<()> {
     check_sizes(lists.len())?;
     match lists.iter().find(|(_, l)| l.is_empty()) {
-        Some((s, _)) => Err(Error::Invalid(format!(
-            "the size-{s} distractor list is empty"
-        ))),
+        Some((s, _)) => Err(Error::Invalid(format!("the size-{s} distractor list is empty"))),
         None => Ok(()),
     }
 }
 
 fn check_sizes(n: usize) -> Result<()> {
     if n == 0 || n > MAX_SIZES {
-        return Err(Error::Invalid(format!(
-            "between 1 and {MAX_SIZES} distractor sizes are supported, got {n}"
-        )));
+        return Err(Error::Invalid(format!("between 1 and {MAX_SIZES} distractor sizes are supported, got {n}")));
     }
     Ok(())
 }
@@ -453,12 +369,7 @@ fn first_n_member(rows: usize, sizes: &[usize]) -> Result<Vec<u8>> {
         )));
     }
     Ok((0..rows)
-        .map(|r| {
-            sizes
-                .iter()
-                .enumerate()
-                .fold(0u8, |m, (b, &s)| if r < s { m | (1 << b) } else { m })
-        })
+        .map(|r| sizes.iter().enumerate().fold(0u8, |m, (b, &s)| if r < s { m | (1 << b) } else { m }))
         .collect())
 }
 
@@ -476,9 +387,7 @@ fn union_lists(lists: &[(usize, Vec<String>)]) -> Result<(Vec<String>, Vec<u8>)>
                 paths.len() - 1
             });
             if member[r] & (1 << b) != 0 {
-                return Err(Error::Invalid(format!(
-                    "size-{size} distractor list: {p:?} is listed twice (entry {i})"
-                )));
+                return Err(Error::Invalid(format!("size-{size} distractor list: {p:?} is listed twice (entry {i})")));
             }
             member[r] |= 1 << b;
         }

@@ -127,11 +127,7 @@ pub struct RocPoint {
 pub enum TarExact {
     /// `far` is the FAR actually reached (<= the target). `threshold: None` means every
     /// scoring impostor may be accepted (fewer of them than the allowance).
-    Measured {
-        tar: f64,
-        far: f64,
-        threshold: Option<f32>,
-    },
+    Measured { tar: f64, far: f64, threshold: Option<f32> },
     /// The target is below 1 / impostors.
     NotMeasurable { impostors: u64 },
 }
@@ -226,10 +222,7 @@ impl MegafaceResults {
                 Scoring::F32 => self.variant.label().to_string(),
                 m => format!("{}, {} scoring", self.variant.label(), m.name()),
             };
-            out += &format!(
-                "{} ({v}) {} distractors: Id rank-1 {:.4}",
-                self.dataset, s.size, s.rank1
-            );
+            out += &format!("{} ({v}) {} distractors: Id rank-1 {:.4}", self.dataset, s.size, s.rank1);
             for t in &s.tar_at_far {
                 match t.tar() {
                     Some(tar) => out += &format!(", TAR@FAR={:e} {tar:.4} (exact)", t.far),
@@ -273,9 +266,7 @@ pub fn evaluate(
         (false, false) => Variant::Raw,
         (true, true) => Variant::R,
         _ => {
-            return Err(Error::Invalid(
-                "noise cleaning must apply to both probes and distractors (or neither)".into(),
-            ))
+            return Err(Error::Invalid("noise cleaning must apply to both probes and distractors (or neither)".into()))
         }
     };
     if probes.dim() != distractors.dim() {
@@ -286,9 +277,7 @@ pub fn evaluate(
         )));
     }
     if cfg.max_rank == 0 || cfg.chunk_rows == 0 {
-        return Err(Error::Invalid(
-            "max_rank and chunk_rows must be at least 1".into(),
-        ));
+        return Err(Error::Invalid("max_rank and chunk_rows must be at least 1".into()));
     }
     if let Some(f) = cfg.fars.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
         return Err(Error::Invalid(format!("FAR target {f} is not in (0, 1]")));
@@ -331,10 +320,7 @@ pub fn evaluate(
                     }
                 }
                 Some(f) => {
-                    let data: Vec<f32> = rows
-                        .iter()
-                        .flat_map(|&i| probes.row(i).iter().copied())
-                        .collect();
+                    let data: Vec<f32> = rows.iter().flat_map(|&i| probes.row(i).iter().copied()).collect();
                     let (q, g) = (
                         lowp::PackedRows::pack(f, &data, probes.dim()),
                         lowp::PackedPanels::pack(f, &data, probes.dim()),
@@ -347,9 +333,7 @@ pub fn evaluate(
         .collect();
     let pos_in_id: Vec<usize> = {
         let mut p = vec![0; n];
-        by_id
-            .iter()
-            .for_each(|rows| rows.iter().enumerate().for_each(|(k, &i)| p[i] = k));
+        by_id.iter().for_each(|rows| rows.iter().enumerate().for_each(|(k, &i)| p[i] = k));
         p
     };
     // Mate pairs (q, g), q-major, g ascending; the thresholds of q are its mate scores.
@@ -363,9 +347,7 @@ pub fn evaluate(
         offsets.push(mate.len());
     }
     if mate.is_empty() {
-        return Err(Error::Invalid(
-            "no identity has two probe images: there is nothing to identify".into(),
-        ));
+        return Err(Error::Invalid("no identity has two probe images: there is nothing to identify".into()));
     }
     let mut order: Vec<usize> = (0..mate.len()).collect();
     for w in offsets.windows(2) {
@@ -386,35 +368,17 @@ pub fn evaluate(
     let keep: Vec<usize> = impostors
         .iter()
         .map(|&ni| {
-            let a = cfg
-                .fars
-                .iter()
-                .map(|&f| max_false_accepts(f, ni))
-                .max()
-                .unwrap_or(0);
+            let a = cfg.fars.iter().map(|&f| max_false_accepts(f, ni)).max().unwrap_or(0);
             ((a + 1).max(ni.min(1024))).min(ni.max(1)) as usize
         })
         .collect();
-    let plan = Plan::new(
-        &distractors.scoring_member(),
-        sizes.len(),
-        offsets,
-        sorted,
-        order,
-        keep,
-        cfg.roc_bins,
-    );
+    let plan = Plan::new(&distractors.scoring_member(), sizes.len(), offsets, sorted, order, keep, cfg.roc_bins);
 
     let q = Matrix::new(probes.data(), n, probes.dim())?;
     let gallery = Matrix::new(distractors.data(), distractors.rows(), distractors.dim())?;
-    let packed_q = cfg
-        .scoring
-        .format()
-        .map(|f| lowp::PackedRows::pack(f, probes.data(), probes.dim()));
+    let packed_q = cfg.scoring.format().map(|f| lowp::PackedRows::pack(f, probes.data(), probes.dim()));
     // One packed-gallery buffer for all steps (low-precision modes).
-    let mut packed_g = packed_q
-        .as_ref()
-        .map(|pq| lowp::PackedPanels::pack(pq.format(), &[], probes.dim()));
+    let mut packed_g = packed_q.as_ref().map(|pq| lowp::PackedPanels::pack(pq.format(), &[], probes.dim()));
     let total = distractors.rows();
     let mut acc = SizeReducer::new(&plan);
     let mut done = 0;
@@ -509,13 +473,7 @@ fn lowp_blocked<R: facebench_score::Reducer>(
                 let (rows, cols) = (qb.min(m - q0), gb.min(n - g0));
                 buf.resize(rows * cols, 0.0);
                 lowp::score_tile(q, q0, rows, g, g0, cols, &mut buf[..rows * cols]);
-                part.consume(&facebench_score::Tile::new(
-                    q0,
-                    g0,
-                    rows,
-                    cols,
-                    &buf[..rows * cols],
-                ));
+                part.consume(&facebench_score::Tile::new(q0, g0, rows, cols, &buf[..rows * cols]));
                 (part, buf)
             },
         )
@@ -594,11 +552,7 @@ fn tar_exact(top: &[f32], genuine: &[f32], impostors: u64, far: f64) -> TarExact
             }
         }
         // Fewer scoring impostors than the allowance: accept everything.
-        None => TarExact::Measured {
-            tar: 1.0,
-            far: top.len() as f64 / impostors as f64,
-            threshold: None,
-        },
+        None => TarExact::Measured { tar: 1.0, far: top.len() as f64 / impostors as f64, threshold: None },
     }
 }
 
@@ -615,13 +569,7 @@ fn fa_grid(max: u64) -> Vec<u64> {
     g
 }
 
-fn roc_curve(
-    top: &[f32],
-    hist: &[f64],
-    sampled: bool,
-    genuine: &[f32],
-    impostors: u64,
-) -> RocCurve {
+fn roc_curve(top: &[f32], hist: &[f64], sampled: bool, genuine: &[f32], impostors: u64) -> RocCurve {
     let ng = genuine.len() as f64;
     let ni = impostors as f64;
     let (mut fpr, mut tpr) = (Vec::new(), Vec::new());
@@ -663,12 +611,7 @@ fn roc_curve(
         fpr.push(1.0);
         tpr.push(1.0);
     }
-    RocCurve {
-        fpr,
-        tpr,
-        exact_to_fpr,
-        sampled_beyond: sampled,
-    }
+    RocCurve { fpr, tpr, exact_to_fpr, sampled_beyond: sampled }
 }
 
 fn nearest_point(roc: &RocCurve, far: f64) -> Option<RocPoint> {
@@ -677,25 +620,13 @@ fn nearest_point(roc: &RocCurve, far: f64) -> Option<RocPoint> {
         .iter()
         .zip(&roc.tpr)
         .filter(|(f, _)| **f > 0.0)
-        .min_by(|a, b| {
-            (a.0.log10() - lf)
-                .abs()
-                .total_cmp(&(b.0.log10() - lf).abs())
-        })
+        .min_by(|a, b| (a.0.log10() - lf).abs().total_cmp(&(b.0.log10() - lf).abs()))
         .map(|(&fpr, &tpr)| RocPoint { fpr, tpr })
 }
 
 fn log_interp(roc: &RocCurve, far: f64) -> Option<f64> {
-    let pts: Vec<(f64, f64)> = roc
-        .fpr
-        .iter()
-        .copied()
-        .zip(roc.tpr.iter().copied())
-        .filter(|p| p.0 > 0.0)
-        .collect();
-    let i = pts
-        .windows(2)
-        .position(|w| w[0].0 <= far && far <= w[1].0)?;
+    let pts: Vec<(f64, f64)> = roc.fpr.iter().copied().zip(roc.tpr.iter().copied()).filter(|p| p.0 > 0.0).collect();
+    let i = pts.windows(2).position(|w| w[0].0 <= far && far <= w[1].0)?;
     let ((f0, t0), (f1, t1)) = (pts[i], pts[i + 1]);
     if f1 == f0 {
         return Some(t0.max(t1));

@@ -33,17 +33,17 @@ mod reduce;
 mod rng;
 
 pub use bench::{
-    bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors,
-    synthetic_probes, BenchReport, ModeBench, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
+    bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors, synthetic_probes, BenchReport,
+    ModeBench, FACESCRUB_IDENTITIES, FACESCRUB_IMAGES,
 };
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
-    evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults,
-    TarAtFar, TarExact, Variant,
+    evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults, TarAtFar, TarExact,
+    Variant,
 };
 pub use lists::{
-    distractor_list_path, first_n_lists, read_distractor_list, read_distractor_lists,
-    read_probe_list, NoiseList, ProbeList,
+    distractor_list_path, first_n_lists, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList,
+    ProbeList,
 };
 pub use lowp::{bf16_available, int8_available};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
@@ -66,9 +66,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::File {
-            path: path.into(),
-            msg: msg.into(),
-        }
+        Error::File { path: path.into(), msg: msg.into() }
     }
 }

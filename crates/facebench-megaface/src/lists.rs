@@ -28,16 +28,8 @@ struct DistractorJson {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::file(
-            path,
-            format!(
-                "line {}, column {}: not a {what}: {e}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| Error::file(path, format!("line {}, column {}: not a {what}: {e}", e.line(), e.column())))
 }
 
 /// Rejects empty and repeated paths, naming the index of the repeat.
@@ -48,10 +40,7 @@ fn check_paths(path: &Path, paths: &[String]) -> Result<()> {
             return Err(Error::file(path, format!("entry {i} of \"path\" is empty")));
         }
         if let Some(j) = seen.insert(p, i) {
-            return Err(Error::file(
-                path,
-                format!("path {p:?} is listed twice (entries {j} and {i})"),
-            ));
+            return Err(Error::file(path, format!("path {p:?} is listed twice (entries {j} and {i})")));
         }
     }
     Ok(())
@@ -61,14 +50,7 @@ fn check_paths(path: &Path, paths: &[String]) -> Result<()> {
 pub fn read_probe_list(path: &Path) -> Result<ProbeList> {
     let j: ProbeJson = read_json(path, "probe list {\"id\": [...], \"path\": [...]}")?;
     if j.id.len() != j.path.len() {
-        return Err(Error::file(
-            path,
-            format!(
-                "\"id\" has {} entries but \"path\" has {}",
-                j.id.len(),
-                j.path.len()
-            ),
-        ));
+        return Err(Error::file(path, format!("\"id\" has {} entries but \"path\" has {}", j.id.len(), j.path.len())));
     }
     if j.path.is_empty() {
         return Err(Error::file(path, "the probe list is empty"));
@@ -77,10 +59,7 @@ pub fn read_probe_list(path: &Path) -> Result<ProbeList> {
         return Err(Error::file(path, format!("entry {i} of \"id\" is empty")));
     }
     check_paths(path, &j.path)?;
-    Ok(ProbeList {
-        ids: j.id,
-        paths: j.path,
-    })
+    Ok(ProbeList { ids: j.id, paths: j.path })
 }
 
 /// Reads a distractor list (`{"path": [...]}`), order kept.
@@ -98,15 +77,8 @@ pub fn distractor_list_path(dir: &Path, size: usize, set: usize) -> PathBuf {
 
 /// Reads the devkit lists of every size in `sizes` (set `set`) from `dir`, as
 /// `(size, paths)` in the order given.
-pub fn read_distractor_lists(
-    dir: &Path,
-    sizes: &[usize],
-    set: usize,
-) -> Result<Vec<(usize, Vec<String>)>> {
-    sizes
-        .iter()
-        .map(|&s| Ok((s, read_distractor_list(&distractor_list_path(dir, s, set))?)))
-        .collect()
+pub fn read_distractor_lists(dir: &Path, sizes: &[usize], set: usize) -> Result<Vec<(usize, Vec<String>)>> {
+    sizes.iter().map(|&s| Ok((s, read_distractor_list(&distractor_list_path(dir, s, set))?))).collect()
 }
 
 /// Per-size lists made of the first N paths of one list (for a single distractor list such
@@ -142,20 +114,14 @@ impl NoiseList {
     /// some) and count once.
     pub fn read(path: &Path) -> Result<NoiseList> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
-        let entries = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect();
+        let entries =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
         Ok(NoiseList { entries })
     }
 
     /// A list from entries given in code (tests, other noise sources).
     pub fn from_entries<I: IntoIterator<Item = S>, S: Into<String>>(entries: I) -> NoiseList {
-        NoiseList {
-            entries: entries.into_iter().map(Into::into).collect(),
-        }
+        NoiseList { entries: entries.into_iter().map(Into::into).collect() }
     }
 
     pub fn len(&self) -> usize {

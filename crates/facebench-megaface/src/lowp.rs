@@ -113,13 +113,7 @@ pub(crate) fn quantize(row: &[f32], out: &mut [i8]) -> f32 {
 
 /// One vector as `kw` words; returns (dequantisation factor, sum of the quantised values),
 /// both only meaningful for int8. `unsigned` stores int8 values offset by 128 (queries).
-fn encode(
-    fmt: Format,
-    unsigned: bool,
-    row: &[f32],
-    words: &mut [u32],
-    tmp: &mut Vec<i8>,
-) -> (f32, i32) {
+fn encode(fmt: Format, unsigned: bool, row: &[f32], words: &mut [u32], tmp: &mut Vec<i8>) -> (f32, i32) {
     match fmt {
         Format::Bf16 => {
             for (k, w) in words.iter_mut().enumerate() {
@@ -162,19 +156,13 @@ impl PackedRows {
         let rows = data.len() / dim;
         let mut out = vec![0u32; rows * kw];
         let mut scale = vec![0f32; rows];
-        out.par_chunks_mut(kw.max(1))
-            .zip(scale.par_iter_mut())
-            .zip(data.par_chunks(dim))
-            .for_each_init(Vec::new, |tmp, ((w, s), row)| {
+        out.par_chunks_mut(kw.max(1)).zip(scale.par_iter_mut()).zip(data.par_chunks(dim)).for_each_init(
+            Vec::new,
+            |tmp, ((w, s), row)| {
                 *s = encode(fmt, true, row, w, tmp).0;
-            });
-        PackedRows {
-            fmt,
-            rows,
-            kw,
-            data: out,
-            scale,
-        }
+            },
+        );
+        PackedRows { fmt, rows, kw, data: out, scale }
     }
 }
 
@@ -191,14 +179,7 @@ pub(crate) struct PackedPanels {
 
 impl PackedPanels {
     pub fn pack(fmt: Format, data: &[f32], dim: usize) -> Self {
-        let mut p = PackedPanels {
-            fmt,
-            cols: 0,
-            kw: 0,
-            data: Vec::new(),
-            scale: Vec::new(),
-            corr: Vec::new(),
-        };
+        let mut p = PackedPanels { fmt, cols: 0, kw: 0, data: Vec::new(), scale: Vec::new(), corr: Vec::new() };
         p.repack(data, dim);
         p
     }
@@ -310,8 +291,7 @@ macro_rules! panel_loop {
         let bp = b.as_ptr();
         for r0 in (0..$rows).step_by(MR) {
             let mr = MR.min($rows - r0);
-            let ap: [*const u32; MR] =
-                std::array::from_fn(|i| a.as_ptr().add((r0 + i.min(mr - 1)) * kw));
+            let ap: [*const u32; MR] = std::array::from_fn(|i| a.as_ptr().add((r0 + i.min(mr - 1)) * kw));
             let mut accs = [[_mm512_setzero_si512(); 2]; MR];
             for k in 0..kw {
                 let b0 = _mm512_loadu_si512(bp.add(k * NR) as *const _);
@@ -341,15 +321,7 @@ fn masks(nc: usize) -> [__mmask16; 2] {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn panel_bf16(
-    a: &[u32],
-    rows: usize,
-    b: &[u32],
-    kw: usize,
-    out: &mut [f32],
-    stride: usize,
-    nc: usize,
-) {
+unsafe fn panel_bf16(a: &[u32], rows: usize, b: &[u32], kw: usize, out: &mut [f32], stride: usize, nc: usize) {
     let mk = masks(nc);
     let o = out.as_mut_ptr();
     panel_loop!(
@@ -363,11 +335,7 @@ unsafe fn panel_bf16(
             std::mem::transmute::<__m512i, __m512bh>(bv),
         )),
         |r, row| for h in (0..2).filter(|&h| mk[h] != 0) {
-            _mm512_mask_storeu_ps(
-                o.add(r * stride + 16 * h),
-                mk[h],
-                _mm512_castsi512_ps(row[h]),
-            );
+            _mm512_mask_storeu_ps(o.add(r * stride + 16 * h), mk[h], _mm512_castsi512_ps(row[h]));
         }
     );
 }
@@ -389,30 +357,17 @@ unsafe fn panel_int8(
 ) {
     let mk = masks(nc);
     let o = out.as_mut_ptr();
-    let cs = [
-        _mm512_loadu_ps(col_scale.as_ptr()),
-        _mm512_loadu_ps(col_scale.as_ptr().add(16)),
-    ];
-    let co = [
-        _mm512_loadu_si512(corr.as_ptr() as *const _),
-        _mm512_loadu_si512(corr.as_ptr().add(16) as *const _),
-    ];
-    panel_loop!(
-        a,
-        rows,
-        b,
-        kw,
-        |acc, av, bv| _mm512_dpbusd_epi32(acc, av, bv),
-        |r, row| {
-            let rs = _mm512_set1_ps(*row_scale.get_unchecked(r));
-            // (A half with no valid column is not stored: its address may be past the end.)
-            for h in (0..2).filter(|&h| mk[h] != 0) {
-                let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[h], co[h]));
-                let s = _mm512_mul_ps(_mm512_mul_ps(dot, cs[h]), rs);
-                _mm512_mask_storeu_ps(o.add(r * stride + 16 * h), mk[h], s);
-            }
+    let cs = [_mm512_loadu_ps(col_scale.as_ptr()), _mm512_loadu_ps(col_scale.as_ptr().add(16))];
+    let co = [_mm512_loadu_si512(corr.as_ptr() as *const _), _mm512_loadu_si512(corr.as_ptr().add(16) as *const _)];
+    panel_loop!(a, rows, b, kw, |acc, av, bv| _mm512_dpbusd_epi32(acc, av, bv), |r, row| {
+        let rs = _mm512_set1_ps(*row_scale.get_unchecked(r));
+        // (A half with no valid column is not stored: its address may be past the end.)
+        for h in (0..2).filter(|&h| mk[h] != 0) {
+            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(row[h], co[h]));
+            let s = _mm512_mul_ps(_mm512_mul_ps(dot, cs[h]), rs);
+            _mm512_mask_storeu_ps(o.add(r * stride + 16 * h), mk[h], s);
         }
-    );
+    });
 }
 
 #[cfg(test)]
@@ -425,14 +380,7 @@ mod tests {
 
     /// Every pair scored in a full tile equals the pair scored alone (row 0, lane 0 of its
     /// own tile), bit for bit; `check(i, j, score)` tests the value.
-    fn check_tiles(
-        fmt: Format,
-        m: usize,
-        n: usize,
-        d: usize,
-        seed: u64,
-        check: impl Fn(&[f32], &[f32], f32),
-    ) {
+    fn check_tiles(fmt: Format, m: usize, n: usize, d: usize, seed: u64, check: impl Fn(&[f32], &[f32], f32)) {
         let mut rng = crate::rng::SplitMix64::new(seed);
         let (q, g) = (random(&mut rng, m * d), random(&mut rng, n * d));
         let (pq, pg) = (PackedRows::pack(fmt, &q, d), PackedPanels::pack(fmt, &g, d));
@@ -449,11 +397,7 @@ mod tests {
                 let alone = PackedPanels::pack(fmt, b, d);
                 let mut one = [0f32];
                 score_tile(&pq, i, 1, &alone, 0, 1, &mut one);
-                assert_eq!(
-                    one[0].to_bits(),
-                    full[i * n + j].to_bits(),
-                    "({i}, {j}) m {m} n {n} d {d}"
-                );
+                assert_eq!(one[0].to_bits(), full[i * n + j].to_bits(), "({i}, {j}) m {m} n {n} d {d}");
                 if i >= r1 && j >= c1 {
                     let v = sub[(i - r1) * (n - c1) + (j - c1)];
                     assert_eq!(v.to_bits(), full[i * n + j].to_bits(), "sub ({i}, {j})");
@@ -463,14 +407,8 @@ mod tests {
     }
 
     /// Shapes with d not a multiple of 2, 4 or 64 and m, n not multiples of MR or NR.
-    const SHAPES: [(usize, usize, usize); 6] = [
-        (13, 70, 37),
-        (8, 32, 512),
-        (3, 5, 2),
-        (20, 100, 128),
-        (9, 33, 1),
-        (17, 65, 130),
-    ];
+    const SHAPES: [(usize, usize, usize); 6] =
+        [(13, 70, 37), (8, 32, 512), (3, 5, 2), (20, 100, 128), (9, 33, 1), (17, 65, 130)];
 
     #[test]
     fn bf16_kernel_is_accurate_and_independent_of_tile_position() {
@@ -483,10 +421,7 @@ mod tests {
             check_tiles(Format::Bf16, m, n, d, s as u64, |a, b, v| {
                 // Close to the exact dot product of the bf16-rounded inputs.
                 let exact: f64 = a.iter().zip(b).map(|(x, y)| round(*x) * round(*y)).sum();
-                assert!(
-                    (v as f64 - exact).abs() < 1e-6 * a.len() as f64,
-                    "{v} vs {exact}"
-                );
+                assert!((v as f64 - exact).abs() < 1e-6 * a.len() as f64, "{v} vs {exact}");
             });
         }
     }
@@ -503,11 +438,7 @@ mod tests {
                 let (sa, sb) = (quantize(a, &mut qa), quantize(b, &mut qb));
                 let dot: i64 = qa.iter().zip(&qb).map(|(&x, &y)| x as i64 * y as i64).sum();
                 let want = ((dot as f32) * sb) * sa;
-                assert_eq!(
-                    v.to_bits(),
-                    want.to_bits(),
-                    "{v} vs {want} (integer dot {dot})"
-                );
+                assert_eq!(v.to_bits(), want.to_bits(), "{v} vs {want} (integer dot {dot})");
                 // And within the quantisation error bound of the f32 dot product.
                 let f: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
                 let l1 = |x: &[f32]| x.iter().map(|v| v.abs()).sum::<f32>();
@@ -519,10 +450,7 @@ mod tests {
 
     #[test]
     fn repacking_a_smaller_slice_equals_a_fresh_pack() {
-        for fmt in [Format::Bf16, Format::Int8]
-            .into_iter()
-            .filter(|f| f.available())
-        {
+        for fmt in [Format::Bf16, Format::Int8].into_iter().filter(|f| f.available()) {
             let mut rng = crate::rng::SplitMix64::new(77);
             let d = 45;
             let (q, g) = (random(&mut rng, 9 * d), random(&mut rng, 100 * d));
@@ -535,10 +463,7 @@ mod tests {
             score_tile(&pq, 0, 9, &reused, 0, 37, &mut a);
             score_tile(&pq, 0, 9, &fresh, 0, 37, &mut b);
             assert_eq!(a, b, "{fmt:?}");
-            assert_eq!(
-                (reused.data.len(), reused.scale.len()),
-                (fresh.data.len(), fresh.scale.len())
-            );
+            assert_eq!((reused.data.len(), reused.scale.len()), (fresh.data.len(), fresh.scale.len()));
         }
     }
 
@@ -550,26 +475,14 @@ mod tests {
         // Coordinates at +-max quantise to +-127 and the unsigned offset reaches 255 and 1;
         // an all-zero vector scores 0 against anything.
         let d = 67;
-        let a: Vec<f32> = (0..d)
-            .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 })
-            .collect();
+        let a: Vec<f32> = (0..d).map(|k| if k % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let mut g = a.clone();
         g.extend(a.iter().map(|x| -x));
         g.extend(vec![0.0; d]);
-        let (pq, pg) = (
-            PackedRows::pack(Format::Int8, &a, d),
-            PackedPanels::pack(Format::Int8, &g, d),
-        );
+        let (pq, pg) = (PackedRows::pack(Format::Int8, &a, d), PackedPanels::pack(Format::Int8, &g, d));
         let mut out = [0f32; 3];
         score_tile(&pq, 0, 1, &pg, 0, 3, &mut out);
         let s = 1.0f32 / 127.0;
-        assert_eq!(
-            out,
-            [
-                ((127 * 127 * d as i32) as f32 * s) * s,
-                ((-127 * 127 * d as i32) as f32 * s) * s,
-                0.0
-            ]
-        );
+        assert_eq!(out, [((127 * 127 * d as i32) as f32 * s) * s, ((-127 * 127 * d as i32) as f32 * s) * s, 0.0]);
     }
 }

@@ -24,10 +24,7 @@ pub struct DevkitNames {
 impl DevkitNames {
     /// The file name for one distractor size.
     pub fn file_name(&self, size: usize) -> String {
-        format!(
-            "cmc_{}_{}_{}_{}_{}.json",
-            self.probe, self.distractor, self.alg, size, self.set
-        )
+        format!("cmc_{}_{}_{}_{}_{}.json", self.probe, self.distractor, self.alg, size, self.set)
     }
 }
 
@@ -39,26 +36,18 @@ struct DevkitJson<'a> {
 
 /// The devkit JSON of one size: `{"cmc": [[0-based ranks], [rates]], "roc": [[fpr], [tpr]]}`.
 pub fn devkit_json(size: &SizeResults) -> String {
-    let j = DevkitJson {
-        cmc: (size.cmc_curve.ranks.clone(), &size.cmc_curve.rates),
-        roc: (&size.roc.fpr, &size.roc.tpr),
-    };
+    let j =
+        DevkitJson { cmc: (size.cmc_curve.ranks.clone(), &size.cmc_curve.rates), roc: (&size.roc.fpr, &size.roc.tpr) };
     serde_json::to_string_pretty(&j).expect("plain numbers always serialise")
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::file(path, e.to_string()))
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| Error::file(path, e.to_string()))
 }
 
 /// Writes one devkit result file per size into `dir` (created if missing); returns the paths.
-pub fn write_devkit_results(
-    dir: &Path,
-    names: &DevkitNames,
-    results: &MegafaceResults,
-) -> Result<Vec<PathBuf>> {
+pub fn write_devkit_results(dir: &Path, names: &DevkitNames, results: &MegafaceResults) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e.to_string()))?;
     results
         .sizes
@@ -76,8 +65,5 @@ pub fn write_results_json(path: &Path, results: &MegafaceResults) -> Result<()> 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e.to_string()))?;
     }
-    write_atomic(
-        path,
-        &serde_json::to_string_pretty(results).expect("plain numbers always serialise"),
-    )
+    write_atomic(path, &serde_json::to_string_pretty(results).expect("plain numbers always serialise"))
 }

@@ -82,10 +82,7 @@ impl Plan {
                 p
             })
             .collect();
-        let stride = pattern_rows
-            .iter()
-            .map(|&r| (r / HIST_SAMPLE_ROWS).max(1))
-            .collect();
+        let stride = pattern_rows.iter().map(|&r| (r / HIST_SAMPLE_ROWS).max(1)).collect();
         Plan {
             pattern_of_row,
             patterns,
@@ -107,11 +104,7 @@ impl Plan {
     }
     /// Top scores a pattern keeps: the most any of its sizes needs.
     fn pattern_keep(&self, p: usize) -> usize {
-        (0..self.sizes)
-            .filter(|b| self.patterns[p] >> b & 1 == 1)
-            .map(|b| self.keep[b])
-            .max()
-            .unwrap_or(1)
+        (0..self.sizes).filter(|b| self.patterns[p] >> b & 1 == 1).map(|b| self.keep[b]).max().unwrap_or(1)
     }
 }
 
@@ -139,10 +132,7 @@ fn scan_above(seg: &[f32], thr: f32, simd: bool, mut hits: impl FnMut(usize, u32
     let _ = simd;
     let mut thr = thr;
     for (c, chunk) in seg.chunks(16).enumerate() {
-        let mask = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |m, (b, &s)| m | (((s > thr) as u32) << b));
+        let mask = chunk.iter().enumerate().fold(0u32, |m, (b, &s)| m | (((s > thr) as u32) << b));
         if mask != 0 {
             thr = hits(16 * c, mask);
         }
@@ -218,11 +208,7 @@ unsafe fn count_below_avx512(xs: &[f32], s: f32) -> usize {
     while j < xs.len() {
         let r = (xs.len() - j).min(16);
         let k: __mmask16 = if r == 16 { 0xFFFF } else { (1u16 << r) - 1 };
-        let m = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(
-            k,
-            _mm512_maskz_loadu_ps(k, xs.as_ptr().add(j)),
-            sv,
-        );
+        let m = _mm512_mask_cmp_ps_mask::<_CMP_LT_OQ>(k, _mm512_maskz_loadu_ps(k, xs.as_ptr().add(j)), sv);
         n += m.count_ones() as usize;
         j += 16;
     }
@@ -294,11 +280,7 @@ pub(crate) struct TopScores {
 
 impl TopScores {
     pub fn new(keep: usize, bound: f32) -> Self {
-        TopScores {
-            keep,
-            buf: Vec::new(),
-            bound,
-        }
+        TopScores { keep, buf: Vec::new(), bound }
     }
     #[inline(always)]
     fn offer(&mut self, s: f32) {
@@ -319,12 +301,7 @@ impl TopScores {
             keep_largest(&mut self.buf, k);
         }
         if self.buf.len() == k {
-            self.bound = self
-                .buf
-                .iter()
-                .copied()
-                .fold(f32::INFINITY, f32::min)
-                .max(self.bound);
+            self.bound = self.buf.iter().copied().fold(f32::INFINITY, f32::min).max(self.bound);
         }
     }
     fn merge(&mut self, other: TopScores) {
@@ -368,31 +345,19 @@ pub(crate) struct SizeReducer<'a> {
 
 impl<'a> SizeReducer<'a> {
     pub fn new(plan: &'a Plan) -> Self {
-        let top = (0..plan.patterns.len())
-            .map(|p| TopScores::new(plan.pattern_keep(p), f32::NEG_INFINITY))
-            .collect();
+        let top = (0..plan.patterns.len()).map(|p| TopScores::new(plan.pattern_keep(p), f32::NEG_INFINITY)).collect();
         Self::with_top(plan, 0, top)
     }
 
     fn with_top(plan: &'a Plan, col0: usize, top: Vec<TopScores>) -> Self {
         let np = plan.patterns.len();
-        SizeReducer {
-            plan,
-            col0,
-            slots: vec![0; np * plan.slots()],
-            top,
-            hist: vec![0; np * HIST_WAYS * plan.bins],
-        }
+        SizeReducer { plan, col0, slots: vec![0; np * plan.slots()], top, hist: vec![0; np * HIST_WAYS * plan.bins] }
     }
 
     /// An empty partial for the gallery slice starting at row `col0`, whose top-score
     /// buffers start from this state's bounds (so partials keep little once warmed up).
     pub fn fork_at(&mut self, col0: usize) -> Self {
-        let top = self
-            .top
-            .iter_mut()
-            .map(|t| TopScores::new(t.keep, t.seed_bound()))
-            .collect();
+        let top = self.top.iter_mut().map(|t| TopScores::new(t.keep, t.seed_bound())).collect();
         Self::with_top(self.plan, col0, top)
     }
 
@@ -408,10 +373,7 @@ impl<'a> SizeReducer<'a> {
             .map(|b| {
                 let mut slots = vec![0u64; per];
                 for pat in self.patterns_of(b) {
-                    for (a, &c) in slots
-                        .iter_mut()
-                        .zip(&self.slots[pat * per..(pat + 1) * per])
-                    {
+                    for (a, &c) in slots.iter_mut().zip(&self.slots[pat * per..(pat + 1) * per]) {
                         *a += c as u64;
                     }
                 }
@@ -453,9 +415,7 @@ impl<'a> SizeReducer<'a> {
             sampled |= st > 1;
             for w in 0..HIST_WAYS {
                 let src = &self.hist[(p * HIST_WAYS + w) * bins..(p * HIST_WAYS + w + 1) * bins];
-                h.iter_mut()
-                    .zip(src)
-                    .for_each(|(a, &c)| *a += c as f64 * scale);
+                h.iter_mut().zip(src).for_each(|(a, &c)| *a += c as f64 * scale);
             }
         }
         (h, sampled)
@@ -484,18 +444,13 @@ impl SizeReducer<'_> {
         for i in 0..tile.rows() {
             let q = tile.q0() + i;
             let p = self.plan;
-            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]]
-                .first()
-                .copied()
-                .unwrap_or(f32::INFINITY);
+            let min = p.sorted[p.offsets[q]..p.offsets[q + 1]].first().copied().unwrap_or(f32::INFINITY);
             for (j, (&s, &pat)) in tile.row(i).iter().zip(pats).enumerate() {
                 if pat == 0 || excluded[j] {
                     continue;
                 }
                 let pat = pat as usize - 1;
-                if bins > 0
-                    && (p.local[self.col0 + tile.g0() + j] as usize).is_multiple_of(p.stride[pat])
-                {
+                if bins > 0 && (p.local[self.col0 + tile.g0() + j] as usize).is_multiple_of(p.stride[pat]) {
                     self.hist[(pat * HIST_WAYS + (j % HIST_WAYS)) * bins + bin_of(s, bins)] += 1;
                 }
                 self.hit(q, pat, s, min);
@@ -507,11 +462,7 @@ impl SizeReducer<'_> {
 impl Reducer for SizeReducer<'_> {
     /// Called by the scorer once per work item: copies the bounds, never the buffers.
     fn fork(&self) -> Self {
-        let top = self
-            .top
-            .iter()
-            .map(|t| TopScores::new(t.keep, t.bound))
-            .collect();
+        let top = self.top.iter().map(|t| TopScores::new(t.keep, t.bound)).collect();
         Self::with_top(self.plan, self.col0, top)
     }
 
@@ -526,10 +477,7 @@ impl Reducer for SizeReducer<'_> {
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
         let mut j = 0;
         while j < pats.len() {
-            let k = j + pats[j..]
-                .iter()
-                .position(|&x| x != pats[j])
-                .unwrap_or(pats.len() - j);
+            let k = j + pats[j..].iter().position(|&x| x != pats[j]).unwrap_or(pats.len() - j);
             if pats[j] != 0 {
                 runs.push((j, k, pats[j] as usize - 1));
             }
@@ -603,10 +551,7 @@ mod tests {
                     _ => rng.normal() as f32,
                 })
                 .collect();
-            for k in [1, 2, n / 3, n / 2, n - 1]
-                .into_iter()
-                .filter(|&k| k > 0 && k < n)
-            {
+            for k in [1, 2, n / 3, n / 2, n - 1].into_iter().filter(|&k| k > 0 && k < n) {
                 let mut buf = vals.clone();
                 keep_largest(&mut buf, k);
                 let mut want = vals.clone();
@@ -660,10 +605,7 @@ mod tests {
                 }
                 for &s in &seg {
                     assert_eq!(count_below(&seg, s, true), count_below(&seg, s, false));
-                    assert_eq!(
-                        count_below(&seg, s, false),
-                        seg.iter().filter(|&&x| x < s).count()
-                    );
+                    assert_eq!(count_below(&seg, s, false), seg.iter().filter(|&&x| x < s).count());
                 }
             }
         }

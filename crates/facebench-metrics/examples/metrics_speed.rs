@@ -42,22 +42,11 @@ fn main() -> Result<(), MetricsError> {
     };
     for &same in &is_same {
         let a: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
-        let b: Vec<f64> = a
-            .iter()
-            .map(|&x| {
-                if same {
-                    x + 6.0 * rng.normal()
-                } else {
-                    rng.normal()
-                }
-            })
-            .collect();
+        let b: Vec<f64> = a.iter().map(|&x| if same { x + 6.0 * rng.normal() } else { rng.normal() }).collect();
         left.extend(unit(a));
         right.extend(unit(b));
     }
-    let sphere = time("mean_subtracted_cosines (10 folds)", || {
-        mean_subtracted_cosines(&left, &right, dim, &folds)
-    })?;
+    let sphere = time("mean_subtracted_cosines (10 folds)", || mean_subtracted_cosines(&left, &right, dim, &folds))?;
     let dist = time("squared_l2", || squared_l2(&left, &right, dim))?;
     // Unit rows: cosine = 1 - d/2.
     let cos: Vec<f64> = dist.iter().map(|d| 1.0 - d / 2.0).collect();
@@ -73,22 +62,16 @@ fn main() -> Result<(), MetricsError> {
         })?;
         println!("    mean accuracy {:.4}", rep.mean);
     }
-    time("tar_at_far_insightface (FAR 1e-3)", || {
-        tar_at_far_insightface(&dist, &is_same, &folds, 1e-3)
-    })?;
+    time("tar_at_far_insightface (FAR 1e-3)", || tar_at_far_insightface(&dist, &is_same, &folds, 1e-3))?;
     let r = time("roc", || roc(&cos, &is_same))?;
     time("auc", || auc(&r));
     time("eer", || eer(&cos, &is_same))?;
-    time("tar_at_far_exact (FAR 1e-3)", || {
-        tar_at_far_exact(&cos, &is_same, 1e-3)
-    })?;
+    time("tar_at_far_exact (FAR 1e-3)", || tar_at_far_exact(&cos, &is_same, 1e-3))?;
     time("roc_fold_averaged (100-point grid)", || {
         let grid: Vec<f64> = (0..100).map(|i| i as f64 / 99.0).collect();
         roc_fold_averaged(&cos, &is_same, &folds, &grid)
     })?;
     let counts: Vec<u64> = (0..10_000_000).map(|_| (rng.u() * 50.0) as u64).collect();
-    time("cmc_from_counts (10M queries, rank 1000)", || {
-        cmc_from_counts(&counts, 1000)
-    })?;
+    time("cmc_from_counts (10M queries, rank 1000)", || cmc_from_counts(&counts, 1000))?;
     Ok(())
 }

@@ -24,25 +24,13 @@ fn rows(left: &[f32], right: &[f32], dim: usize) -> Result<usize, MetricsError> 
         return Err(MetricsError::ZeroDim);
     }
     if !left.len().is_multiple_of(dim) {
-        return Err(MetricsError::RaggedFeatures {
-            what: "left",
-            len: left.len(),
-            dim,
-        });
+        return Err(MetricsError::RaggedFeatures { what: "left", len: left.len(), dim });
     }
     if !right.len().is_multiple_of(dim) {
-        return Err(MetricsError::RaggedFeatures {
-            what: "right",
-            len: right.len(),
-            dim,
-        });
+        return Err(MetricsError::RaggedFeatures { what: "right", len: right.len(), dim });
     }
     if left.len() != right.len() {
-        return Err(MetricsError::LengthMismatch {
-            what: "right features",
-            got: right.len(),
-            expected: left.len(),
-        });
+        return Err(MetricsError::LengthMismatch { what: "right features", got: right.len(), expected: left.len() });
     }
     if left.is_empty() {
         return Err(MetricsError::Empty);
@@ -57,24 +45,13 @@ pub fn squared_l2(left: &[f32], right: &[f32], dim: usize) -> Result<Vec<f64>, M
     Ok(left
         .chunks_exact(dim)
         .zip(right.chunks_exact(dim))
-        .map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-                .sum()
-        })
+        .map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum())
         .collect())
 }
 
 /// Mean of the left and right feature rows of the pairs not in `test_fold`, left rows first
 /// (both Matlab `mean([L(:,val), R(:,val)], 2)` and NumPy `np.mean(concatenate, axis=0)`).
-fn training_mean(
-    left: &[f32],
-    right: &[f32],
-    dim: usize,
-    folds: &[usize],
-    test_fold: usize,
-) -> Vec<f64> {
+fn training_mean(left: &[f32], right: &[f32], dim: usize, folds: &[usize], test_fold: usize) -> Vec<f64> {
     let mut sum = vec![0.0f64; dim];
     let mut count = 0usize;
     for side in [left, right] {
@@ -114,11 +91,7 @@ pub fn mean_subtracted_cosines(
     for k in 0..members.len() {
         let mu = training_mean(left, right, dim, folds, k);
         let mut scores = Vec::with_capacity(n);
-        for (i, (l, r)) in left
-            .chunks_exact(dim)
-            .zip(right.chunks_exact(dim))
-            .enumerate()
-        {
+        for (i, (l, r)) in left.chunks_exact(dim).zip(right.chunks_exact(dim)).enumerate() {
             for j in 0..dim {
                 a[j] = f64::from(l[j]) - mu[j];
                 b[j] = f64::from(r[j]) - mu[j];
@@ -127,18 +100,10 @@ pub fn mean_subtracted_cosines(
             let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
             let ctx = || format!(" after subtracting the mean of the folds other than {k}");
             if na == 0.0 {
-                return Err(MetricsError::ZeroNorm {
-                    index: i,
-                    side: "left",
-                    context: ctx(),
-                });
+                return Err(MetricsError::ZeroNorm { index: i, side: "left", context: ctx() });
             }
             if nb == 0.0 {
-                return Err(MetricsError::ZeroNorm {
-                    index: i,
-                    side: "right",
-                    context: ctx(),
-                });
+                return Err(MetricsError::ZeroNorm { index: i, side: "right", context: ctx() });
             }
             // Normalise each vector, then sum the elementwise products, as the Matlab does.
             scores.push(a.iter().zip(&b).map(|(x, y)| (x / na) * (y / nb)).sum());
@@ -148,12 +113,7 @@ pub fn mean_subtracted_cosines(
     Ok(out)
 }
 
-fn facenet_pair(
-    a: &[f64],
-    b: &[f64],
-    metric: FacenetMetric,
-    index: usize,
-) -> Result<f64, MetricsError> {
+fn facenet_pair(a: &[f64], b: &[f64], metric: FacenetMetric, index: usize) -> Result<f64, MetricsError> {
     match metric {
         FacenetMetric::SquaredL2 => Ok(a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()),
         FacenetMetric::Angular => {
@@ -162,11 +122,7 @@ fn facenet_pair(
             let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
             if na == 0.0 || nb == 0.0 {
                 let side = if na == 0.0 { "left" } else { "right" };
-                return Err(MetricsError::ZeroNorm {
-                    index,
-                    side,
-                    context: String::new(),
-                });
+                return Err(MetricsError::ZeroNorm { index, side, context: String::new() });
             }
             let cos = (dot / (na * nb)).clamp(-1.0, 1.0);
             Ok(cos.acos() / std::f64::consts::PI)
@@ -234,18 +190,9 @@ mod tests {
     fn squared_l2_by_hand() {
         let d = squared_l2(&[1.0, 0.0, 0.0, 1.0], &[0.0, 1.0, 0.0, 1.0], 2).unwrap();
         assert_eq!(d, vec![2.0, 0.0]);
-        assert!(matches!(
-            squared_l2(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 2),
-            Err(MetricsError::RaggedFeatures { .. })
-        ));
-        assert!(matches!(
-            squared_l2(&[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0], 2),
-            Err(MetricsError::LengthMismatch { .. })
-        ));
-        assert!(matches!(
-            squared_l2(&[], &[], 0),
-            Err(MetricsError::ZeroDim)
-        ));
+        assert!(matches!(squared_l2(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 2), Err(MetricsError::RaggedFeatures { .. })));
+        assert!(matches!(squared_l2(&[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0], 2), Err(MetricsError::LengthMismatch { .. })));
+        assert!(matches!(squared_l2(&[], &[], 0), Err(MetricsError::ZeroDim)));
     }
 
     #[test]
@@ -270,28 +217,12 @@ mod tests {
         let right = [2.0f32, 2.0, 1.0, 1.0];
         // fold 0 test: mu = mean(pair1) = (1,1): left0 - mu = 0.
         let e = mean_subtracted_cosines(&left, &right, 2, &[0, 1]).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                MetricsError::ZeroNorm {
-                    index: 0,
-                    side: "left",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, MetricsError::ZeroNorm { index: 0, side: "left", .. }), "{e}");
     }
 
     #[test]
     fn facenet_angular_by_hand() {
-        let d = facenet_distances(
-            &[1.0, 0.0, 1.0, 0.0],
-            &[0.0, 2.0, -3.0, 0.0],
-            2,
-            FacenetMetric::Angular,
-        )
-        .unwrap();
+        let d = facenet_distances(&[1.0, 0.0, 1.0, 0.0], &[0.0, 2.0, -3.0, 0.0], 2, FacenetMetric::Angular).unwrap();
         assert!((d[0] - 0.5).abs() < 1e-15 && (d[1] - 1.0).abs() < 1e-15);
     }
 }

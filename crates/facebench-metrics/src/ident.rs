@@ -31,11 +31,7 @@ pub fn cmc_from_counts(counts_greater: &[u64], max_rank: usize) -> Result<Vec<f6
 }
 
 /// Checks shapes and returns the number of distractors per probe row.
-fn check_megaface(
-    probe_ids: &[usize],
-    probe_scores: &[f64],
-    distractor_scores: &[f64],
-) -> Result<usize, MetricsError> {
+fn check_megaface(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: &[f64]) -> Result<usize, MetricsError> {
     let n = probe_ids.len();
     if n == 0 {
         return Err(MetricsError::Empty);
@@ -62,11 +58,7 @@ fn check_megaface(
 /// The ordered (query p, gallery image g) pairs of the MegaFace rule: same identity, p != g.
 fn mate_pairs(probe_ids: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let n = probe_ids.len();
-    (0..n).flat_map(move |p| {
-        (0..n)
-            .filter(move |&g| g != p && probe_ids[g] == probe_ids[p])
-            .map(move |g| (p, g))
-    })
+    (0..n).flat_map(move |p| (0..n).filter(move |&g| g != p && probe_ids[g] == probe_ids[p]).map(move |g| (p, g)))
 }
 
 /// Per ordered (query p, gallery g) pair of the MegaFace rule, in `(p, g)` order: the number
@@ -91,9 +83,7 @@ pub fn megaface_counts(
         out.push((m - row.partition_point(|&s| s <= mate)) as u64);
     }
     if out.is_empty() {
-        return Err(MetricsError::Invalid(
-            "no identity has two probe images: no (query, gallery) pairs".into(),
-        ));
+        return Err(MetricsError::Invalid("no identity has two probe images: no (query, gallery) pairs".into()));
     }
     Ok(out)
 }
@@ -128,9 +118,7 @@ pub fn megaface_cmc(
         pairs += 1;
     }
     if pairs == 0 {
-        return Err(MetricsError::Invalid(
-            "no identity has two probe images: no (query, gallery) pairs".into(),
-        ));
+        return Err(MetricsError::Invalid("no identity has two probe images: no (query, gallery) pairs".into()));
     }
     Ok(success.iter().map(|&s| s as f64 / pairs as f64).collect())
 }

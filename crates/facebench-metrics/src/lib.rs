@@ -16,13 +16,12 @@ mod verification;
 mod verify;
 
 pub use features::{
-    facenet_distances, facenet_mean_subtracted_distances, mean_subtracted_cosines, squared_l2,
-    FacenetMetric,
+    facenet_distances, facenet_mean_subtracted_distances, mean_subtracted_cosines, squared_l2, FacenetMetric,
 };
 pub use ident::{cmc_from_counts, megaface_cmc, megaface_counts};
 pub use roc::{
-    auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc,
-    InsightFaceVal, InsightFaceValFold, Roc, TarAtFar,
+    auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc, InsightFaceVal,
+    InsightFaceValFold, Roc, TarAtFar,
 };
 pub use verification::{verification_metrics, TarRow, VerificationMetrics, VerificationScores};
 pub use verify::{kfold_ids, ten_fold, FoldReport, FoldResult, FoldScores};
@@ -34,19 +33,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricsError {
     #[error("length mismatch: {what} has {got} entries, expected {expected}")]
-    LengthMismatch {
-        what: &'static str,
-        got: usize,
-        expected: usize,
-    },
+    LengthMismatch { what: &'static str, got: usize, expected: usize },
     #[error("no pairs given")]
     Empty,
     #[error("fold id {fold} at pair {index} is out of range: with {n_folds} pairs fold ids must be below {n_folds}, and 0..k all present")]
-    FoldOutOfRange {
-        index: usize,
-        fold: usize,
-        n_folds: usize,
-    },
+    FoldOutOfRange { index: usize, fold: usize, n_folds: usize },
     #[error("fold {fold} has no pairs (fold ids must be 0..{n_folds} with every id present)")]
     EmptyFold { fold: usize, n_folds: usize },
     #[error("need at least 2 folds, got {0}")]
@@ -56,25 +47,13 @@ pub enum MetricsError {
     #[error("the pairs contain no {0} pairs")]
     MissingClass(&'static str),
     #[error("score of pair {index} is not finite ({value}){context}")]
-    NonFinite {
-        index: usize,
-        value: f64,
-        context: String,
-    },
+    NonFinite { index: usize, value: f64, context: String },
     #[error("feature dimension must be > 0")]
     ZeroDim,
     #[error("feature slice of {len} floats is not a whole number of {dim}-dim rows ({what})")]
-    RaggedFeatures {
-        what: &'static str,
-        len: usize,
-        dim: usize,
-    },
+    RaggedFeatures { what: &'static str, len: usize, dim: usize },
     #[error("pair {index}: the {side} feature has zero norm{context}")]
-    ZeroNorm {
-        index: usize,
-        side: &'static str,
-        context: String,
-    },
+    ZeroNorm { index: usize, side: &'static str, context: String },
     #[error("FAR target {0} must be in (0, 1]")]
     BadFarTarget(f64),
     #[error("{0}")]
@@ -107,13 +86,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in a stable order.
-    pub const ALL: [Rule; 5] = [
-        Rule::InsightFace,
-        Rule::SphereFace,
-        Rule::FaceNet,
-        Rule::FaceXZoo,
-        Rule::Exact,
-    ];
+    pub const ALL: [Rule; 5] = [Rule::InsightFace, Rule::SphereFace, Rule::FaceNet, Rule::FaceXZoo, Rule::Exact];
 
     /// True when scores are distances (smaller means more alike).
     pub fn lower_is_same(self) -> bool {
@@ -141,25 +114,18 @@ impl fmt::Display for Rule {
 impl FromStr for Rule {
     type Err = MetricsError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Rule::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                MetricsError::Invalid(format!(
-                    "unknown rule {s:?}: expected one of insightface, sphereface, facenet, facexzoo, exact"
-                ))
-            })
+        Rule::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            MetricsError::Invalid(format!(
+                "unknown rule {s:?}: expected one of insightface, sphereface, facenet, facexzoo, exact"
+            ))
+        })
     }
 }
 
 /// Checks that two parallel slices have the same length and are not empty.
 pub(crate) fn check_parallel(n_scores: usize, n_labels: usize) -> Result<(), MetricsError> {
     if n_labels != n_scores {
-        return Err(MetricsError::LengthMismatch {
-            what: "is_same",
-            got: n_labels,
-            expected: n_scores,
-        });
+        return Err(MetricsError::LengthMismatch { what: "is_same", got: n_labels, expected: n_scores });
     }
     if n_scores == 0 {
         return Err(MetricsError::Empty);
@@ -170,11 +136,7 @@ pub(crate) fn check_parallel(n_scores: usize, n_labels: usize) -> Result<(), Met
 /// Rejects NaN and infinite scores, naming the first bad pair.
 pub(crate) fn check_finite(scores: &[f64], context: &str) -> Result<(), MetricsError> {
     match scores.iter().position(|s| !s.is_finite()) {
-        Some(index) => Err(MetricsError::NonFinite {
-            index,
-            value: scores[index],
-            context: context.to_string(),
-        }),
+        Some(index) => Err(MetricsError::NonFinite { index, value: scores[index], context: context.to_string() }),
         None => Ok(()),
     }
 }
@@ -193,10 +155,6 @@ mod tests {
         }
         assert!("arcface".parse::<Rule>().is_err());
         assert!(Rule::InsightFace.lower_is_same() && Rule::FaceNet.lower_is_same());
-        assert!(
-            !Rule::SphereFace.lower_is_same()
-                && !Rule::FaceXZoo.lower_is_same()
-                && !Rule::Exact.lower_is_same()
-        );
+        assert!(!Rule::SphereFace.lower_is_same() && !Rule::FaceXZoo.lower_is_same() && !Rule::Exact.lower_is_same());
     }
 }

@@ -30,11 +30,7 @@ pub fn roc(similarity: &[f64], is_same: &[bool]) -> Result<Roc, MetricsError> {
     }
     let mut order: Vec<usize> = (0..similarity.len()).collect();
     order.sort_by(|&a, &b| similarity[b].total_cmp(&similarity[a]));
-    let mut out = Roc {
-        far: vec![0.0],
-        tar: vec![0.0],
-        thresholds: vec![f64::INFINITY],
-    };
+    let mut out = Roc { far: vec![0.0], tar: vec![0.0], thresholds: vec![f64::INFINITY] };
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < order.len() {
@@ -56,11 +52,7 @@ pub fn roc(similarity: &[f64], is_same: &[bool]) -> Result<Roc, MetricsError> {
 
 /// Area under the ROC by the trapezoidal rule (scikit-learn's `auc(fpr, tpr)`).
 pub fn auc(roc: &Roc) -> f64 {
-    roc.far
-        .windows(2)
-        .zip(roc.tar.windows(2))
-        .map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) / 2.0)
-        .sum()
+    roc.far.windows(2).zip(roc.tar.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) / 2.0).sum()
 }
 
 /// Equal error rate: where the pooled ROC, drawn as straight segments between its exact
@@ -70,12 +62,7 @@ pub fn auc(roc: &Roc) -> f64 {
 /// would give on this exact ROC.
 pub fn eer(similarity: &[f64], is_same: &[bool]) -> Result<f64, MetricsError> {
     let r = roc(similarity, is_same)?;
-    let d: Vec<f64> = r
-        .far
-        .iter()
-        .zip(&r.tar)
-        .map(|(f, t)| f - (1.0 - t))
-        .collect();
+    let d: Vec<f64> = r.far.iter().zip(&r.tar).map(|(f, t)| f - (1.0 - t)).collect();
     // d[0] = -1 and d[last] = 1, so a crossing exists.
     let i = d.iter().position(|&x| x >= 0.0).unwrap_or(d.len() - 1);
     if d[i] == 0.0 || i == 0 {
@@ -107,9 +94,7 @@ pub fn roc_fold_averaged(
     check_finite(similarity, "")?;
     let members = fold_members(folds, is_same.len())?;
     if let Some(&g) = far_grid.iter().find(|g| !(0.0..=1.0).contains(*g)) {
-        return Err(MetricsError::Invalid(format!(
-            "FAR grid value {g} is outside [0, 1]"
-        )));
+        return Err(MetricsError::Invalid(format!("FAR grid value {g} is outside [0, 1]")));
     }
     let k = members.len() as f64;
     let mut out = FoldAveragedRoc {
@@ -151,38 +136,21 @@ pub enum TarAtFar {
 /// maximises TAR subject to at most `k` false accepts. `NotMeasurable` iff `k == 0`, i.e.
 /// `far < 1 / negatives`. When every negative may be accepted the threshold is the float just
 /// below the smallest score.
-pub fn tar_at_far_exact(
-    similarity: &[f64],
-    is_same: &[bool],
-    far: f64,
-) -> Result<TarAtFar, MetricsError> {
+pub fn tar_at_far_exact(similarity: &[f64], is_same: &[bool], far: f64) -> Result<TarAtFar, MetricsError> {
     check_parallel(similarity.len(), is_same.len())?;
     check_finite(similarity, "")?;
     if !(far > 0.0 && far <= 1.0) {
         return Err(MetricsError::BadFarTarget(far));
     }
-    let mut neg: Vec<f64> = similarity
-        .iter()
-        .zip(is_same)
-        .filter(|p| !*p.1)
-        .map(|p| *p.0)
-        .collect();
-    let pos: Vec<f64> = similarity
-        .iter()
-        .zip(is_same)
-        .filter(|p| *p.1)
-        .map(|p| *p.0)
-        .collect();
+    let mut neg: Vec<f64> = similarity.iter().zip(is_same).filter(|p| !*p.1).map(|p| *p.0).collect();
+    let pos: Vec<f64> = similarity.iter().zip(is_same).filter(|p| *p.1).map(|p| *p.0).collect();
     if pos.is_empty() {
         return Err(MetricsError::MissingClass("same"));
     }
     let nn = neg.len();
     let k = max_false_accepts(far, nn);
     if k == 0 {
-        return Ok(TarAtFar::NotMeasurable {
-            far_target: far,
-            negatives: nn,
-        });
+        return Ok(TarAtFar::NotMeasurable { far_target: far, negatives: nn });
     }
     neg.sort_by(|a, b| b.total_cmp(a));
     let threshold = if k >= nn {
@@ -193,11 +161,7 @@ pub fn tar_at_far_exact(
     };
     let fa = neg.iter().filter(|&&s| s > threshold).count();
     let ta = pos.iter().filter(|&&s| s > threshold).count();
-    Ok(TarAtFar::Measured {
-        tar: ta as f64 / pos.len() as f64,
-        far: fa as f64 / nn as f64,
-        threshold,
-    })
+    Ok(TarAtFar::Measured { tar: ta as f64 / pos.len() as f64, far: fa as f64 / nn as f64, threshold })
 }
 
 /// Largest `k <= n` with `k as f64 / n as f64 <= far` (the FAR as it would be printed).
@@ -265,28 +229,17 @@ pub fn tar_at_far_insightface(
     let thresholds: Vec<f64> = arange_0_4(0.001, 4000).collect();
     let mut out = Vec::with_capacity(members.len());
     for (fold, test_idx) in members.iter().enumerate() {
-        let mut neg: Vec<f64> = (0..distances.len())
-            .filter(|&i| folds[i] != fold && !is_same[i])
-            .map(|i| distances[i])
-            .collect();
+        let mut neg: Vec<f64> =
+            (0..distances.len()).filter(|&i| folds[i] != fold && !is_same[i]).map(|i| distances[i]).collect();
         if neg.is_empty() {
-            return Err(MetricsError::TrainingSplitLacks {
-                fold,
-                missing: "different",
-            });
+            return Err(MetricsError::TrainingSplitLacks { fold, missing: "different" });
         }
         if !(0..distances.len()).any(|i| folds[i] != fold && is_same[i]) {
-            return Err(MetricsError::TrainingSplitLacks {
-                fold,
-                missing: "same",
-            });
+            return Err(MetricsError::TrainingSplitLacks { fold, missing: "same" });
         }
         neg.sort_by(f64::total_cmp);
         let nn = neg.len() as f64;
-        let far_train: Vec<f64> = thresholds
-            .iter()
-            .map(|&t| neg.partition_point(|&d| d < t) as f64 / nn)
-            .collect();
+        let far_train: Vec<f64> = thresholds.iter().map(|&t| neg.partition_point(|&d| d < t) as f64 / nn).collect();
         let max_far = far_train.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let threshold = if max_far >= far {
             if far < far_train[0] {
@@ -316,12 +269,7 @@ pub fn tar_at_far_insightface(
                 "test fold {fold} has no {missing} pairs: VAL/FAR would divide by zero"
             )));
         }
-        out.push(InsightFaceValFold {
-            fold,
-            threshold,
-            val: ta as f64 / ns as f64,
-            far: fa as f64 / nd as f64,
-        });
+        out.push(InsightFaceValFold { fold, threshold, val: ta as f64 / ns as f64, far: fa as f64 / nd as f64 });
     }
     let k = out.len() as f64;
     let val_mean = out.iter().map(|f| f.val).sum::<f64>() / k;
@@ -366,15 +314,9 @@ mod tests {
         let x = [0.0, 0.0, 0.0, 0.1, 0.1, 0.2, 0.3, 0.3, 1.0, 1.0];
         let y: Vec<f64> = (0..10).map(f64::from).collect();
         // Values from scipy BSpline.construct_fast(np.r_[x[0], x, x[-1]], y, 1).
-        for (xv, want) in [
-            (0.0, 2.0),
-            (0.05, 2.5),
-            (0.1, 4.0),
-            (0.15, 4.5),
-            (0.3, 7.0),
-            (0.5, 7.2857142857142865),
-            (1.0, 0.0),
-        ] {
+        for (xv, want) in
+            [(0.0, 2.0), (0.05, 2.5), (0.1, 4.0), (0.15, 4.5), (0.3, 7.0), (0.5, 7.2857142857142865), (1.0, 0.0)]
+        {
             assert!((slinear_old_scipy(&x, &y, xv) - want).abs() < 1e-12, "{xv}");
         }
     }

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::verify::fold_members;
 use crate::{
-    auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, ten_fold,
-    FoldAveragedRoc, FoldReport, FoldScores, InsightFaceVal, MetricsError, Roc, Rule, TarAtFar,
+    auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, ten_fold, FoldAveragedRoc, FoldReport,
+    FoldScores, InsightFaceVal, MetricsError, Roc, Rule, TarAtFar,
 };
 
 /// The scores a protocol chose for its pairs (all slices in the same pair order).
@@ -71,44 +71,18 @@ pub fn verification_metrics(
     let auc = auc(&roc);
     let eer = eer(s.similarity, s.is_same)?;
     let members = fold_members(s.folds, s.is_same.len())?;
-    let min_negatives = members
-        .iter()
-        .map(|m| m.iter().filter(|&&i| !s.is_same[i]).count())
-        .min()
-        .unwrap_or(1);
-    let roc_folds = roc_fold_averaged(
-        s.similarity,
-        s.is_same,
-        s.folds,
-        &far_grid(min_negatives),
-    )?;
+    let min_negatives = members.iter().map(|m| m.iter().filter(|&&i| !s.is_same[i]).count()).min().unwrap_or(1);
+    let roc_folds = roc_fold_averaged(s.similarity, s.is_same, s.folds, &far_grid(min_negatives))?;
     let mut tar_at_far = Vec::new();
     for &far in insightface_fars {
         let v = tar_at_far_insightface(s.distance, s.is_same, s.folds, far)?;
-        tar_at_far.push(TarRow {
-            method: "insightface",
-            far_target: far,
-            exact: None,
-            insightface: Some(v),
-        });
+        tar_at_far.push(TarRow { method: "insightface", far_target: far, exact: None, insightface: Some(v) });
     }
     for &far in exact_fars {
         let v = tar_at_far_exact(s.similarity, s.is_same, far)?;
-        tar_at_far.push(TarRow {
-            method: "exact",
-            far_target: far,
-            exact: Some(v),
-            insightface: None,
-        });
+        tar_at_far.push(TarRow { method: "exact", far_target: far, exact: Some(v), insightface: None });
     }
-    Ok(VerificationMetrics {
-        accuracy,
-        auc,
-        eer,
-        tar_at_far,
-        roc,
-        roc_folds,
-    })
+    Ok(VerificationMetrics { accuracy, auc, eer, tar_at_far, roc, roc_folds })
 }
 
 /// FARs 10 per decade from `1 / min_negatives` up to 1: the smallest FAR every fold can show
@@ -116,9 +90,7 @@ pub fn verification_metrics(
 fn far_grid(min_negatives: usize) -> Vec<f64> {
     let lo = (1.0 / min_negatives.max(1) as f64).log10();
     let steps = (-lo * 10.0).ceil() as usize;
-    (0..=steps)
-        .map(|i| 10f64.powf(lo - lo * i as f64 / steps.max(1) as f64))
-        .collect()
+    (0..=steps).map(|i| 10f64.powf(lo - lo * i as f64 / steps.max(1) as f64)).collect()
 }
 
 #[cfg(test)]
@@ -151,33 +123,19 @@ mod tests {
         }
         let dist = squared_l2(&l, &r, 2).unwrap();
         let cos: Vec<f64> = dist.iter().map(|d| 1.0 - d / 2.0).collect();
-        let rules = [
-            (Rule::Exact, FoldScores::Shared(&cos)),
-            (Rule::InsightFace, FoldScores::Shared(&dist)),
-        ];
-        let s = VerificationScores {
-            is_same: &is_same,
-            folds: &folds,
-            rules: &rules,
-            similarity: &cos,
-            distance: &dist,
-        };
+        let rules = [(Rule::Exact, FoldScores::Shared(&cos)), (Rule::InsightFace, FoldScores::Shared(&dist))];
+        let s =
+            VerificationScores { is_same: &is_same, folds: &folds, rules: &rules, similarity: &cos, distance: &dist };
         let m = verification_metrics(&s, &[0.5, 0.1], &[0.5]).unwrap();
         let rules_seen: Vec<Rule> = m.accuracy.iter().map(|a| a.rule).collect();
         assert_eq!(rules_seen, [Rule::Exact, Rule::InsightFace]);
-        assert_eq!(
-            m.accuracy[1],
-            ten_fold(Rule::InsightFace, FoldScores::Shared(&dist), &is_same, &folds).unwrap()
-        );
+        assert_eq!(m.accuracy[1], ten_fold(Rule::InsightFace, FoldScores::Shared(&dist), &is_same, &folds).unwrap());
         assert_eq!(m.roc, roc(&cos, &is_same).unwrap());
         assert_eq!(m.eer, eer(&cos, &is_same).unwrap());
         assert_eq!(m.roc_folds.far, far_grid(2), "2 negatives in every fold");
         let methods: Vec<(&str, f64)> = m.tar_at_far.iter().map(|t| (t.method, t.far_target)).collect();
         assert_eq!(methods, [("insightface", 0.5), ("exact", 0.5), ("exact", 0.1)]);
-        assert_eq!(
-            m.tar_at_far[2].exact,
-            Some(TarAtFar::NotMeasurable { far_target: 0.1, negatives: 8 })
-        );
+        assert_eq!(m.tar_at_far[2].exact, Some(TarAtFar::NotMeasurable { far_target: 0.1, negatives: 8 }));
         let v = serde_json::to_value(&m.tar_at_far[0]).unwrap();
         assert!(v.get("exact").is_none() && v["insightface"]["val_mean"].is_number(), "{v}");
 

@@ -59,9 +59,7 @@ pub fn kfold_ids(n: usize, k: usize) -> Result<Vec<usize>, MetricsError> {
         return Err(MetricsError::TooFewFolds(k));
     }
     if n < k {
-        return Err(MetricsError::Invalid(format!(
-            "cannot split {n} pairs into {k} folds"
-        )));
+        return Err(MetricsError::Invalid(format!("cannot split {n} pairs into {k} folds")));
     }
     let mut ids = Vec::with_capacity(n);
     for f in 0..k {
@@ -74,19 +72,11 @@ pub fn kfold_ids(n: usize, k: usize) -> Result<Vec<usize>, MetricsError> {
 /// Indices of the pairs in each fold; fold ids must be `0..k` with every id used.
 pub(crate) fn fold_members(folds: &[usize], n: usize) -> Result<Vec<Vec<usize>>, MetricsError> {
     if folds.len() != n {
-        return Err(MetricsError::LengthMismatch {
-            what: "folds",
-            got: folds.len(),
-            expected: n,
-        });
+        return Err(MetricsError::LengthMismatch { what: "folds", got: folds.len(), expected: n });
     }
     // A fold id >= n would leave some fold empty (and could overflow `max + 1`).
     if let Some(index) = folds.iter().position(|&f| f >= n) {
-        return Err(MetricsError::FoldOutOfRange {
-            index,
-            fold: folds[index],
-            n_folds: n,
-        });
+        return Err(MetricsError::FoldOutOfRange { index, fold: folds[index], n_folds: n });
     }
     let n_folds = folds.iter().copied().max().map_or(0, |m| m + 1);
     let mut members = vec![Vec::new(); n_folds];
@@ -101,12 +91,7 @@ pub(crate) fn fold_members(folds: &[usize], n: usize) -> Result<Vec<Vec<usize>>,
 
 /// Ten-fold (k-fold) accuracy: for each fold, pick the threshold on the other folds under
 /// `rule`, then measure accuracy on the fold.
-pub fn ten_fold(
-    rule: Rule,
-    scores: FoldScores,
-    is_same: &[bool],
-    folds: &[usize],
-) -> Result<FoldReport, MetricsError> {
+pub fn ten_fold(rule: Rule, scores: FoldScores, is_same: &[bool], folds: &[usize]) -> Result<FoldReport, MetricsError> {
     let n = is_same.len();
     if n == 0 {
         return Err(MetricsError::Empty);
@@ -154,22 +139,13 @@ pub fn ten_fold(
             FoldScores::Shared(s) => s,
             FoldScores::PerTestFold(v) => &v[fold],
         };
-        let train: Vec<(f64, bool)> = (0..n)
-            .filter(|&i| folds[i] != fold)
-            .map(|i| (s[i], is_same[i]))
-            .collect();
+        let train: Vec<(f64, bool)> = (0..n).filter(|&i| folds[i] != fold).map(|i| (s[i], is_same[i])).collect();
         let test: Vec<(f64, bool)> = test_idx.iter().map(|&i| (s[i], is_same[i])).collect();
         if !train.iter().any(|p| p.1) {
-            return Err(MetricsError::TrainingSplitLacks {
-                fold,
-                missing: "same",
-            });
+            return Err(MetricsError::TrainingSplitLacks { fold, missing: "same" });
         }
         if train.iter().all(|p| p.1) {
-            return Err(MetricsError::TrainingSplitLacks {
-                fold,
-                missing: "different",
-            });
+            return Err(MetricsError::TrainingSplitLacks { fold, missing: "different" });
         }
         let threshold = select_threshold(rule, &train);
         results.push(FoldResult {
@@ -197,10 +173,7 @@ pub fn ten_fold(
 
 /// Accuracy of `threshold` on `pairs` with the rule's own comparison operators.
 fn accuracy(rule: Rule, threshold: f64, pairs: &[(f64, bool)]) -> f64 {
-    let correct = pairs
-        .iter()
-        .filter(|&&(s, same)| is_correct(rule, threshold, s, same))
-        .count();
+    let correct = pairs.iter().filter(|&&(s, same)| is_correct(rule, threshold, s, same)).count();
     correct as f64 / pairs.len() as f64
 }
 
@@ -279,8 +252,7 @@ fn sphereface_threshold(train: &[(f64, bool)]) -> f64 {
     let mut count = 0usize;
     for k in -10000i32..=10000 {
         let thr = f64::from(k) / 10000.0;
-        let c =
-            (pos.len() - pos.partition_point(|&s| s <= thr)) + neg.partition_point(|&s| s < thr);
+        let c = (pos.len() - pos.partition_point(|&s| s <= thr)) + neg.partition_point(|&s| s < thr);
         if c > best || count == 0 {
             best = c;
             sum = thr;
@@ -341,11 +313,7 @@ fn exact_threshold(train: &[(f64, bool)]) -> f64 {
             j += 1;
         }
         if correct > best.0 {
-            let thr = if j < sorted.len() {
-                midpoint(v, sorted[j].0)
-            } else {
-                v + 1.0
-            };
+            let thr = if j < sorted.len() { midpoint(v, sorted[j].0) } else { v + 1.0 };
             best = (correct, thr);
         }
         i = j;
@@ -373,9 +341,7 @@ mod tests {
     #[test]
     fn kfold_ids_match_sklearn_sizes() {
         let ids = kfold_ids(23, 10).unwrap();
-        let sizes: Vec<usize> = (0..10)
-            .map(|f| ids.iter().filter(|&&i| i == f).count())
-            .collect();
+        let sizes: Vec<usize> = (0..10).map(|f| ids.iter().filter(|&&i| i == f).count()).collect();
         assert_eq!(sizes, vec![3, 3, 3, 2, 2, 2, 2, 2, 2, 2]);
         assert!(ids.windows(2).all(|w| w[0] <= w[1]));
         assert!(kfold_ids(5, 10).is_err());
@@ -385,18 +351,8 @@ mod tests {
     #[test]
     fn fold_ids_out_of_range_are_errors_not_overflows() {
         let e = fold_members(&[0, usize::MAX], 2).unwrap_err();
-        assert_eq!(
-            e,
-            MetricsError::FoldOutOfRange {
-                index: 1,
-                fold: usize::MAX,
-                n_folds: 2
-            }
-        );
-        assert_eq!(
-            fold_members(&[0, 0, 1], 3).unwrap(),
-            vec![vec![0, 1], vec![2]]
-        );
+        assert_eq!(e, MetricsError::FoldOutOfRange { index: 1, fold: usize::MAX, n_folds: 2 });
+        assert_eq!(fold_members(&[0, 0, 1], 3).unwrap(), vec![vec![0, 1], vec![2]]);
     }
 
     #[test]

@@ -12,19 +12,10 @@ fn insightface_threshold_is_first_grid_value_strictly_above() {
     // (Grid value i is i * 0.01 as NumPy's arange computes it: 70 * 0.01 != 0.7.)
     let d = [50.0 * 0.01, 1.5, 70.0 * 0.01, 1.2];
     let same = [true, false, true, false];
-    let r = ten_fold(
-        Rule::InsightFace,
-        FoldScores::Shared(&d),
-        &same,
-        &[0, 0, 1, 1],
-    )
-    .unwrap();
+    let r = ten_fold(Rule::InsightFace, FoldScores::Shared(&d), &same, &[0, 0, 1, 1]).unwrap();
     // Test fold 0, trained on fold 1: d < d is false, so the first perfect threshold is 0.71.
     assert_eq!(r.folds[0].threshold, 71.0 * 0.01);
-    assert_eq!(
-        (r.folds[0].train_accuracy, r.folds[0].test_accuracy),
-        (1.0, 1.0)
-    );
+    assert_eq!((r.folds[0].train_accuracy, r.folds[0].test_accuracy), (1.0, 1.0));
     // Test fold 1, trained on fold 0: first perfect threshold 0.51; then 0.7 < 0.51 fails.
     assert_eq!(r.folds[1].threshold, 51.0 * 0.01);
     assert_eq!(r.folds[1].test_accuracy, 0.5);
@@ -38,19 +29,9 @@ fn insightface_threshold_is_first_grid_value_strictly_above() {
 fn sphereface_takes_the_mean_of_all_best_thresholds() {
     let s = [0.3, -0.2, 0.3, -0.2, 0.1, 0.04];
     let same = [true, false, true, false, true, false];
-    let r = ten_fold(
-        Rule::SphereFace,
-        FoldScores::Shared(&s),
-        &same,
-        &[0, 0, 1, 1, 2, 2],
-    )
-    .unwrap();
+    let r = ten_fold(Rule::SphereFace, FoldScores::Shared(&s), &same, &[0, 0, 1, 1, 2, 2]).unwrap();
     // Test fold 2: every k/10000 strictly inside (-0.2, 0.3) is perfect: mean = 0.05.
-    assert!(
-        close(r.folds[2].threshold, 0.05),
-        "{}",
-        r.folds[2].threshold
-    );
+    assert!(close(r.folds[2].threshold, 0.05), "{}", r.folds[2].threshold);
     // 0.1 > 0.05 right; 0.04 < 0.05 right.
     assert_eq!(r.folds[2].test_accuracy, 1.0);
     assert_eq!(r.tool_plus_minus(), None);
@@ -80,13 +61,7 @@ fn sphereface_score_equal_to_threshold_is_wrong_both_ways() {
 fn facexzoo_threshold_lies_on_its_grid() {
     let s = [0.8, 0.0, 0.6, 0.2, 0.7, 0.1];
     let same = [true, false, true, false, true, false];
-    let r = ten_fold(
-        Rule::FaceXZoo,
-        FoldScores::Shared(&s),
-        &same,
-        &[0, 0, 1, 1, 2, 2],
-    )
-    .unwrap();
+    let r = ten_fold(Rule::FaceXZoo, FoldScores::Shared(&s), &same, &[0, 0, 1, 1, 2, 2]).unwrap();
     // Test fold 2: train = {0.8 s, 0.0 d, 0.6 s, 0.2 d}; grid 0 + i * 0.8/1000, i >= 1.
     let step = f64::from(0.8f32) / 1000.0;
     let t = r.folds[2].threshold;
@@ -106,13 +81,7 @@ fn exact_rule_takes_the_smallest_best_midpoint() {
     // after 0.5 3/4 again (thr 0.7, not taken: smallest wins); after 0.9 2/4.
     let s = [0.1, 0.5, 0.5, 0.9, 0.35, 0.2];
     let same = [false, true, false, true, true, false];
-    let r = ten_fold(
-        Rule::Exact,
-        FoldScores::Shared(&s),
-        &same,
-        &[1, 1, 1, 1, 0, 0],
-    )
-    .unwrap();
+    let r = ten_fold(Rule::Exact, FoldScores::Shared(&s), &same, &[1, 1, 1, 1, 0, 0]).unwrap();
     assert!(close(r.folds[0].threshold, 0.3));
     assert_eq!(r.folds[0].train_accuracy, 0.75);
     assert_eq!(r.folds[0].test_accuracy, 1.0);
@@ -132,13 +101,7 @@ fn per_test_fold_scores_are_used_for_their_fold_only() {
     for k in 0..3 {
         let shared = ten_fold(Rule::Exact, FoldScores::Shared(&per[k]), &same, &folds).unwrap();
         assert_eq!(r.folds[k], shared.folds[k], "fold {k}");
-        let other = ten_fold(
-            Rule::Exact,
-            FoldScores::Shared(&per[(k + 1) % 3]),
-            &same,
-            &folds,
-        )
-        .unwrap();
+        let other = ten_fold(Rule::Exact, FoldScores::Shared(&per[(k + 1) % 3]), &same, &folds).unwrap();
         differs |= other.folds[k] != r.folds[k];
     }
     assert!(differs, "the vectors should give different fold results");
@@ -148,68 +111,24 @@ fn per_test_fold_scores_are_used_for_their_fold_only() {
 fn ten_fold_errors_are_clear() {
     let s = [0.1, 0.2, 0.3, 0.4];
     let same = [true, false, true, false];
-    let e = ten_fold(
-        Rule::Exact,
-        FoldScores::Shared(&s[..3]),
-        &same,
-        &[0, 0, 1, 1],
-    )
-    .unwrap_err();
+    let e = ten_fold(Rule::Exact, FoldScores::Shared(&s[..3]), &same, &[0, 0, 1, 1]).unwrap_err();
     assert!(e.to_string().contains("length mismatch"), "{e}");
     let e = ten_fold(Rule::Exact, FoldScores::Shared(&s), &same, &[0, 0, 1]).unwrap_err();
-    assert!(
-        matches!(e, MetricsError::LengthMismatch { what: "folds", .. }),
-        "{e}"
-    );
+    assert!(matches!(e, MetricsError::LengthMismatch { what: "folds", .. }), "{e}");
     let e = ten_fold(Rule::Exact, FoldScores::Shared(&s), &same, &[0, 0, 2, 2]).unwrap_err();
-    assert_eq!(
-        e,
-        MetricsError::EmptyFold {
-            fold: 1,
-            n_folds: 3
-        }
-    );
+    assert_eq!(e, MetricsError::EmptyFold { fold: 1, n_folds: 3 });
     let e = ten_fold(Rule::Exact, FoldScores::Shared(&s), &same, &[0, 0, 0, 0]).unwrap_err();
     assert_eq!(e, MetricsError::TooFewFolds(1));
     // Fold 1 holds both same pairs: training for test fold 0 has no different pairs.
-    let e = ten_fold(
-        Rule::InsightFace,
-        FoldScores::Shared(&s),
-        &[true, false, true, false],
-        &[1, 0, 1, 0],
-    )
-    .unwrap_err();
-    assert_eq!(
-        e,
-        MetricsError::TrainingSplitLacks {
-            fold: 0,
-            missing: "different"
-        }
-    );
-    let e = ten_fold(
-        Rule::Exact,
-        FoldScores::Shared(&s),
-        &[true; 4],
-        &[0, 0, 1, 1],
-    )
-    .unwrap_err();
+    let e =
+        ten_fold(Rule::InsightFace, FoldScores::Shared(&s), &[true, false, true, false], &[1, 0, 1, 0]).unwrap_err();
+    assert_eq!(e, MetricsError::TrainingSplitLacks { fold: 0, missing: "different" });
+    let e = ten_fold(Rule::Exact, FoldScores::Shared(&s), &[true; 4], &[0, 0, 1, 1]).unwrap_err();
     assert_eq!(e, MetricsError::MissingClass("different"));
-    let e = ten_fold(
-        Rule::Exact,
-        FoldScores::Shared(&[0.1, f64::NAN, 0.3, 0.4]),
-        &same,
-        &[0, 0, 1, 1],
-    )
-    .unwrap_err();
+    let e = ten_fold(Rule::Exact, FoldScores::Shared(&[0.1, f64::NAN, 0.3, 0.4]), &same, &[0, 0, 1, 1]).unwrap_err();
     assert!(e.to_string().contains("pair 1"), "{e}");
     let per = vec![vec![0.1; 4]];
-    let e = ten_fold(
-        Rule::SphereFace,
-        FoldScores::PerTestFold(&per),
-        &same,
-        &[0, 0, 1, 1],
-    )
-    .unwrap_err();
+    let e = ten_fold(Rule::SphereFace, FoldScores::PerTestFold(&per), &same, &[0, 0, 1, 1]).unwrap_err();
     assert!(e.to_string().contains("PerTestFold"), "{e}");
     let e = ten_fold(Rule::Exact, FoldScores::Shared(&[]), &[], &[]).unwrap_err();
     assert_eq!(e, MetricsError::Empty);
@@ -233,15 +152,9 @@ fn roc_auc_eer_by_hand() {
     assert!(close(eer(&s, &same).unwrap(), 1.0 / 3.0));
     // Ties between a same and a different score make one diagonal ROC step.
     let r = roc(&[0.5, 0.5], &[true, false]).unwrap();
-    assert_eq!(
-        (r.far.clone(), r.tar.clone()),
-        (vec![0.0, 1.0], vec![0.0, 1.0])
-    );
+    assert_eq!((r.far.clone(), r.tar.clone()), (vec![0.0, 1.0], vec![0.0, 1.0]));
     assert!(close(auc(&r), 0.5));
-    assert_eq!(
-        roc(&[0.5], &[true]).unwrap_err(),
-        MetricsError::MissingClass("different")
-    );
+    assert_eq!(roc(&[0.5], &[true]).unwrap_err(), MetricsError::MissingClass("different"));
     assert!(roc(&[0.5, 0.2], &[true]).is_err());
 }
 
@@ -249,61 +162,33 @@ fn roc_auc_eer_by_hand() {
 fn tar_at_far_exact_by_hand() {
     let s = [0.1, 0.2, 0.3, 0.25, 0.35, 0.5];
     let same = [false, false, false, true, true, true];
-    assert_eq!(
-        tar_at_far_exact(&s, &same, 0.1).unwrap(),
-        TarAtFar::NotMeasurable {
-            far_target: 0.1,
-            negatives: 3
-        }
-    );
+    assert_eq!(tar_at_far_exact(&s, &same, 0.1).unwrap(), TarAtFar::NotMeasurable { far_target: 0.1, negatives: 3 });
     // k = 1 false accept allowed (also at exactly 1/3): threshold = 2nd largest negative.
     for far in [0.34, 1.0 / 3.0] {
         assert_eq!(
             tar_at_far_exact(&s, &same, far).unwrap(),
-            TarAtFar::Measured {
-                tar: 1.0,
-                far: 1.0 / 3.0,
-                threshold: 0.2
-            }
+            TarAtFar::Measured { tar: 1.0, far: 1.0 / 3.0, threshold: 0.2 }
         );
     }
     // Same-score tie at the threshold: 0.3 is not > 0.3.
     let s2 = [0.1, 0.2, 0.3, 0.3, 0.35, 0.5];
-    assert_eq!(
-        tar_at_far_exact(&s2, &same, 0.0).unwrap_err(),
-        MetricsError::BadFarTarget(0.0)
-    );
+    assert_eq!(tar_at_far_exact(&s2, &same, 0.0).unwrap_err(), MetricsError::BadFarTarget(0.0));
     match tar_at_far_exact(&s2, &same, 0.4).unwrap() {
-        TarAtFar::Measured {
-            tar,
-            far,
-            threshold,
-        } => {
+        TarAtFar::Measured { tar, far, threshold } => {
             assert_eq!((threshold, far), (0.2, 1.0 / 3.0));
             assert!(close(tar, 1.0));
         }
         other => panic!("{other:?}"),
     }
     match tar_at_far_exact(&s, &same, 1.0).unwrap() {
-        TarAtFar::Measured {
-            tar,
-            far,
-            threshold,
-        } => {
+        TarAtFar::Measured { tar, far, threshold } => {
             assert_eq!((tar, far), (1.0, 1.0));
             assert!(threshold < 0.1 && threshold > 0.1 - 1e-15);
         }
         other => panic!("{other:?}"),
     }
-    let json = serde_json::to_string(&TarAtFar::NotMeasurable {
-        far_target: 1e-6,
-        negatives: 2700,
-    })
-    .unwrap();
-    assert_eq!(
-        json,
-        r#"{"status":"not_measurable","far_target":1e-6,"negatives":2700}"#
-    );
+    let json = serde_json::to_string(&TarAtFar::NotMeasurable { far_target: 1e-6, negatives: 2700 }).unwrap();
+    assert_eq!(json, r#"{"status":"not_measurable","far_target":1e-6,"negatives":2700}"#);
 }
 
 #[test]
@@ -312,10 +197,7 @@ fn insightface_val_is_zero_when_far_is_never_reached() {
     let d = [0.5, 4.5, 0.6, 5.0];
     let same = [true, false, true, false];
     let v = tar_at_far_insightface(&d, &same, &[0, 0, 1, 1], 1e-3).unwrap();
-    assert!(v
-        .folds
-        .iter()
-        .all(|f| f.threshold == 0.0 && f.val == 0.0 && f.far == 0.0));
+    assert!(v.folds.iter().all(|f| f.threshold == 0.0 && f.val == 0.0 && f.far == 0.0));
     assert_eq!((v.val_mean, v.val_std, v.far_mean), (0.0, 0.0, 0.0));
     assert!(tar_at_far_insightface(&d, &same, &[0, 0, 1, 1], 0.0).is_err());
 }
@@ -350,17 +232,11 @@ fn megaface_rule_by_hand_ties_count_for_the_query() {
     // (p=0, g=1): mate 0.5, one distractor above (0.9), the tie at 0.5 does not count.
     // (p=1, g=0): mate 0.7, ties with two distractors, none above: rank 1.
     assert_eq!(megaface_counts(&ids, &pp, &pd).unwrap(), vec![1, 0]);
-    assert_eq!(
-        megaface_cmc(&ids, &pp, &pd, 4).unwrap(),
-        vec![0.5, 1.0, 1.0, 1.0]
-    );
+    assert_eq!(megaface_cmc(&ids, &pp, &pd, 4).unwrap(), vec![0.5, 1.0, 1.0, 1.0]);
     assert!(megaface_cmc(&[1, 2], &pp, &pd, 3).is_err()); // no identity with two images
     assert!(megaface_cmc(&ids, &pp[..3], &pd, 3).is_err());
     assert!(megaface_counts(&ids, &pp, &pd[..5]).is_err());
-    assert!(megaface_counts(&ids, &[1.0, f64::NAN, 0.7, 1.0], &pd)
-        .unwrap_err()
-        .to_string()
-        .contains("pair 1"));
+    assert!(megaface_counts(&ids, &[1.0, f64::NAN, 0.7, 1.0], &pd).unwrap_err().to_string().contains("pair 1"));
 }
 
 /// Small deterministic generator (SplitMix64) so the test needs no dependency.
@@ -394,11 +270,7 @@ fn cmc_from_counts_equals_brute_force_with_ties() {
         let max_rank = 1 + rng.below(25) as usize;
         let brute = megaface_cmc(&ids, &pp, &pd, max_rank).unwrap();
         let counts = megaface_counts(&ids, &pp, &pd).unwrap();
-        assert_eq!(
-            cmc_from_counts(&counts, max_rank).unwrap(),
-            brute,
-            "trial {trial}"
-        );
+        assert_eq!(cmc_from_counts(&counts, max_rank).unwrap(), brute, "trial {trial}");
         assert!(brute.windows(2).all(|w| w[0] <= w[1]));
     }
 }

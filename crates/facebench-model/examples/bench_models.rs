@@ -31,22 +31,53 @@ fn main() -> facebench_model::Result<()> {
         for batch in [1, 32] {
             let it = if batch == 1 { iters * 16 } else { iters };
             let r = bench_embed(model.as_ref(), batch, it)?;
-            let per_cpu = r.cpu_seconds.map(|c| format!(", {:.1} images per CPU-second", (r.batch * r.iters) as f64 / c)).unwrap_or_default();
-            println!("{:<16} batch {:>3}: {:>8.1} images/s ({} x {} images in {:.2} s{per_cpu})", r.model, r.batch, r.images_per_sec, r.iters, r.batch, r.seconds);
+            let per_cpu = r
+                .cpu_seconds
+                .map(|c| format!(", {:.1} images per CPU-second", (r.batch * r.iters) as f64 / c))
+                .unwrap_or_default();
+            println!(
+                "{:<16} batch {:>3}: {:>8.1} images/s ({} x {} images in {:.2} s{per_cpu})",
+                r.model, r.batch, r.images_per_sec, r.iters, r.batch, r.seconds
+            );
         }
         if device.is_cpu() && only.is_none() {
             let r = facebench_model::ops::with_candle_ops(|| bench_embed(model.as_ref(), 32, 1))?;
-            println!("{:<16} batch  32: {:>8.1} images/s with candle's own ops (grouped conv etc.)", r.model, r.images_per_sec);
+            println!(
+                "{:<16} batch  32: {:>8.1} images/s with candle's own ops (grouped conv etc.)",
+                r.model, r.images_per_sec
+            );
         }
     }
     if device.is_cpu() && only.is_none() {
         // The machine's own sgemm rate, the ceiling for convolution as im2col + gemm.
-        for (threads, par) in [(1, gemm::Parallelism::None), (rayon::current_num_threads(), gemm::Parallelism::Rayon(0))] {
+        for (threads, par) in
+            [(1, gemm::Parallelism::None), (rayon::current_num_threads(), gemm::Parallelism::Rayon(0))]
+        {
             let n = 1024;
             let (a, b) = (vec![0.5f32; n * n], vec![0.25f32; n * n]);
             let mut c = vec![0f32; n * n];
             let mut run = || unsafe {
-                gemm::gemm(n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, b.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, par)
+                gemm::gemm(
+                    n,
+                    n,
+                    n,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    n as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
             };
             run();
             let t0 = Instant::now();
@@ -71,8 +102,11 @@ fn main() -> facebench_model::Result<()> {
             let candle = time(iters.min(3), || l.forward_candle(&xi));
             println!("  depthwise 3x3 s{s} {c}x{h}x{h}: {ours:8.2} vs {candle:8.2} (grouped conv2d)");
         }
-        for (ci, co, h, k, s, p) in [(3, 32, 150, 7, 2, 0), (32, 32, 35, 3, 1, 1), (128, 128, 8, 3, 1, 1), (32, 32, 56, 1, 1, 0)] {
-            let l = Conv2d::new("c", &vec![0.01; k * k * ci * co], [k, k, ci, co], s, Pads::uniform(p), &dev)?.with_activation(Activation::Relu)?;
+        for (ci, co, h, k, s, p) in
+            [(3, 32, 150, 7, 2, 0), (32, 32, 35, 3, 1, 1), (128, 128, 8, 3, 1, 1), (32, 32, 56, 1, 1, 0)]
+        {
+            let l = Conv2d::new("c", &vec![0.01; k * k * ci * co], [k, k, ci, co], s, Pads::uniform(p), &dev)?
+                .with_activation(Activation::Relu)?;
             let xi = x(ci, h);
             let ours = time(iters, || l.forward(&xi));
             let candle = time(iters, || l.forward_candle(&xi));

@@ -20,12 +20,7 @@ pub enum Error {
     Corrupt { path: PathBuf, msg: String },
     /// The file is a valid TF.js model, but not the one this network expects.
     #[error("{path}: not the weights of model {model}: {}", describe_mismatch(missing, unexpected))]
-    WrongWeights {
-        path: PathBuf,
-        model: String,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-    },
+    WrongWeights { path: PathBuf, model: String, missing: Vec<String>, unexpected: Vec<String> },
     /// A tensor is present under the expected name, but with another shape or dtype.
     #[error("{path}: tensor {name}: {msg}")]
     Tensor { path: PathBuf, name: String, msg: String },

@@ -74,12 +74,23 @@ pub fn weight_names() -> Vec<String> {
 
 /// conv + bias, then dlib's affine `* scale.weights + scale.biases`, then the activation.
 /// `shape` is the TF filter shape `[k, k, c_in, c_out]`.
-fn conv_unit(w: &TfjsWeights, p: &str, shape: [usize; 4], stride: usize, pads: Pads, act: Activation, dev: &Device) -> Result<Conv2d> {
+fn conv_unit(
+    w: &TfjsWeights,
+    p: &str,
+    shape: [usize; 4],
+    stride: usize,
+    pads: Pads,
+    act: Activation,
+    dev: &Device,
+) -> Result<Conv2d> {
     let c_out = shape[3];
     let filt = w.f32_values(&format!("{p}/conv/filters"), &shape)?;
     Conv2d::new(p, filt, shape, stride, pads, dev)?
         .with_bias(w.f32_values(&format!("{p}/conv/bias"), &[c_out])?)?
-        .with_affine(w.f32_values(&format!("{p}/scale/weights"), &[c_out])?, w.f32_values(&format!("{p}/scale/biases"), &[c_out])?)?
+        .with_affine(
+            w.f32_values(&format!("{p}/scale/weights"), &[c_out])?,
+            w.f32_values(&format!("{p}/scale/biases"), &[c_out])?,
+        )?
         .with_activation(act)
 }
 
@@ -96,7 +107,8 @@ impl FaceapiResnet {
             };
             // 3x3 s1 SAME is a symmetric pad of 1 at every size. A residual block's final ReLU
             // (after the shortcut add) is fused into conv2.
-            let conv1 = conv_unit(w, &format!("{p}/conv1"), [3, 3, c_in, c_out], stride1, pads1, Activation::Relu, device)?;
+            let conv1 =
+                conv_unit(w, &format!("{p}/conv1"), [3, 3, c_in, c_out], stride1, pads1, Activation::Relu, device)?;
             let act2 = if kind == Kind::Residual { Activation::Relu } else { Activation::None };
             let conv2 = conv_unit(w, &format!("{p}/conv2"), [3, 3, c_out, c_out], 1, Pads::uniform(1), act2, device)?;
             blocks.push(Block { kind, c_in, c_out, conv1, conv2 });
@@ -122,7 +134,8 @@ impl FaceapiResnet {
         let (_, hh, hw, _) = h.dims4()?;
         // The conv branch loses a row/column on sizes where VALID s2 is short by one:
         // face-api appends one zero row at the bottom and one zero column at the right.
-        let h = if hh < ph || hw < pw { pad2d(&h, Pads { top: 0, bottom: ph - hh, left: 0, right: pw - hw })? } else { h };
+        let h =
+            if hh < ph || hw < pw { pad2d(&h, Pads { top: 0, bottom: ph - hh, left: 0, right: pw - hw })? } else { h };
         if b.c_out > b.c_in {
             // the shortcut's missing channels are zeros, after the pooled ones
             let zeros = Tensor::zeros((n, ph, pw, b.c_out - b.c_in), DType::F32, x.device())?;

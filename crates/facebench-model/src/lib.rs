@@ -129,7 +129,9 @@ pub fn device_from_name(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         n if n == "cuda" || n.starts_with("cuda:") => {
             let ordinal = match n.strip_prefix("cuda:") {
-                Some(o) => o.parse::<usize>().map_err(|_| Error::Device(format!("bad device {n:?}: expected cuda:N")))?,
+                Some(o) => {
+                    o.parse::<usize>().map_err(|_| Error::Device(format!("bad device {n:?}: expected cuda:N")))?
+                }
                 None => 0,
             };
             if !cfg!(feature = "cuda") {
@@ -149,7 +151,12 @@ pub(crate) fn check_batch(model: &str, spec: &InputSpec, t: &Tensor) -> Result<(
         &[n, h, w, 3] if n > 0 && h == spec.height && w == spec.width && t.dtype() == candle_core::DType::F32 => Ok(()),
         d => Err(Error::Input(format!(
             "{model}: expected an f32 batch [N, {}, {}, 3] (NHWC, RGB {}..{}), got {:?} {:?}",
-            spec.height, spec.width, spec.value_min, spec.value_max, t.dtype(), d
+            spec.height,
+            spec.width,
+            spec.value_min,
+            spec.value_max,
+            t.dtype(),
+            d
         ))),
     }
 }
@@ -229,7 +236,8 @@ fn process_cpu_seconds() -> Option<f64> {
 pub fn bench_embed(model: &dyn FaceModel, batch: usize, iters: usize) -> Result<BenchReport> {
     let spec = model.input_spec();
     // A fixed synthetic pattern in 0..255 (the timing does not depend on the values).
-    let data: Vec<f32> = (0..batch * spec.height * spec.width * 3).map(|i| ((i * 7 + i / 3 * 13) % 256) as f32).collect();
+    let data: Vec<f32> =
+        (0..batch * spec.height * spec.width * 3).map(|i| ((i * 7 + i / 3 * 13) % 256) as f32).collect();
     let x = Tensor::from_vec(data, (batch, spec.height, spec.width, 3), model.device())?;
     let sync = |t: Tensor| -> Result<()> {
         t.to_device(&Device::Cpu)?;

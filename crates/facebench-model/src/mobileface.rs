@@ -98,8 +98,15 @@ impl MobileFace {
             Ok(Activation::PRelu(w.f32_values(gamma, &[c])?.to_vec()))
         };
         constant("flatten/Const", w.i32_values("flatten/Const", &[2])? == [-1, 2048], "[-1, 2048]")?;
-        let conv1 = Conv2d::new("conv1", w.f32_values("conv1_weight", &[3, 3, 3, 32])?, [3, 3, 3, 32], 2, Pads::uniform(1), device)?
-            .with_activation(prelu(0, "prelu1_gamma", 32)?)?;
+        let conv1 = Conv2d::new(
+            "conv1",
+            w.f32_values("conv1_weight", &[3, 3, 3, 32])?,
+            [3, 3, 3, 32],
+            2,
+            Pads::uniform(1),
+            device,
+        )?
+        .with_activation(prelu(0, "prelu1_gamma", 32)?)?;
         let mut stages = Vec::new();
         for (si, &(c_in, c)) in STAGES.iter().enumerate() {
             let k = si + 1;
@@ -108,8 +115,15 @@ impl MobileFace {
             let conv0 = Conv2d::new(&format!("{p}_conv0_0"), w0, [1, 1, c_in, c], 1, Pads::NONE, device)?;
             let dw = |j: usize, df: &str, stride: usize| -> Result<DepthwiseConv2d> {
                 let name = format!("{p}_{df}");
-                DepthwiseConv2d::new(&name, w.f32_values(&name, &[3, 3, c, 1])?, [3, 3, c, 1], stride, Pads::uniform(1), device)?
-                    .with_activation(prelu(3 * si + j + 1, &format!("{p}_prelu{j}_gamma"), c)?)
+                DepthwiseConv2d::new(
+                    &name,
+                    w.f32_values(&name, &[3, 3, c, 1])?,
+                    [3, 3, c, 1],
+                    stride,
+                    Pads::uniform(1),
+                    device,
+                )?
+                .with_activation(prelu(3 * si + j + 1, &format!("{p}_prelu{j}_gamma"), c)?)
             };
             stages.push(Stage { conv0, dw: [dw(0, "conv0_1_df", 2)?, dw(1, "conv1_df", 1)?, dw(2, "conv2_df", 1)?] });
         }
@@ -123,7 +137,10 @@ impl MobileFace {
             conv1,
             stages,
             dense: w.tensor("dense/kernel", &[2048, 256], device)?,
-            bn: ChannelOp::MulAdd(w.f32_values("batchnorm0/mul", &[256])?.to_vec(), w.f32_values("batchnorm0/sub", &[256])?.to_vec()),
+            bn: ChannelOp::MulAdd(
+                w.f32_values("batchnorm0/mul", &[256])?.to_vec(),
+                w.f32_values("batchnorm0/sub", &[256])?.to_vec(),
+            ),
         })
     }
 }

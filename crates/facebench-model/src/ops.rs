@@ -213,7 +213,9 @@ impl Epilogue {
             },
         ];
         match lens.into_iter().flatten().find(|&l| l != c) {
-            Some(l) => Err(Error::Input(format!("{layer}: per-channel parameter of length {l}, layer has {c} channels"))),
+            Some(l) => {
+                Err(Error::Input(format!("{layer}: per-channel parameter of length {l}, layer has {c} channels")))
+            }
             None => Ok(()),
         }
     }
@@ -248,7 +250,8 @@ impl Geom {
 }
 
 fn check_nhwc(name: &str, x: &Tensor, c_in: usize, g: &Geom) -> Result<()> {
-    let (_, h, w, c) = x.dims4().map_err(|_| Error::Input(format!("{name}: expected NHWC input, got {:?}", x.dims())))?;
+    let (_, h, w, c) =
+        x.dims4().map_err(|_| Error::Input(format!("{name}: expected NHWC input, got {:?}", x.dims())))?;
     if c != c_in {
         return Err(Error::Input(format!("{name}: input has {c} channels, layer expects {c_in}")));
     }
@@ -261,7 +264,8 @@ fn cpu_f32<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&
         CpuStorage::F32(d) => d,
         _ => candle_core::bail!("{op}: expected f32 input"),
     };
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: input not contiguous")))?;
+    let (start, end) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: input not contiguous")))?;
     Ok(&data[start..end])
 }
 
@@ -289,7 +293,10 @@ impl Conv2d {
     pub fn new(name: &str, w: &[f32], shape: [usize; 4], stride: usize, pads: Pads, device: &Device) -> Result<Self> {
         let [kh, kw, c_in, c_out] = shape;
         if w.len() != kh * kw * c_in * c_out || stride == 0 {
-            return Err(Error::Input(format!("{name}: {} weights for filter shape {shape:?}, stride {stride}", w.len())));
+            return Err(Error::Input(format!(
+                "{name}: {} weights for filter shape {shape:?}, stride {stride}",
+                w.len()
+            )));
         }
         let weight = Tensor::from_slice(w, (kh, kw, c_in, c_out), device)?.permute((3, 2, 0, 1))?.contiguous()?;
         Ok(Conv2d {
@@ -342,7 +349,12 @@ impl Conv2d {
         let (n, h, w, _) = x.dims4()?;
         let (oh, ow) = self.geom.out_hw(h, w).map_err(Error::Input)?;
         if residual.dims() != [n, oh, ow, self.c_out] {
-            return Err(Error::Input(format!("{}: residual {:?}, output is {:?}", self.name, residual.dims(), [n, oh, ow, self.c_out])));
+            return Err(Error::Input(format!(
+                "{}: residual {:?}, output is {:?}",
+                self.name,
+                residual.dims(),
+                [n, oh, ow, self.c_out]
+            )));
         }
         if use_kernels(x) {
             Ok(x.contiguous()?.apply_op2_no_bwd(&residual.contiguous()?, self)?)
@@ -400,7 +412,14 @@ impl Conv2d {
         }
     }
 
-    fn run(&self, src: &[f32], res: Option<&[f32]>, n: usize, h: usize, w: usize) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn run(
+        &self,
+        src: &[f32],
+        res: Option<&[f32]>,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geom;
         let (oh, ow) = g.out_hw(h, w).map_err(candle_core::Error::Msg)?;
         let (k, co) = (g.kh * g.kw * self.c_in, self.c_out);
@@ -418,11 +437,25 @@ impl Conv2d {
         // SAFETY (gemm): row-major buffers of the given sizes and strides, no aliasing.
         let gemm_rows = |a: &[f32], dst: &mut [f32], m: usize| unsafe {
             gemm::gemm(
-                m, co, k,
-                dst.as_mut_ptr(), 1, co as isize, false,
-                a.as_ptr(), 1, k as isize,
-                self.wmat.as_ptr(), 1, co as isize,
-                0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                m,
+                co,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                co as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                self.wmat.as_ptr(),
+                1,
+                co as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
             )
         };
         for_each_chunk(&mut out, rows * co, |i, dst| {
@@ -462,7 +495,13 @@ impl CustomOp2 for Conv2d {
         "facebench-conv2d-residual"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout, rs: &CpuStorage, rl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s: &CpuStorage,
+        l: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, h, w, _) = l.shape().dims4()?;
         self.run(cpu_f32("conv2d", s, l)?, Some(cpu_f32("conv2d residual", rs, rl)?), n, h, w)
     }
@@ -490,7 +529,10 @@ impl DepthwiseConv2d {
     pub fn new(name: &str, w: &[f32], shape: [usize; 4], stride: usize, pads: Pads, device: &Device) -> Result<Self> {
         let [kh, kw, c, mult] = shape;
         if mult != 1 || w.len() != kh * kw * c || stride == 0 {
-            return Err(Error::Input(format!("{name}: {} weights for depthwise filter shape {shape:?}, stride {stride}", w.len())));
+            return Err(Error::Input(format!(
+                "{name}: {} weights for depthwise filter shape {shape:?}, stride {stride}",
+                w.len()
+            )));
         }
         let weight = Tensor::from_slice(w, (kh, kw, c, 1), device)?.permute((2, 3, 0, 1))?.contiguous()?;
         Ok(DepthwiseConv2d {
@@ -662,9 +704,15 @@ impl CustomOp1 for DepthwiseConv2d {
 /// Pooling over `k x k` windows with stride `s`, VALID (the last partial window is dropped).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pool {
-    Max { k: usize, s: usize },
+    Max {
+        k: usize,
+        s: usize,
+    },
     /// Mean of the window (sum in row-major order, then divided by `k*k`, as TF does).
-    Avg { k: usize, s: usize },
+    Avg {
+        k: usize,
+        s: usize,
+    },
 }
 
 impl Pool {
@@ -676,7 +724,8 @@ impl Pool {
 
     /// NHWC in, NHWC out.
     pub fn forward(self, x: &Tensor) -> Result<Tensor> {
-        let (_, h, w, _) = x.dims4().map_err(|_| Error::Input(format!("pool: expected NHWC input, got {:?}", x.dims())))?;
+        let (_, h, w, _) =
+            x.dims4().map_err(|_| Error::Input(format!("pool: expected NHWC input, got {:?}", x.dims())))?;
         let (k, s) = self.ks();
         if h < k || w < k || s == 0 {
             return Err(Error::Input(format!("pool {k}x{k}/{s}: input {h}x{w} too small")));
@@ -824,7 +873,13 @@ impl CustomOp2 for AddOp {
         "facebench-add"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (a, b) = (cpu_f32("add", s1, l1)?, cpu_f32("add", s2, l2)?);
         let mut out = a.to_vec();
         for_each_chunk(&mut out, 16384, |i, o| {

@@ -49,7 +49,11 @@ enum Encoding {
     F16,
     Bool,
     /// `q * scale + min` in f64, `q` unsigned of 1 or 2 bytes.
-    Affine { bytes: usize, scale: f64, min: f64 },
+    Affine {
+        bytes: usize,
+        scale: f64,
+        min: f64,
+    },
 }
 
 impl Encoding {
@@ -69,8 +73,8 @@ impl TfjsWeights {
     pub fn load(manifest_path: impl AsRef<Path>) -> Result<Self> {
         let manifest = manifest_path.as_ref().to_path_buf();
         let text = std::fs::read(&manifest).map_err(|e| Error::io(&manifest, e))?;
-        let json: Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::corrupt(&manifest, format!("not valid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_slice(&text).map_err(|e| Error::corrupt(&manifest, format!("not valid JSON: {e}")))?;
         let groups = match &json {
             Value::Array(groups) => groups,
             Value::Object(obj) => match obj.get("weightsManifest") {
@@ -90,14 +94,9 @@ impl TfjsWeights {
         let mut index = HashMap::new();
         for (gi, group) in groups.iter().enumerate() {
             let bad = |msg: String| Error::corrupt(&manifest, format!("weightsManifest[{gi}]: {msg}"));
-            let paths = group
-                .get("paths")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad("no `paths` array".into()))?;
-            let specs = group
-                .get("weights")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad("no `weights` array".into()))?;
+            let paths = group.get("paths").and_then(Value::as_array).ok_or_else(|| bad("no `paths` array".into()))?;
+            let specs =
+                group.get("weights").and_then(Value::as_array).ok_or_else(|| bad("no `weights` array".into()))?;
             // A group's bytes are its shards concatenated.
             let mut bytes = Vec::new();
             let mut shard_ends = Vec::new();
@@ -143,10 +142,7 @@ impl TfjsWeights {
             if offset != bytes.len() {
                 return Err(Error::corrupt(
                     shard_of(offset),
-                    format!(
-                        "size mismatch: the manifest describes {offset} bytes but the shards hold {}",
-                        bytes.len()
-                    ),
+                    format!("size mismatch: the manifest describes {offset} bytes but the shards hold {}", bytes.len()),
                 ));
             }
         }
@@ -281,11 +277,14 @@ fn parse_spec(spec: &Value) -> std::result::Result<(String, Vec<usize>, Encoding
             _ => Encoding::Bool,
         },
         Some(q) => {
-            let qdtype = q.get("dtype").and_then(Value::as_str).ok_or_else(|| format!("{name}: quantization without dtype"))?;
+            let qdtype =
+                q.get("dtype").and_then(Value::as_str).ok_or_else(|| format!("{name}: quantization without dtype"))?;
             match qdtype {
                 "uint8" | "uint16" => {
                     let num = |k: &str| {
-                        q.get(k).and_then(Value::as_f64).ok_or_else(|| format!("{name}: {qdtype} quantization without `{k}`"))
+                        q.get(k)
+                            .and_then(Value::as_f64)
+                            .ok_or_else(|| format!("{name}: {qdtype} quantization without `{k}`"))
                     };
                     let bytes = if qdtype == "uint8" { 1 } else { 2 };
                     Encoding::Affine { bytes, scale: num("scale")?, min: num("min")? }
@@ -301,18 +300,21 @@ fn parse_spec(spec: &Value) -> std::result::Result<(String, Vec<usize>, Encoding
 
 fn decode(bytes: &[u8], enc: Encoding, out_i32: bool) -> WeightValues {
     match enc {
-        Encoding::F32 => WeightValues::F32(
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        ),
-        Encoding::I32 => WeightValues::I32(
-            bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        ),
-        Encoding::F16 => WeightValues::F32(
-            bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        ),
+        Encoding::F32 => {
+            WeightValues::F32(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+        Encoding::I32 => {
+            WeightValues::I32(bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+        Encoding::F16 => {
+            WeightValues::F32(bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect())
+        }
         Encoding::Bool => WeightValues::I32(bytes.iter().map(|&b| (b != 0) as i32).collect()),
         Encoding::Affine { bytes: n, scale, min } => {
-            let q = bytes.chunks_exact(n).map(|b| if n == 1 { b[0] as f64 } else { u16::from_le_bytes([b[0], b[1]]) as f64 });
+            let q =
+                bytes
+                    .chunks_exact(n)
+                    .map(|b| if n == 1 { b[0] as f64 } else { u16::from_le_bytes([b[0], b[1]]) as f64 });
             if out_i32 {
                 // JS Math.round: round half towards +infinity.
                 WeightValues::I32(q.map(|q| (q * scale + min + 0.5).floor() as i32).collect())
@@ -379,7 +381,11 @@ mod tests {
         // f64 then f32, not f32 arithmetic
         let q8: Vec<f32> = [0.0f64, 1.0, 255.0].iter().map(|q| (q * 0.1 - 0.3) as f32).collect();
         assert_eq!(w.f32_values("q8", &[3]).unwrap(), q8.as_slice());
-        assert_ne!((1.0f32 * 0.1f32 - 0.3f32).to_bits(), q8[1].to_bits(), "test must distinguish f32 from f64 arithmetic");
+        assert_ne!(
+            (1.0f32 * 0.1f32 - 0.3f32).to_bits(),
+            q8[1].to_bits(),
+            "test must distinguish f32 from f64 arithmetic"
+        );
         assert_eq!(w.f32_values("h", &[1]).unwrap(), &[half::f16::from_f32(0.333).to_f32()]);
         assert_eq!(w.f32_values("q16", &[1, 2]).unwrap(), &[0.5, (1000.0f64 * 0.001 + 0.5) as f32]);
         assert_eq!(w.i32_values("i", &[]).unwrap(), &[-7]);

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use facebench_model::{batch_from_rgb8, default_models_dir, device_from_name, load, manifest_path, model_names, MobileFace, TfjsWeights};
+use facebench_model::{
+    batch_from_rgb8, default_models_dir, device_from_name, load, manifest_path, model_names, MobileFace, TfjsWeights,
+};
 use sha2::{Digest, Sha256};
 
 fn models() -> PathBuf {
@@ -29,7 +31,8 @@ fn scratch(tag: &str, files: &[&str]) -> PathBuf {
     dir
 }
 
-const FACEAPI: [&str; 2] = ["face-api/face_recognition_model-weights_manifest.json", "face-api/face_recognition_model.bin"];
+const FACEAPI: [&str; 2] =
+    ["face-api/face_recognition_model-weights_manifest.json", "face-api/face_recognition_model.bin"];
 const MOBILEFACE: [&str; 2] = ["human-models/mobileface.json", "human-models/mobileface.bin"];
 
 fn err(name: &str, dir: &Path) -> String {
@@ -48,7 +51,8 @@ fn specs_and_checksums() {
         let spec = m.input_spec();
         assert_eq!((spec.width, spec.height, spec.rgb, spec.value_min, spec.value_max), (size, size, true, 0.0, 255.0));
         assert_eq!(m.embedding_dim(), dim);
-        let sha: String = Sha256::digest(std::fs::read(d.join(bin)).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        let sha: String =
+            Sha256::digest(std::fs::read(d.join(bin)).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(m.weights_sha256(), sha, "weights_sha256 is sha256sum of {bin}");
     }
 }
@@ -60,7 +64,9 @@ fn batched_forward_equals_one_by_one() {
     for name in model_names() {
         let m = load(name, &d, &Device::Cpu).unwrap();
         let s = m.input_spec();
-        let imgs: Vec<Vec<u8>> = (0..5).map(|i| (0..s.width * s.height * 3).map(|p| ((p * (i + 3) + i * 17) % 256) as u8).collect()).collect();
+        let imgs: Vec<Vec<u8>> = (0..5)
+            .map(|i| (0..s.width * s.height * 3).map(|p| ((p * (i + 3) + i * 17) % 256) as u8).collect())
+            .collect();
         let refs: Vec<&[u8]> = imgs.iter().map(|v| v.as_slice()).collect();
         let all = m.forward(&batch_from_rgb8(m.as_ref(), &refs).unwrap()).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!((all.len(), all[0].len()), (5, m.embedding_dim()));

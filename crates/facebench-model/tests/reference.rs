@@ -72,7 +72,9 @@ fn check_model(name: &str, ref_key: &str, size: usize, only: Option<usize>) {
     let dir = reference_dir();
     let inputs = read_json(&dir.join("inputs.json"));
     let refs = read_json(&dir.join("embeddings_tfjs.json"));
-    let table = refs["embeddings"][ref_key]["rgb_255"].as_object().unwrap_or_else(|| panic!("no {ref_key}/rgb_255 in embeddings_tfjs.json"));
+    let table = refs["embeddings"][ref_key]["rgb_255"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no {ref_key}/rgb_255 in embeddings_tfjs.json"));
     // Every PNG of this size and every mirror the reference has must be covered.
     let pngs = inputs["inputs"].as_array().unwrap().iter().filter(|e| e["model_size"] == size).count();
     assert!(table.len() >= pngs + 2, "{ref_key}: {} references for {pngs} inputs", table.len());
@@ -93,7 +95,8 @@ fn check_model(name: &str, ref_key: &str, size: usize, only: Option<usize>) {
     let out = model.forward(&batch).unwrap().to_vec2::<f32>().unwrap();
     let (mut worst_diff, mut worst_cos) = (0f32, 1f64);
     for (id, got) in ids.iter().zip(&out) {
-        let want: Vec<f32> = table[id.as_str()].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> =
+            table[id.as_str()].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         assert_eq!(got.len(), want.len(), "{id}");
         let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let dot: f64 = got.iter().zip(&want).map(|(&a, &b)| a as f64 * b as f64).sum();

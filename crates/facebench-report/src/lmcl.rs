@@ -73,12 +73,8 @@ fn draw_toy<DB: DrawingBackend>(
 
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &ToyPanelData) -> std::result::Result<(), String> {
     let (title, sub) = area.split_vertically(48);
-    title
-        .draw(&Text::new(p.title.clone(), (12, 4), ("sans-serif", 20).into_font().color(&BLACK)))
-        .map_err(s)?;
-    title
-        .draw(&Text::new(p.caption.clone(), (12, 27), ("sans-serif", 15).into_font().color(&BLACK)))
-        .map_err(s)?;
+    title.draw(&Text::new(p.title.clone(), (12, 4), ("sans-serif", 20).into_font().color(&BLACK))).map_err(s)?;
+    title.draw(&Text::new(p.caption.clone(), (12, 27), ("sans-serif", 15).into_font().color(&BLACK))).map_err(s)?;
     let lim = 1.35;
     let mut chart = ChartBuilder::on(&sub).margin(8).build_cartesian_2d(-lim..lim, -lim..lim).map_err(s)?;
     let angles_w: Vec<f64> = p.weights.chunks(2).map(|w| f64::from(w[1]).atan2(f64::from(w[0]))).collect();
@@ -91,10 +87,14 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &ToyPanelDat
                     let t = a + (b - a) * f64::from(i) / f64::from(steps);
                     (1.3 * t.cos(), 1.3 * t.sin())
                 }));
-                chart.draw_series(std::iter::once(Polygon::new(poly, RGBColor(0x80, 0x80, 0x80).mix(0.25).filled()))).map_err(s)?;
+                chart
+                    .draw_series(std::iter::once(Polygon::new(poly, RGBColor(0x80, 0x80, 0x80).mix(0.25).filled())))
+                    .map_err(s)?;
             } else {
                 let ray = vec![(0.0, 0.0), (1.3 * a.cos(), 1.3 * a.sin())];
-                chart.draw_series(DashedLineSeries::new(ray, 4, 3, RGBColor(0x60, 0x60, 0x60).stroke_width(1))).map_err(s)?;
+                chart
+                    .draw_series(DashedLineSeries::new(ray, 4, 3, RGBColor(0x60, 0x60, 0x60).stroke_width(1)))
+                    .map_err(s)?;
             }
         }
     }
@@ -111,7 +111,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &ToyPanelDat
         .map_err(s)?;
     for (c, &t) in angles_w.iter().enumerate() {
         let col = identity_colour(c);
-        chart.draw_series(LineSeries::new(vec![(0.0, 0.0), (1.3 * t.cos(), 1.3 * t.sin())], col.stroke_width(3))).map_err(s)?;
+        chart
+            .draw_series(LineSeries::new(vec![(0.0, 0.0), (1.3 * t.cos(), 1.3 * t.sin())], col.stroke_width(3)))
+            .map_err(s)?;
     }
     Ok(())
 }
@@ -160,7 +162,10 @@ pub fn band_edges(weight_angles: &[f64], m: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn draw_key<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, identities: &[String]) -> std::result::Result<(), String> {
+fn draw_key<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    identities: &[String],
+) -> std::result::Result<(), String> {
     let font = ("sans-serif", 16).into_font();
     area.draw(&Text::new("Identities", (20, 20), ("sans-serif", 20).into_font())).map_err(s)?;
     for (i, name) in identities.iter().enumerate() {
@@ -255,7 +260,9 @@ fn draw_ablation<DB: DrawingBackend>(
         .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 24, py)], col.stroke_width(3)));
     chart.draw_series(lmcl.iter().map(|p| Circle::new((p.margin, p.mean), 4, col.filled()))).map_err(s)?;
     chart
-        .draw_series(lmcl.iter().map(|p| PathElement::new(vec![(p.margin, p.mean - p.std), (p.margin, p.mean + p.std)], col.stroke_width(2))))
+        .draw_series(lmcl.iter().map(|p| {
+            PathElement::new(vec![(p.margin, p.mean - p.std), (p.margin, p.mean + p.std)], col.stroke_width(2))
+        }))
         .map_err(s)?;
     chart
         .configure_series_labels()
@@ -300,11 +307,20 @@ mod tests {
         let weights = [1.0f32, 0.0, -1.0, 0.05];
         let panels: Vec<ToyPanelData> = [None, Some(0.0), Some(0.2)]
             .into_iter()
-            .map(|margin| ToyPanelData { title: format!("{margin:?}"), caption: "c".into(), features: &feats, labels: &labels, weights: &weights, margin })
+            .map(|margin| ToyPanelData {
+                title: format!("{margin:?}"),
+                caption: "c".into(),
+                features: &feats,
+                labels: &labels,
+                weights: &weights,
+                margin,
+            })
             .collect();
         toy_figure(&dir.join("toy"), &panels, &["A_B".into(), "C_D".into()]).unwrap();
-        let lmcl = [MarginPoint { margin: 0.0, mean: 98.0, std: 0.1 }, MarginPoint { margin: 0.1, mean: 98.2, std: 0.2 }];
-        margin_ablation_figure(&dir.join("abl"), "t", &lmcl, &[ReferenceLine { label: "raw".into(), mean: 97.5 }]).unwrap();
+        let lmcl =
+            [MarginPoint { margin: 0.0, mean: 98.0, std: 0.1 }, MarginPoint { margin: 0.1, mean: 98.2, std: 0.2 }];
+        margin_ablation_figure(&dir.join("abl"), "t", &lmcl, &[ReferenceLine { label: "raw".into(), mean: 97.5 }])
+            .unwrap();
         for f in ["toy.png", "toy.svg", "abl.png", "abl.svg"] {
             assert!(std::fs::metadata(dir.join(f)).unwrap().len() > 1000, "{f}");
         }

@@ -42,7 +42,8 @@ pub fn colour_slots<S: AsRef<str>>(names: &[S]) -> std::collections::BTreeMap<St
         // FNV-1a: stable across runs and platforms, unlike std's randomised hasher.
         let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let start = (h % (n as u64 - 1)) as usize;
-        let slot = if k < n { (0..n).map(|i| (start + i) % n).find(|&i| !used[i]).expect("a free slot") } else { start };
+        let slot =
+            if k < n { (0..n).map(|i| (start + i) % n).find(|&i| !used[i]).expect("a free slot") } else { start };
         used[slot] = true;
         out.insert(name.to_string(), slot);
     }
@@ -103,11 +104,7 @@ pub(crate) fn s<E: std::fmt::Display>(e: E) -> String {
 
 /// Lowest decade at or below the smallest positive FAR of any curve.
 fn far_floor(curves: &[RocCurve]) -> f64 {
-    let min = curves
-        .iter()
-        .flat_map(|c| c.far.iter().copied())
-        .filter(|&f| f > 0.0)
-        .fold(1.0f64, f64::min);
+    let min = curves.iter().flat_map(|c| c.far.iter().copied()).filter(|&f| f > 0.0).fold(1.0f64, f64::min);
     10f64.powf(min.log10().floor()).max(1e-9)
 }
 
@@ -154,8 +151,7 @@ pub fn roc_plot(stem: &Path, title: &str, curves: &[RocCurve]) -> Result<()> {
                 let col = colour(c.colour_index);
                 let keep = |i: &usize| c.far[*i] >= self.lo;
                 if let Some((min, max)) = c.band {
-                    let mut poly: Vec<(f64, f64)> =
-                        (0..c.far.len()).filter(keep).map(|i| (c.far[i], max[i])).collect();
+                    let mut poly: Vec<(f64, f64)> = (0..c.far.len()).filter(keep).map(|i| (c.far[i], max[i])).collect();
                     poly.extend((0..c.far.len()).rev().filter(keep).map(|i| (c.far[i], min[i])));
                     chart.draw_series(std::iter::once(Polygon::new(poly, col.mix(0.18).filled()))).map_err(s)?;
                 }
@@ -293,10 +289,7 @@ pub fn score_histogram(
 /// CMC curves: identification rate against rank (log-scale rank axis).
 pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
     let max_rank = curves.iter().map(|c| c.rates.len()).max().unwrap_or(1).max(2) as f64;
-    let ymin = curves
-        .iter()
-        .flat_map(|c| c.rates.iter().copied())
-        .fold(1.0f64, f64::min);
+    let ymin = curves.iter().flat_map(|c| c.rates.iter().copied()).fold(1.0f64, f64::min);
     let ymin = ((ymin * 10.0).floor() / 10.0).clamp(0.0, 0.9);
     macro_rules! body {
         ($root:expr) => {{
@@ -319,8 +312,7 @@ pub fn cmc_plot(stem: &Path, title: &str, curves: &[CmcCurve]) -> Result<()> {
                 .map_err(s)?;
             for c in curves {
                 let col = colour(c.colour_index);
-                let pts: Vec<(f64, f64)> =
-                    c.rates.iter().enumerate().map(|(i, &r)| ((i + 1) as f64, r)).collect();
+                let pts: Vec<(f64, f64)> = c.rates.iter().enumerate().map(|(i, &r)| ((i + 1) as f64, r)).collect();
                 curve(&mut chart, pts, col, &c.label)?;
             }
             legend(&mut chart, SeriesLabelPosition::LowerRight)?;
@@ -407,7 +399,8 @@ pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_
                     .label_style(("sans-serif", 14))
                     .draw()
                     .map_err(s)?;
-                let series = [("impostor", &b.impostor, grey, p.impostor.len()), ("genuine", &b.genuine, col, p.genuine.len())];
+                let series =
+                    [("impostor", &b.impostor, grey, p.impostor.len()), ("genuine", &b.genuine, col, p.genuine.len())];
                 for (name, h, c, count) in series {
                     chart
                         .draw_series(h.iter().enumerate().map(|(i, &v)| {
@@ -420,13 +413,14 @@ pub fn score_histogram_panels(stem: &Path, title: &str, panels: &[HistPanel], x_
                 }
                 if let Some(t) = p.threshold.filter(|t| (lo..=hi).contains(t)) {
                     let dashes = (0..40).step_by(2).map(|i| {
-                        PathElement::new(vec![(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)], BLACK.stroke_width(2))
+                        PathElement::new(
+                            vec![(t, ymax * i as f64 / 40.0), (t, ymax * (i + 1) as f64 / 40.0)],
+                            BLACK.stroke_width(2),
+                        )
                     });
-                    chart
-                        .draw_series(dashes)
-                        .map_err(s)?
-                        .label(format!("threshold {t:.3}"))
-                        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)], BLACK.stroke_width(2)));
+                    chart.draw_series(dashes).map_err(s)?.label(format!("threshold {t:.3}")).legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)], BLACK.stroke_width(2))
+                    });
                 }
                 legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
             }

@@ -73,7 +73,8 @@ fn protocol_title(p: &str) -> String {
 
 /// A file-name-safe form of a label.
 fn slug(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     while out.contains("__") {
         out = out.replace("__", "_");
     }
@@ -88,7 +89,8 @@ fn verification_cell(v: &Verification) -> String {
         picked = v.rules.iter().take(1).collect();
     }
     let mode = v.mode.as_ref().map_or(String::new(), |m| format!("; {m}"));
-    let mut s = picked.iter().map(|r| format!("{:.2} ({}{mode})", 100.0 * r.mean, r.rule)).collect::<Vec<_>>().join(", ");
+    let mut s =
+        picked.iter().map(|r| format!("{:.2} ({}{mode})", 100.0 * r.mean, r.rule)).collect::<Vec<_>>().join(", ");
     if s.is_empty() {
         s = "not measurable".into();
     }
@@ -101,10 +103,7 @@ fn verification_cell(v: &Verification) -> String {
 /// MegaFace Ver: exact TAR at FAR = 1e-6 (or the smallest FAR target the file has, named).
 fn megaface_ver(m: &Megaface) -> String {
     let Some(h) = m.headline() else { return "no sizes".into() };
-    let best = h
-        .tar_at_far
-        .iter()
-        .min_by(|a, b| (a.0.log10() + 6.0).abs().total_cmp(&(b.0.log10() + 6.0).abs()));
+    let best = h.tar_at_far.iter().min_by(|a, b| (a.0.log10() + 6.0).abs().total_cmp(&(b.0.log10() + 6.0).abs()));
     match best {
         Some((far, Some(tar), _)) => format!("{:.2} (TAR@FAR={far:.0e} exact; {})", 100.0 * tar, m.label()),
         Some((far, None, _)) => format!("not measurable at FAR={far:.0e} ({})", m.label()),
@@ -186,15 +185,28 @@ pub fn write_summary(out: &Path, results: &[PathBuf], extra_figures: &[PathBuf])
     ));
     comparison(&mut doc, &entries, &models);
 
-    let mut protocols: Vec<&str> =
-        entries.iter().filter_map(|e| if let Body::Verification(v) = &e.body { Some(v.protocol.as_str()) } else { None }).collect();
-    protocols.sort_by_key(|p| (match *p { "lfw" => 0, "ytf" => 1, _ => 2 }, p.to_string()));
+    let mut protocols: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| if let Body::Verification(v) = &e.body { Some(v.protocol.as_str()) } else { None })
+        .collect();
+    protocols.sort_by_key(|p| {
+        (
+            match *p {
+                "lfw" => 0,
+                "ytf" => 1,
+                _ => 2,
+            },
+            p.to_string(),
+        )
+    });
     protocols.dedup();
     for p in protocols {
         written.extend(verification_section(&mut doc, &entries, p, &slots)?);
     }
-    let mut datasets: Vec<&str> =
-        entries.iter().filter_map(|e| if let Body::Megaface(m) = &e.body { Some(m.dataset.as_str()) } else { None }).collect();
+    let mut datasets: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| if let Body::Megaface(m) = &e.body { Some(m.dataset.as_str()) } else { None })
+        .collect();
     datasets.sort();
     datasets.dedup();
     for d in datasets {
@@ -243,7 +255,11 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
             .unwrap_or_else(|| "unknown".into());
         let cell = |f: &dyn Fn(&Entry) -> Option<String>| {
             let parts: Vec<String> = mine.iter().filter_map(|e| f(e)).collect();
-            if parts.is_empty() { "-".to_string() } else { parts.join("; ") }
+            if parts.is_empty() {
+                "-".to_string()
+            } else {
+                parts.join("; ")
+            }
         };
         let verif = |proto: &'static str| {
             move |e: &Entry| match &e.body {
@@ -294,13 +310,12 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
     doc.h(3, "Measured here");
     doc.t(measured.clone());
     doc.h(3, "Published (as reported; not measured here)");
-    doc.p(
-        "LFW and YTF as each paper evaluated them (the CosFace paper used the SphereFace Matlab protocol); \
+    doc.p("LFW and YTF as each paper evaluated them (the CosFace paper used the SphereFace Matlab protocol); \
          MegaFace Challenge 1 at 1M distractors: Id = rank-1 identification, Ver = TAR at FAR 1e-6; \
-         R = InsightFace's noise-cleaned lists.",
-    );
+         R = InsightFace's noise-cleaned lists.");
     doc.t(published.clone());
-    let widths: Vec<f64> = if has_other { vec![2.6, 2.6, 2.2, 1.6, 2.6, 2.6, 2.2] } else { vec![3.0, 3.0, 2.6, 1.8, 2.9, 2.9] };
+    let widths: Vec<f64> =
+        if has_other { vec![2.6, 2.6, 2.2, 1.6, 2.6, 2.6, 2.2] } else { vec![3.0, 3.0, 2.6, 1.8, 2.9, 2.9] };
     doc.tex += "% facebench summary: \\input this file (needs \\usepackage{booktabs,array}).\n\n";
     doc.tex += &latex::table(
         "Face verification and identification: measured here (top) and as published (bottom). Each number names its protocol variant.",
@@ -311,7 +326,12 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
     );
 }
 
-fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots: &BTreeMap<String, usize>) -> Result<Vec<PathBuf>> {
+fn verification_section(
+    doc: &mut Doc,
+    entries: &[Entry],
+    protocol: &str,
+    slots: &BTreeMap<String, usize>,
+) -> Result<Vec<PathBuf>> {
     let title = protocol_title(protocol);
     let rows: Vec<(&Entry, &Verification)> = entries
         .iter()
@@ -321,7 +341,18 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
         })
         .collect();
     doc.h(2, format!("{title}: every model and rule"));
-    let mut t = Table::new(["model", "preprocessing", "pairs", "rule", "accuracy % (mean ± pop. std)", "sample std", "SEM", "AUC", "EER %", "TAR@FAR"]);
+    let mut t = Table::new([
+        "model",
+        "preprocessing",
+        "pairs",
+        "rule",
+        "accuracy % (mean ± pop. std)",
+        "sample std",
+        "SEM",
+        "AUC",
+        "EER %",
+        "TAR@FAR",
+    ]);
     for (e, v) in &rows {
         let pairs = match &v.partial {
             Some(p) => format!("{} [{p}]", thousands(v.n_pairs)),
@@ -337,7 +368,18 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
             .collect::<Vec<_>>()
             .join("; ");
         if v.rules.is_empty() {
-            t.row([e.model.clone(), v.preprocessing.clone(), pairs.clone(), "-".into(), "not measurable".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+            t.row([
+                e.model.clone(),
+                v.preprocessing.clone(),
+                pairs.clone(),
+                "-".into(),
+                "not measurable".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
         }
         for (i, r) in v.rules.iter().enumerate() {
             let first = i == 0;
@@ -399,7 +441,11 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
         .filter_map(|(e, v)| {
             let (far, tar, what) = v.roc.as_ref()?;
             Some(RocCurve {
-                label: format!("{} ({what}{})", e.model, v.partial.as_ref().map_or(String::new(), |p| format!(", {p}"))),
+                label: format!(
+                    "{} ({what}{})",
+                    e.model,
+                    v.partial.as_ref().map_or(String::new(), |p| format!(", {p}"))
+                ),
                 colour_index: slots[&e.model],
                 far,
                 tar,
@@ -436,12 +482,20 @@ fn verification_section(doc: &mut Doc, entries: &[Entry], protocol: &str, slots:
     }
     let missing: Vec<&str> = rows.iter().filter(|(_, v)| v.scores.is_none()).map(|(e, _)| e.model.as_str()).collect();
     if !missing.is_empty() {
-        doc.p(format!("No pairs_scores.csv beside the results of {}: no score histogram for them.", missing.join(", ")));
+        doc.p(format!(
+            "No pairs_scores.csv beside the results of {}: no score histogram for them.",
+            missing.join(", ")
+        ));
     }
     Ok(written)
 }
 
-fn megaface_section(doc: &mut Doc, entries: &[Entry], dataset: &str, slots: &BTreeMap<String, usize>) -> Result<Vec<PathBuf>> {
+fn megaface_section(
+    doc: &mut Doc,
+    entries: &[Entry],
+    dataset: &str,
+    slots: &BTreeMap<String, usize>,
+) -> Result<Vec<PathBuf>> {
     let rows: Vec<(&Entry, &Megaface)> = entries
         .iter()
         .filter_map(|e| match &e.body {
@@ -451,7 +505,15 @@ fn megaface_section(doc: &mut Doc, entries: &[Entry], dataset: &str, slots: &BTr
         .collect();
     let stand_in = if dataset == "MegaFace" { "" } else { " (a stand-in, not MegaFace)" };
     doc.h(2, format!("MegaFace Challenge 1 protocol on {dataset}{stand_in}"));
-    let mut t = Table::new(["model", "data, variant", "distractors", "probes", "Id % (rank-1)", "TAR@FAR exact %", "TAR@FAR devkit log-interp %"]);
+    let mut t = Table::new([
+        "model",
+        "data, variant",
+        "distractors",
+        "probes",
+        "Id % (rank-1)",
+        "TAR@FAR exact %",
+        "TAR@FAR devkit log-interp %",
+    ]);
     for (e, m) in &rows {
         let mut sizes: Vec<_> = m.sizes.iter().collect();
         sizes.sort_by_key(|s| s.size);
@@ -494,14 +556,23 @@ fn megaface_section(doc: &mut Doc, entries: &[Entry], dataset: &str, slots: &BTr
     if !cmc.is_empty() {
         let stem = doc.out.join(format!("cmc_{}", slug(dataset)));
         cmc_plot(&stem, &format!("CMC on {dataset}, all models (largest size)"), &cmc)?;
-        doc.fig(stem.clone(), format!("{dataset}: identification rate against rank at each run's largest distractor size."));
+        doc.fig(
+            stem.clone(),
+            format!("{dataset}: identification rate against rank at each run's largest distractor size."),
+        );
         written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
     }
     let roc: Vec<RocCurve> = rows
         .iter()
         .filter_map(|(e, m)| {
             let h = m.headline().filter(|h| !h.roc_fpr.is_empty())?;
-            Some(RocCurve { label: label(e, m), colour_index: slots[&e.model], far: &h.roc_fpr, tar: &h.roc_tpr, band: None })
+            Some(RocCurve {
+                label: label(e, m),
+                colour_index: slots[&e.model],
+                far: &h.roc_fpr,
+                tar: &h.roc_tpr,
+                band: None,
+            })
         })
         .collect();
     if !roc.is_empty() {
@@ -527,7 +598,11 @@ fn extra_section(doc: &mut Doc, files: &[PathBuf]) {
     }
     doc.h(2, "LMCL and other figures");
     for s in stems {
-        let name = format!("{} (from {})", s.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), s.parent().map_or(String::new(), |p| p.display().to_string()));
+        let name = format!(
+            "{} (from {})",
+            s.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            s.parent().map_or(String::new(), |p| p.display().to_string())
+        );
         doc.fig(s, name);
     }
 }
@@ -563,10 +638,11 @@ fn appendix(doc: &mut Doc, entries: &[Entry]) {
 /// of the weights, features or pack all count as "weights or input checksum".
 fn missing_provenance(e: &Entry) -> Vec<&'static str> {
     let has = |k: &str| e.provenance.iter().any(|(key, _)| key == k);
-    let mut out: Vec<&'static str> = ["facebench", "git commit", "model", "preprocessing", "data root", "device", "threads", "date (UTC)"]
-        .into_iter()
-        .filter(|k| !has(k))
-        .collect();
+    let mut out: Vec<&'static str> =
+        ["facebench", "git commit", "model", "preprocessing", "data root", "device", "threads", "date (UTC)"]
+            .into_iter()
+            .filter(|k| !has(k))
+            .collect();
     let checksum = |k: &str, v: &str| k.contains("sha256") || v.contains("sha256");
     if !e.provenance.iter().any(|(k, v)| checksum(k, v) && !k.starts_with("protocol")) {
         out.push("weights or input checksum");
@@ -582,7 +658,8 @@ fn missing_provenance(e: &Entry) -> Vec<&'static str> {
 
 /// `to` relative to the folder `from` (both made absolute), with `/` separators.
 fn relative(from: &Path, to: &Path) -> PathBuf {
-    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
+    let abs =
+        |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
     let (from, to) = (abs(from), abs(to));
     let f: Vec<_> = from.components().collect();
     let t: Vec<_> = to.components().collect();
@@ -646,7 +723,8 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for k in 0..4 {
             if k <= c.len() {
                 s.push(A[(n >> (18 - 6 * k)) as usize & 63] as char);
@@ -688,10 +766,17 @@ fn render_html(doc: &Doc) -> Result<String> {
                 let inner = match svg {
                     Some(svg) => svg,
                     None if png_path.exists() => {
-                        let bytes = std::fs::read(&png_path).map_err(|e| Error::Io { path: png_path.clone(), source: e })?;
-                        format!("<img alt=\"{}\" src=\"data:image/png;base64,{}\">", escape_html(caption), base64(&bytes))
+                        let bytes =
+                            std::fs::read(&png_path).map_err(|e| Error::Io { path: png_path.clone(), source: e })?;
+                        format!(
+                            "<img alt=\"{}\" src=\"data:image/png;base64,{}\">",
+                            escape_html(caption),
+                            base64(&bytes)
+                        )
                     }
-                    None => format!("<p>(figure {} could not be inlined)</p>", escape_html(&stem.display().to_string())),
+                    None => {
+                        format!("<p>(figure {} could not be inlined)</p>", escape_html(&stem.display().to_string()))
+                    }
                 };
                 let _ = writeln!(body, "<figure>{inner}<figcaption>{}</figcaption></figure>", escape_html(caption));
             }
@@ -713,7 +798,9 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
+        {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

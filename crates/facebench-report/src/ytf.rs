@@ -95,10 +95,15 @@ fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
     let mut out = Vec::new();
     let mut reasons: Vec<&str> = r.modes.iter().filter_map(|m| m.not_measurable.as_deref()).collect();
     reasons.dedup();
-    let mut t = Table::new(["", "method", "video score", "rule", "YTF accuracy % (mean ± pop. std)", "sample std", "SEM"]);
+    let mut t =
+        Table::new(["", "method", "video score", "rule", "YTF accuracy % (mean ± pop. std)", "sample std", "SEM"]);
     for m in &r.modes {
         if let Some(why) = &m.not_measurable {
-            let what = if reasons.len() == 1 { "not measurable (see below)".to_string() } else { format!("not measurable: {why}") };
+            let what = if reasons.len() == 1 {
+                "not measurable (see below)".to_string()
+            } else {
+                format!("not measurable: {why}")
+            };
             t.row(["measured".into(), r.model.clone(), m.mode.clone(), "-".into(), what, "-".into(), "-".into()]);
         }
         for rep in &m.accuracy {
@@ -160,8 +165,18 @@ fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
 
         let mut t = Table::new(["video score", "measure", "value", "how"]);
         for m in r.modes.iter().filter(|m| m.auc.is_some()) {
-            t.row([m.mode.clone(), "AUC".into(), format!("{:.5}", m.auc.unwrap_or(f64::NAN)), "pooled ROC of the video score".into()]);
-            t.row([m.mode.clone(), "EER".into(), format!("{:.2}%", 100.0 * m.eer.unwrap_or(f64::NAN)), "pooled".into()]);
+            t.row([
+                m.mode.clone(),
+                "AUC".into(),
+                format!("{:.5}", m.auc.unwrap_or(f64::NAN)),
+                "pooled ROC of the video score".into(),
+            ]);
+            t.row([
+                m.mode.clone(),
+                "EER".into(),
+                format!("{:.2}%", 100.0 * m.eer.unwrap_or(f64::NAN)),
+                "pooled".into(),
+            ]);
             for c in &m.tar_at_far {
                 let (v, how) = tar_cell(c);
                 t.row([m.mode.clone(), format!("TAR@FAR={:.0e}", c.far_target), v, how]);
@@ -198,7 +213,11 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
         .filter_map(|(i, m)| {
             let rf = m.roc_folds.as_ref()?;
             Some(RocCurve {
-                label: if i == 0 { format!("{} (split mean, min-max band)", m.mode) } else { format!("{} (split mean)", m.mode) },
+                label: if i == 0 {
+                    format!("{} (split mean, min-max band)", m.mode)
+                } else {
+                    format!("{} (split mean)", m.mode)
+                },
                 colour_index: i,
                 far: &rf.far,
                 tar: &rf.tar_mean,
@@ -244,7 +263,8 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
         }
     }
     if r.pair_rows.len() > MAX_PAIR_ROWS {
-        let _ = write!(md, "Every pair's score in every mode is in `pairs_scores.csv` ({} pairs).\n\n", r.pair_rows.len());
+        let _ =
+            write!(md, "Every pair's score in every mode is in `pairs_scores.csv` ({} pairs).\n\n", r.pair_rows.len());
     }
     md += "## Figures\n\n";
     if curves.is_empty() {
@@ -299,7 +319,11 @@ pub fn write_ytf_report(dir: &Path, r: &YtfReport) -> Result<()> {
         let svg = std::fs::read_to_string(&p).map_err(|e| Error::Io { path: p, source: e })?;
         let _ = writeln!(html, "<figure>{svg}</figure>");
     }
-    let _ = write!(html, "<h2>Alignment fallbacks</h2>\n<p>{} frame(s) had no detected face in the search region.</p>\n", r.fallbacks.len());
+    let _ = write!(
+        html,
+        "<h2>Alignment fallbacks</h2>\n<p>{} frame(s) had no detected face in the search region.</p>\n",
+        r.fallbacks.len()
+    );
     if !r.provenance.is_empty() {
         let mut t = Table::new(["item", "value"]);
         for (k, v) in &r.provenance {
@@ -340,7 +364,10 @@ mod tests {
         write_ytf_report(&dir, &r).unwrap();
         let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
         assert!(md.lines().next().unwrap().contains("PARTIAL EVALUATION: 1 of 5000 pairs"), "{md}");
-        assert!(md.contains("not measurable (see below)") && md.contains("Not measurable: split 1 has no pairs."), "{md}");
+        assert!(
+            md.contains("not measurable (see below)") && md.contains("Not measurable: split 1 has no pairs."),
+            "{md}"
+        );
         assert!(md.contains("| published |") && md.contains("97.60"), "published YTF rows");
         assert!(!dir.join("roc.png").exists() && dir.join("scores.png").exists());
         let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

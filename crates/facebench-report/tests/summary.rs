@@ -76,7 +76,8 @@ fn both_models_in_every_table_and_figure() {
 
     let md = read(&out.join("summary.md"));
     let tables = md_tables(&md);
-    let model_tables: Vec<_> = tables.iter().filter(|(h, _)| h.starts_with("| method") || h.starts_with("| model")).collect();
+    let model_tables: Vec<_> =
+        tables.iter().filter(|(h, _)| h.starts_with("| method") || h.starts_with("| model")).collect();
     // Comparison (measured + published), LFW detail, LFW-as-MegaFace detail.
     assert_eq!(model_tables.len(), 4, "{md}");
     for (h, body) in &model_tables {
@@ -95,7 +96,11 @@ fn both_models_in_every_table_and_figure() {
         assert!(text.contains("fixture-a") && text.contains("fixture-b"), "{} lacks a model", svg.display());
         let png = svg.with_extension("png");
         assert!(std::fs::metadata(&png).unwrap().len() > 10_000, "{} is empty", png.display());
-        assert!(md.contains(&format!("]({})", png.file_name().unwrap().to_string_lossy())), "summary.md links {}", png.display());
+        assert!(
+            md.contains(&format!("]({})", png.file_name().unwrap().to_string_lossy())),
+            "summary.md links {}",
+            png.display()
+        );
     }
     let html = read(&out.join("summary.html"));
     assert_eq!(html.matches("<svg").count(), 4, "every figure inlined once");
@@ -121,7 +126,8 @@ fn numbers_carry_their_protocol_variant_in_the_cell() {
     v["protocol"] = "ytf".into();
     v["results"]["n_pairs"] = 2500.into();
     std::fs::write(ytf_dir.join("results.json"), v.to_string()).unwrap();
-    let s = write_summary(&dir.join("out"), &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")], &[]).unwrap();
+    let s =
+        write_summary(&dir.join("out"), &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")], &[]).unwrap();
     assert_eq!(s.used, 2);
     let md = read(&dir.join("out/summary.md"));
     let row = md.lines().find(|l| l.starts_with("| fixture-b |")).unwrap();

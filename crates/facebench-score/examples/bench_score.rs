@@ -17,7 +17,8 @@ fn main() {
             }),
         }
     };
-    let config = BlockConfig { query_block: arg(5, defaults.query_block), gallery_block: arg(6, defaults.gallery_block) };
+    let config =
+        BlockConfig { query_block: arg(5, defaults.query_block), gallery_block: arg(6, defaults.gallery_block) };
     match bench_score_with(arg(0, 4096), arg(1, 200_000), arg(2, 512), arg(3, 10), arg(4, 0), config, arg(7, 2)) {
         Ok(report) => print!("{report}"),
         Err(e) => {

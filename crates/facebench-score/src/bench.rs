@@ -222,7 +222,13 @@ fn best(acc: &mut (f64, Option<f64>), wall: f64, cpu: Option<f64>) {
 /// Benchmarks scoring `queries x gallery x dim` random unit vectors with a per-query top-`k`
 /// reducer against plain GEMMs of the same shape, on `threads` threads (0 = all cores), with
 /// the default [`BlockConfig`].
-pub fn bench_score(queries: usize, gallery: usize, dim: usize, k: usize, threads: usize) -> Result<BenchReport, ScoreError> {
+pub fn bench_score(
+    queries: usize,
+    gallery: usize,
+    dim: usize,
+    k: usize,
+    threads: usize,
+) -> Result<BenchReport, ScoreError> {
     bench_score_with(queries, gallery, dim, k, threads, BlockConfig::default(), 2)
 }
 

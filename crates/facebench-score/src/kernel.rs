@@ -118,7 +118,11 @@ pub(crate) fn dot_lanes(a: [&[f32]; LANES], b: [&[f32]; LANES]) -> [f32; LANES] 
 }
 
 /// Dots of `pair(i)` for `i in 0..count`, written through `out(i, score)`, `LANES` at a time.
-pub(crate) fn dots_batched<'a>(count: usize, pair: impl Fn(usize) -> (&'a [f32], &'a [f32]), mut out: impl FnMut(usize, f32)) {
+pub(crate) fn dots_batched<'a>(
+    count: usize,
+    pair: impl Fn(usize) -> (&'a [f32], &'a [f32]),
+    mut out: impl FnMut(usize, f32),
+) {
     let mut i = 0;
     while i + LANES <= count {
         let ps: [(&[f32], &[f32]); LANES] = std::array::from_fn(|l| pair(i + l));
@@ -194,9 +198,13 @@ pub fn gemm_block(q_tile: Matrix<'_>, g_tile: Matrix<'_>, out: &mut [f32]) -> Re
             for i in 0..m {
                 let qc = &q[i * d + c0..i * d + c0 + kc];
                 let row = &mut out[i * n..(i + 1) * n];
-                dots_batched(n, |j| (qc, &g[j * d + c0..j * d + c0 + kc]), |j, s| {
-                    row[j] = if first { s } else { row[j] + s };
-                });
+                dots_batched(
+                    n,
+                    |j| (qc, &g[j * d + c0..j * d + c0 + kc]),
+                    |j, s| {
+                        row[j] = if first { s } else { row[j] + s };
+                    },
+                );
             }
         }
         c0 += kc;

@@ -200,7 +200,9 @@ fn shape_check(what: &str, built_for: usize, queries: usize) -> Result<(), Score
     if built_for == queries {
         Ok(())
     } else {
-        Err(ScoreError::ReducerShape(format!("{what} was built for {built_for} queries, the query matrix has {queries}")))
+        Err(ScoreError::ReducerShape(format!(
+            "{what} was built for {built_for} queries, the query matrix has {queries}"
+        )))
     }
 }
 
@@ -329,9 +331,13 @@ impl Reducer for CountAbove {
             // Scores <= the smallest threshold count for nothing; `next_up` turns the scan's
             // `>=` test into `>` (thresholds are finite, so next_up is exact).
             let bound = ts[0].next_up();
-            scan_row(tile.row(i), tile.excluded(), slots, |_| bound, |slots, _, s| {
-                slots[ts.partition_point(|&t| t < s)] += 1
-            });
+            scan_row(
+                tile.row(i),
+                tile.excluded(),
+                slots,
+                |_| bound,
+                |slots, _, s| slots[ts.partition_point(|&t| t < s)] += 1,
+            );
         }
     }
     fn merge(&mut self, other: Self) {

@@ -80,8 +80,14 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     let coarse = any::<bool>();
     (dims, sizes.clone(), sizes, coarse, 0usize..6).prop_flat_map(|(d, m, n, coarse, k)| {
         let val = if coarse { (-2i32..=2).prop_map(|v| v as f32 * 0.5).boxed() } else { (-1.0f32..1.0).boxed() };
-        (prop::collection::vec(val.clone(), m * d), prop::collection::vec(val, n * d))
-            .prop_map(move |(q, g)| Case { m, n, d, q, g, k })
+        (prop::collection::vec(val.clone(), m * d), prop::collection::vec(val, n * d)).prop_map(move |(q, g)| Case {
+            m,
+            n,
+            d,
+            q,
+            g,
+            k,
+        })
     })
 }
 
@@ -170,7 +176,8 @@ fn vec_of_masked_reducers_matches_separate_runs() {
     let sizes = [1usize, 10, 25, 50];
     let together: Vec<Masked<TopKPerQuery>> =
         sizes.iter().map(|&s| Masked::new(TopKPerQuery::new(m, 3), GalleryMask::range(0..s))).collect();
-    let together = pool(2).install(|| score_blocked(qm, gm, BlockConfig { query_block: 4, gallery_block: 7 }, together)).unwrap();
+    let together =
+        pool(2).install(|| score_blocked(qm, gm, BlockConfig { query_block: 4, gallery_block: 7 }, together)).unwrap();
     for (r, &s) in together.into_iter().zip(&sizes) {
         let alone = score_blocked(qm, gm.slice_rows(0..s), BlockConfig::default(), TopKPerQuery::new(m, 3)).unwrap();
         assert_eq!(r.into_inner().into_hits(), alone.into_hits(), "prefix {s}");
@@ -282,14 +289,18 @@ fn bad_input_gives_errors_not_panics() {
     let e = Matrix::new(&big, 100_000, 3).unwrap_err();
     assert_eq!(e, ScoreError::NonFinite { row: 66_667, col: 2, value: f32::INFINITY });
     let (a, b) = (Matrix::new(&v, 3, 2).unwrap(), Matrix::new(&v, 2, 3).unwrap());
-    assert!(matches!(score_blocked(a, b, BlockConfig::default(), Histogram::new(0.0, 1.0, 2).unwrap()), Err(ScoreError::DimMismatch { .. })));
+    assert!(matches!(
+        score_blocked(a, b, BlockConfig::default(), Histogram::new(0.0, 1.0, 2).unwrap()),
+        Err(ScoreError::DimMismatch { .. })
+    ));
     assert!(matches!(
         score_blocked(a, a, BlockConfig { query_block: 0, gallery_block: 4 }, GlobalTopK::new(1)),
         Err(ScoreError::ZeroBlock { .. })
     ));
     let e = score_blocked(a, a, BlockConfig::default(), TopKPerQuery::new(4, 1)).unwrap_err();
     assert!(e.to_string().contains("built for 4 queries"), "{e}");
-    let e = score_blocked(a, a, BlockConfig::default(), Masked::new(GlobalTopK::new(1), GalleryMask::range(0..9))).unwrap_err();
+    let e = score_blocked(a, a, BlockConfig::default(), Masked::new(GlobalTopK::new(1), GalleryMask::range(0..9)))
+        .unwrap_err();
     assert!(e.to_string().contains("0..9"), "{e}");
     assert!(CountAbove::new(&[0, 2], &[0.1]).is_err());
     assert!(CountAbove::new(&[0, 1], &[f32::INFINITY]).is_err());

@@ -39,7 +39,8 @@ fn check_shape(m: usize, n: usize, d: usize, seed: u64) {
 #[test]
 fn gemm_block_equals_dot_bitwise_on_awkward_shapes() {
     let dims = [1, 2, 3, 4, 17, 128, 511, 512, 513, 514, 515, 1024, 1100];
-    let sizes = [(1, 1), (1, 40), (40, 1), (2, 2), (16, 16), (16, 17), (17, 16), (3, 200), (65, 70), (33, 129), (130, 257)];
+    let sizes =
+        [(1, 1), (1, 40), (40, 1), (2, 2), (16, 16), (16, 17), (17, 16), (3, 200), (65, 70), (33, 129), (130, 257)];
     for (s, &d) in dims.iter().enumerate() {
         for &(m, n) in &sizes {
             check_shape(m, n, d, s as u64 * 1000 + m as u64 * 7 + n as u64);

@@ -151,7 +151,9 @@ fn record(job: &Job, faces: Vec<Face>, detector: &Detector) -> Result<AlignRecor
     let face = detector
         .landmarks_for_box(&job.frame, bbox, 0.0)
         .map_err(|e| Error::Invalid(format!("{}: {e}", job.key)))?
-        .ok_or_else(|| Error::Invalid(format!("{}: fallback box {bbox:?} lies outside the {fw}x{fh} frame", job.key)))?;
+        .ok_or_else(|| {
+            Error::Invalid(format!("{}: fallback box {bbox:?} lies outside the {fw}x{fh} frame", job.key))
+        })?;
     Ok(AlignRecord { key: job.key.clone(), faces: vec![face], chosen: 0, fallback: true })
 }
 

@@ -17,7 +17,9 @@
 use std::collections::BTreeMap;
 
 use facebench_core::Embeddings;
-use facebench_metrics::{self as metrics, FoldAveragedRoc, FoldReport, FoldScores, Roc, Rule, TarRow, VerificationScores};
+use facebench_metrics::{
+    self as metrics, FoldAveragedRoc, FoldReport, FoldScores, Roc, Rule, TarRow, VerificationScores,
+};
 use serde::Serialize;
 
 use crate::layout::{FrameSelection, Layout, VideoIndex};
@@ -243,17 +245,22 @@ pub fn metrics_from_scores(
                 (FoldScores::Shared(&distances), "2 - 2 x score (the squared L2 of unit vectors with that cosine)")
             }
             Rule::SphereFace => match &mean_subtracted {
-                Some(per_fold) => {
-                    (FoldScores::PerTestFold(per_fold), "cosine after subtracting the training splits' mean video feature")
-                }
-                None => (FoldScores::Shared(cosine), "the score itself (a frame-pair score has no feature mean to subtract)"),
+                Some(per_fold) => (
+                    FoldScores::PerTestFold(per_fold),
+                    "cosine after subtracting the training splits' mean video feature",
+                ),
+                None => (
+                    FoldScores::Shared(cosine),
+                    "the score itself (a frame-pair score has no feature mean to subtract)",
+                ),
             },
             Rule::FaceXZoo | Rule::Exact => (FoldScores::Shared(cosine), "the score (cosine)"),
         };
         rules.push((rule, scores));
         rule_scores.insert(rule.to_string(), how.to_string());
     }
-    let scores = VerificationScores { is_same: &labels, folds: &folds, rules: &rules, similarity: cosine, distance: &distances };
+    let scores =
+        VerificationScores { is_same: &labels, folds: &folds, rules: &rules, similarity: cosine, distance: &distances };
     let v = metrics::verification_metrics(&scores, &settings.exact_fars, &settings.insightface_fars).map_err(m)?;
     Ok(Metrics {
         accuracy: v.accuracy,
@@ -307,7 +314,11 @@ pub fn evaluate(
             let keys = index.selected_keys(v, &selection);
             let rows: Vec<&[f32]> = keys
                 .iter()
-                .map(|k| frames.get(k).map_err(|_| Error::Invalid(format!("{k}: frame of {v} is not in the embedding store"))))
+                .map(|k| {
+                    frames
+                        .get(k)
+                        .map_err(|_| Error::Invalid(format!("{k}: frame of {v} is not in the embedding store")))
+                })
                 .collect::<Result<_>>()?;
             slot.insert(v, feats.push(&format!("video {v}"), rows)?);
         }
@@ -330,7 +341,13 @@ pub fn evaluate(
             }
             None => Some(metrics_from_scores(&pairs, &scores, None, settings)?),
         };
-        results.push(ModeResult { mode, description: mode.describe(), metrics, not_measurable: why_not.clone(), scores });
+        results.push(ModeResult {
+            mode,
+            description: mode.describe(),
+            metrics,
+            not_measurable: why_not.clone(),
+            scores,
+        });
     }
 
     let rows = pairs
@@ -374,7 +391,10 @@ impl YtfResults {
         }
         s.push('\n');
         for p in &self.pairs {
-            s += &format!("{},{},{},{},{},{},{}", p.split, p.pair, p.left, p.right, p.is_same as u8, p.frames_left, p.frames_right);
+            s += &format!(
+                "{},{},{},{},{},{},{}",
+                p.split, p.pair, p.left, p.right, p.is_same as u8, p.frames_left, p.frames_right
+            );
             for m in &self.modes {
                 s += &format!(",{}", p.scores[m.mode.name()]);
             }

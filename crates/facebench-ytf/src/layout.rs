@@ -102,7 +102,11 @@ impl VideoIndex {
     /// with a `.jpg` not named as the layout names frames, is an error naming it.
     pub fn scan(root: &Path, layout: Layout, wanted: &[VideoId]) -> Result<VideoIndex> {
         if !root.is_dir() {
-            return Err(Error::Invalid(format!("{}: no such folder (the YTF {} layout)", root.display(), layout.name())));
+            return Err(Error::Invalid(format!(
+                "{}: no such folder (the YTF {} layout)",
+                root.display(),
+                layout.name()
+            )));
         }
         let mut videos = BTreeMap::new();
         for id in wanted {
@@ -275,7 +279,10 @@ impl LabeledFaces {
                 return Err(err(format!("field 1 must be <Name>\\<video>\\<file>, found {:?}", f[0])));
             }
             let num = |j: usize| -> Result<f64> {
-                f[j].parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| err(format!("field {} must be a number, found {:?}", j + 1, f[j])))
+                f[j].parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| err(format!("field {} must be a number, found {:?}", j + 1, f[j])))
             };
             let b = FaceBox { cx: num(2)?, cy: num(3)?, w: num(4)?, h: num(5)? };
             if b.w <= 0.0 || b.h <= 0.0 {
@@ -283,7 +290,10 @@ impl LabeledFaces {
             }
             if let Some(old) = self.boxes.insert(key.clone(), b) {
                 if old != b {
-                    return Err(err(format!("{key} is labelled again with another box (files read: {:?})", self.files)));
+                    return Err(err(format!(
+                        "{key} is labelled again with another box (files read: {:?})",
+                        self.files
+                    )));
                 }
             }
         }

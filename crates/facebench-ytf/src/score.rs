@@ -46,7 +46,9 @@ impl Mode {
     /// One line for reports: what the score is and who uses it.
     pub fn describe(self) -> &'static str {
         match self {
-            Mode::MeanFeature => "cosine of the re-normalised mean of L2-normalised frame features (ArcFace/InsightFace)",
+            Mode::MeanFeature => {
+                "cosine of the re-normalised mean of L2-normalised frame features (ArcFace/InsightFace)"
+            }
             Mode::MeanPair => "mean cosine over all frame pairs (FaceNet)",
             Mode::MinPair => "minimum cosine over all frame pairs",
             Mode::MaxPair => "maximum cosine over all frame pairs",
@@ -64,7 +66,9 @@ impl FromStr for Mode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Mode> {
         Mode::ALL.into_iter().find(|m| m.name() == s.trim()).ok_or_else(|| {
-            Error::Invalid(format!("unknown video scoring mode {s:?}: expected mean-feature, mean-pair, min-pair or max-pair"))
+            Error::Invalid(format!(
+                "unknown video scoring mode {s:?}: expected mean-feature, mean-pair, min-pair or max-pair"
+            ))
         })
     }
 }
@@ -96,9 +100,7 @@ impl VideoFeatures {
         let start = self.data.len() / self.dim.max(1);
         let mut n = 0;
         for (i, f) in frames.into_iter().enumerate() {
-            let fail = |msg: String| {
-                Error::Invalid(format!("{what}, frame {}: {msg}", i + 1))
-            };
+            let fail = |msg: String| Error::Invalid(format!("{what}, frame {}: {msg}", i + 1));
             if f.len() != self.dim {
                 self.data.truncate(start * self.dim);
                 return Err(fail(format!("feature has {} values, expected {}", f.len(), self.dim)));

@@ -99,7 +99,10 @@ impl Splits {
             let number = |i: usize, what: &str, max: usize| -> Result<usize> {
                 match f[i].parse::<usize>() {
                     Ok(v) if (1..=max).contains(&v) => Ok(v),
-                    _ => Err(err(n, format!("field {} ({what}) must be a number from 1 to {max}, found {:?}", i + 1, f[i]))),
+                    _ => Err(err(
+                        n,
+                        format!("field {} ({what}) must be a number from 1 to {max}, found {:?}", i + 1, f[i]),
+                    )),
                 }
             };
             let split = number(0, "split number", SPLITS)?;
@@ -115,7 +118,11 @@ impl Splits {
                 other => return Err(err(n, format!("field 5 (is same) must be 0 or 1, found {other:?}"))),
             };
             if is_same != (left.name == right.name) {
-                let what = if is_same { "labelled same but names two people" } else { "labelled different but names one person" };
+                let what = if is_same {
+                    "labelled same but names two people"
+                } else {
+                    "labelled different but names one person"
+                };
                 return Err(err(n, format!("{left} vs {right}: {what}")));
             }
             if left == right {

@@ -55,11 +55,17 @@ fn real_splits_txt() {
         assert_eq!(p.is_same, p.pair <= 250, "line {}", p.line);
     }
     let p = &s.pairs[4138];
-    assert_eq!((p.split, p.pair, p.left.to_string(), p.right.to_string(), p.is_same), (9, 139, "Alek_Wek/1".into(), "Alek_Wek/4".into(), true));
+    assert_eq!(
+        (p.split, p.pair, p.left.to_string(), p.right.to_string(), p.is_same),
+        (9, 139, "Alek_Wek/1".into(), "Alek_Wek/4".into(), true)
+    );
     // The copy without a header is refused: the header is checked, not skipped.
     let text = std::fs::read_to_string(data_root().join("ytf/splits.txt")).unwrap();
     let headless: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
-    assert!(Splits::parse(&headless, Path::new("s.txt")).unwrap_err().to_string().contains("s.txt:1: expected the header"));
+    assert!(Splits::parse(&headless, Path::new("s.txt"))
+        .unwrap_err()
+        .to_string()
+        .contains("s.txt:1: expected the header"));
 }
 
 #[test]
@@ -158,13 +164,22 @@ fn aligned_layout_from_real_frames() {
 fn align_and_embed(root: &Path, keys: &[String], search: Search, work: &Path) -> (Embeddings, usize) {
     let device = candle_core::Device::Cpu;
     let cache = work.join("align.jsonl");
-    let o = align_cached(root, keys, search, &cache, || {
-        facebench_detect::Detector::load(models_dir(), &device).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))
-    }, |_| {})
+    let o = align_cached(
+        root,
+        keys,
+        search,
+        &cache,
+        || {
+            facebench_detect::Detector::load(models_dir(), &device)
+                .map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))
+        },
+        |_| {},
+    )
     .unwrap();
     assert_eq!(o.aligned, keys.len());
     // A second pass finds everything cached (and must not need the detector).
-    let again = align_cached(root, keys, search, &cache, || panic!("detector loaded for a cached run"), |_| {}).unwrap();
+    let again =
+        align_cached(root, keys, search, &cache, || panic!("detector loaded for a cached run"), |_| {}).unwrap();
     assert_eq!((again.aligned, again.already), (0, keys.len()));
     let (faces, fallbacks) = read_alignments(&cache).unwrap();
     let model = facebench_model::load("faceapi-resnet", &models_dir(), &device).unwrap();
@@ -234,7 +249,8 @@ fn the_complete_real_pair_end_to_end_in_both_layouts() {
     let work = scratch("e2e-aligned");
     let root = aligned_tree(&work, 8);
     let index = VideoIndex::scan(&root, Layout::Aligned, &splits.videos()).unwrap();
-    let keys: Vec<String> = [vid("Alek_Wek/1"), vid("Alek_Wek/4")].iter().flat_map(|v| index.selected_keys(v, &sel)).collect();
+    let keys: Vec<String> =
+        [vid("Alek_Wek/1"), vid("Alek_Wek/4")].iter().flat_map(|v| index.selected_keys(v, &sel)).collect();
     let (frames_a, fallbacks) = align_and_embed(&root, &keys, Search::whole(), &work);
     assert!(fallbacks <= 1, "{fallbacks} aligned crops without a detection");
     let r = evaluate(&splits, &index, sel, &frames_a, &modes, &EvalSettings::default(), true).unwrap();
@@ -246,7 +262,8 @@ fn the_complete_real_pair_end_to_end_in_both_layouts() {
         let d: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
         d / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
     };
-    let c = cos(frames.get("Alek_Wek/1/1.189.jpg").unwrap(), frames_a.get("Alek_Wek/1/aligned_detect_1.189.jpg").unwrap());
+    let c =
+        cos(frames.get("Alek_Wek/1/1.189.jpg").unwrap(), frames_a.get("Alek_Wek/1/aligned_detect_1.189.jpg").unwrap());
     assert!(c > 0.9, "frame 1.189 through the two layouts: cosine {c}");
     for d in [scratch_path("e2e-frames"), work] {
         let _ = std::fs::remove_dir_all(d);

@@ -183,7 +183,8 @@ fn evaluation_over_the_real_splits_on_synthetic_features() {
 
     // Drop the videos of split 3 (YTF splits are identity-disjoint): partial, and honest about it.
     let (mut index, e) = synthetic(&splits, 0.6);
-    let keep: Vec<_> = splits.pairs.iter().filter(|p| p.split != 3).flat_map(|p| [p.left.clone(), p.right.clone()]).collect();
+    let keep: Vec<_> =
+        splits.pairs.iter().filter(|p| p.split != 3).flat_map(|p| [p.left.clone(), p.right.clone()]).collect();
     index.videos.retain(|v, _| keep.contains(v));
     let err = evaluate(&splits, &index, FrameSelection::default(), &e, &[Mode::MeanFeature], &settings, false)
         .unwrap_err()

@@ -60,11 +60,18 @@ pub fn align_cached_with(
     pb.set_position(already as u64);
     let t0 = std::time::Instant::now();
     let mut write_err = None;
-    let summary = align_images_with(root, &todo, &detector, decoder, |n| pb.inc(n as u64), |rec| {
-        if let Err(e) = cache.append(&rec) {
-            write_err.get_or_insert(e);
-        }
-    })?;
+    let summary = align_images_with(
+        root,
+        &todo,
+        &detector,
+        decoder,
+        |n| pb.inc(n as u64),
+        |rec| {
+            if let Err(e) = cache.append(&rec) {
+                write_err.get_or_insert(e);
+            }
+        },
+    )?;
     if let Some(e) = write_err {
         return Err(e.into());
     }

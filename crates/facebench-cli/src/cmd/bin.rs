@@ -66,7 +66,8 @@ pub fn run_pack(cmd: PackCommand, data_root: &Path) -> CmdResult {
 }
 
 fn pack_bin(a: PackBinArgs, data_root: &Path) -> CmdResult {
-    let protocol = WriteProtocol::from_number(a.protocol).ok_or_else(|| format!("--protocol {}: 2 or 4", a.protocol))?;
+    let protocol =
+        WriteProtocol::from_number(a.protocol).ok_or_else(|| format!("--protocol {}: 2 or 4", a.protocol))?;
     let pairs_path = a.pairs.unwrap_or_else(|| data_root.join("lfw/pairs.txt"));
     let root = a.root.unwrap_or_else(|| data_root.join("lfw/lfw-deepfunneled"));
     let pairs = Pairs::read(&pairs_path)?;
@@ -202,7 +203,12 @@ fn embed_pack(
         for (j, row) in rows.iter().enumerate() {
             let i = start + j;
             if row.len() != dim || row.iter().any(|v| !v.is_finite()) {
-                return Err(format!("{}: image {i}: model {} gave a non-finite or wrong-size embedding", bin.display(), model.name()).into());
+                return Err(format!(
+                    "{}: image {i}: model {} gave a non-finite or wrong-size embedding",
+                    bin.display(),
+                    model.name()
+                )
+                .into());
             }
             orig.push(i.to_string(), row)?;
             if let (Some(m), Some(f)) = (mirror.as_mut(), flipped.as_ref()) {
@@ -246,7 +252,11 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
 
     let keys = (0..pack.n_pairs()).map(|i| ((2 * i).to_string(), (2 * i + 1).to_string())).collect();
     let pairs = Pairs::from_labels(&a.bin, keys, &pack.issame, &folds)?;
-    let rules = a.rules.clone().or_else(|| proto.as_ref().map(|p| p.metrics.rules.clone())).unwrap_or_else(|| vec![Rule::InsightFace]);
+    let rules = a
+        .rules
+        .clone()
+        .or_else(|| proto.as_ref().map(|p| p.metrics.rules.clone()))
+        .unwrap_or_else(|| vec![Rule::InsightFace]);
     let mut opts = EvalOptions { rules, ..EvalOptions::default() };
     if let Some(p) = &proto {
         opts.exact_fars = p.metrics.exact_fars.clone();
@@ -258,7 +268,11 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
 
     let preprocessing = format!(
         "{}, {}x{} input{}",
-        if a.align == "none" { "images as packed (resized only if their size differs)".to_string() } else { format!("align {}", a.align) },
+        if a.align == "none" {
+            "images as packed (resized only if their size differs)".to_string()
+        } else {
+            format!("align {}", a.align)
+        },
         r.preprocess.width,
         r.preprocess.height,
         if a.no_flip { ", no mirror" } else { ", mirror features fused" }
@@ -276,7 +290,10 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
         (
             format!("embed {}{}", a.model.as_str(), if a.no_flip { "" } else { " (+ mirrors)" }),
             embed_secs,
-            format!("{:.1} model inputs/s", (pack.images.len() * if a.no_flip { 1 } else { 2 }) as f64 / embed_secs.max(1e-9)),
+            format!(
+                "{:.1} model inputs/s",
+                (pack.images.len() * if a.no_flip { 1 } else { 2 }) as f64 / embed_secs.max(1e-9)
+            ),
         ),
         ("score".to_string(), score_secs, String::new()),
         ("total".to_string(), t_all.elapsed().as_secs_f64(), String::new()),
@@ -296,7 +313,14 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     write_json(&out.join("results.json"), &doc)?;
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
     let published = proto.as_ref().map(|p| p.published.clone()).unwrap_or_default();
-    let ctx = ReportContext { pack: name.clone(), model: a.model.as_str().into(), preprocessing, published, timings, provenance };
+    let ctx = ReportContext {
+        pack: name.clone(),
+        model: a.model.as_str().into(),
+        preprocessing,
+        published,
+        timings,
+        provenance,
+    };
     write_report(&out, &results, &ctx)?;
     print!("{}", super::eval::headline_table(&results).replacen("LFW ", &format!("bin:{name} "), 1));
     println!("wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)", out.display());
@@ -328,7 +352,14 @@ fn tables(r: &LfwResults, ctx: &ReportContext) -> Vec<(String, Table)> {
         ]);
     }
     for p in &ctx.published {
-        t.row(["published".to_string(), format!("{}: {}", p.source, p.setting), "as published".into(), format!("{:.2}", p.accuracy), "-".into(), "-".into()]);
+        t.row([
+            "published".to_string(),
+            format!("{}: {}", p.source, p.setting),
+            "as published".into(),
+            format!("{:.2}", p.accuracy),
+            "-".into(),
+            "-".into(),
+        ]);
     }
     out.push((format!("Accuracy ({} contiguous folds)", r.n_folds), t));
 
@@ -399,11 +430,25 @@ fn write_report(dir: &Path, r: &LfwResults, ctx: &ReportContext) -> CmdResult {
     // The first rule's mean threshold, as a cosine (squared-L2 rules: d = 2 - 2 cos).
     let threshold = r.accuracy.first().map(|rep| {
         let m = rep.folds.iter().map(|f| f.threshold).sum::<f64>() / rep.folds.len().max(1) as f64;
-        if rep.rule.lower_is_same() { 1.0 - m / 2.0 } else { m }
+        if rep.rule.lower_is_same() {
+            1.0 - m / 2.0
+        } else {
+            m
+        }
     });
-    score_histogram(&dir.join("scores"), &format!("{title}: scores"), &genuine, &impostor, threshold, "cosine similarity (fused features)")?;
+    score_histogram(
+        &dir.join("scores"),
+        &format!("{title}: scores"),
+        &genuine,
+        &impostor,
+        threshold,
+        "cosine similarity (fused features)",
+    )?;
 
-    let intro = format!("{} pairs in {} contiguous folds from `{}`. Preprocessing: {}.", r.n_pairs, r.n_folds, r.pairs_file, ctx.preprocessing);
+    let intro = format!(
+        "{} pairs in {} contiguous folds from `{}`. Preprocessing: {}.",
+        r.n_pairs, r.n_folds, r.pairs_file, ctx.preprocessing
+    );
     let tabs = tables(r, ctx);
     let mut md = format!("# {title}\n\n{intro}\n\n");
     let mut html = format!(

@@ -112,11 +112,8 @@ pub fn embed_cached(
 ) -> Result<Summary, Box<dyn std::error::Error>> {
     super::create_parent(out)?;
     let mut store = AppendStore::create_or_open(out, &store_meta(job, false))?;
-    let mut flip_store = if job.flip {
-        Some(AppendStore::create_or_open(&flip_path(out), &store_meta(job, true))?)
-    } else {
-        None
-    };
+    let mut flip_store =
+        if job.flip { Some(AppendStore::create_or_open(&flip_path(out), &store_meta(job, true))?) } else { None };
     let pb = progress_bar(keys.len(), &format!("embed {}", job.model.name()));
     let summary = extract(job, keys, faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64))?;
     pb.finish_and_clear();
@@ -137,7 +134,14 @@ pub fn run(a: EmbedArgs, data_root: &Path) -> CmdResult {
         (None, true) => return Err("--align landmarks needs --alignments FILE.jsonl (from `facebench align`)".into()),
         _ => Default::default(),
     };
-    let job = Job { model: model.as_ref(), recipe: &recipe, root: &root, batch: a.run.batch, flip: a.flip, skip_bad: a.skip_bad };
+    let job = Job {
+        model: model.as_ref(),
+        recipe: &recipe,
+        root: &root,
+        batch: a.run.batch,
+        flip: a.flip,
+        skip_bad: a.skip_bad,
+    };
     let store_path = match a.format {
         OutputFormat::Fbs => a.out.clone(),
         OutputFormat::Devkit => a.out.join("embeddings.fbs"),

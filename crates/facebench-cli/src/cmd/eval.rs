@@ -116,9 +116,10 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
 
     super::create_dir(&out)?;
     let json_path = out.join("results.json");
-    let model = a.label.clone().unwrap_or_else(|| {
-        embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
-    });
+    let model = a
+        .label
+        .clone()
+        .unwrap_or_else(|| embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     let sha = |p: &Path| super::provenance::file_sha256(p).map(|h| format!("{} (sha256 {h})", p.display()));
     let provenance = super::provenance::collect(&[
         ("model", format!("{model} (precomputed embeddings; weights not known here)")),
@@ -158,16 +159,8 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
 pub fn headline_table(r: &LfwResults) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "LFW {} : {} pairs, {} folds, flip fusion: {}",
-        r.pairs_file, r.n_pairs, r.n_folds, r.flip
-    );
-    let _ = writeln!(
-        s,
-        "{:<12} {:>9} {:>10} {:>12} {:>8}",
-        "rule", "accuracy", "std (pop)", "std (sample)", "SEM"
-    );
+    let _ = writeln!(s, "LFW {} : {} pairs, {} folds, flip fusion: {}", r.pairs_file, r.n_pairs, r.n_folds, r.flip);
+    let _ = writeln!(s, "{:<12} {:>9} {:>10} {:>12} {:>8}", "rule", "accuracy", "std (pop)", "std (sample)", "SEM");
     for rep in &r.accuracy {
         let _ = writeln!(
             s,
@@ -203,12 +196,9 @@ pub fn headline_table(r: &LfwResults) -> String {
             (Some(TarAtFar::NotMeasurable { negatives, .. }), _) => {
                 format!("not measurable ({negatives} negatives)")
             }
-            (None, Some(v)) => format!(
-                "{:.3}% +- {:.3}% (mean FAR {:.2e})",
-                100.0 * v.val_mean,
-                100.0 * v.val_std,
-                v.far_mean
-            ),
+            (None, Some(v)) => {
+                format!("{:.3}% +- {:.3}% (mean FAR {:.2e})", 100.0 * v.val_mean, 100.0 * v.val_std, v.far_mean)
+            }
             (None, None) => "-".to_string(),
         };
         let _ = writeln!(s, "TAR@FAR={:.0e} ({}): {value}", row.far_target, row.method);

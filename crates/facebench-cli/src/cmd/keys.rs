@@ -66,7 +66,9 @@ impl ImageSet {
                 let mut seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
                 let mut names: Vec<_> = std::fs::read_dir(&lists)?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("megaface_features_list.json_")))
+                    .filter(|p| {
+                        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("megaface_features_list.json_"))
+                    })
                     .collect();
                 names.sort();
                 for p in names {
@@ -101,7 +103,9 @@ fn ytf_frames(splits: &Path, root: &Path) -> Result<Vec<String>, Box<dyn std::er
         keys.len()
     );
     if keys.is_empty() {
-        return Err(format!("no frames of the videos named by {} under {}", splits.path.display(), root.display()).into());
+        return Err(
+            format!("no frames of the videos named by {} under {}", splits.path.display(), root.display()).into()
+        );
     }
     Ok(keys)
 }

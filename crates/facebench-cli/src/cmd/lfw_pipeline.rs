@@ -77,10 +77,8 @@ fn stage(
     did_work: bool,
 ) -> Result<(String, f64, String), Box<dyn std::error::Error>> {
     let path = cache.join("stages.json");
-    let mut known: std::collections::BTreeMap<String, (f64, String)> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
+    let mut known: std::collections::BTreeMap<String, (f64, String)> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     if did_work {
         known.insert(name.to_string(), (seconds, note.clone()));
         write_json(&path, &known)?;
@@ -97,7 +95,13 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     proto.verify(data_root)?;
     let view2 = Pairs::read(&data_root.join(&proto.view2))?;
     if view2.len() != proto.view2_pairs {
-        return Err(format!("{}: {} pairs, the protocol expects {}", view2.path.display(), view2.len(), proto.view2_pairs).into());
+        return Err(format!(
+            "{}: {} pairs, the protocol expects {}",
+            view2.path.display(),
+            view2.len(),
+            proto.view2_pairs
+        )
+        .into());
     }
     let view1 = Pairs::view1(
         &Pairs::read(&data_root.join(&proto.view1_train))?,
@@ -110,7 +114,8 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
 
     let mut timings = Vec::new();
     let align_path = a.cache.join("align.jsonl");
-    let needs_landmarks = proto.variants.iter().any(|v| recipe(model, &v.align).map(|r| r.uses_alignment).unwrap_or(false));
+    let needs_landmarks =
+        proto.variants.iter().any(|v| recipe(model, &v.align).map(|r| r.uses_alignment).unwrap_or(false));
     let (faces, fallbacks) = if needs_landmarks {
         let o = align_cached(&root, &keys, &align_path, &a.run.device, a.run.models_dir.as_deref())?;
         let note = if o.aligned > 0 {
@@ -187,7 +192,8 @@ impl Prepared {
     fn view2(&self, v: &Variant, rules: Vec<facebench_lfw::Rule>) -> Result<LfwResults, Box<dyn std::error::Error>> {
         let (e, f) = self.stores_for(v);
         let m = &self.proto.metrics;
-        let opts = EvalOptions { rules, exact_fars: m.exact_fars.clone(), insightface_fars: m.insightface_fars.clone() };
+        let opts =
+            EvalOptions { rules, exact_fars: m.exact_fars.clone(), insightface_fars: m.insightface_fars.clone() };
         Ok(evaluate(&self.view2, e, f, &opts)?)
     }
 }
@@ -238,14 +244,20 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
         "{} (best View-1 accuracy under the {} rule among {})",
         chosen.name,
         tune.rule,
-        tune.rows.iter().map(|r| format!("{} {:.2}%", r.variant.name, 100.0 * r.view1_accuracy)).collect::<Vec<_>>().join(", ")
+        tune.rows
+            .iter()
+            .map(|r| format!("{} {:.2}%", r.variant.name, 100.0 * r.view1_accuracy))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let preprocessing = format!(
         "align {}{}",
         if chosen.align == "landmarks" {
             match model {
                 ModelName::FaceapiResnet => "landmarks (face-api SSD + 68 landmarks, dlib box, 150x150)".to_string(),
-                ModelName::Mobileface => "landmarks (face-api SSD + 68 landmarks, ArcFace 5-point warp, 112x112)".to_string(),
+                ModelName::Mobileface => {
+                    "landmarks (face-api SSD + 68 landmarks, ArcFace 5-point warp, 112x112)".to_string()
+                }
             }
         } else {
             chosen.align.clone()
@@ -295,7 +307,12 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
     print!("{}", tune_table(&tune));
     print!("{}", super::eval::headline_table(&results));
     for v in &ctx.variants {
-        println!("variant {:<24} insightface {:.3}% +- {:.3}%", v.name, 100.0 * v.accuracy_mean, 100.0 * v.accuracy_std);
+        println!(
+            "variant {:<24} insightface {:.3}% +- {:.3}%",
+            v.name,
+            100.0 * v.accuracy_mean,
+            100.0 * v.accuracy_std
+        );
     }
     println!("{} alignment fallback(s); total {:.1}s; report in {}", p.fallbacks.len(), wall, out.display());
     Ok(())

@@ -13,7 +13,8 @@ use facebench_core::Embeddings;
 use facebench_extract::{read_alignments, Job};
 use facebench_lfw::{Pairs, People};
 use facebench_lmcl::{
-    ablation, mean_std, toy, AblationConfig, AblationData, AblationRow, HeadInit, MarginLoss, Setting, ToyConfig, TrainSet,
+    ablation, mean_std, toy, AblationConfig, AblationData, AblationRow, HeadInit, MarginLoss, Setting, ToyConfig,
+    TrainSet,
 };
 use facebench_report::lmcl::{margin_ablation_figure, toy_figure, MarginPoint, ReferenceLine, ToyPanelData};
 
@@ -106,7 +107,11 @@ pub fn run(cmd: LmclCommand, data_root: &Path) -> CmdResult {
 
 /// Aligned embeddings of `keys` (from the LFW cache; whatever is missing is computed and
 /// added to it) and the keys whose alignment fell back to the centre box.
-fn embeddings(c: &Common, data_root: &Path, keys: &[String]) -> Result<(Embeddings, Vec<String>), Box<dyn std::error::Error>> {
+fn embeddings(
+    c: &Common,
+    data_root: &Path,
+    keys: &[String],
+) -> Result<(Embeddings, Vec<String>), Box<dyn std::error::Error>> {
     let root = data_root.join("lfw/lfw-deepfunneled");
     let p = &c.pipeline;
     let align_path = p.cache.join("align.jsonl");
@@ -136,13 +141,20 @@ fn run_toy(a: ToyArgs, data_root: &Path) -> CmdResult {
     let chosen = people.largest(a.identities);
     let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
     let keys: Vec<String> = chosen.iter().flat_map(|p| p.image_keys()).collect();
-    let labels: Vec<usize> = chosen.iter().enumerate().flat_map(|(c, p)| std::iter::repeat_n(c, p.images as usize)).collect();
+    let labels: Vec<usize> =
+        chosen.iter().enumerate().flat_map(|(c, p)| std::iter::repeat_n(c, p.images as usize)).collect();
     let (emb, fallbacks) = embeddings(&a.common, data_root, &keys)?;
     let x = rows_of(&emb, keys.iter().cloned())?;
     let mut losses = vec![MarginLoss::Softmax, MarginLoss::NormFace { s: a.s }];
     losses.extend(a.margins.iter().map(|&m| MarginLoss::CosFace { s: a.s, m }));
     let cfg = ToyConfig { epochs: a.epochs, lr: a.lr, seed: a.seed, ..ToyConfig::default() };
-    eprintln!("toy: {} identities, {} images, {} losses, {} epochs each", names.len(), keys.len(), losses.len(), a.epochs);
+    eprintln!(
+        "toy: {} identities, {} images, {} losses, {} epochs each",
+        names.len(),
+        keys.len(),
+        losses.len(),
+        a.epochs
+    );
     let t = Instant::now();
     let panels = toy(&x, emb.dim(), &labels, &losses, &cfg)?;
     let seconds = t.elapsed().as_secs_f64();
@@ -296,7 +308,14 @@ fn run_ablation(a: AblationArgs, data_root: &Path) -> CmdResult {
         folds: pairs.folds(),
         train,
     };
-    let cfg = AblationConfig { settings: settings.clone(), seeds: a.seeds, epochs: a.epochs, batch_size: a.head_batch, lr: a.lr, init };
+    let cfg = AblationConfig {
+        settings: settings.clone(),
+        seeds: a.seeds,
+        epochs: a.epochs,
+        batch_size: a.head_batch,
+        lr: a.lr,
+        init,
+    };
     let runs: u64 = settings.iter().map(|s| if *s == Setting::Raw { 1 } else { a.seeds.max(1) }).sum();
     eprintln!(
         "ablation: {} settings, {} seeds, {} folds; training sets of {}..{} images in {}..{} classes",

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use facebench_core::store;
 use facebench_megaface::{
-    bench_megaface, evaluate, read_distractor_lists, read_probe_list, write_devkit_results,
-    write_results_json, DevkitNames, DistractorSet, EvalConfig, MegafaceResults, NoiseList, ProbeSet,
-    Scoring,
+    bench_megaface, evaluate, read_distractor_lists, read_probe_list, write_devkit_results, write_results_json,
+    DevkitNames, DistractorSet, EvalConfig, MegafaceResults, NoiseList, ProbeSet, Scoring,
 };
 use facebench_report::plot::{cmc_plot, roc_plot, CmcCurve, RocCurve};
 
@@ -134,14 +133,20 @@ pub fn run(a: MegafaceArgs, data_root: &Path) -> CmdResult {
     write_outputs(&a.out, &results, &a.alg, a.set, ("facescrub", "megaface"))?;
     let src = |root: &Option<PathBuf>, st: &Option<PathBuf>| match (root, st) {
         (Some(r), _) => format!("devkit files under {} (suffix `{}`)", r.display(), a.ending),
-        (None, Some(s)) => super::provenance::file_sha256(s).map_or_else(|e| e, |h| format!("{} (sha256 {h})", s.display())),
+        (None, Some(s)) => {
+            super::provenance::file_sha256(s).map_or_else(|e| e, |h| format!("{} (sha256 {h})", s.display()))
+        }
         (None, None) => String::new(),
     };
     let provenance = super::provenance::collect(&[
         ("model", format!("{} (features computed elsewhere; weights not known here)", a.alg)),
         ("probe features", src(&a.probe_root, &a.probe_store)),
         ("distractor features", src(&a.distractor_root, &a.distractor_store)),
-        ("protocol file", super::provenance::file_sha256(&probe_list_path).map_or_else(|e| e, |h| format!("{} (sha256 {h})", probe_list_path.display()))),
+        (
+            "protocol file",
+            super::provenance::file_sha256(&probe_list_path)
+                .map_or_else(|e| e, |h| format!("{} (sha256 {h})", probe_list_path.display())),
+        ),
         ("distractor lists", lists_dir.display().to_string()),
         ("preprocessing", if a.clean { "InsightFace noise lists applied (R)".into() } else { "raw lists".to_string() }),
         ("data root", data_root.display().to_string()),
@@ -223,7 +228,14 @@ fn report_markdown(r: &MegafaceResults, label: &str) -> String {
     }
     let mut p = Table::new(["source", "setting", "MF1 Id raw", "MF1 Id R", "MF1 Ver raw", "MF1 Ver R"]);
     for row in PUBLISHED.iter().filter(|p| p.mf_id.is_some() || p.mf_ver.is_some()) {
-        p.row([row.source.to_string(), row.setting.to_string(), pct(row.mf_id), pct(row.mf_id_r), pct(row.mf_ver), pct(row.mf_ver_r)]);
+        p.row([
+            row.source.to_string(),
+            row.setting.to_string(),
+            pct(row.mf_id),
+            pct(row.mf_id_r),
+            pct(row.mf_ver),
+            pct(row.mf_ver_r),
+        ]);
     }
     format!(
         "# {label}\n\n{} probes of {} identities, {} dimensions, {} scoring. Every number below is {label}.\n\n\
@@ -232,7 +244,10 @@ fn report_markdown(r: &MegafaceResults, label: &str) -> String {
         r.probes,
         r.identities,
         r.dim,
-        match r.scoring { Scoring::F32 => "f32".to_string(), m => format!("{} (approximate)", m.name()) },
+        match r.scoring {
+            Scoring::F32 => "f32".to_string(),
+            m => format!("{} (approximate)", m.name()),
+        },
         t.markdown(),
         p.markdown()
     )
@@ -278,11 +293,24 @@ pub fn run_lfw_stand_in(a: LfwStandInArgs, data_root: &Path) -> CmdResult {
     }
     let cache = &a.pipeline.cache;
     let align_path = cache.join("align.jsonl");
-    let o = super::align::align_cached(&root, &keys, &align_path, &a.pipeline.run.device, a.pipeline.run.models_dir.as_deref())?;
+    let o = super::align::align_cached(
+        &root,
+        &keys,
+        &align_path,
+        &a.pipeline.run.device,
+        a.pipeline.run.models_dir.as_deref(),
+    )?;
     let (faces, fallbacks) = facebench_extract::read_alignments(&align_path)?;
     let net = a.pipeline.run.load(a.model.as_str())?;
     let r = recipe(a.model, "landmarks")?;
-    let job = facebench_extract::Job { model: net.as_ref(), recipe: &r, root: &root, batch: a.pipeline.run.batch, flip: true, skip_bad: false };
+    let job = facebench_extract::Job {
+        model: net.as_ref(),
+        recipe: &r,
+        root: &root,
+        batch: a.pipeline.run.batch,
+        flip: true,
+        skip_bad: false,
+    };
     let path = cache.join(a.model.as_str()).join("landmarks.fbs");
     let s = embed_cached(&job, &keys, &faces, &path)?;
     let orig = facebench_core::store::AppendStore::read(&path)?.1;

@@ -124,7 +124,9 @@ fn path_matches(pattern: &[&str], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),
         Some((&"**", rest)) => (0..=path.len()).any(|i| path_matches(rest, &path[i..])),
-        Some((p, rest)) => !path.is_empty() && name_matches(p.as_bytes(), path[0].as_bytes()) && path_matches(rest, &path[1..]),
+        Some((p, rest)) => {
+            !path.is_empty() && name_matches(p.as_bytes(), path[0].as_bytes()) && path_matches(rest, &path[1..])
+        }
     }
 }
 

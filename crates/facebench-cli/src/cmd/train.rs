@@ -62,12 +62,16 @@ pub fn run(a: TrainArgs) -> CmdResult {
     let device = facebench_model::device_from_name(&a.device)?;
     super::create_dir(&a.out)?;
     let csv_path = a.out.join("steps.csv");
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?);
+    let mut csv =
+        std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(|e| format!("{}: {e}", csv_path.display()))?);
     writeln!(csv, "{}", StepRecord::CSV_HEADER)?;
     let pb = indicatif::ProgressBar::new_spinner();
     let mut on_step = |r: &StepRecord| {
         let _ = writeln!(csv, "{}", r.csv_row());
-        pb.set_message(format!("epoch {} step {} loss {:.4} acc {:.3} lr {:.4}", r.epoch, r.step, r.loss, r.accuracy, r.lr));
+        pb.set_message(format!(
+            "epoch {} step {} loss {:.4} acc {:.3} lr {:.4}",
+            r.epoch, r.step, r.loss, r.accuracy, r.lr
+        ));
         pb.tick();
     };
     let model_path = a.out.join("model.safetensors");
@@ -109,16 +113,33 @@ pub fn run(a: TrainArgs) -> CmdResult {
 
 fn labels_of(keys: &[String]) -> (Vec<usize>, usize) {
     let mut ids = std::collections::HashMap::new();
-    let labels = keys.iter().map(|k| { let n = ids.len(); *ids.entry(identity(k).to_string()).or_insert(n) }).collect();
+    let labels = keys
+        .iter()
+        .map(|k| {
+            let n = ids.len();
+            *ids.entry(identity(k).to_string()).or_insert(n)
+        })
+        .collect();
     (labels, ids.len())
 }
 
-fn report(pb: &indicatif::ProgressBar, records: &[StepRecord], classes: usize, samples: usize, model: &Path, csv: &Path) {
+fn report(
+    pb: &indicatif::ProgressBar,
+    records: &[StepRecord],
+    classes: usize,
+    samples: usize,
+    model: &Path,
+    csv: &Path,
+) {
     pb.finish_and_clear();
     if let (Some(first), Some(last)) = (records.first(), records.last()) {
         println!(
             "{samples} samples, {classes} classes, {} steps: loss {:.4} -> {:.4}, batch accuracy {:.3} -> {:.3}",
-            records.len(), first.loss, last.loss, first.accuracy, last.accuracy
+            records.len(),
+            first.loss,
+            last.loss,
+            first.accuracy,
+            last.accuracy
         );
     }
     println!("wrote {} and {}", model.display(), csv.display());

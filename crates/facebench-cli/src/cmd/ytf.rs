@@ -12,8 +12,8 @@ use facebench_extract::{read_alignments, Job};
 use facebench_lfw::Rule;
 use facebench_report::ytf::{write_ytf_report, TarCell, YtfModeReport, YtfReport};
 use facebench_ytf::{
-    align_cached, evaluate, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode, Search,
-    SearchRegion, Splits, VideoIndex, YtfResults,
+    align_cached, evaluate, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode, Search, SearchRegion,
+    Splits, VideoIndex, YtfResults,
 };
 
 use super::embed::{embed_cached, flip_path, recipe, ModelName};
@@ -141,7 +141,13 @@ struct Frames {
     embed_fps: Option<f64>,
 }
 
-fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str], keys: &[String]) -> Result<Frames, Box<dyn std::error::Error>> {
+fn embed_frames(
+    a: &YtfArgs,
+    model: ModelName,
+    index: &VideoIndex,
+    names: &[&str],
+    keys: &[String],
+) -> Result<Frames, Box<dyn std::error::Error>> {
     let layout = index.layout;
     let r = recipe(model, &a.align)?;
     if layout == Layout::Frames && !r.uses_alignment {
@@ -173,8 +179,10 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
             search,
             &cache,
             || {
-                let dev = facebench_model::device_from_name(&a.run.device).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))?;
-                facebench_detect::Detector::load(&models_dir, &dev).map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))
+                let dev = facebench_model::device_from_name(&a.run.device)
+                    .map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))?;
+                facebench_detect::Detector::load(&models_dir, &dev)
+                    .map_err(|e| facebench_ytf::Error::Invalid(e.to_string()))
             },
             |n| pb.inc(n as u64),
         )?;
@@ -196,7 +204,8 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
     };
 
     let net = a.run.load(model.as_str())?;
-    let job = Job { model: net.as_ref(), recipe: &r, root: &index.root, batch: a.run.batch, flip: a.flip, skip_bad: false };
+    let job =
+        Job { model: net.as_ref(), recipe: &r, root: &index.root, batch: a.run.batch, flip: a.flip, skip_bad: false };
     let path = a.cache.join(model.as_str()).join(format!("{}.fbs", safe(&tag)));
     let s = embed_cached(&job, keys, &faces, &path)?;
     let note = if s.computed > 0 {
@@ -215,7 +224,11 @@ fn embed_frames(a: &YtfArgs, model: ModelName, index: &VideoIndex, names: &[&str
             a.context,
             model_crop(m)
         ),
-        ("landmarks", Layout::Aligned, m) => format!("face-api SSD + 68 landmarks on the aligned crop (on a {}x canvas), then {}", a.context, model_crop(m)),
+        ("landmarks", Layout::Aligned, m) => format!(
+            "face-api SSD + 68 landmarks on the aligned crop (on a {}x canvas), then {}",
+            a.context,
+            model_crop(m)
+        ),
         (other, _, _) => format!("--align {other} on the aligned crops"),
     };
     Ok(Frames {
@@ -250,7 +263,8 @@ impl Frames {
     fn speed_line(&self) -> Option<String> {
         let s = self.speed();
         let o = s.get("overall")?;
-        let parts: Vec<String> = s.iter().filter(|(k, _)| **k != "overall").map(|(k, v)| format!("{k} {v:.1}")).collect();
+        let parts: Vec<String> =
+            s.iter().filter(|(k, _)| **k != "overall").map(|(k, v)| format!("{k} {v:.1}")).collect();
         Some(format!(
             "Frame embedding speed on this machine: {o:.1} frames/s from frame to feature ({} frames/s; YTF's ~620,000 frames would take {:.1} h). See Time.",
             parts.join(", "),
@@ -275,7 +289,10 @@ pub fn run(a: YtfArgs, data_root: &Path) -> CmdResult {
         (Some(LayoutArg::Aligned), _) => Layout::Aligned,
         (Some(LayoutArg::Frames), _) => Layout::Frames,
         (None, Some(root)) => Layout::of_folder(root).ok_or_else(|| {
-            format!("{}: say --layout aligned|frames (the folder name is neither aligned_images_DB* nor frame_images_DB*)", root.display())
+            format!(
+                "{}: say --layout aligned|frames (the folder name is neither aligned_images_DB* nor frame_images_DB*)",
+                root.display()
+            )
         })?,
         (None, None) if ytf_dir.join("aligned_images_DB").is_dir() => Layout::Aligned,
         (None, None) => Layout::Frames,
@@ -324,7 +341,11 @@ pub fn run(a: YtfArgs, data_root: &Path) -> CmdResult {
     let settings = EvalSettings { rules: a.protocol.clone(), ..EvalSettings::default() };
     let t = Instant::now();
     let results = evaluate(&splits, &index, selection, &frames.features, &a.mode, &settings, a.allow_missing)?;
-    timings.push(("score videos + 10-fold metrics".into(), t.elapsed().as_secs_f64(), format!("{} pairs, {} modes", results.pairs_evaluated, a.mode.len())));
+    timings.push((
+        "score videos + 10-fold metrics".into(),
+        t.elapsed().as_secs_f64(),
+        format!("{} pairs, {} modes", results.pairs_evaluated, a.mode.len()),
+    ));
 
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/ytf").join(&frames.label));
     create_dir(&out)?;
@@ -387,12 +408,19 @@ fn results_json(
     }))
 }
 
-fn report(r: &YtfResults, f: &Frames, timings: &[(String, f64, String)], provenance: Vec<(String, String)>) -> YtfReport {
+fn report(
+    r: &YtfResults,
+    f: &Frames,
+    timings: &[(String, f64, String)],
+    provenance: Vec<(String, String)>,
+) -> YtfReport {
     let modes = r
         .modes
         .iter()
         .map(|m| {
-            let scores = |same: bool| r.pairs.iter().zip(&m.scores).filter(|(p, _)| p.is_same == same).map(|(_, &s)| s).collect();
+            let scores = |same: bool| {
+                r.pairs.iter().zip(&m.scores).filter(|(p, _)| p.is_same == same).map(|(_, &s)| s).collect()
+            };
             let met = m.metrics.as_ref();
             YtfModeReport {
                 mode: m.mode.to_string(),
@@ -474,7 +502,14 @@ fn headline(r: &YtfResults) -> String {
     if let Some(p) = r.partial_line() {
         let _ = writeln!(s, "{p}");
     }
-    let _ = writeln!(s, "YTF {}: {} pairs, {} frames, {}", r.splits_file, r.pairs_evaluated, r.frames_used, r.frame_selection.describe());
+    let _ = writeln!(
+        s,
+        "YTF {}: {} pairs, {} frames, {}",
+        r.splits_file,
+        r.pairs_evaluated,
+        r.frames_used,
+        r.frame_selection.describe()
+    );
     for m in &r.modes {
         match (&m.metrics, &m.not_measurable) {
             (Some(x), _) => {
@@ -500,8 +535,18 @@ fn headline(r: &YtfResults) -> String {
     }
     if r.pairs.len() <= 10 {
         for p in &r.pairs {
-            let scores: Vec<String> = r.modes.iter().map(|m| format!("{} {:.4}", m.mode, p.scores[m.mode.name()])).collect();
-            let _ = writeln!(s, "split {} pair {} {} vs {} (same: {}): {}", p.split, p.pair, p.left, p.right, p.is_same, scores.join(", "));
+            let scores: Vec<String> =
+                r.modes.iter().map(|m| format!("{} {:.4}", m.mode, p.scores[m.mode.name()])).collect();
+            let _ = writeln!(
+                s,
+                "split {} pair {} {} vs {} (same: {}): {}",
+                p.split,
+                p.pair,
+                p.left,
+                p.right,
+                p.is_same,
+                scores.join(", ")
+            );
         }
     }
     s
@@ -525,7 +570,8 @@ mod tests {
             e.push(index.frame_key(&id, 7), &row).unwrap();
             index.videos.insert(id, vec![7]);
         }
-        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), true).unwrap();
+        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), true)
+            .unwrap();
         let f = Frames {
             features: e,
             label: "m".into(),
@@ -543,7 +589,10 @@ mod tests {
         assert_eq!(v["frames_per_second"]["overall"], 2.0);
         assert!(v["partial"].as_str().unwrap().starts_with("PARTIAL EVALUATION: 1 of 5000 pairs"));
         let res = &v["results"];
-        assert_eq!((res["mode"].as_str(), res["pairs_evaluated"].as_u64(), res["pairs_total"].as_u64()), (Some("mean-feature"), Some(1), Some(5000)));
+        assert_eq!(
+            (res["mode"].as_str(), res["pairs_evaluated"].as_u64(), res["pairs_total"].as_u64()),
+            (Some("mean-feature"), Some(1), Some(5000))
+        );
         assert!(res["not_measurable"].as_str().unwrap().contains("1 pair"));
         assert!(res.get("accuracy").is_none(), "no accuracy is invented");
         assert_eq!(res["modes"].as_array().unwrap().len(), 4);
@@ -577,7 +626,8 @@ mod tests {
             }
             index.videos.insert(v, vec![0, 1]);
         }
-        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), false).unwrap();
+        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), false)
+            .unwrap();
         let f = Frames {
             features: e,
             label: "synthetic".into(),

@@ -80,15 +80,9 @@ impl AppendStore {
         if !path.exists() {
             create(path, meta)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
         file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => {
-                Error::format(path, "store is open for appending in another process")
-            }
+            std::fs::TryLockError::WouldBlock => Error::format(path, "store is open for appending in another process"),
             std::fs::TryLockError::Error(e) => Error::io(path, e),
         })?;
         let mut r = BufReader::with_capacity(1 << 20, &file);
@@ -103,18 +97,9 @@ impl AppendStore {
         let len = super::file_len(&file, path)?;
         let dropped_tail = len - scan.end;
         if dropped_tail > 0 {
-            file.set_len(scan.end)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| Error::io(path, e))?;
+            file.set_len(scan.end).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
         }
-        Ok(AppendStore {
-            path: path.to_path_buf(),
-            file,
-            meta: meta.clone(),
-            keys,
-            end: scan.end,
-            dropped_tail,
-        })
+        Ok(AppendStore { path: path.to_path_buf(), file, meta: meta.clone(), keys, end: scan.end, dropped_tail })
     }
 
     /// Reads a whole store without opening it for appending. An incomplete
@@ -159,26 +144,16 @@ impl AppendStore {
         for (i, (key, row)) in rows.iter().enumerate() {
             let at = || format!("{}: batch row {i} ({key:?})", self.path.display());
             if row.len() != d {
-                return Err(Error::Invalid(format!(
-                    "{}: has {} values, store dimension is {d}",
-                    at(),
-                    row.len()
-                )));
+                return Err(Error::Invalid(format!("{}: has {} values, store dimension is {d}", at(), row.len())));
             }
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
                 return Err(Error::Invalid(format!("{}: value {j} is {}", at(), row[j])));
             }
             if key.is_empty() || key.len() > MAX_KEY {
-                return Err(Error::Invalid(format!(
-                    "{}: key must have 1 to {MAX_KEY} bytes",
-                    at()
-                )));
+                return Err(Error::Invalid(format!("{}: key must have 1 to {MAX_KEY} bytes", at())));
             }
             if self.keys.contains(key) || !batch.insert(key.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "{}: key is already in the store",
-                    at()
-                )));
+                return Err(Error::Invalid(format!("{}: key is already in the store", at())));
             }
         }
         let mut buf = Vec::with_capacity(rows.iter().map(|(k, _)| 8 + k.len() + 4 * d).sum());
@@ -215,11 +190,7 @@ impl AppendStore {
 }
 
 fn create(path: &Path, meta: &StoreMeta) -> Result<()> {
-    let header = Header {
-        format: FORMAT.into(),
-        version: VERSION,
-        meta: meta.clone(),
-    };
+    let header = Header { format: FORMAT.into(), version: VERSION, meta: meta.clone() };
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -239,34 +210,23 @@ fn create(path: &Path, meta: &StoreMeta) -> Result<()> {
 /// Parses the header line; returns the metadata and the header's byte length.
 fn read_header(r: &mut impl BufRead, path: &Path) -> Result<(StoreMeta, u64)> {
     let mut line = Vec::new();
-    r.take(MAX_HEADER)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| Error::io(path, e))?;
+    r.take(MAX_HEADER).read_until(b'\n', &mut line).map_err(|e| Error::io(path, e))?;
     if line.last() != Some(&b'\n') {
         return Err(Error::format(path, "not a facebench store: no header line"));
     }
     let h: Header = serde_json::from_slice(&line)
         .map_err(|e| Error::format(path, format!("not a facebench store: bad header: {e}")))?;
     if h.format != FORMAT {
-        return Err(Error::format(
-            path,
-            format!("header format is {:?}, not {FORMAT:?}", h.format),
-        ));
+        return Err(Error::format(path, format!("header format is {:?}, not {FORMAT:?}", h.format)));
     }
     if h.version != VERSION {
         return Err(Error::format(
             path,
-            format!(
-                "store version {} is not supported (this build reads {VERSION})",
-                h.version
-            ),
+            format!("store version {} is not supported (this build reads {VERSION})", h.version),
         ));
     }
     if h.meta.dim == 0 || h.meta.dim > MAX_DIM {
-        return Err(Error::format(
-            path,
-            format!("header dimension {} is outside 1..={MAX_DIM}", h.meta.dim),
-        ));
+        return Err(Error::format(path, format!("header dimension {} is outside 1..={MAX_DIM}", h.meta.dim)));
     }
     Ok((h.meta, line.len() as u64))
 }
@@ -274,16 +234,8 @@ fn read_header(r: &mut impl BufRead, path: &Path) -> Result<(StoreMeta, u64)> {
 fn check_same(path: &Path, stored: &StoreMeta, want: &StoreMeta) -> Result<()> {
     let fields = [
         ("model", stored.model.clone(), want.model.clone()),
-        (
-            "weights_sha256",
-            stored.weights_sha256.clone(),
-            want.weights_sha256.clone(),
-        ),
-        (
-            "preprocessing",
-            stored.preprocessing.clone(),
-            want.preprocessing.clone(),
-        ),
+        ("weights_sha256", stored.weights_sha256.clone(), want.weights_sha256.clone()),
+        ("preprocessing", stored.preprocessing.clone(), want.preprocessing.clone()),
         ("dim", stored.dim.to_string(), want.dim.to_string()),
     ];
     for (name, have, asked) in fields {
@@ -300,17 +252,10 @@ fn check_same(path: &Path, stored: &StoreMeta, want: &StoreMeta) -> Result<()> {
     Ok(())
 }
 
-fn read_embeddings(
-    r: &mut impl Read,
-    path: &Path,
-    start: u64,
-    dim: usize,
-    limit: u64,
-) -> Result<Embeddings> {
+fn read_embeddings(r: &mut impl Read, path: &Path, start: u64, dim: usize, limit: u64) -> Result<Embeddings> {
     let mut e = Embeddings::new(dim);
     scan_records(r, path, start, dim, limit, |key, row| {
-        e.push(key, row)
-            .map_err(|err| Error::format(path, err.to_string()))
+        e.push(key, row).map_err(|err| Error::format(path, err.to_string()))
     })?;
     Ok(e)
 }

@@ -15,11 +15,8 @@ use crate::{Embeddings, Error, Result};
 /// Reads a CSV store; every error names the file and its 1-based line.
 pub fn read_csv(path: &Path) -> Result<Embeddings> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(file);
+    let mut rdr =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(1 << 20).from_reader(file);
     let mut out: Option<Embeddings> = None;
     let mut row = Vec::new();
     let mut first = true;
@@ -44,34 +41,22 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
             continue;
         }
         if rec.len() < 2 {
-            return Err(Error::parse(
-                path,
-                line,
-                "expected key,v1,...,vd (no values on this line)",
-            ));
+            return Err(Error::parse(path, line, "expected key,v1,...,vd (no values on this line)"));
         }
         let key = &rec[0];
         row.clear();
         for (j, field) in rec.iter().skip(1).enumerate() {
-            let v: f32 = field.trim().parse().map_err(|_| {
-                Error::parse(
-                    path,
-                    line,
-                    format!("value {} ({field:?}) is not a number", j + 1),
-                )
-            })?;
+            let v: f32 = field
+                .trim()
+                .parse()
+                .map_err(|_| Error::parse(path, line, format!("value {} ({field:?}) is not a number", j + 1)))?;
             row.push(v);
         }
         let e = out.get_or_insert_with(|| Embeddings::new(row.len()));
         if row.len() != e.dim() {
-            return Err(Error::parse(
-                path,
-                line,
-                format!("{} values, but earlier lines have {}", row.len(), e.dim()),
-            ));
+            return Err(Error::parse(path, line, format!("{} values, but earlier lines have {}", row.len(), e.dim())));
         }
-        e.push(key.to_string(), &row)
-            .map_err(|err| Error::parse(path, line, err.to_string()))?;
+        e.push(key.to_string(), &row).map_err(|err| Error::parse(path, line, err.to_string()))?;
     }
     Ok(out.unwrap_or_else(|| Embeddings::new(0)))
 }
@@ -79,10 +64,7 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
 /// Writes `e` as `key,v1,...,vd` lines without a header.
 pub fn write_csv(path: &Path, e: &Embeddings) -> Result<()> {
     if e.dim() == 0 && !e.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: cannot store zero-width embeddings",
-            path.display()
-        )));
+        return Err(Error::Invalid(format!("{}: cannot store zero-width embeddings", path.display())));
     }
     atomic_write(path, |w| {
         use std::fmt::Write as _;
@@ -102,10 +84,8 @@ pub fn write_csv(path: &Path, e: &Embeddings) -> Result<()> {
 
 /// Appends `key` as a CSV field, quoted (RFC 4180) only when it must be.
 fn push_key(line: &mut String, key: &str) {
-    let needs_quotes = key.is_empty()
-        || key.contains([',', '"', '\n', '\r'])
-        || key.starts_with(' ')
-        || key.ends_with(' ');
+    let needs_quotes =
+        key.is_empty() || key.contains([',', '"', '\n', '\r']) || key.starts_with(' ') || key.ends_with(' ');
     if needs_quotes {
         line.push('"');
         line.push_str(&key.replace('"', "\"\""));

@@ -28,32 +28,19 @@ pub fn read_devkit_feature(path: &Path) -> Result<Vec<f32>> {
     let len = file_len(&file, path)?;
     let mut r = BufReader::new(file);
     let mut h = [0u8; 16];
-    r.read_exact(&mut h).map_err(|_| {
-        bad(format!(
-            "{len} bytes is too short for the 16-byte devkit header"
-        ))
-    })?;
-    let f =
-        |i: usize| i32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]) as i64;
+    r.read_exact(&mut h).map_err(|_| bad(format!("{len} bytes is too short for the 16-byte devkit header")))?;
+    let f = |i: usize| i32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]) as i64;
     let (rows, cols, stride, cv_type) = (f(0), f(1), f(2), f(3));
     let elem = match cv_type {
         5 => Elem::F32,
         6 => Elem::F64,
-        t => {
-            return Err(bad(format!(
-                "cv_type {t} is not supported: expected 5 (f32) or 6 (f64)"
-            )))
-        }
+        t => return Err(bad(format!("cv_type {t} is not supported: expected 5 (f32) or 6 (f64)"))),
     };
     if rows < 1 || cols < 1 {
-        return Err(bad(format!(
-            "header shape {rows} x {cols} is empty or negative"
-        )));
+        return Err(bad(format!("header shape {rows} x {cols} is empty or negative")));
     }
     if rows != 1 && cols != 1 {
-        return Err(bad(format!(
-            "header shape {rows} x {cols} is a matrix, not a D x 1 or 1 x D feature"
-        )));
+        return Err(bad(format!("header shape {rows} x {cols} is a matrix, not a D x 1 or 1 x D feature")));
     }
     if stride != cols * elem.size() as i64 {
         return Err(bad(format!(
@@ -87,11 +74,7 @@ pub fn write_devkit_feature(path: &Path, feature: &[f32]) -> Result<()> {
         )));
     }
     if let Some(j) = feature.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Invalid(format!(
-            "{}: value {j} is {}",
-            path.display(),
-            feature[j]
-        )));
+        return Err(Error::Invalid(format!("{}: value {j} is {}", path.display(), feature[j])));
     }
     let mut buf = Vec::with_capacity(16 + 4 * feature.len());
     for v in [feature.len() as i32, 1, 4, 5] {
@@ -103,9 +86,7 @@ pub fn write_devkit_feature(path: &Path, feature: &[f32]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    File::create(path)
-        .and_then(|mut f| f.write_all(&buf))
-        .map_err(|e| Error::io(path, e))
+    File::create(path).and_then(|mut f| f.write_all(&buf)).map_err(|e| Error::io(path, e))
 }
 
 /// Reads the features of many images in parallel: file `root/<p><ending>`
@@ -123,16 +104,9 @@ pub fn read_devkit_features(
     progress: impl Fn(usize) + Sync,
 ) -> Result<Embeddings> {
     let file_of = |p: &String| root.join(format!("{p}{ending}"));
-    let missing: Vec<&String> = rel_paths
-        .par_iter()
-        .filter(|p| !file_of(p).is_file())
-        .collect();
+    let missing: Vec<&String> = rel_paths.par_iter().filter(|p| !file_of(p).is_file()).collect();
     if !missing.is_empty() {
-        let shown: Vec<&str> = missing
-            .iter()
-            .take(SHOW_MISSING)
-            .map(|s| s.as_str())
-            .collect();
+        let shown: Vec<&str> = missing.iter().take(SHOW_MISSING).map(|s| s.as_str()).collect();
         return Err(Error::format(
             root,
             format!(
@@ -146,10 +120,7 @@ pub fn read_devkit_features(
     let mut out: Option<Embeddings> = None;
     let mut first_file = None;
     for block in rel_paths.chunks(BLOCK) {
-        let feats: Vec<Result<Vec<f32>>> = block
-            .par_iter()
-            .map(|p| read_devkit_feature(&file_of(p)))
-            .collect();
+        let feats: Vec<Result<Vec<f32>>> = block.par_iter().map(|p| read_devkit_feature(&file_of(p))).collect();
         for (p, feat) in block.iter().zip(feats) {
             let feat = feat?;
             let e = out.get_or_insert_with(|| {
@@ -162,16 +133,12 @@ pub fn read_devkit_features(
                     format!(
                         "feature has dimension {}, but {} has {}",
                         feat.len(),
-                        first_file
-                            .as_ref()
-                            .map(|f| f.display().to_string())
-                            .unwrap_or_default(),
+                        first_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
                         e.dim()
                     ),
                 ));
             }
-            e.push(p.clone(), &feat)
-                .map_err(|err| Error::format(file_of(p), err.to_string()))?;
+            e.push(p.clone(), &feat).map_err(|err| Error::format(file_of(p), err.to_string()))?;
         }
         progress(block.len());
     }

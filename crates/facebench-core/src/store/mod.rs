@@ -49,11 +49,7 @@ pub enum Format {
 impl Format {
     /// The format named by `path`'s extension (case-insensitive).
     pub fn from_path(path: &Path) -> Result<Format> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         match ext.as_str() {
             "npy" => Ok(Format::Npy),
             "csv" => Ok(Format::Csv),
@@ -61,9 +57,7 @@ impl Format {
             "fbs" => Ok(Format::Fbs),
             _ => Err(Error::format(
                 path,
-                format!(
-                    "unknown embedding store extension {ext:?}: expected .npy, .csv, .safetensors or .fbs"
-                ),
+                format!("unknown embedding store extension {ext:?}: expected .npy, .csv, .safetensors or .fbs"),
             )),
         }
     }
@@ -98,10 +92,9 @@ pub fn write(path: &Path, e: &Embeddings) -> Result<()> {
         Format::Npy => write_npy(path, e),
         Format::Csv => write_csv(path, e),
         Format::Safetensors => write_safetensors(path, e),
-        Format::Fbs => Err(Error::format(
-            path,
-            "an .fbs store records model metadata: create it with AppendStore::create_or_open",
-        )),
+        Format::Fbs => {
+            Err(Error::format(path, "an .fbs store records model metadata: create it with AppendStore::create_or_open"))
+        }
     }
 }
 
@@ -125,16 +118,10 @@ impl Elem {
 pub(crate) fn decode_into(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) {
     out.clear();
     match elem {
-        Elem::F32 => out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        Elem::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+        Elem::F64 => out.extend(
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
         ),
-        Elem::F64 => {
-            out.extend(bytes.chunks_exact(8).map(|c| {
-                f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-            }))
-        }
     }
 }
 
@@ -162,8 +149,7 @@ pub(crate) fn read_rows(
         decode_into(buf, elem, &mut vals);
         for i in 0..take {
             let key = keys.next().expect("one key per row");
-            e.push(key, &vals[i * dim..(i + 1) * dim])
-                .map_err(|err| Error::format(path, err.to_string()))?;
+            e.push(key, &vals[i * dim..(i + 1) * dim]).map_err(|err| Error::format(path, err.to_string()))?;
         }
         left -= take;
     }
@@ -175,10 +161,7 @@ pub(crate) fn read_rows(
 pub fn read_keys(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let text = String::from_utf8(text).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
         Error::parse(path, line, "key is not valid UTF-8")
     })?;
     let mut keys = Vec::new();
@@ -217,10 +200,7 @@ pub(crate) fn write_keys(path: &Path, e: &Embeddings) -> Result<()> {
 }
 
 /// Writes `path` through `<path>.tmp` + rename, so readers never see half a file.
-pub(crate) fn atomic_write(
-    path: &Path,
-    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -251,7 +231,5 @@ pub(crate) fn write_f32_le(w: &mut impl Write, data: &[f32]) -> std::io::Result<
 
 /// Length of the file at `path`, with the usual error.
 pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
-    file.metadata()
-        .map(|m| m.len())
-        .map_err(|e| Error::io(path, e))
+    file.metadata().map(|m| m.len()).map_err(|e| Error::io(path, e))
 }

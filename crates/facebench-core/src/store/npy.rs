@@ -45,20 +45,12 @@ pub fn read_npy(path: &Path, keys: Option<&Path>) -> Result<Embeddings> {
         ));
     }
     if d == 0 {
-        return Err(Error::format(
-            path,
-            format!("shape ({n}, 0): rows have no values"),
-        ));
+        return Err(Error::format(path, format!("shape ({n}, 0): rows have no values")));
     }
-    let keys_path = keys
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| keys_path_for(path));
+    let keys_path = keys.map(Path::to_path_buf).unwrap_or_else(|| keys_path_for(path));
     let keys = read_keys(&keys_path)?;
     if keys.len() as u64 != n {
-        return Err(Error::format(
-            &keys_path,
-            format!("{} keys for the {n} rows of {}", keys.len(), path.display()),
-        ));
+        return Err(Error::format(&keys_path, format!("{} keys for the {n} rows of {}", keys.len(), path.display())));
     }
     read_rows(&mut r, path, keys, d as usize, h.elem)
 }
@@ -67,17 +59,11 @@ pub fn read_npy(path: &Path, keys: Option<&Path>) -> Result<Embeddings> {
 /// and its keys to [`keys_path_for`]`(path)`.
 pub fn write_npy(path: &Path, e: &Embeddings) -> Result<()> {
     if e.dim() == 0 {
-        return Err(Error::Invalid(format!(
-            "{}: cannot store zero-width embeddings",
-            path.display()
-        )));
+        return Err(Error::Invalid(format!("{}: cannot store zero-width embeddings", path.display())));
     }
     let keys_path = keys_path_for(path);
     if keys_path == path {
-        return Err(Error::format(
-            path,
-            "an .npy store needs a name ending in .npy",
-        ));
+        return Err(Error::format(path, "an .npy store needs a name ending in .npy"));
     }
     super::check_line_keys(e)?;
     let header = header_v1(e.len(), e.dim());
@@ -115,8 +101,7 @@ struct Header {
 fn read_header(r: &mut impl Read, path: &Path) -> Result<Header> {
     let bad = |msg: String| Error::format(path, msg);
     let mut pre = [0u8; 8];
-    r.read_exact(&mut pre)
-        .map_err(|_| bad("too short for an .npy header".into()))?;
+    r.read_exact(&mut pre).map_err(|_| bad("too short for an .npy header".into()))?;
     if &pre[..6] != MAGIC {
         return Err(bad("not an .npy file (missing \\x93NUMPY magic)".into()));
     }
@@ -124,30 +109,21 @@ fn read_header(r: &mut impl Read, path: &Path) -> Result<Header> {
     let (hlen, data_offset) = match (major, minor) {
         (1, 0) => {
             let mut b = [0u8; 2];
-            r.read_exact(&mut b)
-                .map_err(|_| bad("truncated .npy header".into()))?;
+            r.read_exact(&mut b).map_err(|_| bad("truncated .npy header".into()))?;
             (u16::from_le_bytes(b) as usize, 10)
         }
         (2, 0) | (3, 0) => {
             let mut b = [0u8; 4];
-            r.read_exact(&mut b)
-                .map_err(|_| bad("truncated .npy header".into()))?;
+            r.read_exact(&mut b).map_err(|_| bad("truncated .npy header".into()))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
-        _ => {
-            return Err(bad(format!(
-                "unsupported .npy format version {major}.{minor}"
-            )))
-        }
+        _ => return Err(bad(format!("unsupported .npy format version {major}.{minor}"))),
     };
     if hlen > MAX_HEADER {
-        return Err(bad(format!(
-            "header length {hlen} exceeds {MAX_HEADER} bytes: corrupt file?"
-        )));
+        return Err(bad(format!("header length {hlen} exceeds {MAX_HEADER} bytes: corrupt file?")));
     }
     let mut raw = vec![0u8; hlen];
-    r.read_exact(&mut raw)
-        .map_err(|_| bad("truncated .npy header".into()))?;
+    r.read_exact(&mut raw).map_err(|_| bad("truncated .npy header".into()))?;
     // v1/v2 headers are latin-1, v3 UTF-8.
     let text: String = if major == 3 {
         String::from_utf8(raw).map_err(|_| bad("v3.0 header is not UTF-8".into()))?
@@ -170,9 +146,7 @@ fn read_header(r: &mut impl Read, path: &Path) -> Result<Header> {
         }
     }
     let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
-        return Err(bad(
-            "header lacks one of 'descr', 'fortran_order', 'shape'".into()
-        ));
+        return Err(bad("header lacks one of 'descr', 'fortran_order', 'shape'".into()));
     };
     let elem = match descr.as_str() {
         "<f4" => Elem::F32,
@@ -184,21 +158,12 @@ fn read_header(r: &mut impl Read, path: &Path) -> Result<Header> {
         }
     };
     if fortran {
-        return Err(bad(
-            "fortran_order=True is not supported: save a C-order array (np.ascontiguousarray)"
-                .into(),
-        ));
+        return Err(bad("fortran_order=True is not supported: save a C-order array (np.ascontiguousarray)".into()));
     }
     let [n, d] = shape[..] else {
-        return Err(bad(format!(
-            "shape {shape:?} is not 2-D (rows x dimension)"
-        )));
+        return Err(bad(format!("shape {shape:?} is not 2-D (rows x dimension)")));
     };
-    Ok(Header {
-        elem,
-        shape: [n, d],
-        data_offset: data_offset + hlen as u64,
-    })
+    Ok(Header { elem, shape: [n, d], data_offset: data_offset + hlen as u64 })
 }
 
 #[derive(Debug)]
@@ -211,10 +176,7 @@ enum Value {
 /// Parses the Python dict literal numpy writes: string keys; values are
 /// strings, `True`/`False` or tuples of integers (Python 2's `3L` accepted).
 fn parse_dict(s: &str) -> std::result::Result<Vec<(String, Value)>, String> {
-    let mut p = Cursor {
-        s: s.as_bytes(),
-        i: 0,
-    };
+    let mut p = Cursor { s: s.as_bytes(), i: 0 };
     p.expect(b'{')?;
     let mut out = Vec::new();
     loop {
@@ -229,11 +191,7 @@ fn parse_dict(s: &str) -> std::result::Result<Vec<(String, Value)>, String> {
             Some(b'\'' | b'"') => Value::Str(p.string()?),
             Some(b'(') => Value::Tuple(p.tuple()?),
             Some(b'T' | b'F') => Value::Bool(p.boolean()?),
-            _ => {
-                return Err(format!(
-                    "unsupported value for '{key}' (structured dtypes are not supported)"
-                ))
-            }
+            _ => return Err(format!("unsupported value for '{key}' (structured dtypes are not supported)")),
         };
         out.push((key, val));
         p.ws();
@@ -319,9 +277,7 @@ impl Cursor<'_> {
                 self.i += 1;
             }
             let num = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-            let n: u64 = num
-                .parse()
-                .map_err(|_| format!("expected a dimension at byte {start}"))?;
+            let n: u64 = num.parse().map_err(|_| format!("expected a dimension at byte {start}"))?;
             self.eat(b'L');
             v.push(n);
             self.ws();
@@ -352,15 +308,11 @@ mod tests {
 
     #[test]
     fn dict_parser_accepts_python2_and_rejects_structured() {
-        let d =
-            parse_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (2L, 3L), }").unwrap();
+        let d = parse_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (2L, 3L), }").unwrap();
         assert!(matches!(&d[2].1, Value::Tuple(t) if t == &[2, 3]));
-        let d =
-            parse_dict("{\"shape\": (5,), \"descr\": \"<f4\", \"fortran_order\": True}").unwrap();
+        let d = parse_dict("{\"shape\": (5,), \"descr\": \"<f4\", \"fortran_order\": True}").unwrap();
         assert!(matches!(&d[0].1, Value::Tuple(t) if t == &[5]));
-        assert!(parse_dict("{'descr': [('a', '<f4')], 'shape': (2,)}")
-            .unwrap_err()
-            .contains("structured"));
+        assert!(parse_dict("{'descr': [('a', '<f4')], 'shape': (2,)}").unwrap_err().contains("structured"));
         assert!(parse_dict("{'shape': (2, 3)").is_err());
     }
 }

@@ -35,60 +35,36 @@ pub fn read_safetensors(path: &Path, keys: Option<&Path>) -> Result<Embeddings> 
     let len = file_len(&file, path)?;
     let mut r = BufReader::new(file);
     let mut n8 = [0u8; 8];
-    r.read_exact(&mut n8)
-        .map_err(|_| bad("too short for a safetensors file".into()))?;
+    r.read_exact(&mut n8).map_err(|_| bad("too short for a safetensors file".into()))?;
     let hlen = u64::from_le_bytes(n8);
     if hlen > MAX_HEADER || 8 + hlen > len {
-        return Err(bad(format!(
-            "header length {hlen} does not fit the {len}-byte file: not a safetensors file?"
-        )));
+        return Err(bad(format!("header length {hlen} does not fit the {len}-byte file: not a safetensors file?")));
     }
     let mut header = vec![0u8; hlen as usize];
     r.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
-    let meta: Metadata = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("invalid safetensors header: {e}")))?;
+    let meta: Metadata =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("invalid safetensors header: {e}")))?;
     // The crate's own rule: tensors tile the data area exactly.
-    let data_end = meta
-        .tensors()
-        .values()
-        .map(|t| t.data_offsets.1 as u64)
-        .max()
-        .unwrap_or(0);
+    let data_end = meta.tensors().values().map(|t| t.data_offsets.1 as u64).max().unwrap_or(0);
     if (8 + hlen).checked_add(data_end) != Some(len) {
-        return Err(bad(format!(
-            "header describes {data_end} data bytes but the file holds {}",
-            len - 8 - hlen
-        )));
+        return Err(bad(format!("header describes {data_end} data bytes but the file holds {}", len - 8 - hlen)));
     }
-    let info = meta
-        .info(TENSOR)
-        .ok_or_else(|| bad(format!("no tensor named {TENSOR:?}")))?;
+    let info = meta.info(TENSOR).ok_or_else(|| bad(format!("no tensor named {TENSOR:?}")))?;
     let elem = match info.dtype {
         Dtype::F32 => Elem::F32,
         Dtype::F64 => Elem::F64,
-        other => {
-            return Err(bad(format!(
-                "tensor {TENSOR:?} has dtype {other:?}; expected F32 or F64"
-            )))
-        }
+        other => return Err(bad(format!("tensor {TENSOR:?} has dtype {other:?}; expected F32 or F64"))),
     };
     let [n, d] = info.shape[..] else {
-        return Err(bad(format!(
-            "tensor {TENSOR:?} has shape {:?}; expected [n, d]",
-            info.shape
-        )));
+        return Err(bad(format!("tensor {TENSOR:?} has shape {:?}; expected [n, d]", info.shape)));
     };
     if d == 0 {
-        return Err(bad(format!(
-            "tensor {TENSOR:?} has shape [{n}, 0]: rows have no values"
-        )));
+        return Err(bad(format!("tensor {TENSOR:?} has shape [{n}, 0]: rows have no values")));
     }
     let (start, end) = info.data_offsets;
     let nbytes = n.checked_mul(d).and_then(|v| v.checked_mul(elem.size()));
     if end < start || nbytes != Some(end - start) {
-        return Err(bad(format!(
-            "tensor {TENSOR:?}: shape [{n}, {d}] disagrees with data offsets [{start}, {end}]"
-        )));
+        return Err(bad(format!("tensor {TENSOR:?}: shape [{n}, {d}] disagrees with data offsets [{start}, {end}]")));
     }
     let keys = match keys {
         Some(k) => read_keys(k)?,
@@ -97,46 +73,28 @@ pub fn read_safetensors(path: &Path, keys: Option<&Path>) -> Result<Embeddings> 
                 .metadata()
                 .as_ref()
                 .and_then(|m| m.get(KEYS))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "no \"{KEYS}\" entry in __metadata__ (give a keys file)"
-                    ))
-                })?;
-            serde_json::from_str::<Vec<String>>(json).map_err(|e| {
-                bad(format!(
-                    "metadata \"{KEYS}\" is not a JSON array of strings: {e}"
-                ))
-            })?
+                .ok_or_else(|| bad(format!("no \"{KEYS}\" entry in __metadata__ (give a keys file)")))?;
+            serde_json::from_str::<Vec<String>>(json)
+                .map_err(|e| bad(format!("metadata \"{KEYS}\" is not a JSON array of strings: {e}")))?
         }
     };
     if keys.len() != n {
-        return Err(bad(format!(
-            "{} keys for the {n} rows of tensor {TENSOR:?}",
-            keys.len()
-        )));
+        return Err(bad(format!("{} keys for the {n} rows of tensor {TENSOR:?}", keys.len())));
     }
-    r.seek(SeekFrom::Start(8 + hlen + start as u64))
-        .map_err(|e| Error::io(path, e))?;
+    r.seek(SeekFrom::Start(8 + hlen + start as u64)).map_err(|e| Error::io(path, e))?;
     read_rows(&mut r, path, keys, d, elem)
 }
 
 /// Writes `e` as an `F32` tensor `embeddings` with its keys in the metadata.
 pub fn write_safetensors(path: &Path, e: &Embeddings) -> Result<()> {
     if e.dim() == 0 {
-        return Err(Error::Invalid(format!(
-            "{}: cannot store zero-width embeddings",
-            path.display()
-        )));
+        return Err(Error::Invalid(format!("{}: cannot store zero-width embeddings", path.display())));
     }
     let keys = serde_json::to_string(e.keys()).expect("strings serialise");
     let meta = Some(HashMap::from([(KEYS.to_string(), keys)]));
-    let view = HeaderOnly {
-        shape: [e.len(), e.dim()],
-        nbytes: e.data().len() * 4,
-    };
+    let view = HeaderOnly { shape: [e.len(), e.dim()], nbytes: e.data().len() * 4 };
     super::atomic_write(path, |w| {
-        let header =
-            safetensors::serialize([(TENSOR, view)], &meta).map_err(std::io::Error::other)?;
+        let header = safetensors::serialize([(TENSOR, view)], &meta).map_err(std::io::Error::other)?;
         std::io::Write::write_all(w, &header)?;
         super::write_f32_le(w, e.data())
     })

@@ -30,7 +30,9 @@ pub fn reference_dir() -> PathBuf {
 pub fn detector() -> Detector {
     match Detector::load(models_dir(), &candle_core::Device::Cpu) {
         Ok(d) => d,
-        Err(e) => panic!("cannot load the face-api weights from {}: {e}\n(run \"make models\")", models_dir().display()),
+        Err(e) => {
+            panic!("cannot load the face-api weights from {}: {e}\n(run \"make models\")", models_dir().display())
+        }
     }
 }
 

@@ -75,13 +75,7 @@ pub struct Brute {
     pub impostors: Vec<f64>,
 }
 
-pub fn brute(
-    p: &ProbeSet,
-    rows: &[Vec<f32>],
-    members: &[usize],
-    noisy: &[bool],
-    r: usize,
-) -> Brute {
+pub fn brute(p: &ProbeSet, rows: &[Vec<f32>], members: &[usize], noisy: &[bool], r: usize) -> Brute {
     let n = p.len();
     let ids = p.identities();
     let mut pp = vec![0f64; n * n];
@@ -94,11 +88,7 @@ pub fn brute(
     let mut pd = vec![0f64; n * m];
     for a in 0..n {
         for (j, &d) in members.iter().enumerate() {
-            pd[a * m + j] = if noisy[d] {
-                -10.0
-            } else {
-                dot(p.row(a), &rows[d]) as f64
-            };
+            pd[a * m + j] = if noisy[d] { -10.0 } else { dot(p.row(a), &rows[d]) as f64 };
         }
     }
     let cmc = facebench_metrics::megaface_cmc(ids, &pp, &pd, r).unwrap();
@@ -111,10 +101,5 @@ pub fn brute(
             }
         }
     }
-    Brute {
-        cmc,
-        counts,
-        genuine,
-        impostors: pd,
-    }
+    Brute { cmc, counts, genuine, impostors: pd }
 }

@@ -66,6 +66,9 @@ mod tests {
 
     #[test]
     fn escapes_specials() {
-        assert_eq!(escape("a_b & 50% ± 1 #x {y} ~^\\"), "a\\_b \\& 50\\% $\\pm$ 1 \\#x \\{y\\} \\textasciitilde{}\\textasciicircum{}\\textbackslash{}");
+        assert_eq!(
+            escape("a_b & 50% ± 1 #x {y} ~^\\"),
+            "a\\_b \\& 50\\% $\\pm$ 1 \\#x \\{y\\} \\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
+        );
     }
 }

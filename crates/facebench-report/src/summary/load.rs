@@ -106,7 +106,9 @@ pub enum Body {
     Verification(Box<Verification>),
     Megaface(Megaface),
     /// Parsed as JSON but of no shape known here: why.
-    Unrecognised { reason: String },
+    Unrecognised {
+        reason: String,
+    },
 }
 
 /// One results.json.
@@ -199,8 +201,14 @@ pub fn load(path: &Path) -> Result<Entry> {
     if let Some(list) = v.get("timings").and_then(Value::as_array) {
         for (i, t) in list.iter().enumerate() {
             let field = |f: &str| format!("timings[{i}].{f}");
-            let stage = t.get("stage").and_then(Value::as_str).ok_or_else(|| bad(path, format!("field `{}` is missing", field("stage"))))?;
-            let secs = t.get("seconds").and_then(Value::as_f64).ok_or_else(|| bad(path, format!("field `{}` is not a number", field("seconds"))))?;
+            let stage = t
+                .get("stage")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(path, format!("field `{}` is missing", field("stage"))))?;
+            let secs = t
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| bad(path, format!("field `{}` is not a number", field("seconds"))))?;
             let note = t.get("note").and_then(Value::as_str).unwrap_or("");
             timings.push((stage.to_string(), secs, note.to_string()));
         }
@@ -209,7 +217,9 @@ pub fn load(path: &Path) -> Result<Entry> {
     let training_data = v.get("training_data").and_then(Value::as_str).map(str::to_string);
     let protocol = v.get("protocol").and_then(Value::as_str).map(str::to_string);
     let body = match protocol.as_deref() {
-        Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => Body::Verification(Box::new(verification(&at, &v, p)?)),
+        Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => {
+            Body::Verification(Box::new(verification(&at, &v, p)?))
+        }
         None if v.get("sizes").is_some() && v.get("dataset").is_some() => Body::Megaface(megaface(&at, &v)?),
         Some("megaface") => Body::Megaface(megaface(&at, &v)?),
         Some(p) => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
@@ -224,7 +234,10 @@ fn model_name(v: &Value, path: &Path, provenance: &[(String, String)]) -> String
     let from_file = ["model", "label"].iter().find_map(|k| v.get(*k).and_then(Value::as_str)).map(str::to_string);
     let from_prov = || provenance.iter().find(|(k, _)| k == "model").map(|(_, m)| m.clone());
     let from_emb = || {
-        v.get("embeddings").and_then(Value::as_str).and_then(|e| Path::new(e).file_stem()).map(|s| s.to_string_lossy().into_owned())
+        v.get("embeddings")
+            .and_then(Value::as_str)
+            .and_then(|e| Path::new(e).file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
     };
     let from_dir = || path.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
     from_file.or_else(from_prov).or_else(from_emb).or_else(from_dir).unwrap_or_else(|| "unnamed".into())
@@ -235,7 +248,9 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
     // LFW's and .bin's results say `n_pairs`; YTF's say `pairs_evaluated` of `pairs_total`.
     let n_pairs = match r.get("n_pairs") {
         Some(_) => at.u64(r, "n_pairs")?,
-        None => at.u64(r, "pairs_evaluated").map_err(|_| bad(at.path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?,
+        None => at
+            .u64(r, "pairs_evaluated")
+            .map_err(|_| bad(at.path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?,
     };
     let expected = r.get("pairs_total").and_then(Value::as_u64).or(match protocol {
         "lfw" => Some(LFW_PAIRS),
@@ -263,10 +278,14 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
     let accuracy = if r.get("accuracy").is_some() { at.arr(r, "accuracy")? } else { &no_accuracy };
     for (i, a) in accuracy.iter().enumerate() {
         let f = |name: &str| format!("results.accuracy[{i}].{name}");
-        let rule = a.get("rule").and_then(Value::as_str).ok_or_else(|| bad(at.path, format!("field `{}` is missing", f("rule"))))?;
+        let rule = a
+            .get("rule")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(at.path, format!("field `{}` is missing", f("rule"))))?;
         let num = |name: &str| a.get(name).and_then(Value::as_f64);
         let mean = num("mean").ok_or_else(|| bad(at.path, format!("field `{}` is not a number", f("mean"))))?;
-        let std_population = num("std_population").ok_or_else(|| bad(at.path, format!("field `{}` is not a number", f("std_population"))))?;
+        let std_population = num("std_population")
+            .ok_or_else(|| bad(at.path, format!("field `{}` is not a number", f("std_population"))))?;
         let thresholds: Vec<f64> = a
             .get("folds")
             .and_then(Value::as_array)
@@ -280,12 +299,21 @@ fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
             "exact" | "facexzoo" => mean_thr,
             _ => None,
         };
-        rules.push(RuleAccuracy { rule: rule.to_string(), mean, std_population, std_sample: num("std_sample"), sem: num("sem"), cosine_threshold });
+        rules.push(RuleAccuracy {
+            rule: rule.to_string(),
+            mean,
+            std_population,
+            std_sample: num("std_sample"),
+            sem: num("sem"),
+            cosine_threshold,
+        });
     }
     let mut tar_at_far = Vec::new();
     if let Some(list) = r.get("tar_at_far").and_then(Value::as_array) {
         for (i, t) in list.iter().enumerate() {
-            let far = at.f64(t, "far_target").map_err(|_| bad(at.path, format!("field `results.tar_at_far[{i}].far_target` is not a number")))?;
+            let far = at
+                .f64(t, "far_target")
+                .map_err(|_| bad(at.path, format!("field `results.tar_at_far[{i}].far_target` is not a number")))?;
             let method = t.get("method").and_then(Value::as_str).unwrap_or("?").to_string();
             let tar = match (t.get("exact"), t.get("insightface")) {
                 (Some(e), _) if !e.is_null() => e.get("tar").and_then(Value::as_f64),
@@ -362,8 +390,12 @@ fn read_pair_scores(path: &Path, mode: Option<&str>) -> Result<(Vec<f64>, Vec<f6
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let cells: Vec<&str> = line.split(',').collect();
-        let cell = |c: usize| cells.get(c).map(|s| s.trim()).ok_or_else(|| bad(path, format!("line {}: too few columns", i + 2)));
-        let score: f64 = cell(cos)?.parse().map_err(|_| bad(path, format!("line {}: cosine `{}` is not a number", i + 2, cells[cos])))?;
+        let cell = |c: usize| {
+            cells.get(c).map(|s| s.trim()).ok_or_else(|| bad(path, format!("line {}: too few columns", i + 2)))
+        };
+        let score: f64 = cell(cos)?
+            .parse()
+            .map_err(|_| bad(path, format!("line {}: cosine `{}` is not a number", i + 2, cells[cos])))?;
         match cell(same)? {
             "1" | "true" => genuine.push(score),
             "0" | "false" => impostor.push(score),
@@ -377,7 +409,9 @@ fn megaface(at: &At, v: &Value) -> Result<Megaface> {
     let mut sizes = Vec::new();
     for (i, s) in at.arr(v, "sizes")?.iter().enumerate() {
         let ctx = |e: Error| match e {
-            Error::Io { path, source } => Error::Io { path, source: std::io::Error::new(source.kind(), format!("sizes[{i}]: {source}")) },
+            Error::Io { path, source } => {
+                Error::Io { path, source: std::io::Error::new(source.kind(), format!("sizes[{i}]: {source}")) }
+            }
             other => other,
         };
         let mut tars = Vec::new();
