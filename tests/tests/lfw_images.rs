@@ -57,13 +57,17 @@ fn mini_data_root(dir: &Path) -> std::path::PathBuf {
 fn lfw_from_images_reaches_the_known_accuracy() {
     let dir = scratch("lfw_images");
     let data = mini_data_root(&dir);
-    // The repository's protocol file, minus the checksums (these are sliced files).
+    // The repository's protocol file, minus the checksums (these are sliced files), with the
+    // slice's pair and fold counts, its includes read from the repository.
     let proto = std::fs::read_to_string(repo_root().join("protocols/lfw.toml")).unwrap();
     let start = proto.find("[sha256]").unwrap();
-    let end = proto.find("[metrics]").unwrap();
+    let end = proto.find("[tune]").unwrap();
+    let common = repo_root().join("protocols/common/");
     let proto = format!("{}{}", &proto[..start], &proto[end..])
-        .replace("view2_pairs = 6000", "view2_pairs = 600")
-        .replace("view2_images = 7701", "view2_images = 1");
+        .replace("\"common/", &format!("\"{}", common.display()))
+        .replace("count = 6000", "count = 600")
+        .replace("folds = 10", "folds = 2")
+        .replace("unique_images = 7701\n", "");
     let proto_path = dir.join("lfw-mini.toml");
     std::fs::write(&proto_path, proto).unwrap();
     let out = dir.join("report");

@@ -7,11 +7,12 @@
 //! contiguous folds. [`read_pack`] reads every form Python 2 and 3 write (protocols 0-5, `str`
 //! or `bytes` images, bool lists or numpy bool arrays) with a reader that builds data and
 //! never imports or calls anything ([`pickle`]); [`write_pack`] writes Python 2's or
-//! Python 3's form; [`PackProtocol`] is a pack's declarative protocol file.
+//! Python 3's form; [`check_pack`] checks a pack against its protocol file (the pairs-protocol
+//! shape, `format = "bin"`) and [`pack_pairs`] cuts it into the protocol's folds.
 
 mod pack;
 pub mod pickle;
 mod protocol;
 
 pub use pack::{pack_to_bytes, parse_pack, read_pack, write_pack, Error, Result, VerificationPack, WriteProtocol};
-pub use protocol::{PackMetrics, PackProtocol, Published};
+pub use protocol::{check_pack, pack_pairs};

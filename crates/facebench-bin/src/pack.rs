@@ -19,9 +19,12 @@ pub enum Error {
     /// A well-formed pickle that is not a verification pack, or a pack that breaks a rule.
     #[error("{path}: {msg}")]
     Pack { path: PathBuf, msg: String },
-    /// A protocol file that cannot be read or does not match its pack.
+    /// A protocol file that does not describe a pack.
     #[error("{path}: {msg}")]
     Protocol { path: PathBuf, msg: String },
+    /// The pack's pairs broke a rule of the pairs crate.
+    #[error(transparent)]
+    Pairs(#[from] facebench_core::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

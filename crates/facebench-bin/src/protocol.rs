@@ -1,109 +1,60 @@
-//! A pack's protocol file (`protocols/cfp_fp.toml`, ...): what the pack must contain and how
-//! it is scored, so that a new pack is a new file, not new code.
+//! A pack against its protocol file (`protocols/cfp_fp.toml`, ...: the pairs-protocol shape
+//! of `facebench_lfw::PairsProtocol` with `format = "bin"`), so that a new pack is a new
+//! file, not new code; and the pack's pairs in the protocol's contiguous folds.
 
 use std::path::Path;
 
-use facebench_metrics::Rule;
-use serde::{Deserialize, Serialize};
+use facebench_lfw::{Pairs, PairsFormat, PairsProtocol};
 
 use crate::pack::{Error, Result, VerificationPack};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackProtocol {
-    /// Short name, used as `bin:<name>` in results.
-    pub name: String,
-    /// What the pack contains, in words.
-    pub description: String,
-    /// The pack's usual file name (InsightFace's dataset folders).
-    pub file: String,
-    pub pairs: usize,
-    /// Contiguous folds (InsightFace: 10).
-    pub folds: usize,
-    /// `[width, height]` of every decoded image.
-    pub image_size: [u32; 2],
-    /// sha256 of the pack file as published, or `"not recorded"`.
-    pub sha256: String,
-    pub metrics: PackMetrics,
-    /// Published accuracies on this pack, shown beside ours and labelled as published.
-    #[serde(default)]
-    pub published: Vec<Published>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackMetrics {
-    pub rules: Vec<Rule>,
-    pub exact_fars: Vec<f64>,
-    pub insightface_fars: Vec<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Published {
-    pub source: String,
-    pub setting: String,
-    /// Accuracy in percent.
-    pub accuracy: f64,
-}
-
-impl PackProtocol {
-    pub fn read(path: &Path) -> Result<PackProtocol> {
-        let err = |msg: String| Error::Protocol { path: path.to_path_buf(), msg };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-        let p: PackProtocol = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        if p.pairs == 0 || p.folds < 2 || !p.pairs.is_multiple_of(p.folds) {
-            return Err(err(format!("{} pairs cannot be split into {} equal folds", p.pairs, p.folds)));
-        }
-        if p.metrics.rules.is_empty() {
-            return Err(err("metrics.rules is empty".into()));
-        }
-        let hex = p.sha256.len() == 64 && p.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex && p.sha256 != "not recorded" {
-            return Err(err(format!("sha256 {:?}: 64 hex digits or \"not recorded\"", p.sha256)));
-        }
-        Ok(p)
+/// Checks that `pack` is what `protocol` declares: a `bin` protocol, its pair count and, when
+/// one is recorded, its checksum. `protocol_path` and `pack_path` name the files in errors.
+pub fn check_pack(
+    protocol: &PairsProtocol,
+    protocol_path: &Path,
+    pack_path: &Path,
+    pack: &VerificationPack,
+    pack_sha256: &str,
+) -> Result<()> {
+    if protocol.pairs.format != PairsFormat::Bin {
+        return Err(Error::Protocol {
+            path: protocol_path.to_path_buf(),
+            msg: format!("protocol {} is not a .bin pack protocol (pairs.format = \"bin\")", protocol.name),
+        });
     }
-
-    /// The recorded checksum, if any.
-    pub fn recorded_sha256(&self) -> Option<&str> {
-        (self.sha256 != "not recorded").then_some(self.sha256.as_str())
+    if pack.n_pairs() != protocol.pairs.count {
+        return Err(Error::Pack {
+            path: pack_path.to_path_buf(),
+            msg: format!(
+                "{} pairs, {} declares {} ({})",
+                pack.n_pairs(),
+                protocol_path.display(),
+                protocol.pairs.count,
+                protocol.name
+            ),
+        });
     }
-
-    /// Checks the pack's pair count (and its file checksum when one is recorded and given).
-    /// `protocol_path` and `pack_path` name the files in the error.
-    pub fn check(
-        &self,
-        protocol_path: &Path,
-        pack_path: &Path,
-        pack: &VerificationPack,
-        pack_sha256: Option<&str>,
-    ) -> Result<()> {
-        if pack.n_pairs() != self.pairs {
+    if let Some(want) = protocol.pairs_sha256() {
+        if !want.eq_ignore_ascii_case(pack_sha256) {
             return Err(Error::Pack {
                 path: pack_path.to_path_buf(),
                 msg: format!(
-                    "{} pairs, {} declares {} ({})",
-                    pack.n_pairs(),
-                    protocol_path.display(),
-                    self.pairs,
-                    self.name
+                    "sha256 {pack_sha256} differs from {}'s {want}: not the published file",
+                    protocol_path.display()
                 ),
             });
         }
-        if let (Some(want), Some(got)) = (self.recorded_sha256(), pack_sha256) {
-            if !want.eq_ignore_ascii_case(got) {
-                return Err(Error::Pack {
-                    path: pack_path.to_path_buf(),
-                    msg: format!(
-                        "sha256 {got} differs from {}'s {want}: not the published file",
-                        protocol_path.display()
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
+    Ok(())
+}
+
+/// The pack's pairs in `folds` contiguous equal folds (InsightFace's KFold without
+/// shuffling); pair `i` is images `2i` and `2i+1`, keyed by their index.
+pub fn pack_pairs(pack: &VerificationPack, pack_path: &Path, folds: usize) -> Result<Pairs> {
+    let ids = pack.folds(folds).map_err(|msg| Error::Pack { path: pack_path.to_path_buf(), msg })?;
+    let keys = (0..pack.n_pairs()).map(|i| ((2 * i).to_string(), (2 * i + 1).to_string())).collect();
+    Ok(Pairs::from_labels(pack_path, keys, &pack.issame, &ids)?)
 }
 
 #[cfg(test)]
@@ -120,41 +71,55 @@ mod tests {
             ("calfw.toml", 6000),
             ("cplfw.toml", 6000),
         ] {
-            let p = PackProtocol::read(&dir.join(file)).unwrap();
-            assert_eq!((p.pairs, p.folds, p.image_size), (pairs, 10, [112, 112]), "{file}");
-            assert_eq!(p.recorded_sha256(), None, "{file}: no checksum of a file we do not have");
+            let (p, _) = PairsProtocol::read(&dir.join(file)).unwrap();
+            assert_eq!(p.pairs.format, PairsFormat::Bin, "{file}");
+            assert_eq!((p.pairs.count, p.pairs.folds, p.image_size), (pairs, 10, Some([112, 112])), "{file}");
+            assert_eq!(p.pairs_sha256(), None, "{file}: no checksum of a file we do not have");
         }
+        // lfw_bin.toml: LFW's five rules replace the packs' two, and LFW's published rows.
+        let (p, _) = PairsProtocol::read(&dir.join("lfw_bin.toml")).unwrap();
+        assert_eq!(p.metrics.rules.len(), 5);
+        assert!(p.published.iter().any(|r| r.accuracy == 99.73));
+        let (p, _) = PairsProtocol::read(&dir.join("cfp_fp.toml")).unwrap();
+        assert_eq!(p.metrics.rules.len(), 2);
+        assert!(p.published.is_empty());
     }
 
     #[test]
-    fn bad_files_and_mismatches_are_errors() {
+    fn pack_mismatches_are_errors_and_folds_follow_the_protocol() {
         let dir = std::env::temp_dir().join(format!("fb-bin-proto-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let good = "name = \"x\"\ndescription = \"d\"\nfile = \"x.bin\"\npairs = 20\nfolds = 10\nimage_size = [112, 112]\n\
-                    sha256 = \"not recorded\"\n[metrics]\nrules = [\"insightface\"]\nexact_fars = []\ninsightface_fars = [0.001]\n";
+        let good = "name = \"x\"\ndescription = \"d\"\nimage_size = [112, 112]\n\
+                    [pairs]\nformat = \"bin\"\nfile = \"x.bin\"\ncount = 20\nfolds = 5\n\
+                    [metrics]\nrules = [\"insightface\"]\nexact_fars = []\ninsightface_fars = [0.001]\n";
         let path = dir.join("x.toml");
         std::fs::write(&path, good).unwrap();
-        let p = PackProtocol::read(&path).unwrap();
+        let (p, _) = PairsProtocol::read(&path).unwrap();
         let pack = VerificationPack { images: vec![vec![0]; 40], issame: vec![true; 20] };
-        p.check(&path, Path::new("x.bin"), &pack, Some("ab")).unwrap();
+        check_pack(&p, &path, Path::new("x.bin"), &pack, "ab").unwrap();
+        let pairs = pack_pairs(&pack, Path::new("x.bin"), p.pairs.folds).unwrap();
+        assert_eq!(pairs.n_folds, 5, "the protocol's folds are the ones used");
+        assert_eq!(pairs.folds(), (0..20).map(|i| i / 4).collect::<Vec<_>>());
+        assert_eq!((pairs.pairs[3].left.as_str(), pairs.pairs[3].right.as_str()), ("6", "7"));
+        let e = pack_pairs(&pack, Path::new("x.bin"), 3).unwrap_err().to_string();
+        assert!(e.starts_with("x.bin: 20 pairs cannot be split into 3"), "{e}");
+
         let small = VerificationPack { images: vec![vec![0]; 20], issame: vec![true; 10] };
-        let e = p.check(&path, Path::new("x.bin"), &small, None).unwrap_err().to_string();
+        let e = check_pack(&p, &path, Path::new("x.bin"), &small, "ab").unwrap_err().to_string();
         assert!(e.starts_with("x.bin: 10 pairs") && e.contains("declares 20"), "{e}");
 
-        for (from, to, want) in [
-            ("pairs = 20", "pairs = 25", "cannot be split"),
-            ("\"insightface\"", "\"nope\"", "unknown variant"),
-            ("not recorded", "abc", "64 hex digits"),
-        ] {
-            std::fs::write(&path, good.replace(from, to)).unwrap();
-            let e = PackProtocol::read(&path).unwrap_err().to_string();
-            assert!(e.contains(want) && e.contains("x.toml"), "{e}");
-        }
         let sum = "ab".repeat(32);
-        std::fs::write(&path, good.replace("not recorded", &sum)).unwrap();
-        let p = PackProtocol::read(&path).unwrap();
-        let e = p.check(&path, Path::new("x.bin"), &pack, Some(&"cd".repeat(32))).unwrap_err().to_string();
+        std::fs::write(&path, format!("{good}[sha256]\n\"x.bin\" = \"{sum}\"\n")).unwrap();
+        let (p, _) = PairsProtocol::read(&path).unwrap();
+        check_pack(&p, &path, Path::new("x.bin"), &pack, &sum).unwrap();
+        let e = check_pack(&p, &path, Path::new("x.bin"), &pack, &"cd".repeat(32)).unwrap_err().to_string();
         assert!(e.contains("not the published file"), "{e}");
+
+        let list = good.replace("\"bin\"", "\"list\"").replace("image_size", "images = \"x\"\nimage_size");
+        std::fs::write(&path, list).unwrap();
+        let (p, _) = PairsProtocol::read(&path).unwrap();
+        let e = check_pack(&p, &path, Path::new("x.bin"), &pack, "ab").unwrap_err().to_string();
+        assert!(e.contains("x.toml: protocol x is not a .bin pack protocol"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

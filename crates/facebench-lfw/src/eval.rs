@@ -15,23 +15,7 @@ use facebench_metrics::{self as metrics, FoldReport, FoldScores, Rule, TarRow, V
 use facebench_score::{score_pairs, Matrix};
 use serde::Serialize;
 
-use crate::Pairs;
-
-/// What to compute besides the 10-fold accuracies.
-#[derive(Debug, Clone)]
-pub struct EvalOptions {
-    pub rules: Vec<Rule>,
-    /// FARs read off exactly from the sorted scores.
-    pub exact_fars: Vec<f64>,
-    /// FARs read off with InsightFace's `calculate_val` rule.
-    pub insightface_fars: Vec<f64>,
-}
-
-impl Default for EvalOptions {
-    fn default() -> Self {
-        EvalOptions { rules: vec![Rule::InsightFace], exact_fars: vec![1e-1, 1e-2, 1e-3], insightface_fars: vec![1e-3] }
-    }
-}
+use crate::{MetricSettings, Pairs, PairsProtocol};
 
 /// The scores one rule used, pair by pair.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +83,12 @@ fn normalized(e: &Embeddings) -> Result<Embeddings> {
 }
 
 /// Scores `pairs` under every requested rule, plus ROC/AUC/EER/TAR@FAR.
-pub fn evaluate(pairs: &Pairs, orig: &Embeddings, flip: Option<&Embeddings>, opts: &EvalOptions) -> Result<LfwResults> {
+pub fn evaluate(
+    pairs: &Pairs,
+    orig: &Embeddings,
+    flip: Option<&Embeddings>,
+    opts: &MetricSettings,
+) -> Result<LfwResults> {
     // Check every image first so the error names the first missing one.
     gather(pairs, orig)?;
     if let Some(f) = flip {
@@ -201,6 +190,40 @@ pub fn evaluate(pairs: &Pairs, orig: &Embeddings, flip: Option<&Embeddings>, opt
     })
 }
 
+/// A protocol's results, carrying the protocol's name and description (and, through
+/// `results`, the pairs file, pair count and fold count), so a report is titled by the
+/// protocol it measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolResults {
+    pub protocol: String,
+    pub description: String,
+    #[serde(flatten)]
+    pub results: LfwResults,
+}
+
+impl ProtocolResults {
+    /// `cfp_fp (10 folds, 7000 pairs)`.
+    pub fn title(&self) -> String {
+        format!("{} ({} folds, {} pairs)", self.protocol, self.results.n_folds, self.results.n_pairs)
+    }
+}
+
+/// Evaluates `pairs` (read with [`PairsProtocol::read_pairs`], or a pack's) under the
+/// protocol's metric settings, after checking they have the protocol's fold structure.
+pub fn evaluate_protocol(
+    protocol: &PairsProtocol,
+    pairs: &Pairs,
+    orig: &Embeddings,
+    flip: Option<&Embeddings>,
+) -> Result<ProtocolResults> {
+    protocol.check_pairs(pairs)?;
+    Ok(ProtocolResults {
+        protocol: protocol.name.clone(),
+        description: protocol.description.clone(),
+        results: evaluate(pairs, orig, flip, &protocol.metrics)?,
+    })
+}
+
 impl LfwResults {
     /// `pairs_scores.csv`: one row per pair with the fused cosine and each rule's score.
     pub fn write_pair_scores_csv(&self, path: &std::path::Path) -> Result<()> {
@@ -221,5 +244,56 @@ impl LfwResults {
             writeln!(w).map_err(io)?;
         }
         w.flush().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn evaluate_protocol_names_the_protocol_and_checks_its_folds() {
+        let dir = std::env::temp_dir().join(format!("fb-lfw-evalproto-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("x")).unwrap();
+        let proto = "name = \"x\"\ndescription = \"a test list\"\nimages = \"x\"\n\
+                     [pairs]\nformat = \"list\"\nfile = \"x/pairs.txt\"\ncount = 8\nfolds = 2\n\
+                     [metrics]\nrules = [\"insightface\", \"exact\"]\nexact_fars = [0.5]\ninsightface_fars = []\n";
+        std::fs::write(dir.join("x.toml"), proto).unwrap();
+        // Same-person images share a direction (plus a small offset); others are orthogonal-ish.
+        let mut list = String::new();
+        let mut e = Embeddings::new(3);
+        for i in 0..8 {
+            let (a, b) = (format!("a{i}"), format!("b{i}"));
+            let same = i % 2 == 0;
+            list += &format!("{a} {b} {}\n", u8::from(same));
+            let t = i as f32 * 0.1;
+            e.push(a, &[1.0, t, 0.0]).unwrap();
+            e.push(b, &if same { [1.0, t + 0.05, 0.1] } else { [0.0, 1.0, t] }).unwrap();
+        }
+        std::fs::write(dir.join("x/pairs.txt"), &list).unwrap();
+        let (p, _) = PairsProtocol::read(&dir.join("x.toml")).unwrap();
+        let pairs = p.read_pairs(&dir).unwrap();
+        let r = evaluate_protocol(&p, &pairs, &e, None).unwrap();
+        assert_eq!((r.protocol.as_str(), r.description.as_str()), ("x", "a test list"));
+        assert_eq!(r.title(), "x (2 folds, 8 pairs)");
+        let direct = evaluate(&pairs, &e, None, &p.metrics).unwrap();
+        assert_eq!(r.results.accuracy.len(), 2);
+        for (a, b) in r.results.accuracy.iter().zip(&direct.accuracy) {
+            assert_eq!((a.rule, a.mean), (b.rule, b.mean));
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (json["protocol"].as_str(), json["n_folds"].as_u64(), json["n_pairs"].as_u64()),
+            (Some("x"), Some(2), Some(8))
+        );
+
+        let other = Pairs::parse_list(&list, Path::new("other.txt"), 4).unwrap();
+        let err = evaluate_protocol(&p, &other, &e, None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("other.txt: 8 pairs in 4 folds") && err.contains("protocol x declares 8 pairs in 2"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,16 +1,20 @@
-//! facebench-lfw: the LFW verification protocol.
+//! facebench-lfw: pairs verification protocols (LFW, .bin packs, CALFW-style image lists).
 //!
-//! [`Pairs`] parses the official pair lists (View 1 and View 2); [`evaluate`] turns
-//! precomputed embeddings (and optionally their mirror features) into the numbers
-//! papers report, under each reference tool's rule ([`Rule`]).
+//! [`PairsProtocol`] is the one protocol-file shape of every pairs benchmark (includes
+//! merged); [`Pairs`] parses LFW's pair lists (View 1 and View 2) and image-pair lists with
+//! labels; [`evaluate`] / [`evaluate_protocol`] turn precomputed embeddings (and optionally
+//! their mirror features) into the numbers papers report, under each reference tool's rule
+//! ([`Rule`]); [`published::all`] gathers the published rows of every protocol file.
 
 mod eval;
+mod include;
 mod pairs;
 mod people;
 mod protocol;
+pub mod published;
 
-pub use eval::{evaluate, EvalOptions, LfwResults, PairScore, RuleScores};
+pub use eval::{evaluate, evaluate_protocol, LfwResults, PairScore, ProtocolResults, RuleScores};
 pub use facebench_metrics::{Rule, TarRow};
 pub use pairs::{image_key, Pair, Pairs};
 pub use people::{People, Person};
-pub use protocol::{sha256_hex, MetricSettings, ProtocolFile, Variant};
+pub use protocol::{sha256_hex, MetricSettings, PairsFormat, PairsProtocol, PairsSpec, Tune, Variant};

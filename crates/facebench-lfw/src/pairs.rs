@@ -6,7 +6,12 @@
 //! Some copies drop the header, so it is detected (a line of one or two integers),
 //! never assumed. Without a header, each maximal run "matched lines, then mismatched
 //! lines" is one fold, which is what the file order means in both views.
+//!
+//! Checked as YTF's splits are: the same pair twice, a matched pair naming one image twice
+//! (`Name i i`) and a mismatched pair naming one person twice are errors naming the line.
+//! [`Pairs::parse_list`] reads the image-pair lists of CALFW, CPLFW, SLLFW and XQLFW.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
@@ -34,6 +39,19 @@ pub struct Pairs {
 /// The key of image `index` (1-based) of `name`, as LFW names its files.
 pub fn image_key(name: &str, index: u32) -> String {
     format!("{name}/{name}_{index:04}.jpg")
+}
+
+/// The same pair (in either order) twice is an error naming both lines.
+fn check_duplicates(path: &Path, pairs: &[Pair]) -> Result<()> {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(pairs.len());
+    for p in pairs {
+        let key =
+            if p.left <= p.right { (p.left.as_str(), p.right.as_str()) } else { (p.right.as_str(), p.left.as_str()) };
+        if let Some(first) = seen.insert(key, p.line) {
+            return Err(Error::parse(path, p.line, format!("the pair {} / {} of line {first} again", p.left, p.right)));
+        }
+    }
+    Ok(())
 }
 
 impl Pairs {
@@ -82,8 +100,19 @@ impl Pairs {
                     .ok_or_else(|| Error::parse(path, n, format!("bad image number {s:?}")))
             };
             let (left, right, is_same) = match f.as_slice() {
-                [name, i, j] => (image_key(name, idx(i)?), image_key(name, idx(j)?), true),
-                [a, i, b, j] => (image_key(a, idx(i)?), image_key(b, idx(j)?), false),
+                [name, i, j] => {
+                    let (i, j) = (idx(i)?, idx(j)?);
+                    if i == j {
+                        return Err(Error::parse(path, n, format!("matched pair names image {i} of {name} twice")));
+                    }
+                    (image_key(name, i), image_key(name, j), true)
+                }
+                [a, i, b, j] => {
+                    if a == b {
+                        return Err(Error::parse(path, n, format!("mismatched pair names one person, {a}, twice")));
+                    }
+                    (image_key(a, idx(i)?), image_key(b, idx(j)?), false)
+                }
                 _ => {
                     return Err(Error::parse(
                         path,
@@ -101,6 +130,7 @@ impl Pairs {
             prev_same = Some(is_same);
             pairs.push(Pair { left, right, is_same, fold, line: n });
         }
+        check_duplicates(path, &pairs)?;
 
         if let Some((folds, per)) = header {
             // With a header the fold of pair p is p / (2 * per); check the
@@ -134,6 +164,101 @@ impl Pairs {
         }
         let n_folds = fold + 1;
         Ok(Pairs { path: path.to_path_buf(), pairs, n_folds })
+    }
+
+    pub fn read_list(path: &Path, folds: usize) -> Result<Pairs> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse_list(&text, path, folds)
+    }
+
+    /// An image-pair list with labels, cut into `folds` contiguous equal folds in file order.
+    /// Two layouts, one per file (fields separated by blanks or tabs, blank lines ignored,
+    /// images named relative to the protocol's image root):
+    /// - `imgA imgB label` a line, label `1` = same person, `0` = different (SLLFW-style lists);
+    /// - `img label` a line, two consecutive lines making one pair (CALFW's `pairs_CALFW.txt`,
+    ///   CPLFW's `pairs_CPLFW.txt`): both lines carry the pair's label, `0` = different and a
+    ///   positive number = same.
+    ///
+    /// A pair naming one image twice, the same pair twice, a lone last line and a pair count
+    /// that is not a multiple of `folds` are errors naming the file (and line).
+    pub fn parse_list(text: &str, path: &Path, folds: usize) -> Result<Pairs> {
+        let lines: Vec<(usize, Vec<&str>)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.split_whitespace().collect::<Vec<_>>()))
+            .filter(|(_, f)| !f.is_empty())
+            .collect();
+        let label = |n: usize, s: &str| -> Result<u64> {
+            s.parse::<u64>().map_err(|_| Error::parse(path, n, format!("label {s:?} is not 0 or a positive number")))
+        };
+        let width = lines.first().map_or(0, |(_, f)| f.len());
+        let mut raw = Vec::new(); // (left, right, is_same, line)
+        match width {
+            3 => {
+                for (n, f) in &lines {
+                    let [a, b, l] = f.as_slice() else {
+                        return Err(Error::parse(
+                            path,
+                            *n,
+                            format!("expected `imgA imgB label` like line 1, got {} fields", f.len()),
+                        ));
+                    };
+                    let is_same = match label(*n, l)? {
+                        0 => false,
+                        1 => true,
+                        v => return Err(Error::parse(path, *n, format!("label {v}: 1 (same) or 0 (different)"))),
+                    };
+                    raw.push((a.to_string(), b.to_string(), is_same, *n));
+                }
+            }
+            2 => {
+                if lines.len() % 2 == 1 {
+                    let n = lines.last().map_or(0, |l| l.0);
+                    return Err(Error::parse(path, n, "a lone image line: pairs are two consecutive lines"));
+                }
+                for two in lines.chunks(2) {
+                    let [(n, a), (m, b)] = two else { unreachable!("chunks of 2 of an even count") };
+                    let (&[ia, la], &[ib, lb]) = (a.as_slice(), b.as_slice()) else {
+                        let (k, f) = if a.len() != 2 { (n, a) } else { (m, b) };
+                        return Err(Error::parse(
+                            path,
+                            *k,
+                            format!("expected `img label` like line 1, got {} fields", f.len()),
+                        ));
+                    };
+                    let (la, lb) = (label(*n, la)?, label(*m, lb)?);
+                    if (la == 0) != (lb == 0) {
+                        return Err(Error::parse(
+                            path,
+                            *m,
+                            format!("label {lb} differs from line {n}'s {la} (one pair)"),
+                        ));
+                    }
+                    raw.push((ia.to_string(), ib.to_string(), la > 0, *n));
+                }
+            }
+            0 => return Err(Error::format(path, "no pairs")),
+            w => {
+                return Err(Error::parse(
+                    path,
+                    lines[0].0,
+                    format!("{w} fields: expected `imgA imgB label` or `img label`"),
+                ))
+            }
+        }
+        let n = raw.len();
+        if folds == 0 || !n.is_multiple_of(folds) {
+            return Err(Error::format(path, format!("{n} pairs cannot be cut into {folds} equal contiguous folds")));
+        }
+        let mut pairs = Vec::with_capacity(n);
+        for (i, (left, right, is_same, line)) in raw.into_iter().enumerate() {
+            if left == right {
+                return Err(Error::parse(path, line, format!("the pair names {left} twice")));
+            }
+            pairs.push(Pair { left, right, is_same, fold: i / (n / folds), line });
+        }
+        check_duplicates(path, &pairs)?;
+        Ok(Pairs { path: path.to_path_buf(), pairs, n_folds: folds })
     }
 
     pub fn len(&self) -> usize {
@@ -266,6 +391,60 @@ mod tests {
         assert!(e.contains("2 pairs, 1 labels"), "{e}");
         let e = Pairs::from_labels(Path::new("x.bin"), keys(), &[true, true], &[0, 2]).unwrap_err().to_string();
         assert!(e.contains("fold 2 of 3 has no pairs"), "{e}");
+    }
+
+    #[test]
+    fn pairs_validation_names_the_line() {
+        let err = p("1\t2\nA\t1\t2\nA\t3\t3\nB\t1\tC\t1\nD\t1\tE\t1\n").unwrap_err().to_string();
+        assert!(err.starts_with("pairs.txt:3:") && err.contains("image 3 of A twice"), "{err}");
+        let err = p("1\t2\nA\t1\t2\nA\t1\t3\nB\t1\tB\t2\nD\t1\tE\t1\n").unwrap_err().to_string();
+        assert!(err.starts_with("pairs.txt:4:") && err.contains("one person, B, twice"), "{err}");
+        // The same pair again, in the other order.
+        let err = p("1\t2\nA\t1\t2\nA\t2\t1\nB\t1\tC\t1\nD\t1\tE\t1\n").unwrap_err().to_string();
+        assert!(err.starts_with("pairs.txt:3:") && err.contains("of line 2 again"), "{err}");
+    }
+
+    #[test]
+    fn real_view1_and_view2_files_pass_the_checks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(root.join("../shared/data"));
+        for (name, n, folds) in [("pairs.txt", 6000, 10), ("pairsDevTrain.txt", 2200, 1), ("pairsDevTest.txt", 1000, 1)]
+        {
+            let ps = Pairs::read(&data.join("lfw").join(name)).unwrap();
+            assert_eq!((ps.len(), ps.n_folds), (n, folds), "{name}");
+        }
+    }
+
+    #[test]
+    fn image_pair_lists_in_both_layouts() {
+        let path = Path::new("list.txt");
+        let three = "a/1.jpg a/2.jpg 1\n\nb/1.jpg c/1.jpg 0\nd/1.jpg\td/2.jpg\t1\ne/1.jpg f/1.jpg 0\n";
+        let ps = Pairs::parse_list(three, path, 2).unwrap();
+        assert_eq!((ps.n_folds, ps.folds(), ps.labels()), (2, vec![0, 0, 1, 1], vec![true, false, true, false]));
+        assert_eq!((ps.pairs[2].left.as_str(), ps.pairs[2].line), ("d/1.jpg", 4));
+        // CALFW/CPLFW: two lines a pair, positive label = same, 0 = different.
+        let two = "A_0001.jpg 1\nA_0002.jpg 1\nB_0001.jpg 0\nC_0001.jpg 0\n";
+        let ps = Pairs::parse_list(two, path, 1).unwrap();
+        assert_eq!((ps.len(), ps.labels()), (2, vec![true, false]));
+        assert_eq!(
+            (ps.pairs[1].left.as_str(), ps.pairs[1].right.as_str(), ps.pairs[1].line),
+            ("B_0001.jpg", "C_0001.jpg", 3)
+        );
+        for (text, folds, want) in [
+            ("a b 1\nc d 2\n", 1, "list.txt:2: label 2"),
+            ("a b 1\nc d\n", 1, "list.txt:2: expected `imgA imgB label`"),
+            ("a b 1\nc c 0\n", 1, "list.txt:2: the pair names c twice"),
+            ("a b 1\nb a 1\n", 1, "list.txt:2: the pair b / a of line 1 again"),
+            ("a b 1\nc d 0\ne f 1\n", 2, "3 pairs cannot be cut into 2"),
+            ("a 1\nb 1\nc 0\n", 1, "list.txt:3: a lone image line"),
+            ("a 1\nb 0\n", 1, "list.txt:2: label 0 differs from line 1's 1"),
+            ("a 1\nb x\n", 1, "list.txt:2: label \"x\""),
+            ("a b c d\n", 1, "list.txt:1: 4 fields"),
+            ("\n", 1, "no pairs"),
+        ] {
+            let e = Pairs::parse_list(text, path, folds).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

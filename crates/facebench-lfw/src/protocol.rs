@@ -1,7 +1,10 @@
-//! The declarative LFW protocol file (`protocols/lfw.toml`): which files, their
-//! checksums, the metric settings and the preprocessing variants to tune over.
+//! The declarative pairs-protocol file (`protocols/lfw.toml`, `lfw_bin.toml`, `cfp_fp.toml`,
+//! ...): one shape for every pairs benchmark. Which pairs (format, file, pair count, folds),
+//! which images, their checksums, the metric settings, the optional View-1-style tuning
+//! split, the preprocessing variants and the published rows. Shared blocks come from
+//! `include = [...]` files (see the `include` module).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
@@ -9,31 +12,94 @@ use facebench_metrics::Rule;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::published::Published;
+use crate::Pairs;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProtocolFile {
+pub struct PairsProtocol {
+    /// Short name, used in results (`lfw`; a pack's results say `bin:<name>`).
     pub name: String,
-    /// Image root, relative to the data root.
-    pub images: PathBuf,
-    pub view2: PathBuf,
-    pub view1_train: PathBuf,
-    pub view1_test: PathBuf,
-    pub view2_pairs: usize,
-    pub view2_images: usize,
-    /// sha256 of protocol files, keyed by their path relative to the data root.
+    /// What the pairs are, in words; reports quote it.
+    pub description: String,
+    /// Image root, relative to the data root (`lfw` and `list` formats; a pack holds its images).
+    #[serde(default)]
+    pub images: Option<PathBuf>,
+    /// `[width, height]` every decoded image must have (packs of aligned crops).
+    #[serde(default)]
+    pub image_size: Option<[u32; 2]>,
+    pub pairs: PairsSpec,
+    /// sha256 of data files, keyed by their path relative to the data root (a pack: by
+    /// `pairs.file`); a different file is an error, not a different benchmark.
     #[serde(default)]
     pub sha256: BTreeMap<String, String>,
     pub metrics: MetricSettings,
+    #[serde(default)]
+    pub tune: Option<Tune>,
+    #[serde(default)]
     pub variants: Vec<Variant>,
+    /// Published accuracies, shown beside measured ones and labelled as published.
+    #[serde(default)]
+    pub published: Vec<Published>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PairsSpec {
+    pub format: PairsFormat,
+    /// Relative to the data root (a pack: its usual file name, `eval bin --bin` names the copy).
+    pub file: PathBuf,
+    /// Pairs the file must hold.
+    pub count: usize,
+    /// Folds the pairs are scored on: `lfw` files must have exactly this many blocks;
+    /// `bin` and `list` files are cut into this many contiguous equal folds.
+    pub folds: usize,
+    /// Distinct images the pairs name, when the protocol states it (LFW View 2: 7701).
+    #[serde(default)]
+    pub unique_images: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairsFormat {
+    /// LFW's `pairs.txt`: header `folds n`, then `Name i j` and `Name1 i Name2 j` lines.
+    Lfw,
+    /// An InsightFace `.bin` pack: pair `i` = images `2i`, `2i+1`, labels in the pickle.
+    Bin,
+    /// Image-pair lists with labels (CALFW, CPLFW, SLLFW, XQLFW): see [`Pairs::parse_list`].
+    List,
+}
+
+/// What to compute besides the per-fold accuracies. One type for every pairs protocol (and
+/// the arguments of [`crate::evaluate`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetricSettings {
     pub rules: Vec<Rule>,
+    /// FARs read off exactly from the sorted scores.
     pub exact_fars: Vec<f64>,
+    /// FARs read off with InsightFace's `calculate_val` rule.
     pub insightface_fars: Vec<f64>,
-    pub tune_rule: Rule,
+}
+
+impl Default for MetricSettings {
+    fn default() -> Self {
+        MetricSettings {
+            rules: vec![Rule::InsightFace],
+            exact_fars: vec![1e-1, 1e-2, 1e-3],
+            insightface_fars: vec![1e-3],
+        }
+    }
+}
+
+/// A development split to choose the preprocessing variant on (LFW's View 1): threshold on
+/// `train`, accuracy on `test`, both in the protocol's pairs format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tune {
+    pub train: PathBuf,
+    pub test: PathBuf,
+    pub rule: Rule,
 }
 
 /// One preprocessing variant.
@@ -49,29 +115,66 @@ pub struct Variant {
     pub baseline: bool,
 }
 
-impl ProtocolFile {
-    /// Reads and validates the file; `sha256` is the file's own checksum (for provenance).
-    pub fn read(path: &Path) -> Result<(ProtocolFile, String)> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = String::from_utf8(bytes.clone()).map_err(|e| Error::format(path, e.to_string()))?;
-        let p: ProtocolFile = toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
-        if p.variants.iter().all(|v| v.baseline) {
-            return Err(Error::format(path, "no non-baseline variant to choose"));
-        }
-        let mut names = std::collections::HashSet::new();
-        if let Some(v) = p.variants.iter().find(|v| !names.insert(v.name.as_str())) {
-            return Err(Error::format(path, format!("variant {:?} is declared twice", v.name)));
-        }
-        Ok((p, sha256_hex(&bytes)))
+impl PairsProtocol {
+    /// Reads (includes merged) and validates the file; the `String` is the sha256 of every
+    /// file read (for provenance).
+    pub fn read(path: &Path) -> Result<(PairsProtocol, String)> {
+        let merged = crate::include::read_merged(path)?;
+        let p: PairsProtocol =
+            toml::Value::Table(merged.table).try_into().map_err(|e| Error::format(path, e.to_string()))?;
+        p.validate().map_err(|msg| Error::format(path, msg))?;
+        Ok((p, merged.sha256))
     }
 
-    /// Checks every listed protocol file under `data_root` against its checksum.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let s = &self.pairs;
+        if s.count == 0 || s.folds < 2 || !s.count.is_multiple_of(s.folds) {
+            return Err(format!("{} pairs cannot be split into {} equal folds (2 or more)", s.count, s.folds));
+        }
+        if self.metrics.rules.is_empty() {
+            return Err("metrics.rules is empty".into());
+        }
+        match (s.format, &self.images) {
+            (PairsFormat::Bin, Some(_)) => return Err("a bin pack holds its images: no `images` root".into()),
+            (PairsFormat::Lfw | PairsFormat::List, None) => return Err("`images` (the image root) is missing".into()),
+            _ => {}
+        }
+        if s.format == PairsFormat::Bin && (self.tune.is_some() || s.unique_images.is_some()) {
+            return Err("a bin pack has no [tune] split and no unique_images count".into());
+        }
+        if let Some((file, sum)) =
+            self.sha256.iter().find(|(_, v)| v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!("sha256 of {file:?} is {sum:?}, not 64 hex digits"));
+        }
+        if let Some(p) = self.published.iter().find(|p| !(0.0..=100.0).contains(&p.accuracy)) {
+            return Err(format!("published accuracy {} ({}) is not a percentage", p.accuracy, p.source));
+        }
+        if !self.variants.is_empty() && self.variants.iter().all(|v| v.baseline) {
+            return Err("no non-baseline variant to choose".into());
+        }
+        if self.tune.is_some() && self.variants.is_empty() {
+            return Err("[tune] without [[variants]] to choose among".into());
+        }
+        let mut names = HashSet::new();
+        if let Some(v) = self.variants.iter().find(|v| !names.insert(v.name.as_str())) {
+            return Err(format!("variant {:?} is declared twice", v.name));
+        }
+        Ok(())
+    }
+
+    /// `lfw (10 folds, 6000 pairs)`: how reports title results of this protocol.
+    pub fn title(&self) -> String {
+        format!("{} ({} folds, {} pairs)", self.name, self.pairs.folds, self.pairs.count)
+    }
+
+    /// Checks every listed file under `data_root` against its checksum.
     pub fn verify(&self, data_root: &Path) -> Result<()> {
         for (rel, want) in &self.sha256 {
             let path = data_root.join(rel);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             let got = sha256_hex(&bytes);
-            if &got != want {
+            if !got.eq_ignore_ascii_case(want) {
                 return Err(Error::format(
                     &path,
                     format!("sha256 {got} differs from the protocol's {want}: not the official file"),
@@ -81,8 +184,76 @@ impl ProtocolFile {
         Ok(())
     }
 
+    /// The recorded checksum of the pairs file (a pack's), if any.
+    pub fn pairs_sha256(&self) -> Option<&str> {
+        self.sha256.get(&*self.pairs.file.to_string_lossy()).map(String::as_str)
+    }
+
     pub fn variant(&self, name: &str) -> Option<&Variant> {
         self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// Reads the pairs file (`lfw` and `list` formats) and checks it against the protocol.
+    /// A pack's pairs come from the pack (`facebench_bin::pack_pairs`).
+    pub fn read_pairs(&self, data_root: &Path) -> Result<Pairs> {
+        let pairs = self.read_in_format(&data_root.join(&self.pairs.file), self.pairs.folds)?;
+        self.check_pairs(&pairs)?;
+        Ok(pairs)
+    }
+
+    /// The `[tune]` split as one two-fold problem (see [`Pairs::view1`]), if the protocol has one.
+    pub fn read_tune_pairs(&self, data_root: &Path) -> Result<Option<Pairs>> {
+        let Some(t) = &self.tune else { return Ok(None) };
+        // A tuning file is one fold: threshold on all of train, accuracy on all of test.
+        let train = self.read_in_format(&data_root.join(&t.train), 1)?;
+        let test = self.read_in_format(&data_root.join(&t.test), 1)?;
+        Ok(Some(Pairs::view1(&train, &test)))
+    }
+
+    fn read_in_format(&self, path: &Path, folds: usize) -> Result<Pairs> {
+        match self.pairs.format {
+            PairsFormat::Lfw => Pairs::read(path),
+            PairsFormat::List => Pairs::read_list(path, folds),
+            PairsFormat::Bin => Err(Error::format(
+                path,
+                format!("protocol {}: a pack's pairs are read with the pack (facebench-bin)", self.name),
+            )),
+        }
+    }
+
+    /// The pairs must have the protocol's fold structure: its pair count, its fold count
+    /// and equal folds, and its count of distinct images when stated.
+    pub fn check_pairs(&self, pairs: &Pairs) -> Result<()> {
+        let s = &self.pairs;
+        let mut sizes = vec![0usize; pairs.n_folds];
+        for p in &pairs.pairs {
+            sizes[p.fold] += 1;
+        }
+        let equal = sizes.iter().all(|&n| n == s.count / s.folds);
+        if pairs.len() != s.count || pairs.n_folds != s.folds || !equal {
+            return Err(Error::format(
+                &pairs.path,
+                format!(
+                    "{} pairs in {} folds of {:?} pairs; protocol {} declares {} pairs in {} equal folds",
+                    pairs.len(),
+                    pairs.n_folds,
+                    sizes,
+                    self.name,
+                    s.count,
+                    s.folds
+                ),
+            ));
+        }
+        if let Some(want) = s.unique_images {
+            let got = pairs.image_keys().len();
+            if got != want {
+                return Err(Error::format(
+                    &pairs.path,
+                    format!("{got} distinct images; protocol {} declares {want}", self.name),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -94,43 +265,126 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn data_root() -> PathBuf {
+        std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(repo().join("../shared/data"))
+    }
+
     #[test]
-    fn repository_protocol_file_parses_and_matches_the_data() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let (p, sum) = ProtocolFile::read(&root.join("protocols/lfw.toml")).unwrap();
+    fn repository_lfw_protocol_parses_and_matches_the_data() {
+        let (p, sum) = PairsProtocol::read(&repo().join("protocols/lfw.toml")).unwrap();
         assert_eq!(sum.len(), 64);
+        assert_eq!((p.pairs.format, p.pairs.count, p.pairs.folds), (PairsFormat::Lfw, 6000, 10));
         assert!(p.variants.iter().any(|v| v.baseline) && p.variants.iter().any(|v| !v.baseline));
-        let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(root.join("../shared/data"));
+        assert_eq!(p.tune.as_ref().map(|t| t.rule), Some(Rule::InsightFace));
+        assert_eq!(p.title(), "lfw (10 folds, 6000 pairs)");
+        let data = data_root();
         p.verify(&data).unwrap();
-        let pairs = crate::Pairs::read(&data.join(&p.view2)).unwrap();
-        assert_eq!(pairs.len(), p.view2_pairs);
-        assert_eq!(pairs.image_keys().len(), p.view2_images);
+        let pairs = p.read_pairs(&data).unwrap();
+        assert_eq!((pairs.len(), pairs.n_folds, pairs.image_keys().len()), (6000, 10, 7701));
+        let view1 = p.read_tune_pairs(&data).unwrap().unwrap();
+        assert_eq!((view1.len(), view1.n_folds), (2200 + 1000, 2));
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const LIST: &str = "name = \"x\"\ndescription = \"d\"\nimages = \"x/images\"\n\
+                        [pairs]\nformat = \"list\"\nfile = \"x/pairs.txt\"\ncount = 4\nfolds = 2\n\
+                        [metrics]\nrules = [\"insightface\"]\nexact_fars = []\ninsightface_fars = [0.001]\n";
+
+    #[test]
+    fn bad_files_are_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("fb-lfw-proto-bad-{}", std::process::id()));
+        let path = write(&dir, "x.toml", LIST);
+        PairsProtocol::read(&path).unwrap();
+        for (from, to, want) in [
+            ("count = 4", "count = 5", "cannot be split"),
+            ("folds = 2", "folds = 1", "cannot be split"),
+            ("\"insightface\"", "\"nope\"", "unknown variant"),
+            ("\"list\"", "\"csv\"", "unknown variant"),
+            ("images = \"x/images\"\n", "", "`images`"),
+            ("folds = 2\n", "folds = 2\nshards = 3\n", "unknown field"),
+            ("rules = [\"insightface\"]", "rules = []", "metrics.rules is empty"),
+        ] {
+            write(&dir, "x.toml", &LIST.replace(from, to));
+            let e = PairsProtocol::read(&path).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("x.toml"), "{from} -> {to}: {e}");
+        }
+        let bin = LIST.replace("images = \"x/images\"\n", "").replace("\"list\"", "\"bin\"");
+        write(&dir, "x.toml", &bin);
+        PairsProtocol::read(&path).unwrap();
+        for (extra, want) in [
+            ("[sha256]\n\"x/pairs.txt\" = \"abc\"\n", "not 64 hex digits"),
+            ("[tune]\ntrain = \"a\"\ntest = \"b\"\nrule = \"insightface\"\n", "no [tune]"),
+            ("[[variants]]\nname = \"v\"\nalign = \"centre:150\"\nflip = true\nbaseline = true\n", "non-baseline"),
+            ("[[published]]\nsource = \"s\"\nsetting = \"t\"\naccuracy = 997.3\n", "not a percentage"),
+        ] {
+            write(&dir, "x.toml", &format!("{bin}{extra}"));
+            let e = PairsProtocol::read(&path).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("x.toml"), "{extra}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn list_protocol_reads_its_pairs_and_checks_the_fold_structure() {
+        let dir = std::env::temp_dir().join(format!("fb-lfw-proto-list-{}", std::process::id()));
+        let path = write(&dir, "x.toml", LIST);
+        let (p, _) = PairsProtocol::read(&path).unwrap();
+        write(
+            &dir.join("x"),
+            "pairs.txt",
+            "a/1.jpg a/2.jpg 1\nb/1.jpg c/1.jpg 0\nd/1.jpg d/2.jpg 1\ne/1.jpg f/1.jpg 0\n",
+        );
+        let pairs = p.read_pairs(&dir).unwrap();
+        assert_eq!((pairs.folds(), pairs.labels()), (vec![0, 0, 1, 1], vec![true, false, true, false]));
+        write(&dir.join("x"), "pairs.txt", "a/1.jpg a/2.jpg 1\nb/1.jpg c/1.jpg 0\n");
+        let e = p.read_pairs(&dir).unwrap_err().to_string();
+        assert!(e.contains("pairs.txt: 2 pairs") && e.contains("declares 4 pairs in 2 equal folds"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn lfw_file_with_other_folds_than_the_protocol_is_an_error() {
+        let (p, _) = PairsProtocol::read(&repo().join("protocols/lfw.toml")).unwrap();
+        let pairs = Pairs::parse("2\t1\nA\t1\t2\nB\t1\tC\t3\nD\t2\t4\nE\t10\tF\t1\n", Path::new("p.txt")).unwrap();
+        let e = p.check_pairs(&pairs).unwrap_err().to_string();
+        assert!(e.starts_with("p.txt: 4 pairs in 2 folds") && e.contains("declares 6000 pairs in 10"), "{e}");
     }
 
     #[test]
     fn checksum_mismatch_is_an_error() {
         let dir = std::env::temp_dir().join(format!("fb-lfw-proto-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("lfw")).unwrap();
-        std::fs::write(dir.join("lfw/pairs.txt"), "1\t1\n").unwrap();
+        write(&dir.join("lfw"), "pairs.txt", "1\t1\n");
         let mut sha256 = BTreeMap::new();
         sha256.insert("lfw/pairs.txt".to_string(), "00".repeat(32));
-        let p = ProtocolFile {
+        let p = PairsProtocol {
             name: "lfw".into(),
-            images: "lfw".into(),
-            view2: "lfw/pairs.txt".into(),
-            view1_train: "x".into(),
-            view1_test: "y".into(),
-            view2_pairs: 1,
-            view2_images: 1,
-            sha256,
-            metrics: MetricSettings {
-                rules: vec![],
-                exact_fars: vec![],
-                insightface_fars: vec![],
-                tune_rule: Rule::InsightFace,
+            description: "d".into(),
+            images: Some("lfw".into()),
+            image_size: None,
+            pairs: PairsSpec {
+                format: PairsFormat::Lfw,
+                file: "lfw/pairs.txt".into(),
+                count: 2,
+                folds: 2,
+                unique_images: None,
             },
+            sha256,
+            metrics: MetricSettings::default(),
+            tune: None,
             variants: vec![],
+            published: vec![],
         };
         assert!(p.verify(&dir).unwrap_err().to_string().contains("not the official file"));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -17,6 +17,9 @@
 //! 5. [`write_devkit_results`] (`cmc_<probe>_<distractor>_<alg>_<size>_<set>.json`) and
 //!    [`write_results_json`]; [`MegafaceResults::summary`] prints labelled lines.
 //!
+//! [`MegafaceProtocol::read`] reads `protocols/megaface.toml`: list names, distractor sizes,
+//! the probe set's size, the noise lists and the published rows.
+//!
 //! `bench megaface` calls [`bench_megaface`]. Results are labelled with the dataset
 //! ([`EvalConfig::dataset`]) and raw / R ([`Variant`]), so stand-in and synthetic numbers
 //! can never read as MegaFace numbers.
@@ -29,6 +32,7 @@ mod eval;
 mod lists;
 mod lowp;
 mod output;
+mod protocol;
 mod reduce;
 mod rng;
 
@@ -47,6 +51,7 @@ pub use lists::{
 };
 pub use lowp::{bf16_available, int8_available};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
+pub use protocol::{Lists, MegafaceProtocol, MegafacePublished, Noises};
 pub use rng::SplitMix64;
 
 /// Errors name the file (and line) or the row at fault.

@@ -10,11 +10,14 @@
 //! * [`evaluate`] scores every pair whose videos exist and measures 10-fold accuracy over the
 //!   splits under each reference tool's rule, refusing to invent numbers for too few pairs.
 //!
+//! [`YtfProtocol`] reads `protocols/ytf.toml` (the splits file, its structure, published rows).
+//!
 //! Frame embedding itself is `facebench-extract`'s batched, cached pipeline.
 
 mod align;
 mod eval;
 mod layout;
+mod protocol;
 mod score;
 mod splits;
 
@@ -26,6 +29,7 @@ pub use eval::{
 };
 pub use facebench_metrics::TarRow;
 pub use layout::{FaceBox, FrameSelection, LabeledFaces, Layout, VideoIndex};
+pub use protocol::{SplitsSpec, YtfProtocol, YtfPublished};
 pub use score::{pair_stats, score_video_pairs, Mode, PairStats, VideoFeatures, PAIR_BLOCKS};
 pub use splits::{Splits, VideoId, VideoPair, DATASET_VIDEOS, HEADER, PAIRS_PER_SPLIT, SPLITS};
 

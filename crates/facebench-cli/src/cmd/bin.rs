@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use facebench_bin::{write_pack, PackProtocol, Published, VerificationPack, WriteProtocol};
+use facebench_bin::{check_pack, pack_pairs, write_pack, VerificationPack, WriteProtocol};
 use facebench_core::Embeddings;
 use facebench_extract::{forward, pipelined};
 use facebench_image::{decode_bytes, FaceAnnotation, ImageF32, Preprocess};
-use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
+use facebench_lfw::published::Published;
+use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule};
 use facebench_model::FaceModel;
 use facebench_report::plot::{roc_plot, score_histogram, RocCurve};
 use facebench_report::table::{escape_html, Table};
@@ -224,7 +225,7 @@ fn embed_pack(
 
 pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     let t_all = Instant::now();
-    let proto = a.protocol_file.as_deref().map(PackProtocol::read).transpose()?;
+    let proto = a.protocol_file.as_deref().map(PairsProtocol::read).transpose()?.map(|(p, _)| p);
     let t = Instant::now();
     let bytes = std::fs::read(&a.bin).map_err(|e| format!("{}: {e}", a.bin.display()))?;
     let pack_sha = facebench_lfw::sha256_hex(&bytes);
@@ -232,9 +233,9 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     drop(bytes);
     let read_secs = t.elapsed().as_secs_f64();
     if let (Some(p), Some(path)) = (&proto, &a.protocol_file) {
-        p.check(path, &a.bin, &pack, Some(&pack_sha))?;
+        check_pack(p, path, &a.bin, &pack, &pack_sha)?;
     }
-    let folds = pack.folds(FOLDS).map_err(|e| format!("{}: {e}", a.bin.display()))?;
+    let pairs = pack_pairs(&pack, &a.bin, proto.as_ref().map_or(FOLDS, |p| p.pairs.folds))?;
     let name = proto.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| {
         a.bin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pack".into())
     });
@@ -246,18 +247,16 @@ pub fn eval_bin(a: EvalBinArgs) -> CmdResult {
     }
     let net = a.run.load(a.model.as_str())?;
     let t = Instant::now();
-    let size = proto.as_ref().map(|p| p.image_size);
+    let size = proto.as_ref().and_then(|p| p.image_size);
     let (orig, mirror) = embed_pack(&pack, &a.bin, net.as_ref(), &r.preprocess, size, a.run.batch, !a.no_flip)?;
     let embed_secs = t.elapsed().as_secs_f64();
 
-    let keys = (0..pack.n_pairs()).map(|i| ((2 * i).to_string(), (2 * i + 1).to_string())).collect();
-    let pairs = Pairs::from_labels(&a.bin, keys, &pack.issame, &folds)?;
     let rules = a
         .rules
         .clone()
         .or_else(|| proto.as_ref().map(|p| p.metrics.rules.clone()))
         .unwrap_or_else(|| vec![Rule::InsightFace]);
-    let mut opts = EvalOptions { rules, ..EvalOptions::default() };
+    let mut opts = MetricSettings { rules, ..MetricSettings::default() };
     if let Some(p) = &proto {
         opts.exact_fars = p.metrics.exact_fars.clone();
         opts.insightface_fars = p.metrics.insightface_fars.clone();

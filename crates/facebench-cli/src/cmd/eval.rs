@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use facebench_core::store;
-use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, Rule};
+use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, Rule};
 use facebench_metrics::TarAtFar;
 use facebench_report::lfw::{write_lfw_report, LfwReportContext};
 
@@ -110,7 +110,7 @@ fn eval_lfw(a: LfwArgs, data_root: &Path) -> CmdResult {
     let flip = a.flip_store.as_deref().map(|p| store::read(p, None)).transpose()?;
     let mut timings = vec![("read pairs and stores".to_string(), t.elapsed().as_secs_f64(), String::new())];
     let t = std::time::Instant::now();
-    let opts = EvalOptions { rules: a.protocol.clone(), ..EvalOptions::default() };
+    let opts = MetricSettings { rules: a.protocol.clone(), ..MetricSettings::default() };
     let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
     timings.push(("score and evaluate".to_string(), t.elapsed().as_secs_f64(), format!("{} pairs", results.n_pairs)));
 

@@ -10,7 +10,7 @@ use clap::Args;
 use facebench_core::store::AppendStore;
 use facebench_core::Embeddings;
 use facebench_extract::{read_alignments, Job};
-use facebench_lfw::{evaluate, EvalOptions, LfwResults, Pairs, ProtocolFile, Variant};
+use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};
 use facebench_model::FaceModel;
 use facebench_report::lfw::{write_lfw_report, LfwReportContext, VariantRow};
 use serde::Serialize;
@@ -50,8 +50,9 @@ pub struct TuneResult {
 
 /// Everything prepared for a model: pairs, embeddings per variant, stage timings.
 struct Prepared {
-    proto: ProtocolFile,
+    proto: PairsProtocol,
     proto_sha: String,
+    tune_rule: Rule,
     view2: Pairs,
     view1: Pairs,
     model_name: String,
@@ -91,23 +92,13 @@ fn stage(
 }
 
 fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepared, Box<dyn std::error::Error>> {
-    let (proto, proto_sha) = ProtocolFile::read(&a.protocol_file)?;
+    let (proto, proto_sha) = PairsProtocol::read(&a.protocol_file)?;
     proto.verify(data_root)?;
-    let view2 = Pairs::read(&data_root.join(&proto.view2))?;
-    if view2.len() != proto.view2_pairs {
-        return Err(format!(
-            "{}: {} pairs, the protocol expects {}",
-            view2.path.display(),
-            view2.len(),
-            proto.view2_pairs
-        )
-        .into());
-    }
-    let view1 = Pairs::view1(
-        &Pairs::read(&data_root.join(&proto.view1_train))?,
-        &Pairs::read(&data_root.join(&proto.view1_test))?,
-    );
-    let root = data_root.join(&proto.images);
+    let view2 = proto.read_pairs(data_root)?;
+    let no = |what: &str| format!("{}: no {what}", a.protocol_file.display());
+    let view1 = proto.read_tune_pairs(data_root)?.ok_or_else(|| no("[tune] split to choose a variant on"))?;
+    let tune_rule = proto.tune.as_ref().map(|t| t.rule).ok_or_else(|| no("[tune] rule"))?;
+    let root = data_root.join(proto.images.as_ref().ok_or_else(|| no("images root"))?);
     let mut keys = view2.image_keys();
     let seen: HashSet<String> = keys.iter().cloned().collect();
     keys.extend(view1.image_keys().into_iter().filter(|k| !seen.contains(k)));
@@ -155,6 +146,7 @@ fn prepare(model: ModelName, a: &PipelineArgs, data_root: &Path) -> Result<Prepa
     Ok(Prepared {
         proto,
         proto_sha,
+        tune_rule,
         view2,
         view1,
         model_name: model.as_str().to_string(),
@@ -173,8 +165,8 @@ impl Prepared {
 
     /// View-1 accuracy of every non-baseline variant; the best one (first on ties) is chosen.
     fn tune(&self) -> Result<TuneResult, Box<dyn std::error::Error>> {
-        let rule = self.proto.metrics.tune_rule;
-        let opts = EvalOptions { rules: vec![rule], exact_fars: vec![], insightface_fars: vec![] };
+        let rule = self.tune_rule;
+        let opts = MetricSettings { rules: vec![rule], exact_fars: vec![], insightface_fars: vec![] };
         let mut rows = Vec::new();
         for v in self.proto.variants.iter().filter(|v| !v.baseline) {
             let (e, f) = self.stores_for(v);
@@ -189,11 +181,11 @@ impl Prepared {
         Ok(TuneResult { model: self.model_name.clone(), rule: rule.to_string(), rows, chosen })
     }
 
-    fn view2(&self, v: &Variant, rules: Vec<facebench_lfw::Rule>) -> Result<LfwResults, Box<dyn std::error::Error>> {
+    fn view2(&self, v: &Variant, rules: Vec<Rule>) -> Result<LfwResults, Box<dyn std::error::Error>> {
         let (e, f) = self.stores_for(v);
         let m = &self.proto.metrics;
         let opts =
-            EvalOptions { rules, exact_fars: m.exact_fars.clone(), insightface_fars: m.insightface_fars.clone() };
+            MetricSettings { rules, exact_fars: m.exact_fars.clone(), insightface_fars: m.insightface_fars.clone() };
         Ok(evaluate(&self.view2, e, f, &opts)?)
     }
 }
@@ -229,7 +221,7 @@ pub fn run(model: ModelName, a: &PipelineArgs, data_root: &Path, out: &Path) -> 
     let results = p.view2(&chosen, p.proto.metrics.rules.clone())?;
     let mut variants = Vec::new();
     for v in p.proto.variants.iter().filter(|v| v.name != chosen.name) {
-        let r = p.view2(v, vec![facebench_lfw::Rule::InsightFace])?;
+        let r = p.view2(v, vec![Rule::InsightFace])?;
         let rep = &r.accuracy[0];
         variants.push(VariantRow {
             name: format!("{}{}", v.name, if v.baseline { ", baseline" } else { "" }),

@@ -1,0 +1,105 @@
+//! `protocols/ytf.toml`: YTF's constants (the splits file, its header, 10 splits x 500
+//! pairs, the dataset's video count) and its published rows, as data.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::splits::{Splits, DATASET_VIDEOS, HEADER, PAIRS_PER_SPLIT, SPLITS};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YtfProtocol {
+    pub name: String,
+    pub description: String,
+    pub splits: SplitsSpec,
+    #[serde(default)]
+    pub published: Vec<YtfPublished>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitsSpec {
+    /// `splits.txt`, relative to the data root.
+    pub file: PathBuf,
+    pub header: String,
+    pub splits: usize,
+    pub pairs_per_split: usize,
+    pub dataset_videos: usize,
+}
+
+/// A published YTF accuracy (percent).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YtfPublished {
+    pub source: String,
+    pub setting: String,
+    pub accuracy: f64,
+}
+
+impl YtfProtocol {
+    /// Reads and validates the file: its split structure must be the one [`Splits`] checks
+    /// (a file that states another is an error, not a silently different protocol).
+    pub fn read(path: &Path) -> Result<YtfProtocol> {
+        let fail = |msg: String| Error::Format { path: path.to_path_buf(), msg };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let p: YtfProtocol = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let s = &p.splits;
+        if (s.header.as_str(), s.splits, s.pairs_per_split, s.dataset_videos)
+            != (HEADER, SPLITS, PAIRS_PER_SPLIT, DATASET_VIDEOS)
+        {
+            return Err(fail(format!(
+                "splits: header {:?}, {} x {} pairs of {} videos; the YTF reader checks {HEADER:?}, \
+                 {SPLITS} x {PAIRS_PER_SPLIT} pairs of {DATASET_VIDEOS} videos",
+                s.header, s.splits, s.pairs_per_split, s.dataset_videos
+            )));
+        }
+        if let Some(r) = p.published.iter().find(|r| !(0.0..=100.0).contains(&r.accuracy)) {
+            return Err(fail(format!("published accuracy {} ({}) is not a percentage", r.accuracy, r.source)));
+        }
+        Ok(p)
+    }
+
+    /// Reads and validates the protocol's `splits.txt` under `data_root`.
+    pub fn read_splits(&self, data_root: &Path) -> Result<Splits> {
+        Splits::read(&data_root.join(&self.splits.file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn repository_file_reads_and_its_splits_parse() {
+        let p = YtfProtocol::read(&repo().join("protocols/ytf.toml")).unwrap();
+        assert_eq!((p.name.as_str(), p.splits.splits * p.splits.pairs_per_split), ("ytf", 5000));
+        assert_eq!(p.published.len(), 5);
+        assert!(p.published.iter().any(|r| r.accuracy == 97.6 && r.source == "CosFace paper"));
+        let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(repo().join("../shared/data"));
+        assert_eq!(p.read_splits(&data).unwrap().pairs.len(), 5000);
+    }
+
+    #[test]
+    fn another_split_structure_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("fb-ytf-proto-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = std::fs::read_to_string(repo().join("protocols/ytf.toml")).unwrap();
+        let path = dir.join("ytf.toml");
+        for (from, to, want) in [
+            ("pairs_per_split = 500", "pairs_per_split = 400", "10 x 400 pairs"),
+            ("accuracy = 97.6", "accuracy = 976", "not a percentage"),
+            ("splits = 10", "splits = 10\nfolds = 10", "unknown field"),
+        ] {
+            std::fs::write(&path, good.replace(from, to)).unwrap();
+            let e = YtfProtocol::read(&path).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("ytf.toml"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
