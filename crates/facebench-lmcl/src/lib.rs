@@ -27,7 +27,6 @@ mod error;
 mod experiments;
 mod loss;
 mod optim;
-mod rng;
 mod stats;
 mod train;
 

@@ -9,8 +9,8 @@ use candle_nn::{Init, Optimizer, VarMap};
 use crate::error::{input, LmclError};
 use crate::loss::{l2_normalize, MarginLoss};
 use crate::optim::{LrSchedule, Sgd, SgdParams};
-use crate::rng::SplitMix64;
 use crate::Result;
+use facebench_core::rng::SplitMix64;
 
 const HEAD_WEIGHT: &str = "head.weight";
 const HEAD_BIAS: &str = "head.bias";

@@ -157,3 +157,43 @@ fn folder_selection_and_errors() {
     assert!(e.to_string().contains("x.safetensors"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_trained_backbone_is_a_face_model() {
+    use facebench_model::{batch_from_rgb8, Alignment, FaceModel};
+    let dir = tmp("facemodel");
+    make_folder(&dir, 3);
+    let folder = ImageFolder::scan(&dir).unwrap();
+    let trained = train_backbone(&folder, &config(2), &mut |_| {}).unwrap();
+    let ckpt = dir.join("tiny-cosface.safetensors");
+    trained.save(&ckpt).unwrap();
+    let loaded = TrainedBackbone::load(&ckpt, &candle_core::Device::Cpu).unwrap();
+    let model: &dyn FaceModel = &loaded;
+    assert_eq!((model.name(), model.embedding_dim()), ("tiny-cosface", 16));
+    assert_eq!(model.weights_sha256(), FaceModel::weights_sha256(&trained), "same tensors, same hash");
+    let p = model.preprocessing();
+    assert_eq!((p.input.width, p.input.height, p.input.value_max), (16, 16, 255.0));
+    assert_eq!((p.alignment, p.landmarks), (Alignment::Centre { side: None }, None));
+
+    // The images as the trainer feeds them (whole image, triangle-filtered to 16x16), through
+    // the trait, give the trainer's own embeddings.
+    let paths: Vec<PathBuf> = folder.items().iter().map(|(p, _)| p.clone()).collect();
+    let pixels: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| {
+            let img = image::open(p).unwrap().to_rgb8();
+            image::imageops::resize(&img, 16, 16, image::imageops::FilterType::Triangle).into_raw()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = pixels.iter().map(Vec::as_slice).collect();
+    let out = model.forward(&batch_from_rgb8(model, &refs).unwrap()).unwrap();
+    assert_eq!(out.dims(), [paths.len(), 16]);
+    let want = loaded.embed_images(&paths).unwrap();
+    let got = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-5, "trait forward vs embed_images differ by {diff}");
+    let e =
+        model.forward(&candle_core::Tensor::zeros((1, 3, 16, 16), candle_core::DType::F32, model.device()).unwrap());
+    assert!(e.unwrap_err().to_string().contains("[N, 16, 16, 3]"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

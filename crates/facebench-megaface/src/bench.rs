@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DistractorSet, ProbeSet};
 use crate::eval::{evaluate, EvalConfig, MegafaceResults, Scoring};
-use crate::rng::SplitMix64;
 use crate::{Error, Result};
+use facebench_core::rng::SplitMix64;
 
 /// FaceScrub's shape in the devkit list: 80 identities, 3,530 images.
 pub const FACESCRUB_IDENTITIES: usize = 80;

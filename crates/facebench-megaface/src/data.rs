@@ -6,8 +6,8 @@ use std::path::Path;
 use facebench_core::{normalize_row, store, Embeddings};
 
 use crate::lists::{NoiseList, ProbeList};
-use crate::rng::SplitMix64;
 use crate::{Error, Result};
+use facebench_core::rng::SplitMix64;
 
 /// Most distractor sizes one evaluation handles (per-row membership is a `u8` bit set).
 pub const MAX_SIZES: usize = 8;

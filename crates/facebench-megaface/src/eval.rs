@@ -1,6 +1,7 @@
 //! The evaluation: one blocked pass over the distractors for every size, then CMC and
 //! verification read-outs per size.
 
+use facebench_metrics::{cmc_curve_from_counts, cmc_from_counts, max_false_accepts, CmcCurve};
 use facebench_score::{dot, score_blocked, BlockConfig, Matrix};
 use serde::{Deserialize, Serialize};
 
@@ -154,14 +155,6 @@ impl TarAtFar {
     }
 }
 
-/// A CMC curve as the devkit writes it: 0-based ranks where the rate changes (rank 0 first,
-/// the last rank = number of distractors with rate 1), and the rates there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CmcCurve {
-    pub ranks: Vec<u64>,
-    pub rates: Vec<f64>,
-}
-
 /// A ROC curve, about 20 points per decade of FPR, ending at (1, 1). Up to `exact_to_fpr`
 /// the points are exact (thresholds at the kept top impostor scores). Beyond, they come from
 /// an impostor-score histogram at bin edges (accept iff bin(score) >= edge bin, a threshold
@@ -233,21 +226,6 @@ impl MegafaceResults {
         }
         out
     }
-}
-
-/// Largest `a <= n` with `a / n <= far` in f64 (the FAR as it would be printed).
-pub(crate) fn max_false_accepts(far: f64, n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    let mut a = ((far * n as f64).floor() as u64).min(n);
-    while a < n && (a + 1) as f64 / n as f64 <= far {
-        a += 1;
-    }
-    while a > 0 && a as f64 / n as f64 > far {
-        a -= 1;
-    }
-    a
 }
 
 /// Runs MegaFace Challenge 1 on `probes` against every size of `distractors` in one pass of
@@ -405,8 +383,8 @@ pub fn evaluate(
     let mut out_sizes = Vec::new();
     for (b, info) in sizes.iter().enumerate() {
         let c = &counts[b];
-        let cmc = cmc_at(c, cfg.max_rank);
-        let cmc_curve = cmc_curve(c, info.count as u64);
+        let cmc = cmc_from_counts(c, cfg.max_rank)?;
+        let cmc_curve = cmc_curve_from_counts(c, info.count as u64)?;
         let top = acc.top_of(b);
         let (hist, sampled) = acc.hist_of(b);
         let roc = roc_curve(&top, &hist, sampled, &genuine, impostors[b]);
@@ -487,48 +465,6 @@ fn lowp_blocked<R: facebench_score::Reducer>(
         reducer.merge(p);
     }
     Ok(reducer)
-}
-
-/// Rates at ranks 1..=r: success at rank k iff fewer than k distractors beat the mate.
-fn cmc_at(counts: &[u64], r: usize) -> Vec<f64> {
-    let mut hist = vec![0u64; r];
-    for &c in counts {
-        if (c as usize) < r {
-            hist[c as usize] += 1;
-        }
-    }
-    let mut acc = 0;
-    hist.iter()
-        .map(|h| {
-            acc += h;
-            acc as f64 / counts.len() as f64
-        })
-        .collect()
-}
-
-fn cmc_curve(counts: &[u64], distractors: u64) -> CmcCurve {
-    let mut c = counts.to_vec();
-    c.sort_unstable();
-    let n = c.len() as f64;
-    let (mut ranks, mut rates) = (Vec::new(), Vec::new());
-    if c[0] > 0 {
-        ranks.push(0);
-        rates.push(0.0);
-    }
-    let mut i = 0;
-    while i < c.len() {
-        let v = c[i];
-        while i < c.len() && c[i] == v {
-            i += 1;
-        }
-        ranks.push(v);
-        rates.push(i as f64 / n);
-    }
-    if *ranks.last().unwrap() < distractors {
-        ranks.push(distractors);
-        rates.push(1.0);
-    }
-    CmcCurve { ranks, rates }
 }
 
 /// Number of genuine scores strictly above `t` (`genuine` ascending).

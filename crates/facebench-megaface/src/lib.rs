@@ -34,7 +34,6 @@ mod lowp;
 mod output;
 mod protocol;
 mod reduce;
-mod rng;
 
 pub use bench::{
     bare_gemm_seconds, bench_megaface, peak_rss_mib, sizes_up_to, synthetic_distractors, synthetic_probes, BenchReport,
@@ -42,8 +41,7 @@ pub use bench::{
 };
 pub use data::{DistractorSet, ProbeSet, SizeInfo, MAX_SIZES};
 pub use eval::{
-    evaluate, CmcCurve, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults, TarAtFar, TarExact,
-    Variant,
+    evaluate, EvalConfig, MegafaceResults, RocCurve, RocPoint, Scoring, SizeResults, TarAtFar, TarExact, Variant,
 };
 pub use lists::{
     distractor_list_path, first_n_lists, read_distractor_list, read_distractor_lists, read_probe_list, NoiseList,
@@ -52,7 +50,6 @@ pub use lists::{
 pub use lowp::{bf16_available, int8_available};
 pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
 pub use protocol::{Lists, MegafaceProtocol, MegafacePublished, Noises};
-pub use rng::SplitMix64;
 
 /// Errors name the file (and line) or the row at fault.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +60,8 @@ pub enum Error {
     Core(#[from] facebench_core::Error),
     #[error(transparent)]
     Score(#[from] facebench_score::ScoreError),
+    #[error(transparent)]
+    Metrics(#[from] facebench_metrics::MetricsError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -374,14 +374,14 @@ unsafe fn panel_int8(
 mod tests {
     use super::*;
 
-    fn random(rng: &mut crate::rng::SplitMix64, n: usize) -> Vec<f32> {
+    fn random(rng: &mut facebench_core::rng::SplitMix64, n: usize) -> Vec<f32> {
         (0..n).map(|_| rng.normal() as f32 * 0.1).collect()
     }
 
     /// Every pair scored in a full tile equals the pair scored alone (row 0, lane 0 of its
     /// own tile), bit for bit; `check(i, j, score)` tests the value.
     fn check_tiles(fmt: Format, m: usize, n: usize, d: usize, seed: u64, check: impl Fn(&[f32], &[f32], f32)) {
-        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut rng = facebench_core::rng::SplitMix64::new(seed);
         let (q, g) = (random(&mut rng, m * d), random(&mut rng, n * d));
         let (pq, pg) = (PackedRows::pack(fmt, &q, d), PackedPanels::pack(fmt, &g, d));
         let mut full = vec![0f32; m * n];
@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn repacking_a_smaller_slice_equals_a_fresh_pack() {
         for fmt in [Format::Bf16, Format::Int8].into_iter().filter(|f| f.available()) {
-            let mut rng = crate::rng::SplitMix64::new(77);
+            let mut rng = facebench_core::rng::SplitMix64::new(77);
             let d = 45;
             let (q, g) = (random(&mut rng, 9 * d), random(&mut rng, 100 * d));
             let pq = PackedRows::pack(fmt, &q, d);

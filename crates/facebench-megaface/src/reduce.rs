@@ -540,7 +540,7 @@ mod tests {
 
     #[test]
     fn keep_largest_equals_sorting() {
-        let mut rng = crate::rng::SplitMix64::new(9);
+        let mut rng = facebench_core::rng::SplitMix64::new(9);
         for n in [2, 10, 1000, 70_000] {
             // Coarse values (many ties), signed zeros, and a narrow range in one bucket.
             let vals: Vec<f32> = (0..n)
@@ -572,7 +572,7 @@ mod tests {
             eprintln!("no AVX-512F: scalar scans only");
             return;
         }
-        let mut rng = crate::rng::SplitMix64::new(5);
+        let mut rng = facebench_core::rng::SplitMix64::new(5);
         for len in [0, 1, 15, 16, 17, 31, 32, 33, 47, 64, 100, 517] {
             let seg: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
             for thr in [-2.0, 0.0, 0.5, 0.9, 2.0] {

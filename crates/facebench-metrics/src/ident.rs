@@ -30,6 +30,44 @@ pub fn cmc_from_counts(counts_greater: &[u64], max_rank: usize) -> Result<Vec<f6
         .collect())
 }
 
+/// A CMC curve as the MegaFace devkit writes it: 0-based ranks where the rate changes (rank 0
+/// first, the last rank = number of distractors with rate 1), and the rates there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CmcCurve {
+    pub ranks: Vec<u64>,
+    pub rates: Vec<f64>,
+}
+
+/// The whole CMC curve (every rank up to `distractors`) from the same per-query counts as
+/// [`cmc_from_counts`]: the rate at 0-based rank `r` is the share of queries with count <= r.
+pub fn cmc_curve_from_counts(counts_greater: &[u64], distractors: u64) -> Result<CmcCurve, MetricsError> {
+    if counts_greater.is_empty() {
+        return Err(MetricsError::Empty);
+    }
+    let mut c = counts_greater.to_vec();
+    c.sort_unstable();
+    let n = c.len() as f64;
+    let (mut ranks, mut rates) = (Vec::new(), Vec::new());
+    if c[0] > 0 {
+        ranks.push(0);
+        rates.push(0.0);
+    }
+    let mut i = 0;
+    while i < c.len() {
+        let v = c[i];
+        while i < c.len() && c[i] == v {
+            i += 1;
+        }
+        ranks.push(v);
+        rates.push(i as f64 / n);
+    }
+    if ranks.last().is_some_and(|&r| r < distractors) {
+        ranks.push(distractors);
+        rates.push(1.0);
+    }
+    Ok(CmcCurve { ranks, rates })
+}
+
 /// Checks shapes and returns the number of distractors per probe row.
 fn check_megaface(probe_ids: &[usize], probe_scores: &[f64], distractor_scores: &[f64]) -> Result<usize, MetricsError> {
     let n = probe_ids.len();

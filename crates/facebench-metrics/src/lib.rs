@@ -12,17 +12,19 @@
 mod features;
 mod ident;
 mod roc;
+mod settings;
 mod verification;
 mod verify;
 
 pub use features::{
     facenet_distances, facenet_mean_subtracted_distances, mean_subtracted_cosines, squared_l2, FacenetMetric,
 };
-pub use ident::{cmc_from_counts, megaface_cmc, megaface_counts};
+pub use ident::{cmc_curve_from_counts, cmc_from_counts, megaface_cmc, megaface_counts, CmcCurve};
 pub use roc::{
-    auc, eer, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc, InsightFaceVal,
-    InsightFaceValFold, Roc, TarAtFar,
+    auc, eer, max_false_accepts, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc,
+    InsightFaceVal, InsightFaceValFold, Roc, TarAtFar,
 };
+pub use settings::MetricSettings;
 pub use verification::{verification_metrics, TarRow, VerificationMetrics, VerificationScores};
 pub use verify::{kfold_ids, ten_fold, FoldReport, FoldResult, FoldScores};
 

@@ -148,7 +148,7 @@ pub fn tar_at_far_exact(similarity: &[f64], is_same: &[bool], far: f64) -> Resul
         return Err(MetricsError::MissingClass("same"));
     }
     let nn = neg.len();
-    let k = max_false_accepts(far, nn);
+    let k = max_false_accepts(far, nn as u64) as usize;
     if k == 0 {
         return Ok(TarAtFar::NotMeasurable { far_target: far, negatives: nn });
     }
@@ -164,12 +164,14 @@ pub fn tar_at_far_exact(similarity: &[f64], is_same: &[bool], far: f64) -> Resul
     Ok(TarAtFar::Measured { tar: ta as f64 / pos.len() as f64, far: fa as f64 / nn as f64, threshold })
 }
 
-/// Largest `k <= n` with `k as f64 / n as f64 <= far` (the FAR as it would be printed).
-fn max_false_accepts(far: f64, n: usize) -> usize {
+/// Largest `k <= n` with `k as f64 / n as f64 <= far` (the FAR as it would be printed): how
+/// many of `n` impostors a threshold may accept at a FAR target. Robust to `far * n` rounding
+/// below a whole number (0.29 * 100 = 28.999999999999996 allows 29).
+pub fn max_false_accepts(far: f64, n: u64) -> u64 {
     if n == 0 {
         return 0;
     }
-    let mut k = ((far * n as f64).floor() as usize).min(n);
+    let mut k = ((far * n as f64).floor() as u64).min(n);
     while k < n && (k + 1) as f64 / n as f64 <= far {
         k += 1;
     }

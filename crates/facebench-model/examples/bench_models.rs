@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use facebench_model::ops::{Activation, Conv2d, DepthwiseConv2d, Pads};
-use facebench_model::{bench_embed, default_models_dir, device_from_name, load, model_names};
+use facebench_model::{bench_embed, default_models_dir, device_from_name, load, Registry};
 
 fn time<F: FnMut() -> facebench_model::Result<Tensor>>(iters: usize, mut f: F) -> f64 {
     f().unwrap();
@@ -26,7 +26,8 @@ fn main() -> facebench_model::Result<()> {
     let iters: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     println!("threads: {}", rayon::current_num_threads());
     let only = args.get(3);
-    for name in model_names().into_iter().filter(|n| only.is_none_or(|o| o == n)) {
+    let registry = Registry::load(Registry::default_path())?;
+    for name in registry.names().into_iter().filter(|n| only.is_none_or(|o| o == n)) {
         let model = load(name, &default_models_dir(), &device)?;
         for batch in [1, 32] {
             let it = if batch == 1 { iters * 16 } else { iters };

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// What to run when a weight file is missing or damaged.
-pub const FETCH_HINT: &str = "run \"make models\" (scripts/fetch_models.sh) to fetch and verify the weights";
+pub const FETCH_HINT: &str = "run \"make models\" (scripts/fetch_models.py) to fetch and verify the weights";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +24,8 @@ pub enum Error {
     /// A tensor is present under the expected name, but with another shape or dtype.
     #[error("{path}: tensor {name}: {msg}")]
     Tensor { path: PathBuf, name: String, msg: String },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("unknown model {0:?}; known models: {1}")]
     UnknownModel(String, String),
     #[error("{0}")]

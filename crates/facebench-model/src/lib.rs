@@ -19,11 +19,13 @@ pub mod error;
 pub mod faceapi_resnet;
 pub mod mobileface;
 pub mod ops;
+pub mod registry;
 pub mod tfjs;
 
 pub use error::{Error, Result};
 pub use faceapi_resnet::FaceapiResnet;
 pub use mobileface::MobileFace;
+pub use registry::{Alignment, LandmarkSource, LoadedModel, ModelSpec, Preprocessing, Registry, RegistryError};
 pub use tfjs::TfjsWeights;
 
 /// What a model expects to be fed: an `[N, height, width, 3]` f32 tensor of RGB values in
@@ -57,32 +59,20 @@ pub trait FaceModel: Send + Sync {
     /// `[N, H, W, 3]` f32 per [`FaceModel::input_spec`] to `[N, embedding_dim]` f32 (raw, not
     /// L2-normalised, exactly as the original model outputs it).
     fn forward(&self, batch_nhwc: &Tensor) -> Result<Tensor>;
+    /// What the model is fed and how a photo becomes that input. A bare network declares
+    /// only its input (the image already is the crop); a model built from its registry entry
+    /// ([`LoadedModel`]) or a trained backbone declares its alignment too.
+    fn preprocessing(&self) -> Preprocessing {
+        Preprocessing { input: self.input_spec(), alignment: Alignment::None, landmarks: None }
+    }
 }
 
-/// A known model: its manifest under the models dir and the sha256 of its shards as fetched by
-/// `scripts/fetch_models.sh`.
-struct Known {
-    name: &'static str,
-    manifest: &'static str,
-    sha256: &'static str,
-}
-
-const KNOWN: [Known; 2] = [
-    Known {
-        name: faceapi_resnet::NAME,
-        manifest: "face-api/face_recognition_model-weights_manifest.json",
-        sha256: "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
-    },
-    Known {
-        name: mobileface::NAME,
-        manifest: "human-models/mobileface.json",
-        sha256: "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
-    },
-];
-
-/// Names accepted by [`load`].
-pub fn model_names() -> Vec<&'static str> {
-    KNOWN.iter().map(|k| k.name).collect()
+/// Loads model `name` of the default registry ([`Registry::default_path`]) from `models_dir`
+/// onto `device`; see [`Registry::load_model`]. The model's declared preprocessing is
+/// [`FaceModel::preprocessing`].
+pub fn load(name: &str, models_dir: &Path, device: &Device) -> Result<Box<dyn FaceModel>> {
+    let registry = Registry::load(Registry::default_path())?;
+    Ok(Box::new(registry.load_model(name, models_dir, device)?))
 }
 
 /// Where the weights are: `$FACEBENCH_MODELS`, else `models/` at the repository root.
@@ -91,35 +81,6 @@ pub fn default_models_dir() -> PathBuf {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
     }
-}
-
-/// The manifest path of model `name` under `models_dir`.
-pub fn manifest_path(name: &str, models_dir: &Path) -> Result<PathBuf> {
-    let k = known(name)?;
-    Ok(models_dir.join(k.manifest))
-}
-
-fn known(name: &str) -> Result<&'static Known> {
-    KNOWN.iter().find(|k| k.name == name).ok_or_else(|| Error::UnknownModel(name.to_string(), model_names().join(", ")))
-}
-
-/// Loads model `name` from `models_dir` onto `device`. A missing file, a malformed or truncated
-/// one, or one whose bytes differ from the fetched weights is an error naming the file and
-/// saying to run `make models`; another model's file lists the missing/unexpected tensors.
-pub fn load(name: &str, models_dir: &Path, device: &Device) -> Result<Box<dyn FaceModel>> {
-    let k = known(name)?;
-    let weights = TfjsWeights::load(models_dir.join(k.manifest))?;
-    let model: Box<dyn FaceModel> = match k.name {
-        faceapi_resnet::NAME => Box::new(FaceapiResnet::from_weights(&weights, device)?),
-        _ => Box::new(MobileFace::from_weights(&weights, device)?),
-    };
-    if weights.sha256() != k.sha256 {
-        return Err(Error::corrupt(
-            weights.path(),
-            format!("weight shards have sha256 {}, expected {} (modified or corrupted)", weights.sha256(), k.sha256),
-        ));
-    }
-    Ok(model)
 }
 
 /// `"cpu"` or `"cuda"` / `"cuda:N"`. CUDA needs this crate's `cuda` feature; without it the

@@ -4,16 +4,22 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use facebench_model::{
-    batch_from_rgb8, default_models_dir, device_from_name, load, manifest_path, model_names, MobileFace, TfjsWeights,
-};
+use facebench_model::{batch_from_rgb8, default_models_dir, device_from_name, load, MobileFace, Registry, TfjsWeights};
 use sha2::{Digest, Sha256};
+
+fn registry() -> Registry {
+    Registry::load(Registry::default_path()).unwrap()
+}
+
+fn model_names() -> Vec<String> {
+    registry().names().into_iter().map(str::to_string).collect()
+}
 
 fn models() -> PathBuf {
     let d = default_models_dir();
-    for name in model_names() {
-        let m = manifest_path(name, &d).unwrap();
-        assert!(m.is_file(), "{} missing: run \"make models\" (scripts/fetch_models.sh) first", m.display());
+    for spec in registry().models() {
+        let m = spec.manifest_path(&d);
+        assert!(m.is_file(), "{} missing: run \"make models\" (scripts/fetch_models.py) first", m.display());
     }
     d
 }
@@ -62,7 +68,7 @@ fn batched_forward_equals_one_by_one() {
     // 5 images (odd, more than one internal chunk) against each image alone.
     let d = models();
     for name in model_names() {
-        let m = load(name, &d, &Device::Cpu).unwrap();
+        let m = load(&name, &d, &Device::Cpu).unwrap();
         let s = m.input_spec();
         let imgs: Vec<Vec<u8>> = (0..5)
             .map(|i| (0..s.width * s.height * 3).map(|p| ((p * (i + 3) + i * 17) % 256) as u8).collect())
@@ -83,7 +89,7 @@ fn batched_forward_equals_one_by_one() {
 fn missing_weights_say_make_models() {
     let dir = std::env::temp_dir().join(format!("facebench-model-none-{}", std::process::id()));
     for name in model_names() {
-        let e = err(name, &dir);
+        let e = err(&name, &dir);
         assert!(e.contains("make models") && e.contains(&dir.display().to_string()), "{e}");
     }
     // manifest present, shard missing: the shard is named
@@ -124,7 +130,7 @@ fn wrong_weights_list_missing_and_unexpected_tensors() {
     assert!(e.contains("missing tensors [") && e.contains("conv1_weight") && e.contains("dense/kernel"), "{e}");
     assert!(e.contains("unexpected tensors [") && e.contains("conv32_down/conv/filters") && e.contains("fc"), "{e}");
     // the same through the per-network constructor
-    let w = TfjsWeights::load(manifest_path("faceapi-resnet", &models()).unwrap()).unwrap();
+    let w = TfjsWeights::load(registry().get("faceapi-resnet").unwrap().manifest_path(&models())).unwrap();
     let e = MobileFace::from_weights(&w, &Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("missing tensors") && e.contains("stage1_unit1_conv0_1_df"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! Shared builders and brute-force references for the tests.
 #![allow(dead_code)]
 
+use facebench_core::rng::SplitMix64;
 use facebench_core::Embeddings;
 use facebench_megaface::*;
 use facebench_score::dot;
