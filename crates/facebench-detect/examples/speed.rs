@@ -1,17 +1,17 @@
-//! Detection + landmarks speed on LFW images (250x250), fused CPU kernels against the first
-//! port's (baseline) kernels in the same run, plus CPU time per layer kind.
+//! Detection + landmarks speed on LFW images (250x250), the CPU kernels against candle's own
+//! ops (the path CUDA takes, here on the CPU) in the same run, plus CPU time per layer kind.
 //!   cargo run --release -p facebench-detect --example speed -- [N] [models dir] [lfw root]
-//! (`FACEBENCH_SPEED_FUSED_ONLY=1`: fused kernels only, for an external profiler.)
+//! (`FACEBENCH_SPEED_FUSED_ONLY=1`: CPU kernels only, for an external profiler.)
 //!
 //! Rates are measured as in `align` (batches of 8, images of a batch in parallel) over the
-//! preloaded images, alternating baseline and fused rounds; each path's best round is
-//! reported. CPU seconds (getrusage, all threads) are steadier than wall time on a machine
+//! preloaded images, in three rounds; the best round is reported. Candle's ops run once, on
+//! the first 8 images (they are an order of magnitude slower). CPU seconds (getrusage, all threads) are steadier than wall time on a machine
 //! shared with other jobs: "img/s at full load" is cores / CPU seconds per image, the rate with
 //! every core busy on this work. Then the end-to-end `align_images` rate (decode included) with
 //! each JPEG decoder, and the per-layer profile of both kernel sets.
 use std::time::Instant;
 
-use facebench_detect::bench::{cpu_seconds, profile, set_baseline_kernels};
+use facebench_detect::bench::{cpu_seconds, profile};
 use facebench_detect::{Detector, Face};
 use facebench_image::Decoder;
 use image::RgbImage;
@@ -72,31 +72,33 @@ fn main() {
         println!("fused kernels: {:.1} ms CPU per image", 1e3 * cpu / images.len() as f64);
         return;
     }
-    let mut best = [(f64::MAX, f64::MAX); 2];
-    let mut outputs: [Vec<Vec<Face>>; 2] = [Vec::new(), Vec::new()];
+    let mut best = (f64::MAX, f64::MAX);
+    let mut fused = Vec::new();
     for _round in 0..3 {
-        for (i, base) in [true, false].into_iter().enumerate() {
-            set_baseline_kernels(base);
-            let (cpu, wall, faces) = run(&det, &images);
-            best[i] = (best[i].0.min(cpu), best[i].1.min(wall));
-            outputs[i] = faces;
-        }
+        let (cpu, wall, faces) = run(&det, &images);
+        best = (best.0.min(cpu), best.1.min(wall));
+        fused = faces;
     }
-    set_baseline_kernels(false);
+    let few = &images[..8.min(images.len())];
+    let (candle_cpu, candle_wall, candle) = facebench_nn::with_candle_ops(|| run(&det, few));
     let ni = images.len() as f64;
-    for (name, (cpu, wall)) in ["baseline kernels", "fused kernels"].iter().zip(best) {
+    let rows = [
+        ("CPU kernels", best.0 / ni, best.1 / ni),
+        ("candle ops", candle_cpu / few.len() as f64, candle_wall / few.len() as f64),
+    ];
+    for (name, cpu, wall) in rows {
         println!(
-            "{name:>17}: {:.1} ms CPU per image = {:.1} img/s at full load ({cores} threads); best wall {:.1} img/s",
-            1e3 * cpu / ni,
-            cores * ni / cpu,
-            ni / wall
+            "{name:>12}: {:.1} ms CPU per image = {:.1} img/s at full load ({cores} threads); best wall {:.1} img/s",
+            1e3 * cpu,
+            cores / cpu,
+            1.0 / wall
         );
     }
     println!(
-        "fused / baseline: {:.2}x by CPU time, {:.2}x by wall time; outputs differ by at most {:.2e} px",
-        best[0].0 / best[1].0,
-        best[0].1 / best[1].1,
-        max_diff(&outputs[0], &outputs[1])
+        "kernels / candle: {:.2}x by CPU time, {:.2}x by wall time; outputs differ by at most {:.2e} px",
+        rows[1].1 / rows[0].1,
+        rows[1].2 / rows[0].2,
+        max_diff(&fused[..few.len()], &candle)
     );
 
     for decoder in [Decoder::Image, Decoder::JpegJs] {
@@ -115,25 +117,17 @@ fn main() {
     }
 
     let sample: Vec<&RgbImage> = images.iter().take(16).collect();
-    for base in [true, false] {
-        set_baseline_kernels(base);
-        let rows = profile(&det, &sample).unwrap();
-        println!(
-            "per layer kind, {} kernels, {} images one at a time (ms per image):",
-            if base { "baseline" } else { "fused" },
-            sample.len()
-        );
-        for r in rows {
-            if r.calls > 0 {
-                println!(
-                    "  {:<26} {:>7.2} CPU {:>7.2} wall  ({} calls)",
-                    r.kind,
-                    1e3 * r.cpu_s / sample.len() as f64,
-                    1e3 * r.wall_s / sample.len() as f64,
-                    r.calls
-                );
-            }
+    let rows = profile(&det, &sample).unwrap();
+    println!("per layer kind, {} images one at a time (ms per image):", sample.len());
+    for r in rows {
+        if r.calls > 0 {
+            println!(
+                "  {:<26} {:>7.2} CPU {:>7.2} wall  ({} calls)",
+                r.kind,
+                1e3 * r.cpu_s / sample.len() as f64,
+                1e3 * r.wall_s / sample.len() as f64,
+                r.calls
+            );
         }
     }
-    set_baseline_kernels(false);
 }

@@ -9,7 +9,8 @@ use facebench_model::TfjsWeights;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::ops::{resize_square_into, sum_right, Act, Conv, Depthwise, Epilogue};
+use facebench_nn::{add, fused, Conv2d, DepthwiseConv2d, Padding};
+
 use crate::prof::{span, Kind};
 use crate::ssd::Detection;
 use crate::Result;
@@ -20,41 +21,36 @@ pub const LANDMARK_INPUT: usize = 112;
 const MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
 
 /// `tf.separableConv2d(x, depthwise, pointwise, stride, 'same') + bias`.
+/// Without the depthwise part (the first block's first layer): a plain convolution.
 struct SepConv {
-    dw: Depthwise,
-    pw: Conv,
+    dw: Option<DepthwiseConv2d>,
+    pw: Conv2d,
 }
 
 impl SepConv {
-    fn forward(&self, x: &Tensor, stride: usize) -> Result<Tensor> {
-        Ok(self.pw.forward_sep(&self.dw, x, stride)?)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match &self.dw {
+            Some(dw) => fused::separable(dw, &self.pw, x)?,
+            None => self.pw.forward(x)?,
+        })
     }
 }
 
-enum First {
-    Conv(Conv),
-    Sep(SepConv),
-}
-
 struct DenseBlock {
-    conv0: First,
+    conv0: SepConv,
     convs: [SepConv; 3],
 }
 
 impl DenseBlock {
     /// face-api `denseBlock4` with `isScaleDown = true`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out1 = match &self.conv0 {
-            First::Conv(c) => c.forward(x, 2)?,
-            First::Sep(s) => s.forward(x, 2)?,
-        };
-        let out1 = sum_right(&[&out1], true)?;
-        let out2 = self.convs[0].forward(&out1, 1)?;
-        let in3 = sum_right(&[&out1, &out2], true)?;
-        let out3 = self.convs[1].forward(&in3, 1)?;
-        let in4 = sum_right(&[&out1, &out2, &out3], true)?;
-        let out4 = self.convs[2].forward(&in4, 1)?;
-        Ok(sum_right(&[&out1, &out2, &out3, &out4], true)?)
+        let out1 = add(&[&self.conv0.forward(x)?], true)?;
+        let out2 = self.convs[0].forward(&out1)?;
+        let in3 = add(&[&out1, &out2], true)?;
+        let out3 = self.convs[1].forward(&in3)?;
+        let in4 = add(&[&out1, &out2, &out3], true)?;
+        let out4 = self.convs[2].forward(&in4)?;
+        Ok(add(&[&out1, &out2, &out3, &out4], true)?)
     }
 }
 
@@ -64,13 +60,14 @@ pub(crate) struct LandmarkNet {
     fc_b: Tensor,
 }
 
-fn sep(w: &TfjsWeights, p: &str, cin: usize, cout: usize, dev: &Device) -> Result<SepConv> {
+/// `tf.separableConv2d` with TF `SAME` padding and stride `s`, plus bias.
+fn sep(w: &TfjsWeights, p: &str, s: usize, cin: usize, cout: usize, dev: &Device) -> Result<SepConv> {
     let dwf = w.f32_values(&format!("{p}/depthwise_filter"), &[3, 3, cin, 1])?;
     let pwf = w.f32_values(&format!("{p}/pointwise_filter"), &[1, 1, cin, cout])?;
     let bias = w.f32_values(&format!("{p}/bias"), &[cout])?;
-    let dw = Depthwise::new(dwf, 3, cin, None, dev)?;
-    let pw = Conv::new(pwf, 1, cin, cout, Epilogue::new(None, bias.to_vec(), Act::None, dev)?, dev)?;
-    Ok(SepConv { dw, pw })
+    let dw = DepthwiseConv2d::new(&format!("{p}/depthwise"), dwf, [3, 3, cin, 1], s, Padding::Same, dev)?;
+    let pw = Conv2d::new(&format!("{p}/pointwise"), pwf, [1, 1, cin, cout], 1, Padding::Same, dev)?.with_bias(bias)?;
+    Ok(SepConv { dw: Some(dw), pw })
 }
 
 impl LandmarkNet {
@@ -83,14 +80,15 @@ impl LandmarkNet {
             let conv0 = if i == 0 {
                 let f = w.f32_values(&format!("{p}/conv0/filters"), &[3, 3, cin, cout])?;
                 let b = w.f32_values(&format!("{p}/conv0/bias"), &[cout])?;
-                First::Conv(Conv::new(f, 3, cin, cout, Epilogue::new(None, b.to_vec(), Act::None, dev)?, dev)?)
+                let conv = Conv2d::new(&format!("{p}/conv0"), f, [3, 3, cin, cout], 2, Padding::Same, dev)?;
+                SepConv { dw: None, pw: conv.with_bias(b)?.with_direct_thin_input() }
             } else {
-                First::Sep(sep(&w, &format!("{p}/conv0"), cin, cout, dev)?)
+                sep(&w, &format!("{p}/conv0"), 2, cin, cout, dev)?
             };
             let convs = [
-                sep(&w, &format!("{p}/conv1"), cout, cout, dev)?,
-                sep(&w, &format!("{p}/conv2"), cout, cout, dev)?,
-                sep(&w, &format!("{p}/conv3"), cout, cout, dev)?,
+                sep(&w, &format!("{p}/conv1"), 1, cout, cout, dev)?,
+                sep(&w, &format!("{p}/conv2"), 1, cout, cout, dev)?,
+                sep(&w, &format!("{p}/conv3"), 1, cout, cout, dev)?,
             ];
             blocks.push(DenseBlock { conv0, convs });
         }
@@ -191,7 +189,8 @@ fn preprocess(img: &RgbImage, c: &CropBox, dst: &mut [f32]) {
             _ => [0.0; 3],
         }
     };
-    resize_square_into(side, LANDMARK_INPUT, px, |v, ch| (v - MEAN_RGB[ch]) / 255.0, dst);
+    let (side, out) = (side as u32, LANDMARK_INPUT as u32);
+    facebench_image::resize_tf_bilinear_into((side, side), (out, out), px, |v, ch| (v - MEAN_RGB[ch]) / 255.0, dst);
 }
 
 /// `Math.round(n * 0.5)` for a non-negative integer n.

@@ -25,25 +25,23 @@
 //! Speed (CPU): the detector is ~3 GMAC per image (every image is resized to 512x512), 2.8 of
 //! them in the pointwise GEMMs, which run at the machine's GEMM peak (~55 ms of one core per
 //! image on the 2-core AVX-512 dev box). Around them: depthwise convolutions, which are memory
-//! bound, the RGB convolution, epilogues, resizes and the landmark net. The CPU kernels fuse
-//! each depthwise-separable pair into chunked GEMMs fed from cache, stream the first layers'
-//! rows (the network's largest tensors never go to memory), block the small kernels in
-//! registers and keep candle's element-wise ops (and their spinning pool) out of the hot path,
-//! all with the same floating-point operations in the same order as the first port (tests:
-//! bit-identical detections). Measured on 250x250 LFW images in one run (`examples/speed.rs`,
-//! quiet machine): 74-82 ms CPU per image = 24.5-27 images/s on 2 cores, against 97-109 ms
-//! (18-20.6 images/s) for the first port's kernels, which [`bench::set_baseline_kernels`] brings back;
+//! bound, the RGB convolution, epilogues, resizes and the landmark net. The layers are
+//! `facebench-nn`'s: each depthwise-separable pair runs as chunked GEMMs fed from cache, the
+//! first layers stream rows (the network's largest tensors never go to memory), the small
+//! kernels are blocked in registers and candle's element-wise ops (and their spinning pool)
+//! stay out of the hot path, all with the same floating-point operations in the same order as
+//! running the layers one by one (tests: bit-identical). Measured on 250x250 LFW images
+//! (`examples/speed.rs`, quiet machine): 74-82 ms CPU per image = 24.5-27 images/s on 2 cores;
 //! [`bench::profile`] gives CPU time per layer kind.
 
 mod align;
 mod landmarks;
-mod ops;
 mod prof;
 mod ssd;
 
-/// Benchmark helpers: per-layer CPU time and the first port's kernels to compare against.
+/// Benchmark helpers: per-layer CPU time.
 pub mod bench {
-    pub use crate::prof::{cpu_seconds, profile, set_baseline_kernels, LayerTime};
+    pub use crate::prof::{cpu_seconds, profile, LayerTime};
 }
 
 use std::path::{Path, PathBuf};
@@ -64,6 +62,9 @@ pub enum Error {
     /// A weight file could not be read or is not the expected model (says to run `make models`).
     #[error(transparent)]
     Model(#[from] facebench_model::Error),
+    /// A layer that does not fit its input (or candle failing inside one).
+    #[error(transparent)]
+    Nn(#[from] facebench_nn::Error),
     #[error("{}: not found; run \"make models\" (scripts/fetch_models.sh) to fetch the face-api weights", .0.display())]
     MissingWeights(PathBuf),
     /// An image that cannot be read or decoded.
@@ -262,10 +263,10 @@ mod tests {
         let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
         let x = Tensor::from_vec(ssd::preprocess_for_test(&img), (1, SSD_INPUT, SSD_INPUT, 3), &Device::Cpu).unwrap();
         let fast = det.ssd.forward(&x).unwrap();
-        ops::FORCE_GENERIC.with(|f| f.set(true));
-        let generic = det.ssd.forward(&x).unwrap();
-        let lm_generic = det.landmarks_for_box(&img, [70.0, 70.0, 100.0, 120.0], 0.9).unwrap().unwrap();
-        ops::FORCE_GENERIC.with(|f| f.set(false));
+        let (generic, lm_generic) = facebench_nn::with_candle_ops(|| {
+            let lm = det.landmarks_for_box(&img, [70.0, 70.0, 100.0, 120.0], 0.9).unwrap().unwrap();
+            (det.ssd.forward(&x).unwrap(), lm)
+        });
         let lm_fast = det.landmarks_for_box(&img, [70.0, 70.0, 100.0, 120.0], 0.9).unwrap().unwrap();
         let (fb, fs) = &fast[0];
         let (gb, gs) = &generic[0];

@@ -1,5 +1,4 @@
-//! Where detection time goes: CPU and wall seconds per layer kind, and the switch back to the
-//! first port's CPU kernels, so that a benchmark can compare both paths in one run.
+//! Where detection time goes: CPU and wall seconds per layer kind.
 //!
 //! CPU time is the process's (getrusage: user + system, all threads), so spans are exact only
 //! while nothing else in the process runs: [`profile`] therefore feeds one image at a time, and
@@ -19,11 +18,7 @@ use crate::{Detector, Result};
 pub(crate) enum Kind {
     /// padToSquare + bilinear resize to 512 (detector) or 112 (landmark crops).
     Resize,
-    /// The detector's first convolution (3x3 stride 2 on RGB).
-    Conv0,
-    /// Depthwise 3x3 + batch norm + relu6 (baseline path only; fused into Pointwise otherwise).
-    Depthwise,
-    /// 1x1 convolutions of the backbone (fused path: with their depthwise convolution).
+    /// The backbone's depthwise-separable layers (the first with the RGB convolution).
     Pointwise,
     /// The SSD extra layers (1x1 and 3x3 stride 2).
     Extra,
@@ -35,11 +30,9 @@ pub(crate) enum Kind {
     Landmarks,
 }
 
-const KINDS: [(Kind, &str); 8] = [
+const KINDS: [(Kind, &str); 6] = [
     (Kind::Resize, "resize (input + crops)"),
-    (Kind::Conv0, "conv 3x3 s2 (RGB input)"),
-    (Kind::Depthwise, "depthwise 3x3"),
-    (Kind::Pointwise, "pointwise 1x1"),
+    (Kind::Pointwise, "depthwise + pointwise"),
     (Kind::Extra, "ssd extra layers"),
     (Kind::BoxHead, "box heads"),
     (Kind::Nms, "box decode + NMS"),
@@ -48,20 +41,7 @@ const KINDS: [(Kind, &str); 8] = [
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static DEPTH: AtomicUsize = AtomicUsize::new(0);
-static TOTALS: Mutex<[(usize, f64, f64); 8]> = Mutex::new([(0, 0.0, 0.0); 8]);
-static BASELINE: AtomicBool = AtomicBool::new(false);
-
-/// Uses the first port's CPU kernels (separate depthwise pass, candle matmul with a separate
-/// epilogue pass, unblocked direct convolution, candle element-wise ops in the landmark net)
-/// instead of the fused ones, process-wide. For benchmarks: both give the same detections
-/// (the fused kernels keep every floating-point operation's order).
-pub fn set_baseline_kernels(on: bool) {
-    BASELINE.store(on, Ordering::SeqCst);
-}
-
-pub(crate) fn baseline() -> bool {
-    BASELINE.load(Ordering::Relaxed)
-}
+static TOTALS: Mutex<[(usize, f64, f64); 6]> = Mutex::new([(0, 0.0, 0.0); 6]);
 
 /// CPU seconds (user + system) of the whole process.
 pub fn cpu_seconds() -> f64 {
@@ -120,7 +100,7 @@ pub struct LayerTime {
 /// the whole run, so the difference to the sum of the rows is what no span covers (landmark
 /// crops' bookkeeping, tensor copies). Not reentrant: profile one detector at a time.
 pub fn profile(detector: &Detector, images: &[&RgbImage]) -> Result<Vec<LayerTime>> {
-    *TOTALS.lock().unwrap_or_else(|e| e.into_inner()) = [(0, 0.0, 0.0); 8];
+    *TOTALS.lock().unwrap_or_else(|e| e.into_inner()) = [(0, 0.0, 0.0); 6];
     ENABLED.store(true, Ordering::SeqCst);
     let (c0, w0) = (cpu_seconds(), Instant::now());
     let run = images.iter().try_for_each(|img| detector.detect_batch(&[img]).map(|_| ()));

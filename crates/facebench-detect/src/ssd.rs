@@ -9,8 +9,9 @@ use candle_core::{Device, Tensor};
 use facebench_model::TfjsWeights;
 use image::RgbImage;
 
-use crate::ops::{resize_square_into, Act, Conv, Depthwise, Epilogue};
-use crate::prof::{baseline, span, Kind};
+use facebench_nn::{fused, Activation, Conv2d, DepthwiseConv2d, Padding};
+
+use crate::prof::{span, Kind};
 use crate::Result;
 
 /// The detector's input side: every image is padded to a square and resized to this.
@@ -35,25 +36,36 @@ pub(crate) struct Detection {
 type RawPredictions = (Vec<[f32; 4]>, Vec<f32>);
 
 pub(crate) struct Ssd {
-    conv0: Conv,
+    conv0: Conv2d,
     /// (depthwise with BN + relu6, pointwise + relu6), layers 1..=13.
-    pairs: Vec<(Depthwise, Conv)>,
+    pairs: Vec<(DepthwiseConv2d, Conv2d)>,
     /// Prediction/Conv2d_0..7.
-    extra: Vec<Conv>,
+    extra: Vec<Conv2d>,
     /// Box encoding and class predictors of each of the 6 feature maps, fused into one conv.
-    heads: Vec<Conv>,
+    heads: Vec<Conv2d>,
     /// `[ANCHORS][ymin, xmin, ymax, xmax]`.
     anchors: Vec<[f32; 4]>,
 }
 
-fn pointwise(w: &TfjsWeights, prefix: &str, k: usize, cin: usize, cout: usize, dev: &Device) -> Result<Conv> {
+/// A TF `SAME` convolution + bias + relu6 (MobileNet's batch norm folded into the bias).
+fn pointwise(
+    w: &TfjsWeights,
+    prefix: &str,
+    k: usize,
+    s: usize,
+    cin: usize,
+    cout: usize,
+    dev: &Device,
+) -> Result<Conv2d> {
     let filt = w.f32_values(&format!("{prefix}/weights"), &[k, k, cin, cout])?;
     let bias = w.f32_values(&format!("{prefix}/convolution_bn_offset"), &[cout])?;
-    let ep = Epilogue::new(None, bias.to_vec(), Act::Relu6, dev)?;
-    Ok(Conv::new(filt, k, cin, cout, ep, dev)?)
+    Ok(Conv2d::new(prefix, filt, [k, k, cin, cout], s, Padding::Same, dev)?
+        .with_bias(bias)?
+        .with_activation(Activation::Relu6)?
+        .with_direct_thin_input())
 }
 
-fn depthwise_bn(w: &TfjsWeights, idx: usize, c: usize, dev: &Device) -> Result<Depthwise> {
+fn depthwise_bn(w: &TfjsWeights, idx: usize, c: usize, s: usize, dev: &Device) -> Result<DepthwiseConv2d> {
     let p = format!("MobilenetV1/Conv2d_{idx}_depthwise");
     let filt = w.f32_values(&format!("{p}/depthwise_weights"), &[3, 3, c, 1])?;
     let get = |n: &str| w.f32_values(&format!("{p}/BatchNorm/{n}"), &[c]);
@@ -66,19 +78,20 @@ fn depthwise_bn(w: &TfjsWeights, idx: usize, c: usize, dev: &Device) -> Result<D
         scale.push(a as f32);
         shift.push((beta[i] as f64 - mean[i] as f64 * a) as f32);
     }
-    let ep = Epilogue::new(Some(scale), shift, Act::Relu6, dev)?;
-    Ok(Depthwise::new(filt, 3, c, Some(ep), dev)?)
+    Ok(DepthwiseConv2d::new(&p, filt, [3, 3, c, 1], s, Padding::Same, dev)?
+        .with_affine(&scale, &shift)?
+        .with_activation(Activation::Relu6)?)
 }
 
-fn head(w: &TfjsWeights, idx: usize, cin: usize, anchors: usize, dev: &Device) -> Result<Conv> {
-    let part = |kind: &str, per: usize| -> Result<Conv> {
+fn head(w: &TfjsWeights, idx: usize, cin: usize, anchors: usize, dev: &Device) -> Result<Conv2d> {
+    let part = |kind: &str, per: usize| -> Result<Conv2d> {
         let p = format!("Prediction/BoxPredictor_{idx}/{kind}");
         let filt = w.f32_values(&format!("{p}/weights"), &[1, 1, cin, anchors * per])?;
         let bias = w.f32_values(&format!("{p}/biases"), &[anchors * per])?;
-        let ep = Epilogue::new(None, bias.to_vec(), Act::None, dev)?;
-        Ok(Conv::new(filt, 1, cin, anchors * per, ep, dev)?)
+        Ok(Conv2d::new(&p, filt, [1, 1, cin, anchors * per], 1, Padding::Same, dev)?.with_bias(bias)?)
     };
-    Ok(Conv::fuse(&[part("BoxEncodingPredictor", 4)?, part("ClassPredictor", 3)?], dev)?)
+    let name = format!("Prediction/BoxPredictor_{idx}");
+    Ok(Conv2d::concat_outputs(&name, &[part("BoxEncodingPredictor", 4)?, part("ClassPredictor", 3)?])?)
 }
 
 /// MobileNetV1 channel widths: input of pair i is WIDTHS[i-1], output WIDTHS[i].
@@ -87,12 +100,13 @@ const WIDTHS: [usize; 14] = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512
 impl Ssd {
     pub(crate) fn load(manifest: &Path, dev: &Device) -> Result<Self> {
         let w = TfjsWeights::load(manifest)?;
-        let conv0 = pointwise(&w, "MobilenetV1/Conv2d_0_pointwise", 3, 3, 32, dev)?;
+        let conv0 = pointwise(&w, "MobilenetV1/Conv2d_0_pointwise", 3, 2, 3, 32, dev)?;
         let mut pairs = Vec::new();
         for i in 1..=13 {
             let (cin, cout) = (WIDTHS[i - 1], WIDTHS[i]);
-            let dw = depthwise_bn(&w, i, cin, dev)?;
-            let pw = pointwise(&w, &format!("MobilenetV1/Conv2d_{i}_pointwise"), 1, cin, cout, dev)?;
+            let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
+            let dw = depthwise_bn(&w, i, cin, stride, dev)?;
+            let pw = pointwise(&w, &format!("MobilenetV1/Conv2d_{i}_pointwise"), 1, 1, cin, cout, dev)?;
             pairs.push((dw, pw));
         }
         // Prediction/Conv2d_i: 1x1 on even i, 3x3 stride 2 on odd i.
@@ -100,8 +114,8 @@ impl Ssd {
             [(1024, 256), (256, 512), (512, 128), (128, 256), (256, 128), (128, 256), (256, 64), (64, 128)];
         let mut extra = Vec::new();
         for (i, &(cin, cout)) in extra_dims.iter().enumerate() {
-            let k = if i % 2 == 1 { 3 } else { 1 };
-            extra.push(pointwise(&w, &format!("Prediction/Conv2d_{i}_pointwise"), k, cin, cout, dev)?);
+            let (k, s) = if i % 2 == 1 { (3, 2) } else { (1, 1) };
+            extra.push(pointwise(&w, &format!("Prediction/Conv2d_{i}_pointwise"), k, s, cin, cout, dev)?);
         }
         let head_dims = [(512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6)];
         let heads =
@@ -115,25 +129,14 @@ impl Ssd {
     /// (undecoded) box encodings `[ANCHORS][4]` and face scores `[ANCHORS]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<RawPredictions>> {
         let mut conv11 = None;
-        // Off the baseline path the first convolution and layers 1-2 run as one row-streaming
-        // kernel (their outputs, the largest tensors, never go to memory), profiled as pointwise.
-        let (mut out, first) = if baseline() {
-            (span(Kind::Conv0, || self.conv0.forward(x, 2))?, 0)
-        } else {
-            // Streaming layer 3 too was measured slower (recomputed rows outweigh the traffic).
-            let ((dw1, pw1), (dw2, pw2)) = (&self.pairs[0], &self.pairs[1]);
-            (span(Kind::Pointwise, || pw1.forward_stem(&self.conv0, 2, dw1, x, 1, &[(dw2, 2, pw2)]))?, 2)
-        };
-        for (i, (dw, pw)) in self.pairs.iter().enumerate().skip(first) {
-            let layer = i + 1;
-            let stride = if [2, 4, 6, 12].contains(&layer) { 2 } else { 1 };
-            out = if baseline() {
-                let d = span(Kind::Depthwise, || dw.forward(&out, stride))?;
-                span(Kind::Pointwise, || pw.forward(&d, 1))?
-            } else {
-                span(Kind::Pointwise, || pw.forward_sep(dw, &out, stride))?
-            };
-            if layer == 11 {
+        // The first convolution and layers 1-2 run as one row-streaming kernel (their outputs,
+        // the largest tensors, never go to memory), profiled as pointwise. Streaming layer 3 too
+        // was measured slower (recomputed rows outweigh the traffic).
+        let ((dw1, pw1), (dw2, pw2)) = (&self.pairs[0], &self.pairs[1]);
+        let mut out = span(Kind::Pointwise, || fused::stem(&self.conv0, dw1, pw1, &[(dw2, pw2)], x))?;
+        for (i, (dw, pw)) in self.pairs.iter().enumerate().skip(2) {
+            out = span(Kind::Pointwise, || fused::separable(dw, pw, &out))?;
+            if i + 1 == 11 {
                 conv11 = Some(out.clone());
             }
         }
@@ -141,7 +144,7 @@ impl Ssd {
         let mut feats = vec![conv11, out.clone()];
         let mut t = out;
         for (i, conv) in self.extra.iter().enumerate() {
-            t = span(Kind::Extra, || conv.forward(&t, if i % 2 == 1 { 2 } else { 1 }))?;
+            t = span(Kind::Extra, || conv.forward(&t))?;
             if i % 2 == 1 {
                 feats.push(t.clone());
             }
@@ -151,7 +154,7 @@ impl Ssd {
         let mut scores: Vec<Vec<f32>> = vec![Vec::with_capacity(ANCHORS); n];
         for (feat, head) in feats.iter().zip(&self.heads) {
             let (y, v) = span(Kind::BoxHead, || -> Result<(Tensor, Vec<f32>)> {
-                let y = head.forward(feat, 1)?;
+                let y = head.forward(feat)?;
                 let v = y.flatten_all()?.to_vec1()?;
                 Ok((y, v))
             })?;
@@ -195,13 +198,15 @@ impl Ssd {
         let group = if dev.is_cpu() { 1 } else { images.len() };
         let per = SSD_INPUT * SSD_INPUT * 3;
         use rayon::prelude::*;
+        let candle = facebench_nn::candle_ops_forced();
         let run = |part: &[&RgbImage]| -> Result<Vec<RawPredictions>> {
             let mut data = vec![0f32; part.len() * per];
             span(Kind::Resize, || {
                 data.par_chunks_mut(per).zip(part.par_iter()).for_each(|(dst, img)| preprocess(img, dst))
             });
             let x = Tensor::from_vec(data, (part.len(), SSD_INPUT, SSD_INPUT, 3), dev)?;
-            self.forward(&x)
+            // On rayon's threads too: the caller's choice of kernels (`with_candle_ops`).
+            facebench_nn::with_candle_ops_if(candle, || self.forward(&x))
         };
         let parts: Vec<&[&RgbImage]> = images.chunks(group).collect();
         // Image-level parallelism on top of the kernels' own: with one image per pass the late
@@ -247,7 +252,9 @@ fn preprocess(img: &RgbImage, dst: &mut [f32]) {
             [0.0; 3]
         }
     };
-    resize_square_into(side, SSD_INPUT, px, |v, _| v / 127.5 - 1.0, dst);
+    let side = side as u32;
+    let out = SSD_INPUT as u32;
+    facebench_image::resize_tf_bilinear_into((side, side), (out, out), px, |v, _| v / 127.5 - 1.0, dst);
 }
 
 /// face-api `outputLayer.decodeBoxesLayer`: TF object-detection box coder with scales

@@ -31,7 +31,7 @@ pub use image::RgbImage;
 pub use jpegjs::decode_jpegjs;
 pub use pixels::ImageF32;
 pub use preprocess::{Border, Crop, FaceAnnotation, Preprocess};
-pub use resize::{resize, ResizeMode};
+pub use resize::{resize, resize_tf_bilinear_into, ResizeMode};
 pub use tensor::{to_tensor_data, write_tensor_data, ChannelOrder, Layout, TensorSource, TensorSpec, ValueScale};
 
 /// Result type of this crate.

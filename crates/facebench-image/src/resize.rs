@@ -120,27 +120,72 @@ fn lerp_table(input: u32, output: u32, half_pixel: bool) -> Vec<(usize, usize, f
         .collect()
 }
 
-/// TF.js's operation order: `top = tl + (tr - tl) * fx`, same for bottom, then
-/// `top + (bottom - top) * fy`.
 fn bilinear(img: &ImageF32, tx: &[(usize, usize, f64)], ty: &[(usize, usize, f64)]) -> ImageF32 {
     let iw = img.width() as usize;
     let src = img.as_slice();
-    let ow = tx.len();
-    let mut out = ImageF32::zeros(ow as u32, ty.len() as u32);
-    let data = out.data_mut();
-    let at = |x: usize, y: usize, c: usize| src[(y * iw + x) * 3 + c] as f64;
-    for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
-        for (ox, &(x0, x1, fx)) in tx.iter().enumerate() {
-            for c in 0..3 {
-                let (tl, tr) = (at(x0, y0, c), at(x1, y0, c));
-                let (bl, br) = (at(x0, y1, c), at(x1, y1, c));
-                let top = tl + (tr - tl) * fx;
-                let bottom = bl + (br - bl) * fx;
-                data[(oy * ow + ox) * 3 + c] = (top + (bottom - top) * fy) as f32;
+    let mut out = ImageF32::zeros(tx.len() as u32, ty.len() as u32);
+    let px = |x: usize, y: usize| -> [f32; 3] { src[(y * iw + x) * 3..(y * iw + x) * 3 + 3].try_into().expect("3") };
+    bilinear_rows(tx, ty, px, |v, _| v, out.data_mut());
+    out
+}
+
+/// [`ResizeMode::BilinearTfLegacy`] of a virtual `in_w x in_h` RGB image (pixel lookup
+/// `px(x, y)`) to `out_w x out_h`, storing `f(value, channel)` into `dst` (`out_h` rows of
+/// `out_w * 3`): for callers that resample without building the source image (the detector's
+/// zero-padded squares) and map values on the way (its input normalisation).
+pub fn resize_tf_bilinear_into(
+    (in_w, in_h): (u32, u32),
+    (out_w, out_h): (u32, u32),
+    px: impl Fn(usize, usize) -> [f32; 3],
+    f: impl Fn(f32, usize) -> f32,
+    dst: &mut [f32],
+) {
+    bilinear_rows(&lerp_table(in_w, out_w, false), &lerp_table(in_h, out_h, false), px, f, dst)
+}
+
+/// TF.js's operation order: `top = tl + (tr - tl) * fx`, same for bottom, then
+/// `top + (bottom - top) * fy`, in `f64`. Each source row's horizontal interpolation is computed
+/// once and shared by the output rows that read it (about two per row when upscaling): the
+/// same operations as interpolating per output pixel, half of them.
+fn bilinear_rows(
+    tx: &[(usize, usize, f64)],
+    ty: &[(usize, usize, f64)],
+    px: impl Fn(usize, usize) -> [f32; 3],
+    f: impl Fn(f32, usize) -> f32,
+    dst: &mut [f32],
+) {
+    let horizontal = |y: usize, buf: &mut Vec<f64>| {
+        buf.clear();
+        for &(x0, x1, fx) in tx {
+            let (l, r) = (px(x0, y), px(x1, y));
+            for ch in 0..3 {
+                buf.push(l[ch] as f64 + (r[ch] as f64 - l[ch] as f64) * fx);
+            }
+        }
+    };
+    // Two cached source rows: (row index, interpolated values).
+    let mut slots: [(usize, Vec<f64>); 2] = [(usize::MAX, Vec::new()), (usize::MAX, Vec::new())];
+    for (row, &(y0, y1, fy)) in dst.chunks_exact_mut(tx.len() * 3).zip(ty) {
+        for y in [y0, y1] {
+            if slots[0].0 != y && slots[1].0 != y {
+                // Replace the slot not needed by this output row.
+                let other = if y == y0 { y1 } else { y0 };
+                let i = if slots[0].0 == other { 1 } else { 0 };
+                horizontal(y, &mut slots[i].1);
+                slots[i].0 = y;
+            }
+        }
+        let pick = |y: usize| if slots[0].0 == y { &slots[0].1 } else { &slots[1].1 };
+        let (top, bottom) = (pick(y0), pick(y1));
+        for ((o, &t), &b) in row.iter_mut().zip(top).zip(bottom) {
+            *o = (t + (b - t) * fy) as f32;
+        }
+        for px in row.chunks_exact_mut(3) {
+            for (ch, o) in px.iter_mut().enumerate() {
+                *o = f(*o, ch);
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

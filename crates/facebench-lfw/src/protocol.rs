@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
-use facebench_metrics::Rule;
 pub use facebench_metrics::MetricSettings;
+use facebench_metrics::Rule;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

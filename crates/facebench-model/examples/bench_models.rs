@@ -8,10 +8,10 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use facebench_model::ops::{Activation, Conv2d, DepthwiseConv2d, Pads};
 use facebench_model::{bench_embed, default_models_dir, device_from_name, load, Registry};
+use facebench_nn::{Activation, Conv2d, DepthwiseConv2d, Pads};
 
-fn time<F: FnMut() -> facebench_model::Result<Tensor>>(iters: usize, mut f: F) -> f64 {
+fn time<E: std::fmt::Debug, F: FnMut() -> Result<Tensor, E>>(iters: usize, mut f: F) -> f64 {
     f().unwrap();
     let t0 = Instant::now();
     for _ in 0..iters {
@@ -42,7 +42,7 @@ fn main() -> facebench_model::Result<()> {
             );
         }
         if device.is_cpu() && only.is_none() {
-            let r = facebench_model::ops::with_candle_ops(|| bench_embed(model.as_ref(), 32, 1))?;
+            let r = facebench_nn::with_candle_ops(|| bench_embed(model.as_ref(), 32, 1))?;
             println!(
                 "{:<16} batch  32: {:>8.1} images/s with candle's own ops (grouped conv etc.)",
                 r.model, r.images_per_sec

@@ -33,6 +33,9 @@ pub enum Error {
     /// A model input that does not fit the model (wrong rank, size or channel count).
     #[error("{0}")]
     Input(String),
+    /// A layer that does not fit its input (or candle failing inside one).
+    #[error(transparent)]
+    Nn(#[from] facebench_nn::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -6,9 +6,9 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::{add, pad2d, Activation, ChannelOp, Conv2d, Pads, Pool};
 use crate::tfjs::TfjsWeights;
 use crate::{check_batch, FaceModel, InputSpec};
+use facebench_nn::{add, pad2d, Activation, ChannelOp, Conv2d, Pads, Pool};
 
 pub const NAME: &str = "faceapi-resnet";
 const SIZE: usize = 150;
@@ -85,13 +85,13 @@ fn conv_unit(
 ) -> Result<Conv2d> {
     let c_out = shape[3];
     let filt = w.f32_values(&format!("{p}/conv/filters"), &shape)?;
-    Conv2d::new(p, filt, shape, stride, pads, dev)?
+    Ok(Conv2d::new(p, filt, shape, stride, pads, dev)?
         .with_bias(w.f32_values(&format!("{p}/conv/bias"), &[c_out])?)?
         .with_affine(
             w.f32_values(&format!("{p}/scale/weights"), &[c_out])?,
             w.f32_values(&format!("{p}/scale/biases"), &[c_out])?,
         )?
-        .with_activation(act)
+        .with_activation(act)?)
 }
 
 impl FaceapiResnet {
@@ -126,7 +126,7 @@ impl FaceapiResnet {
     fn block(&self, b: &Block, x: &Tensor) -> Result<Tensor> {
         let h = b.conv1.forward(x)?;
         if b.kind == Kind::Residual {
-            return b.conv2.forward_residual(&h, x);
+            return Ok(b.conv2.forward_residual(&h, x)?);
         }
         let h = b.conv2.forward(&h)?;
         let mut pooled = Pool::Avg { k: 2, s: 2 }.forward(x)?;
@@ -141,7 +141,7 @@ impl FaceapiResnet {
             let zeros = Tensor::zeros((n, ph, pw, b.c_out - b.c_in), DType::F32, x.device())?;
             pooled = Tensor::cat(&[&pooled, &zeros], 3)?;
         }
-        add(&pooled, &h, true)
+        Ok(add(&[&pooled, &h], true)?)
     }
 }
 

@@ -18,7 +18,6 @@ use candle_core::{Device, Tensor};
 pub mod error;
 pub mod faceapi_resnet;
 pub mod mobileface;
-pub mod ops;
 pub mod registry;
 pub mod tfjs;
 
@@ -135,13 +134,13 @@ where
     let threads = rayon::current_num_threads();
     let chunk = chunk.min(n.div_ceil(threads)).max(1);
     let parts = n.div_ceil(chunk);
-    if !ops::use_kernels(batch) || n <= chunk || parts < threads {
+    if !facebench_nn::use_kernels(batch) || n <= chunk || parts < threads {
         return f(batch);
     }
     use rayon::prelude::*;
     let parts = (0..parts)
         .into_par_iter()
-        .map(|i| ops::sequential(|| f(&batch.narrow(0, i * chunk, chunk.min(n - i * chunk))?)))
+        .map(|i| facebench_nn::sequential(|| f(&batch.narrow(0, i * chunk, chunk.min(n - i * chunk))?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&parts, 0)?)
 }

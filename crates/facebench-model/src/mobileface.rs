@@ -7,9 +7,9 @@
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::ops::{add, Activation, ChannelOp, Conv2d, DepthwiseConv2d, Pads};
 use crate::tfjs::TfjsWeights;
 use crate::{check_batch, FaceModel, InputSpec};
+use facebench_nn::{add, Activation, ChannelOp, Conv2d, DepthwiseConv2d, Pads};
 
 pub const NAME: &str = "mobileface";
 const SIZE: usize = 112;
@@ -115,15 +115,9 @@ impl MobileFace {
             let conv0 = Conv2d::new(&format!("{p}_conv0_0"), w0, [1, 1, c_in, c], 1, Pads::NONE, device)?;
             let dw = |j: usize, df: &str, stride: usize| -> Result<DepthwiseConv2d> {
                 let name = format!("{p}_{df}");
-                DepthwiseConv2d::new(
-                    &name,
-                    w.f32_values(&name, &[3, 3, c, 1])?,
-                    [3, 3, c, 1],
-                    stride,
-                    Pads::uniform(1),
-                    device,
-                )?
-                .with_activation(prelu(3 * si + j + 1, &format!("{p}_prelu{j}_gamma"), c)?)
+                let f = w.f32_values(&name, &[3, 3, c, 1])?;
+                Ok(DepthwiseConv2d::new(&name, f, [3, 3, c, 1], stride, Pads::uniform(1), device)?
+                    .with_activation(prelu(3 * si + j + 1, &format!("{p}_prelu{j}_gamma"), c)?)?)
             };
             stages.push(Stage { conv0, dw: [dw(0, "conv0_1_df", 2)?, dw(1, "conv1_df", 1)?, dw(2, "conv2_df", 1)?] });
         }
@@ -181,10 +175,10 @@ impl MobileFace {
         for s in &self.stages {
             let a = s.dw[0].forward(&s.conv0.forward(&x)?)?;
             let b = s.dw[2].forward(&s.dw[1].forward(&a)?)?;
-            x = add(&b, &a, false)?;
+            x = add(&[&b, &a], false)?;
         }
         // The graph flattens NHWC, (h, w, c) order, which is our layout.
         let flat = x.reshape((n, 2048))?;
-        self.bn.forward(&flat.matmul(&self.dense)?)
+        Ok(self.bn.forward(&flat.matmul(&self.dense)?)?)
     }
 }

@@ -123,7 +123,7 @@ fn mobileface_matches_tfjs() {
 /// The path CUDA takes (plain candle ops: pad, conv2d, grouped conv2d, pools), run on CPU.
 #[test]
 fn candle_ops_path_matches_tfjs() {
-    facebench_model::ops::with_candle_ops(|| {
+    facebench_nn::with_candle_ops(|| {
         check_model("faceapi-resnet", "faceapi_recognition", 150, Some(3));
         check_model("mobileface", "mobileface", 112, Some(3));
     });
