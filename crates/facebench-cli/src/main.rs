@@ -1,11 +1,16 @@
-//! `facebench`: a thin command-line front end over the facebench library crates.
+//! `facebench`: a thin command-line front end over the facebench library crates. Flags
+//! become library requests in flags.rs; each command below is one library call and printing.
 
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use facebench_pipeline as pipeline;
 
-mod cmd;
+mod flags;
+
+use flags::{BenchCommand, EvalCommand, LmclCommand, PackCommand, TuneCommand};
 
 /// Benchmark harness for deep face recognition: LFW, YouTube Faces and MegaFace
 /// protocols, scored with parallel cosine scoring and the reference tools' exact rules.
@@ -22,48 +27,156 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Detect faces and 68 landmarks in every image; cache them as JSON lines.
-    Align(cmd::align::AlignArgs),
+    Align(flags::AlignArgs),
     /// Embed images with a face model into a resumable store.
-    Embed(cmd::embed::EmbedArgs),
+    Embed(flags::EmbedArgs),
     /// Evaluate embeddings on a protocol.
     #[command(subcommand)]
-    Eval(cmd::eval::EvalCommand),
+    Eval(EvalCommand),
     /// Choose a protocol's preprocessing variant on its development split (LFW View 1).
     #[command(subcommand)]
-    Tune(cmd::eval::TuneCommand),
+    Tune(TuneCommand),
     /// Train a margin-loss (LMCL/CosFace, ArcFace, ...) head on frozen embeddings, or a backbone.
-    Train(cmd::train::TrainArgs),
+    Train(flags::TrainArgs),
     /// Benchmarks that print a ratio against a baseline measured in the same run.
     #[command(subcommand)]
-    Bench(cmd::bench::BenchCommand),
+    Bench(BenchCommand),
     /// Write a dataset file: `pack bin` makes an InsightFace .bin verification pack.
     #[command(subcommand)]
-    Pack(cmd::bin::PackCommand),
+    Pack(PackCommand),
     /// Paper-style comparison of every results.json given: tables (Markdown, HTML, LaTeX),
     /// overlaid ROC/CMC figures, score histograms and a provenance appendix.
-    Report(cmd::report::ReportArgs),
+    Report(flags::ReportArgs),
     /// The CosFace paper's LMCL experiments on frozen LFW embeddings: toy (Fig. 3), ablation (Fig. 5).
     #[command(subcommand)]
-    Lmcl(cmd::lmcl::LmclCommand),
+    Lmcl(LmclCommand),
+}
+
+type CmdResult = Result<(), Box<dyn Error>>;
+
+fn align(a: flags::AlignArgs, data_root: &std::path::Path) -> CmdResult {
+    let (root, keys) = a.images.image_set().resolve(data_root)?;
+    let o = a.workspace(data_root).align(&root, &keys, &a.out, a.decoder)?;
+    println!(
+        "aligned {} image(s) in {:.1}s ({:.1} images/s), {} already cached; {} fallback(s) to the centre box{}",
+        o.aligned,
+        o.seconds,
+        o.per_second(),
+        o.already,
+        o.fallbacks.len(),
+        match o.fallbacks.len() {
+            0 => String::new(),
+            // A long list buries the summary; every fallback is flagged in the JSONL cache.
+            n if n <= 10 => format!(": {}", o.fallbacks.join(", ")),
+            n => format!(
+                " (first 10: {}, ...; all {n} have \"fallback\": true in {})",
+                o.fallbacks[..10].join(", "),
+                a.out.display()
+            ),
+        }
+    );
+    Ok(())
+}
+
+fn eval(c: EvalCommand, data_root: &std::path::Path) -> Result<String, Box<dyn Error>> {
+    Ok(match c {
+        EvalCommand::Lfw(a) => match a.model {
+            Some(m) => {
+                pipeline::lfw::run(&a.pipeline.workspace(data_root), m, &a.pipeline.protocol_file, &a.model_out(m))?
+            }
+            None => pipeline::lfw::eval_store(data_root, &a.store_eval()?)?,
+        },
+        EvalCommand::Megaface(a) => pipeline::megaface::run(data_root, &a.request()?)?,
+        EvalCommand::MegafaceLfw(a) => pipeline::megaface::run_lfw_stand_in(
+            &a.pipeline.workspace(data_root),
+            a.model,
+            a.min_images,
+            a.out.as_deref(),
+        )?,
+        EvalCommand::Bin(a) => {
+            pipeline::bin::eval(&a.run.workspace(data_root, std::path::Path::new(".")), &a.request())?
+        }
+        EvalCommand::Ytf(a) => pipeline::ytf::run(&a.run.workspace(data_root, &a.cache), &a.request())?,
+    })
+}
+
+fn report(a: flags::ReportArgs) -> CmdResult {
+    use facebench_report::summary::{find_figures, find_results, write_summary};
+    let (files, unmatched) = find_results(&a.results, &a.out)?;
+    for arg in unmatched {
+        eprintln!("warning: `{arg}` matched no results.json");
+    }
+    if files.is_empty() {
+        return Err(format!("no results.json found in {}", a.results.join(" ")).into());
+    }
+    let figures = find_figures(&a.figures);
+    let s = write_summary(&a.out, &files, &figures)?;
+    println!(
+        "{} results file(s), {} model(s) ({}), {} extra figure(s)",
+        s.used,
+        s.models.len(),
+        s.models.join(", "),
+        figures.len()
+    );
+    for (p, why) in &s.unrecognised {
+        println!("not recognised, listed in the report: {} ({why})", p.display());
+    }
+    println!("wrote {} files to {} (summary.md, summary.html, summary.tex, figures)", s.written.len(), a.out.display());
+    Ok(())
+}
+
+fn run(cli: Cli) -> CmdResult {
+    let data_root = &cli.data_root;
+    let out = match cli.command {
+        Command::Align(a) => return align(a, data_root),
+        Command::Report(a) => return report(a),
+        Command::Embed(a) => {
+            pipeline::embed::run(&a.run.workspace(data_root, std::path::Path::new(".")), &a.request())?
+        }
+        Command::Eval(c) => eval(c, data_root)?,
+        Command::Tune(TuneCommand::Lfw(a)) => {
+            let (t, path) = pipeline::lfw::tune(&a.pipeline.workspace(data_root), a.model, &a.pipeline.protocol_file)?;
+            format!("{}wrote {}\n", t.table(), path.display())
+        }
+        Command::Train(a) => pipeline::train::run(&a.request())?,
+        Command::Bench(BenchCommand::Embed(a)) => {
+            pipeline::bench::embed(&a.workspace(data_root), a.model, a.iters, a.images)?
+        }
+        Command::Bench(BenchCommand::Megaface(a)) => {
+            format!("{}\n", facebench_megaface::bench_megaface(a.distractors, a.dim, a.threads)?)
+        }
+        // --threads 0 = all cores
+        Command::Bench(BenchCommand::Score(a)) => format!(
+            "{}\n",
+            facebench_score::bench::bench_score(a.queries, a.gallery, a.dim, a.k, a.threads.unwrap_or(0))?
+        ),
+        Command::Pack(PackCommand::Bin(a)) => format!("{}\n", pipeline::bin::pack(data_root, &a.request())?),
+        Command::Lmcl(LmclCommand::Toy(a)) => {
+            pipeline::lmcl::run_toy(&a.common.pipeline.workspace(data_root), &a.request())?
+        }
+        Command::Lmcl(LmclCommand::Ablation(a)) => {
+            pipeline::lmcl::run_ablation(&a.common.pipeline.workspace(data_root), &a.request())?
+        }
+    };
+    print!("{out}");
+    Ok(())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Align(a) => cmd::align::run(a, &cli.data_root),
-        Command::Embed(a) => cmd::embed::run(a, &cli.data_root),
-        Command::Eval(c) => cmd::eval::run(c, &cli.data_root),
-        Command::Tune(c) => cmd::eval::run_tune(c, &cli.data_root),
-        Command::Train(a) => cmd::train::run(a),
-        Command::Bench(c) => cmd::bench::run(c, &cli.data_root),
-        Command::Pack(c) => cmd::bin::run_pack(c, &cli.data_root),
-        Command::Report(a) => cmd::report::run(a),
-        Command::Lmcl(c) => cmd::lmcl::run(c, &cli.data_root),
-    };
-    match result {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // The whole cause chain, outermost first, each cause once.
+            let mut line = format!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !line.contains(&text) {
+                    line += &format!(": {text}");
+                }
+                source = s.source();
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

@@ -256,7 +256,13 @@ pub fn ablation(
                             if let MarginLoss::SphereFace { .. } = loss {
                                 tc.anneal = Some(SphereAnneal::default());
                             }
-                            train_head(&ts.x, d, &ts.y, &tc)?.apply(&data.pair_images)?
+                            // One thread for the head's own matmuls: candle's gemm would
+                            // otherwise split each small product over every core.
+                            let single = rayon::ThreadPoolBuilder::new()
+                                .num_threads(1)
+                                .build()
+                                .map_err(|e| LmclError::Input(format!("thread pool: {e}")))?;
+                            single.install(|| train_head(&ts.x, d, &ts.y, &tc)?.apply(&data.pair_images))?
                         }
                     };
                     let head_s = t_head.elapsed().as_secs_f64();

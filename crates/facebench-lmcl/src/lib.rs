@@ -18,9 +18,10 @@
 //!
 //! Performance note: head-sized matmuls are small, and candle's CPU gemm spreads each one over
 //! `RAYON_NUM_THREADS` threads; on a busy machine that made head training up to 10x slower
-//! than one thread (0.27 s vs 2.4 s per epoch at 4,000 x 128 -> 128, 1,000 classes). Callers
-//! training many heads should run them with `RAYON_NUM_THREADS=1`, in parallel if they like.
-//! Results are bit-identical either way.
+//! than one thread (0.27 s vs 2.4 s per epoch at 4,000 x 128 -> 128, 1,000 classes).
+//! [`ablation`] therefore trains each head inside a one-thread rayon pool (gemm splits its
+//! work over the current pool), heads in parallel on the caller's pool. Results are
+//! bit-identical either way.
 
 mod backbone;
 mod error;

@@ -1,5 +1,7 @@
-//! The LFW report: `report.md`, `report.html` (self-contained: figures inlined as SVG),
-//! `roc.png`/`roc.svg`, `scores.png`/`scores.svg`.
+//! The pairs-verification report (LFW View 2, InsightFace `.bin` packs): `report.md`,
+//! `report.html` (self-contained: figures inlined as SVG), `roc.png`/`roc.svg`,
+//! `scores.png`/`scores.svg`, and the terminal table. What differs between protocols
+//! (title, fold wording, published rows, an alignment-fallback section) is in the context.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +10,8 @@ use facebench_lfw::{LfwResults, Rule};
 use facebench_metrics::TarAtFar;
 
 use crate::plot::{roc_plot, score_histogram, RocCurve};
-use crate::published::{pct, PUBLISHED};
+use crate::published::PUBLISHED;
+use crate::results::Stage;
 use crate::table::{escape_html, Table};
 use crate::{Error, Result};
 
@@ -22,21 +25,81 @@ pub struct VariantRow {
     pub accuracy_std: f64,
 }
 
+/// A published accuracy shown beside the measured rows, labelled as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedAccuracy {
+    pub source: String,
+    pub setting: String,
+    /// Percent.
+    pub accuracy: f64,
+}
+
 /// Everything the report shows besides the results themselves.
 #[derive(Debug, Clone, Default)]
 pub struct LfwReportContext {
+    /// The protocol in titles: `LFW View 2`, `cfp_fp (.bin pack)`.
+    pub protocol: String,
+    /// How the folds were made, in the intro and headings: `folds`, `contiguous folds`.
+    pub folds: String,
+    /// Heading of the accuracy table: `Accuracy (10-fold, View 2)`.
+    pub accuracy_heading: String,
+    /// Header of the accuracy column: `LFW accuracy % (mean ± pop. std)`.
+    pub accuracy_column: String,
     pub model: String,
     /// The preprocessing used, in words.
     pub preprocessing: String,
     /// How that preprocessing was chosen (e.g. "best of 3 variants on View 1").
-    pub choice: String,
+    pub choice: Option<String>,
     pub variants: Vec<VariantRow>,
-    /// Images where no face was found and the centre-box fallback was used.
-    pub fallbacks: Vec<String>,
-    /// (stage, seconds, note such as images/s).
-    pub timings: Vec<(String, f64, String)>,
+    pub published: Vec<PublishedAccuracy>,
+    /// Images where no face was found and the centre-box fallback was used; `None` when
+    /// nothing was aligned (a pack of crops), which leaves the section out.
+    pub fallbacks: Option<Vec<String>>,
+    pub timings: Vec<Stage>,
     /// (key, value) for the provenance appendix.
     pub provenance: Vec<(String, String)>,
+}
+
+impl LfwReportContext {
+    /// LFW View 2's wording and the published LFW rows.
+    pub fn lfw_view2(model: impl Into<String>, preprocessing: impl Into<String>) -> Self {
+        LfwReportContext {
+            protocol: "LFW View 2".into(),
+            folds: "folds".into(),
+            accuracy_heading: "Accuracy (10-fold, View 2)".into(),
+            accuracy_column: "LFW accuracy % (mean ± pop. std)".into(),
+            model: model.into(),
+            preprocessing: preprocessing.into(),
+            published: PUBLISHED
+                .iter()
+                .filter_map(|p| {
+                    Some(PublishedAccuracy { source: p.source.into(), setting: p.setting.into(), accuracy: p.lfw? })
+                })
+                .collect(),
+            fallbacks: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+
+    /// A `.bin` pack's wording: `n_folds` contiguous folds, the protocol file's published rows.
+    pub fn bin_pack(
+        pack: &str,
+        n_folds: usize,
+        model: impl Into<String>,
+        preprocessing: impl Into<String>,
+        published: Vec<PublishedAccuracy>,
+    ) -> Self {
+        LfwReportContext {
+            protocol: format!("{pack} (.bin pack)"),
+            folds: "contiguous folds".into(),
+            accuracy_heading: format!("Accuracy ({n_folds} contiguous folds)"),
+            accuracy_column: "accuracy % (mean ± pop. std)".into(),
+            model: model.into(),
+            preprocessing: preprocessing.into(),
+            published,
+            ..Default::default()
+        }
+    }
 }
 
 fn fmt_acc(mean: f64, std: f64) -> String {
@@ -56,7 +119,7 @@ fn tar_cell(t: &TarAtFar) -> String {
 fn tables(r: &LfwResults, ctx: &LfwReportContext) -> Vec<(String, Table)> {
     let mut out = Vec::new();
 
-    let mut t = Table::new(["", "method", "rule", "LFW accuracy % (mean ± pop. std)", "sample std", "SEM"]);
+    let mut t = Table::new(["", "method", "rule", ctx.accuracy_column.as_str(), "sample std", "SEM"]);
     for rep in &r.accuracy {
         t.row([
             "measured".to_string(),
@@ -77,17 +140,17 @@ fn tables(r: &LfwResults, ctx: &LfwReportContext) -> Vec<(String, Table)> {
             "-".into(),
         ]);
     }
-    for p in PUBLISHED.iter().filter(|p| p.lfw.is_some()) {
+    for p in &ctx.published {
         t.row([
             "published".to_string(),
             format!("{}: {}", p.source, p.setting),
             "as published".into(),
-            pct(p.lfw),
+            format!("{:.2}", p.accuracy),
             "-".into(),
             "-".into(),
         ]);
     }
-    out.push(("Accuracy (10-fold, View 2)".to_string(), t));
+    out.push((ctx.accuracy_heading.clone(), t));
 
     let mut header = vec!["fold".to_string()];
     for rep in &r.accuracy {
@@ -104,7 +167,8 @@ fn tables(r: &LfwResults, ctx: &LfwReportContext) -> Vec<(String, Table)> {
         }
         t.row(cells);
     }
-    out.push(("Per fold (threshold chosen on the other 9 folds)".to_string(), t));
+    let others = r.n_folds.saturating_sub(1);
+    out.push((format!("Per fold (threshold chosen on the other {others} folds)"), t));
 
     let mut t = Table::new(["measure", "value", "how"]);
     t.row(["AUC".to_string(), format!("{:.5}", r.auc), "pooled ROC of the fused cosine".into()]);
@@ -136,9 +200,10 @@ fn cosine_threshold(r: &LfwResults) -> Option<f64> {
 pub fn write_lfw_report(dir: &Path, r: &LfwResults, ctx: &LfwReportContext) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
     let rf = &r.roc_folds;
+    let title = format!("{}: {}", ctx.protocol, ctx.model);
     roc_plot(
         &dir.join("roc"),
-        &format!("LFW View 2 ROC: {}", ctx.model),
+        &format!("{} ROC: {}", ctx.protocol, ctx.model),
         &[RocCurve {
             label: format!("{} (fold mean, min-max band)", ctx.model),
             colour_index: 0,
@@ -151,7 +216,7 @@ pub fn write_lfw_report(dir: &Path, r: &LfwResults, ctx: &LfwReportContext) -> R
     let impostor: Vec<f64> = r.pair_scores.iter().filter(|p| !p.is_same).map(|p| p.cosine).collect();
     score_histogram(
         &dir.join("scores"),
-        &format!("LFW View 2 scores: {}", ctx.model),
+        &format!("{} scores: {}", ctx.protocol, ctx.model),
         &genuine,
         &impostor,
         cosine_threshold(r),
@@ -159,12 +224,12 @@ pub fn write_lfw_report(dir: &Path, r: &LfwResults, ctx: &LfwReportContext) -> R
     )?;
 
     let tabs = tables(r, ctx);
-    let mut md = format!("# LFW View 2: {}\n\n", ctx.model);
-    let _ = writeln!(
-        md,
-        "{} pairs in {} folds from `{}`. Preprocessing: {}. Chosen: {}.\n",
-        r.n_pairs, r.n_folds, r.pairs_file, ctx.preprocessing, ctx.choice
+    let chosen = ctx.choice.as_ref().map(|c| format!(" Chosen: {c}.")).unwrap_or_default();
+    let intro = format!(
+        "{} pairs in {} {} from `{}`. Preprocessing: {}.{chosen}",
+        r.n_pairs, r.n_folds, ctx.folds, r.pairs_file, ctx.preprocessing
     );
+    let mut md = format!("# {title}\n\n{intro}\n\n");
     for (h, t) in &tabs {
         let _ = write!(md, "## {h}\n\n{}\n", t.markdown());
     }
@@ -172,13 +237,9 @@ pub fn write_lfw_report(dir: &Path, r: &LfwResults, ctx: &LfwReportContext) -> R
     let _ = write!(md, "{}", notes_md(ctx));
 
     let mut html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>LFW: {m}</title>\n<style>{CSS}</style></head><body>\n<h1>LFW View 2: {m}</h1>\n<p>{n} pairs in {k} folds from <code>{p}</code>. Preprocessing: {pre}. Chosen: {ch}.</p>\n",
-        m = escape_html(&ctx.model),
-        n = r.n_pairs,
-        k = r.n_folds,
-        p = escape_html(&r.pairs_file),
-        pre = escape_html(&ctx.preprocessing),
-        ch = escape_html(&ctx.choice),
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{CSS}</style></head><body>\n<h1>{t}</h1>\n<p>{i}</p>\n",
+        t = escape_html(&title),
+        i = escape_html(&intro).replace(&format!("`{}`", escape_html(&r.pairs_file)), &format!("<code>{}</code>", escape_html(&r.pairs_file))),
     );
     for (h, t) in &tabs {
         let _ = write!(html, "<h2>{}</h2>\n{}", escape_html(h), t.html());
@@ -216,17 +277,19 @@ fn note_sections(ctx: &LfwReportContext) -> Vec<Section> {
     let mut out = Vec::new();
     if !ctx.timings.is_empty() {
         let mut t = Table::new(["stage", "seconds", "note"]);
-        for (stage, secs, note) in &ctx.timings {
-            t.row([stage.clone(), format!("{secs:.1}"), note.clone()]);
+        for s in &ctx.timings {
+            t.row([s.stage.clone(), format!("{:.1}", s.seconds), s.note.clone()]);
         }
         out.push(Section { heading: "Time", text: String::new(), table: Some(t), items: vec![] });
     }
-    out.push(Section {
-        heading: "Alignment fallbacks",
-        text: format!("{} image(s) had no detected face and used the centre box.", ctx.fallbacks.len()),
-        table: None,
-        items: ctx.fallbacks.clone(),
-    });
+    if let Some(fallbacks) = &ctx.fallbacks {
+        out.push(Section {
+            heading: "Alignment fallbacks",
+            text: format!("{} image(s) had no detected face and used the centre box.", fallbacks.len()),
+            table: None,
+            items: fallbacks.clone(),
+        });
+    }
     if !ctx.provenance.is_empty() {
         let mut t = Table::new(["item", "value"]);
         for (k, v) in &ctx.provenance {
@@ -272,6 +335,54 @@ fn notes_html(ctx: &LfwReportContext) -> String {
             }
             s += "</ul>\n";
         }
+    }
+    s
+}
+
+/// The terminal table: accuracy per rule, then the per-fold table, then ROC read-outs.
+/// `protocol` heads the first line (`LFW`, `bin:cfp_fp`).
+pub fn headline_table(protocol: &str, r: &LfwResults) -> String {
+    let mut s = String::new();
+    let _ =
+        writeln!(s, "{protocol} {} : {} pairs, {} folds, flip fusion: {}", r.pairs_file, r.n_pairs, r.n_folds, r.flip);
+    let _ = writeln!(s, "{:<12} {:>9} {:>10} {:>12} {:>8}", "rule", "accuracy", "std (pop)", "std (sample)", "SEM");
+    for rep in &r.accuracy {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>8.3}% {:>9.3}% {:>11.3}% {:>7.3}%",
+            rep.rule.to_string(),
+            100.0 * rep.mean,
+            100.0 * rep.std_population,
+            100.0 * rep.std_sample,
+            100.0 * rep.sem
+        );
+    }
+    if !r.accuracy.is_empty() {
+        let _ = write!(s, "{:<12}", "fold");
+        for rep in &r.accuracy {
+            let _ = write!(s, " {:>12} {:>10}", format!("{} acc", rep.rule), "threshold");
+        }
+        let _ = writeln!(s);
+        for k in 0..r.accuracy[0].folds.len() {
+            let _ = write!(s, "{:<12}", k + 1);
+            for rep in &r.accuracy {
+                let f = &rep.folds[k];
+                let _ = write!(s, " {:>11.3}% {:>10.4}", 100.0 * f.test_accuracy, f.threshold);
+            }
+            let _ = writeln!(s);
+        }
+    }
+    let _ = writeln!(s, "AUC {:.5}   EER {:.3}%", r.auc, 100.0 * r.eer);
+    for row in &r.tar_at_far {
+        let value = match (&row.exact, &row.insightface) {
+            (Some(TarAtFar::Measured { tar, far, .. }), _) => format!("{:.3}% (at FAR {:.2e})", 100.0 * tar, far),
+            (Some(TarAtFar::NotMeasurable { negatives, .. }), _) => format!("not measurable ({negatives} negatives)"),
+            (None, Some(v)) => {
+                format!("{:.3}% +- {:.3}% (mean FAR {:.2e})", 100.0 * v.val_mean, 100.0 * v.val_std, v.far_mean)
+            }
+            (None, None) => "-".to_string(),
+        };
+        let _ = writeln!(s, "TAR@FAR={:.0e} ({}): {value}", row.far_target, row.method);
     }
     s
 }

@@ -3,8 +3,10 @@
 
 pub mod lfw;
 pub mod lmcl;
+pub mod megaface;
 pub mod plot;
 pub mod published;
+pub mod results;
 pub mod summary;
 pub mod table;
 pub mod ytf;

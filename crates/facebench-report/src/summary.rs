@@ -7,6 +7,7 @@
 //! Every number carries its protocol variant in its own cell (rule, raw/R, stand-in,
 //! partial), since a table row copied into a paper loses its footnotes.
 
+mod inputs;
 mod latex;
 mod load;
 
@@ -14,11 +15,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use inputs::{find_figures, find_results};
 pub use load::thousands;
 use load::{load, Body, Entry, Megaface, Verification};
 
 use crate::plot::{cmc_plot, colour_slots, roc_plot, score_histogram_panels, CmcCurve, HistPanel, RocCurve};
 use crate::published::{pct, PublishedRow, PUBLISHED};
+use crate::results::Stage;
 use crate::table::{escape_html, Table};
 use crate::{Error, Result};
 
@@ -626,7 +629,7 @@ fn appendix(doc: &mut Doc, entries: &[Entry]) {
         }
         if !e.timings.is_empty() {
             let mut t = Table::new(["stage", "wall time (s)", "note"]);
-            for (stage, secs, note) in &e.timings {
+            for Stage { stage, seconds: secs, note } in &e.timings {
                 t.row([stage.clone(), format!("{secs:.2}"), note.clone()]);
             }
             doc.t(t);

@@ -9,10 +9,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use facebench_metrics::{FoldAveragedRoc, FoldReport, InsightFaceVal, TarAtFar};
+use facebench_ytf::YtfResults;
 
 use crate::lfw::CSS;
 use crate::plot::{roc_plot, score_histogram, RocCurve};
 use crate::published::{pct, PUBLISHED};
+use crate::results::Stage;
 use crate::table::{escape_html, Table};
 use crate::{Error, Result};
 
@@ -63,11 +65,164 @@ pub struct YtfReport {
     /// Header and rows of the per-pair score table (shown when short; always in the CSV).
     pub pair_header: Vec<String>,
     pub pair_rows: Vec<Vec<String>>,
-    /// (stage, seconds, note such as frames/s).
-    pub timings: Vec<(String, f64, String)>,
+    pub timings: Vec<Stage>,
     /// Frames where no face was detected in the search region.
     pub fallbacks: Vec<String>,
     pub provenance: Vec<(String, String)>,
+}
+
+/// What a YTF report shows beside the results: who embedded the frames, how, at what speed.
+#[derive(Debug, Clone, Default)]
+pub struct YtfRunInfo {
+    pub model: String,
+    pub preprocessing: String,
+    /// Frames/s of alignment and embedding, in words.
+    pub speed: Option<String>,
+    pub timings: Vec<Stage>,
+    pub fallbacks: Vec<String>,
+    pub provenance: Vec<(String, String)>,
+}
+
+impl YtfReport {
+    /// The report of `r`: every mode's accuracy, ROC and score split, the pair table.
+    pub fn of(r: &YtfResults, run: YtfRunInfo) -> YtfReport {
+        let modes = r
+            .modes
+            .iter()
+            .map(|m| {
+                let scores = |same: bool| {
+                    r.pairs.iter().zip(&m.scores).filter(|(p, _)| p.is_same == same).map(|(_, &s)| s).collect()
+                };
+                let met = m.metrics.as_ref();
+                YtfModeReport {
+                    mode: m.mode.to_string(),
+                    description: m.description.to_string(),
+                    accuracy: met.map(|x| x.accuracy.clone()).unwrap_or_default(),
+                    rule_scores: met.map(|x| x.rule_scores.clone().into_iter().collect()).unwrap_or_default(),
+                    auc: met.map(|x| x.auc),
+                    eer: met.map(|x| x.eer),
+                    tar_at_far: met
+                        .map(|x| {
+                            x.tar_at_far
+                                .iter()
+                                .map(|t| TarCell {
+                                    far_target: t.far_target,
+                                    method: t.method.to_string(),
+                                    exact: t.exact.clone(),
+                                    insightface: t.insightface.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    roc_folds: met.map(|x| x.roc_folds.clone()),
+                    not_measurable: m.not_measurable.clone(),
+                    genuine: scores(true),
+                    impostor: scores(false),
+                }
+            })
+            .collect();
+        let mut pair_header: Vec<String> =
+            ["split", "pair", "left", "right", "same", "frames"].into_iter().map(String::from).collect();
+        pair_header.extend(r.modes.iter().map(|m| m.mode.to_string()));
+        let pair_rows = r
+            .pairs
+            .iter()
+            .map(|p| {
+                let mut row = vec![
+                    p.split.to_string(),
+                    p.pair.to_string(),
+                    p.left.clone(),
+                    p.right.clone(),
+                    if p.is_same { "yes" } else { "no" }.to_string(),
+                    format!("{} + {}", p.frames_left, p.frames_right),
+                ];
+                row.extend(r.modes.iter().map(|m| format!("{:.4}", p.scores[m.mode.name()])));
+                row
+            })
+            .collect();
+        YtfReport {
+            model: run.model,
+            partial_line: r.partial_line(),
+            summary: format!(
+                "{} of {} pairs of `{}` ({} of the {} named videos found; the dataset has {}), {} layout under `{}`, {} ({} frames scored).",
+                r.pairs_evaluated,
+                r.pairs_total,
+                r.splits_file,
+                r.videos_found,
+                r.videos_named,
+                r.dataset_videos,
+                r.layout.name(),
+                r.frames_root,
+                r.frame_selection.describe(),
+                r.frames_used
+            ),
+            preprocessing: run.preprocessing,
+            speed: run.speed,
+            modes,
+            pair_header,
+            pair_rows,
+            timings: run.timings,
+            fallbacks: run.fallbacks,
+            provenance: run.provenance,
+        }
+    }
+}
+
+/// The terminal summary: partial line, accuracy per mode and rule (or why not), AUC/EER,
+/// and the pairs themselves when there are at most 10.
+pub fn headline_table(r: &YtfResults) -> String {
+    let mut s = String::new();
+    if let Some(p) = r.partial_line() {
+        let _ = writeln!(s, "{p}");
+    }
+    let _ = writeln!(
+        s,
+        "YTF {}: {} pairs, {} frames, {}",
+        r.splits_file,
+        r.pairs_evaluated,
+        r.frames_used,
+        r.frame_selection.describe()
+    );
+    for m in &r.modes {
+        match &m.metrics {
+            Some(x) => {
+                for rep in &x.accuracy {
+                    let _ = writeln!(
+                        s,
+                        "{:<13} {:<12} {:>7.3}% +- {:.3}%",
+                        m.mode.name(),
+                        rep.rule.to_string(),
+                        100.0 * rep.mean,
+                        100.0 * rep.std_population
+                    );
+                }
+                let _ = writeln!(s, "{:<13} AUC {:.5}  EER {:.3}%", m.mode.name(), x.auc, 100.0 * x.eer);
+            }
+            None => {
+                let _ = writeln!(s, "{:<13} not measurable (below)", m.mode.name());
+            }
+        }
+    }
+    if let Some(why) = r.modes.iter().find_map(|m| m.not_measurable.as_deref()) {
+        let _ = writeln!(s, "not measurable: {why}");
+    }
+    if r.pairs.len() <= 10 {
+        for p in &r.pairs {
+            let scores: Vec<String> =
+                r.modes.iter().map(|m| format!("{} {:.4}", m.mode, p.scores[m.mode.name()])).collect();
+            let _ = writeln!(
+                s,
+                "split {} pair {} {} vs {} (same: {}): {}",
+                p.split,
+                p.pair,
+                p.left,
+                p.right,
+                p.is_same,
+                scores.join(", ")
+            );
+        }
+    }
+    s
 }
 
 /// Pair tables longer than this are left to `pairs_scores.csv`.
@@ -194,8 +349,8 @@ fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
     }
     if !r.timings.is_empty() {
         let mut t = Table::new(["stage", "seconds", "note"]);
-        for (stage, secs, note) in &r.timings {
-            t.row([stage.clone(), format!("{secs:.1}"), note.clone()]);
+        for s in &r.timings {
+            t.row([s.stage.clone(), format!("{:.1}", s.seconds), s.note.clone()]);
         }
         out.push(("Time".to_string(), t, String::new()));
     }

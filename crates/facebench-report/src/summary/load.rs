@@ -1,10 +1,15 @@
-//! Reading results.json files of every protocol into one shape. Only what the summary shows
-//! is read; a file of a shape not known here is kept as "not recognised" with the reason.
+//! Reading results.json files of every protocol into one shape, through typed serde structs
+//! of what the summary shows (errors name the file and the field); a file of a shape not
+//! known here is kept as "not recognised" with the reason.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::results::Stage;
 use crate::{Error, Result};
 
 /// LFW View 2 and YTF pair counts: fewer pairs means a partial evaluation.
@@ -118,8 +123,7 @@ pub struct Entry {
     pub model: String,
     pub training_data: Option<String>,
     pub provenance: Vec<(String, String)>,
-    /// (stage, seconds, note).
-    pub timings: Vec<(String, f64, String)>,
+    pub timings: Vec<Stage>,
     pub body: Body,
 }
 
@@ -140,231 +144,338 @@ fn bad(path: &Path, msg: String) -> Error {
     Error::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, msg) }
 }
 
-/// Typed access to a JSON value, errors naming the file and the field.
-struct At<'a> {
-    path: &'a Path,
+/// Deserialises `v` as `T`; the error names the file and the field (`results.accuracy[1].mean`).
+fn typed<'v, T: Deserialize<'v>>(path: &Path, v: &'v Value) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let field = e.path().to_string();
+        bad(path, format!("field `{field}`: {}", e.into_inner()))
+    })
 }
 
-impl At<'_> {
-    fn get<'v>(&self, v: &'v Value, field: &str) -> Result<&'v Value> {
-        let mut cur = v;
-        for part in field.split('.') {
-            cur = cur.get(part).ok_or_else(|| bad(self.path, format!("field `{field}` is missing")))?;
+/// What every results.json may carry beside its protocol's own fields.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    training_data: Option<String>,
+    #[serde(default)]
+    provenance: BTreeMap<String, String>,
+    #[serde(default)]
+    preprocessing: Option<String>,
+    #[serde(default)]
+    timings: Vec<Stage>,
+    #[serde(default)]
+    embeddings: Option<String>,
+    /// MegaFace files written before the envelope have no `protocol`, but these two.
+    #[serde(default)]
+    dataset: Option<IgnoredAny>,
+    #[serde(default)]
+    sizes: Option<IgnoredAny>,
+}
+
+/// `partial`: a flag or the file's own sentence.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Partial {
+    Flag(bool),
+    Text(String),
+}
+
+impl Partial {
+    fn says_partial(p: &Option<Partial>) -> bool {
+        matches!(p, Some(Partial::Flag(true))) || matches!(p, Some(Partial::Text(s)) if !s.is_empty())
+    }
+    fn text(p: &Option<Partial>) -> Option<String> {
+        match p {
+            Some(Partial::Text(s)) => Some(s.clone()),
+            _ => None,
         }
-        Ok(cur)
-    }
-    fn f64(&self, v: &Value, field: &str) -> Result<f64> {
-        self.get(v, field)?.as_f64().ok_or_else(|| bad(self.path, format!("field `{field}` is not a number")))
-    }
-    fn u64(&self, v: &Value, field: &str) -> Result<u64> {
-        self.get(v, field)?.as_u64().ok_or_else(|| bad(self.path, format!("field `{field}` is not a count")))
-    }
-    fn str<'v>(&self, v: &'v Value, field: &str) -> Result<&'v str> {
-        self.get(v, field)?.as_str().ok_or_else(|| bad(self.path, format!("field `{field}` is not a string")))
-    }
-    fn arr<'v>(&self, v: &'v Value, field: &str) -> Result<&'v Vec<Value>> {
-        self.get(v, field)?.as_array().ok_or_else(|| bad(self.path, format!("field `{field}` is not a list")))
-    }
-    /// A list of numbers (`null` entries, e.g. an infinite threshold, are an error too).
-    fn nums(&self, v: &Value, field: &str) -> Result<Vec<f64>> {
-        self.arr(v, field)?
-            .iter()
-            .enumerate()
-            .map(|(i, x)| x.as_f64().ok_or_else(|| bad(self.path, format!("field `{field}`[{i}] is not a number"))))
-            .collect()
     }
 }
 
-/// Reads one results.json. A file that is not JSON is an error naming it; JSON of an
-/// unknown protocol is returned as [`Body::Unrecognised`] so that it can be listed.
+/// LFW's, `.bin`'s and YTF's results.json beside the [`Head`].
+#[derive(Deserialize)]
+struct VerificationDoc {
+    #[serde(default)]
+    partial: Option<Partial>,
+    #[serde(default)]
+    baselines_and_other_variants: Vec<OtherVariantDoc>,
+    results: VerificationResults,
+}
+
+#[derive(Deserialize)]
+struct OtherVariantDoc {
+    name: String,
+    #[serde(default)]
+    rule: String,
+    accuracy_mean: f64,
+    #[serde(default)]
+    accuracy_std: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct VerificationResults {
+    /// LFW's and .bin's count; YTF's is `pairs_evaluated` of `pairs_total`.
+    #[serde(default)]
+    n_pairs: Option<u64>,
+    #[serde(default)]
+    pairs_evaluated: Option<u64>,
+    #[serde(default)]
+    pairs_total: Option<u64>,
+    #[serde(default)]
+    partial: Option<Partial>,
+    #[serde(default)]
+    not_measurable: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+    /// Absent when accuracy could not be measured (too few pairs): then `not_measurable` says why.
+    #[serde(default)]
+    accuracy: Vec<AccuracyDoc>,
+    #[serde(default)]
+    auc: Option<f64>,
+    #[serde(default)]
+    eer: Option<f64>,
+    #[serde(default)]
+    tar_at_far: Vec<TarDoc>,
+    #[serde(default)]
+    roc_folds: Option<FoldRocDoc>,
+    #[serde(default)]
+    roc: Option<PooledRocDoc>,
+}
+
+#[derive(Deserialize)]
+struct AccuracyDoc {
+    rule: String,
+    mean: f64,
+    std_population: f64,
+    #[serde(default)]
+    std_sample: Option<f64>,
+    #[serde(default)]
+    sem: Option<f64>,
+    #[serde(default)]
+    folds: Vec<FoldDoc>,
+}
+
+#[derive(Deserialize)]
+struct FoldDoc {
+    /// `null` for an infinite threshold.
+    #[serde(default)]
+    threshold: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct TarDoc {
+    far_target: f64,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    exact: Option<ExactDoc>,
+    #[serde(default)]
+    insightface: Option<InsightFaceDoc>,
+}
+
+/// An exact read-out: `tar` only when measured.
+#[derive(Deserialize)]
+struct ExactDoc {
+    #[serde(default)]
+    tar: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct InsightFaceDoc {
+    #[serde(default)]
+    val_mean: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct FoldRocDoc {
+    far: Vec<f64>,
+    tar_mean: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct PooledRocDoc {
+    far: Vec<f64>,
+    tar: Vec<f64>,
+}
+
+/// A MegaFace-protocol results.json: the results' own fields at the top level.
+#[derive(Deserialize)]
+struct MegafaceDoc {
+    dataset: String,
+    #[serde(default = "raw")]
+    variant: String,
+    #[serde(default = "f32_name")]
+    scoring: String,
+    #[serde(default)]
+    probes: u64,
+    sizes: Vec<SizeDoc>,
+}
+
+fn raw() -> String {
+    "raw".into()
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+#[derive(Deserialize)]
+struct SizeDoc {
+    size: u64,
+    rank1: f64,
+    #[serde(default)]
+    cmc: Vec<f64>,
+    #[serde(default)]
+    tar_at_far: Vec<SizeTarDoc>,
+    #[serde(default)]
+    roc: Option<SizeRocDoc>,
+}
+
+#[derive(Deserialize)]
+struct SizeTarDoc {
+    far: f64,
+    #[serde(default)]
+    exact: Option<ExactDoc>,
+    #[serde(default)]
+    devkit_log_interp: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct SizeRocDoc {
+    fpr: Vec<f64>,
+    tpr: Vec<f64>,
+}
+
+/// Reads one results.json. A file that is not JSON, or whose fields have the wrong type, is
+/// an error naming it and the field; JSON of an unknown protocol is returned as
+/// [`Body::Unrecognised`] so that it can be listed.
 pub fn load(path: &Path) -> Result<Entry> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let v: Value = serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON: {e}")))?;
-    let at = At { path };
-    let provenance: Vec<(String, String)> = v
-        .get("provenance")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, x)| (k.clone(), x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let head: Head = typed(path, &v)?;
+    let mut provenance: Vec<(String, String)> = head.provenance.into_iter().collect();
     // Writers that keep preprocessing beside the provenance rather than in it.
-    let mut provenance = provenance;
-    if let Some(pre) = v.get("preprocessing").and_then(Value::as_str) {
+    if let Some(pre) = &head.preprocessing {
         if !provenance.is_empty() && !provenance.iter().any(|(k, _)| k == "preprocessing") {
-            provenance.push(("preprocessing".into(), pre.to_string()));
+            provenance.push(("preprocessing".into(), pre.clone()));
         }
     }
-    let mut timings = Vec::new();
-    if let Some(list) = v.get("timings").and_then(Value::as_array) {
-        for (i, t) in list.iter().enumerate() {
-            let field = |f: &str| format!("timings[{i}].{f}");
-            let stage = t
-                .get("stage")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(path, format!("field `{}` is missing", field("stage"))))?;
-            let secs = t
-                .get("seconds")
-                .and_then(Value::as_f64)
-                .ok_or_else(|| bad(path, format!("field `{}` is not a number", field("seconds"))))?;
-            let note = t.get("note").and_then(Value::as_str).unwrap_or("");
-            timings.push((stage.to_string(), secs, note.to_string()));
-        }
-    }
-    let model = model_name(&v, path, &provenance);
-    let training_data = v.get("training_data").and_then(Value::as_str).map(str::to_string);
-    let protocol = v.get("protocol").and_then(Value::as_str).map(str::to_string);
-    let body = match protocol.as_deref() {
+    let model = head
+        .model
+        .or(head.label)
+        .or_else(|| provenance.iter().find(|(k, _)| k == "model").map(|(_, m)| m.clone()))
+        .or_else(|| {
+            head.embeddings.as_deref().and_then(|e| Path::new(e).file_stem()).map(|s| s.to_string_lossy().into_owned())
+        })
+        .or_else(|| path.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unnamed".into());
+    let body = match head.protocol.as_deref() {
         Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => {
-            Body::Verification(Box::new(verification(&at, &v, p)?))
+            Body::Verification(Box::new(verification(path, typed(path, &v)?, p, head.preprocessing)?))
         }
-        None if v.get("sizes").is_some() && v.get("dataset").is_some() => Body::Megaface(megaface(&at, &v)?),
-        Some("megaface") => Body::Megaface(megaface(&at, &v)?),
+        None if head.sizes.is_some() && head.dataset.is_some() => Body::Megaface(megaface(typed(path, &v)?)),
+        Some("megaface") => Body::Megaface(megaface(typed(path, &v)?)),
         Some(p) => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
         None => Body::Unrecognised { reason: "no `protocol` field and not a MegaFace results file".into() },
     };
-    Ok(Entry { path: path.to_path_buf(), model, training_data, provenance, timings, body })
+    Ok(Entry {
+        path: path.to_path_buf(),
+        model,
+        training_data: head.training_data,
+        provenance,
+        timings: head.timings,
+        body,
+    })
 }
 
-/// The model: the file's `model` (or `label`), else the provenance's, else the name of the
-/// embeddings file, else the folder holding the results file.
-fn model_name(v: &Value, path: &Path, provenance: &[(String, String)]) -> String {
-    let from_file = ["model", "label"].iter().find_map(|k| v.get(*k).and_then(Value::as_str)).map(str::to_string);
-    let from_prov = || provenance.iter().find(|(k, _)| k == "model").map(|(_, m)| m.clone());
-    let from_emb = || {
-        v.get("embeddings")
-            .and_then(Value::as_str)
-            .and_then(|e| Path::new(e).file_stem())
-            .map(|s| s.to_string_lossy().into_owned())
-    };
-    let from_dir = || path.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned());
-    from_file.or_else(from_prov).or_else(from_emb).or_else(from_dir).unwrap_or_else(|| "unnamed".into())
-}
-
-fn verification(at: &At, v: &Value, protocol: &str) -> Result<Verification> {
-    let r = at.get(v, "results")?;
-    // LFW's and .bin's results say `n_pairs`; YTF's say `pairs_evaluated` of `pairs_total`.
-    let n_pairs = match r.get("n_pairs") {
-        Some(_) => at.u64(r, "n_pairs")?,
-        None => at
-            .u64(r, "pairs_evaluated")
-            .map_err(|_| bad(at.path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?,
-    };
-    let expected = r.get("pairs_total").and_then(Value::as_u64).or(match protocol {
+fn verification(
+    path: &Path,
+    d: VerificationDoc,
+    protocol: &str,
+    preprocessing: Option<String>,
+) -> Result<Verification> {
+    let r = d.results;
+    let n_pairs = r
+        .n_pairs
+        .or(r.pairs_evaluated)
+        .ok_or_else(|| bad(path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?;
+    let expected = r.pairs_total.or(match protocol {
         "lfw" => Some(LFW_PAIRS),
         "ytf" => Some(YTF_PAIRS),
         _ => None,
     });
-    let says_partial = [v.get("partial"), r.get("partial")]
-        .into_iter()
-        .flatten()
-        .any(|p| p.as_bool() == Some(true) || p.as_str().is_some_and(|s| !s.is_empty()));
+    let says_partial = Partial::says_partial(&d.partial) || Partial::says_partial(&r.partial);
     let partial = match expected {
         Some(e) if n_pairs != e => Some(format!("partial: {} of {} pairs", thousands(n_pairs), thousands(e))),
         _ if says_partial => Some(format!("partial: {} pairs", thousands(n_pairs))),
         _ => None,
     };
-    let notes: Vec<String> = [v.get("partial"), r.get("not_measurable")]
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect();
-    let mode = r.get("mode").and_then(Value::as_str).map(str::to_string);
-    let mut rules = Vec::new();
-    // Absent when accuracy could not be measured (too few pairs): then `not_measurable` says why.
-    let no_accuracy = Vec::new();
-    let accuracy = if r.get("accuracy").is_some() { at.arr(r, "accuracy")? } else { &no_accuracy };
-    for (i, a) in accuracy.iter().enumerate() {
-        let f = |name: &str| format!("results.accuracy[{i}].{name}");
-        let rule = a
-            .get("rule")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(at.path, format!("field `{}` is missing", f("rule"))))?;
-        let num = |name: &str| a.get(name).and_then(Value::as_f64);
-        let mean = num("mean").ok_or_else(|| bad(at.path, format!("field `{}` is not a number", f("mean"))))?;
-        let std_population = num("std_population")
-            .ok_or_else(|| bad(at.path, format!("field `{}` is not a number", f("std_population"))))?;
-        let thresholds: Vec<f64> = a
-            .get("folds")
-            .and_then(Value::as_array)
-            .map(|fs| fs.iter().filter_map(|x| x.get("threshold").and_then(Value::as_f64)).collect())
-            .unwrap_or_default();
-        let mean_thr = (!thresholds.is_empty()).then(|| thresholds.iter().sum::<f64>() / thresholds.len() as f64);
-        // Squared-L2 rules (d = 2 - 2cos on unit vectors) convert; cosine rules are as is;
-        // sphereface's threshold is on mean-subtracted concatenated features: not comparable.
-        let cosine_threshold = match rule {
-            "insightface" | "facenet" => mean_thr.map(|t| 1.0 - t / 2.0),
-            "exact" | "facexzoo" => mean_thr,
-            _ => None,
-        };
-        rules.push(RuleAccuracy {
-            rule: rule.to_string(),
-            mean,
-            std_population,
-            std_sample: num("std_sample"),
-            sem: num("sem"),
-            cosine_threshold,
-        });
-    }
-    let mut tar_at_far = Vec::new();
-    if let Some(list) = r.get("tar_at_far").and_then(Value::as_array) {
-        for (i, t) in list.iter().enumerate() {
-            let far = at
-                .f64(t, "far_target")
-                .map_err(|_| bad(at.path, format!("field `results.tar_at_far[{i}].far_target` is not a number")))?;
-            let method = t.get("method").and_then(Value::as_str).unwrap_or("?").to_string();
-            let tar = match (t.get("exact"), t.get("insightface")) {
-                (Some(e), _) if !e.is_null() => e.get("tar").and_then(Value::as_f64),
-                (_, Some(i)) if !i.is_null() => i.get("val_mean").and_then(Value::as_f64),
+    let notes: Vec<String> = [Partial::text(&d.partial), r.not_measurable.clone()].into_iter().flatten().collect();
+    let rules = r
+        .accuracy
+        .iter()
+        .map(|a| {
+            let thresholds: Vec<f64> = a.folds.iter().filter_map(|f| f.threshold).collect();
+            let mean_thr = (!thresholds.is_empty()).then(|| thresholds.iter().sum::<f64>() / thresholds.len() as f64);
+            // Squared-L2 rules (d = 2 - 2cos on unit vectors) convert; cosine rules are as is;
+            // sphereface's threshold is on mean-subtracted concatenated features: not comparable.
+            let cosine_threshold = match a.rule.as_str() {
+                "insightface" | "facenet" => mean_thr.map(|t| 1.0 - t / 2.0),
+                "exact" | "facexzoo" => mean_thr,
                 _ => None,
             };
-            tar_at_far.push((far, tar, method));
-        }
-    }
-    let roc = if let Some(rf) = r.get("roc_folds").filter(|x| !x.is_null()) {
-        Some((at.nums(rf, "far")?, at.nums(rf, "tar_mean")?, "fold mean"))
-    } else if let Some(rp) = r.get("roc").filter(|x| !x.is_null()) {
-        Some((at.nums(rp, "far")?, at.nums(rp, "tar")?, "pooled"))
-    } else {
-        None
+            RuleAccuracy {
+                rule: a.rule.clone(),
+                mean: a.mean,
+                std_population: a.std_population,
+                std_sample: a.std_sample,
+                sem: a.sem,
+                cosine_threshold,
+            }
+        })
+        .collect();
+    let tar_at_far = r
+        .tar_at_far
+        .iter()
+        .map(|t| {
+            let tar = match (&t.exact, &t.insightface) {
+                (Some(e), _) => e.tar,
+                (None, Some(i)) => i.val_mean,
+                (None, None) => None,
+            };
+            (t.far_target, tar, t.method.clone().unwrap_or_else(|| "?".into()))
+        })
+        .collect();
+    let roc = match (r.roc_folds, r.roc) {
+        (Some(rf), _) => Some((rf.far, rf.tar_mean, "fold mean")),
+        (None, Some(rp)) => Some((rp.far, rp.tar, "pooled")),
+        (None, None) => None,
     };
-    let scores = match at.path.parent().map(|d| d.join("pairs_scores.csv")) {
-        Some(csv) if csv.is_file() => Some(read_pair_scores(&csv, mode.as_deref())?),
+    let scores = match path.parent().map(|d| d.join("pairs_scores.csv")) {
+        Some(csv) if csv.is_file() => Some(read_pair_scores(&csv, r.mode.as_deref())?),
         _ => None,
     };
-    let other_variants = v
-        .get("baselines_and_other_variants")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|x| {
-                    Some((
-                        x.get("name")?.as_str()?.to_string(),
-                        x.get("rule").and_then(Value::as_str).unwrap_or("").to_string(),
-                        x.get("accuracy_mean")?.as_f64()?,
-                        x.get("accuracy_std").and_then(Value::as_f64).unwrap_or(f64::NAN),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let preprocessing = v
-        .get("preprocessing")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| "as stored in the embeddings".into());
+    let other_variants = d
+        .baselines_and_other_variants
+        .into_iter()
+        .map(|x| (x.name, x.rule, x.accuracy_mean, x.accuracy_std.unwrap_or(f64::NAN)))
+        .collect();
     Ok(Verification {
         protocol: protocol.to_string(),
         n_pairs,
         partial,
         notes,
-        mode,
-        preprocessing,
+        mode: r.mode,
+        preprocessing: preprocessing.unwrap_or_else(|| "as stored in the embeddings".into()),
         rules,
-        auc: r.get("auc").and_then(Value::as_f64),
-        eer: r.get("eer").and_then(Value::as_f64),
+        auc: r.auc,
+        eer: r.eer,
         tar_at_far,
         roc,
         scores,
@@ -405,39 +516,22 @@ fn read_pair_scores(path: &Path, mode: Option<&str>) -> Result<(Vec<f64>, Vec<f6
     Ok((genuine, impostor))
 }
 
-fn megaface(at: &At, v: &Value) -> Result<Megaface> {
-    let mut sizes = Vec::new();
-    for (i, s) in at.arr(v, "sizes")?.iter().enumerate() {
-        let ctx = |e: Error| match e {
-            Error::Io { path, source } => {
-                Error::Io { path, source: std::io::Error::new(source.kind(), format!("sizes[{i}]: {source}")) }
-            }
-            other => other,
-        };
-        let mut tars = Vec::new();
-        for t in s.get("tar_at_far").and_then(Value::as_array).into_iter().flatten() {
-            let far = at.f64(t, "far").map_err(ctx)?;
-            let exact = t.get("exact").and_then(|e| e.get("tar")).and_then(Value::as_f64);
-            tars.push((far, exact, t.get("devkit_log_interp").and_then(Value::as_f64)));
-        }
-        let (fpr, tpr) = match s.get("roc") {
-            Some(r) => (at.nums(r, "fpr").map_err(ctx)?, at.nums(r, "tpr").map_err(ctx)?),
-            None => (Vec::new(), Vec::new()),
-        };
-        sizes.push(MegaSize {
-            size: at.u64(s, "size").map_err(ctx)?,
-            rank1: at.f64(s, "rank1").map_err(ctx)?,
-            cmc: s.get("cmc").map(|_| at.nums(s, "cmc")).transpose().map_err(ctx)?.unwrap_or_default(),
-            tar_at_far: tars,
-            roc_fpr: fpr,
-            roc_tpr: tpr,
-        });
-    }
-    Ok(Megaface {
-        dataset: at.str(v, "dataset")?.to_string(),
-        variant: v.get("variant").and_then(Value::as_str).unwrap_or("raw").to_string(),
-        scoring: v.get("scoring").and_then(Value::as_str).unwrap_or("f32").to_string(),
-        probes: v.get("probes").and_then(Value::as_u64).unwrap_or(0),
-        sizes,
-    })
+fn megaface(d: MegafaceDoc) -> Megaface {
+    let sizes = d
+        .sizes
+        .into_iter()
+        .map(|s| MegaSize {
+            size: s.size,
+            rank1: s.rank1,
+            cmc: s.cmc,
+            tar_at_far: s
+                .tar_at_far
+                .into_iter()
+                .map(|t| (t.far, t.exact.and_then(|e| e.tar), t.devkit_log_interp))
+                .collect(),
+            roc_fpr: s.roc.as_ref().map(|r| r.fpr.clone()).unwrap_or_default(),
+            roc_tpr: s.roc.map(|r| r.tpr).unwrap_or_default(),
+        })
+        .collect();
+    Megaface { dataset: d.dataset, variant: d.variant, scoring: d.scoring, probes: d.probes, sizes }
 }

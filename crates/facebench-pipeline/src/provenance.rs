@@ -1,5 +1,9 @@
 //! Where a number came from: recorded in every results.json and report appendix.
 
+use std::path::Path;
+
+use crate::{io, Result};
+
 /// facebench version, git commit, thread count, date (UTC) and the caller's items (model,
 /// weight checksum, preprocessing, protocol file checksum, data root, device, ...).
 pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -26,32 +30,14 @@ pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 /// sha256 of a file, hex; the error names the file.
-pub fn file_sha256(path: &std::path::Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
     Ok(facebench_lfw::sha256_hex(&bytes))
 }
 
-/// Stage timings as results.json records them: `[{"stage", "seconds", "note"}]`.
-pub fn timings_json(timings: &[(String, f64, String)]) -> serde_json::Value {
-    timings.iter().map(|(s, t, n)| serde_json::json!({"stage": s, "seconds": t, "note": n})).collect()
-}
-
-/// Adds `model`, `provenance` and `timings` to a results.json written by a library that
-/// does not know them (MegaFace's writer), keeping everything already there.
-pub fn annotate_results_json(
-    path: &std::path::Path,
-    model: &str,
-    provenance: &[(String, String)],
-    timings: &[(String, f64, String)],
-) -> super::CmdResult {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let obj = doc.as_object_mut().ok_or_else(|| format!("{}: not a JSON object", path.display()))?;
-    obj.insert("model".into(), model.into());
-    let map: std::collections::BTreeMap<String, String> = provenance.iter().cloned().collect();
-    obj.insert("provenance".into(), serde_json::to_value(map)?);
-    obj.insert("timings".into(), timings_json(timings));
-    super::write_json(path, &doc)
+/// `<path> (sha256 <hex>)`, or the reason it could not be read.
+pub fn described(path: &Path) -> String {
+    file_sha256(path).map_or_else(|e| e.to_string(), |h| format!("{} (sha256 {h})", path.display()))
 }
 
 /// `YYYY-MM-DD hh:mm:ss` from the system clock (civil-from-days, proleptic Gregorian).
@@ -75,21 +61,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn annotate_keeps_results_and_adds_provenance() {
+    fn provenance_has_the_standard_items_and_checksums_name_the_file() {
         let dir = std::env::temp_dir().join(format!("fb-prov-{}", std::process::id()));
         let path = dir.join("results.json");
-        super::super::write_json(&path, &serde_json::json!({"dataset": "LFW-as-MegaFace", "sizes": [1, 2]})).unwrap();
+        crate::write_json(&path, &serde_json::json!({"sizes": [1, 2]})).unwrap();
         let prov = collect(&[("model", "m".into()), ("weights sha256", file_sha256(&path).unwrap())]);
-        annotate_results_json(&path, "m", &prov, &[("score".into(), 1.5, "note".into())]).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(v["sizes"], serde_json::json!([1, 2]));
-        assert_eq!(v["model"], "m");
-        assert_eq!(v["timings"][0]["seconds"], 1.5);
         for k in ["facebench", "git commit", "threads", "date (UTC)", "model", "weights sha256"] {
-            assert!(v["provenance"][k].is_string(), "{k} missing");
+            assert!(prov.iter().any(|(key, _)| key == k), "{k} missing");
         }
-        assert_eq!(v["provenance"]["weights sha256"].as_str().unwrap().len(), 64);
-        assert!(file_sha256(&dir.join("absent")).unwrap_err().contains("absent"));
+        assert_eq!(prov.iter().find(|(k, _)| k == "weights sha256").unwrap().1.len(), 64);
+        assert!(file_sha256(&dir.join("absent")).unwrap_err().to_string().contains("absent"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

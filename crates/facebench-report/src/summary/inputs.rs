@@ -1,44 +1,37 @@
-//! `facebench report`: the paper-style summary over many results.json files.
+//! Which results.json files `facebench report` reads: files, folders (searched), and quoted
+//! glob patterns (`*` within a name, `**` any depth).
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
-use facebench_report::summary::write_summary;
+use crate::{Error, Result};
 
-use super::CmdResult;
-
-#[derive(Args)]
-pub struct ReportArgs {
-    /// results.json files, folders (searched for results.json), or quoted glob patterns such
-    /// as 'reports/**/results.json' (`*` within a name, `**` any depth).
-    #[arg(long, num_args = 1.., required = true)]
-    results: Vec<String>,
-    /// Output folder: summary.md, summary.html, summary.tex and the figures (PNG + SVG).
-    #[arg(long, default_value = "reports/summary")]
-    out: PathBuf,
-    /// Folder of extra figures to include (every .png/.svg in it), e.g. the LMCL figures.
-    #[arg(long, default_value = "reports/lmcl")]
-    figures: PathBuf,
+fn not_found(path: &Path, msg: &str) -> Error {
+    Error::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, msg.to_string()) }
 }
 
-pub fn run(a: ReportArgs) -> CmdResult {
+/// Every results.json the arguments name, sorted and deduplicated, leaving out files under
+/// `out` (the summary folder's own files are never inputs). Arguments that match nothing
+/// are returned beside them.
+pub fn find_results(args: &[String], out: &Path) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let mut files = Vec::new();
-    for arg in &a.results {
+    let mut unmatched = Vec::new();
+    for arg in args {
         let found = expand(arg)?;
         if found.is_empty() {
-            eprintln!("warning: `{arg}` matched no results.json");
+            unmatched.push(arg.clone());
         }
         files.extend(found);
     }
-    // The summary folder's own files are never inputs.
-    let out_abs = absolute(&a.out);
+    let out_abs = absolute(out);
     files.retain(|f| !absolute(f).starts_with(&out_abs));
     files.sort();
     files.dedup();
-    if files.is_empty() {
-        return Err(format!("no results.json found in {}", a.results.join(" ")).into());
-    }
-    let mut figures: Vec<PathBuf> = match std::fs::read_dir(&a.figures) {
+    Ok((files, unmatched))
+}
+
+/// Every .png/.svg in `dir` (none if it does not exist), sorted.
+pub fn find_figures(dir: &Path) -> Vec<PathBuf> {
+    let mut figures: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "svg")))
@@ -46,19 +39,7 @@ pub fn run(a: ReportArgs) -> CmdResult {
         Err(_) => Vec::new(),
     };
     figures.sort();
-    let s = write_summary(&a.out, &files, &figures)?;
-    println!(
-        "{} results file(s), {} model(s) ({}), {} extra figure(s)",
-        s.used,
-        s.models.len(),
-        s.models.join(", "),
-        figures.len()
-    );
-    for (p, why) in &s.unrecognised {
-        println!("not recognised, listed in the report: {} ({why})", p.display());
-    }
-    println!("wrote {} files to {} (summary.md, summary.html, summary.tex, figures)", s.written.len(), a.out.display());
-    Ok(())
+    figures
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -67,7 +48,7 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// A file as is; a folder: every results.json below it; a pattern: its matches (the shell
 /// leaves `**` unexpanded without globstar, and a quoted pattern reaches us whole).
-fn expand(arg: &str) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+fn expand(arg: &str) -> Result<Vec<PathBuf>> {
     let p = Path::new(arg);
     if p.is_file() {
         return Ok(vec![p.to_path_buf()]);
@@ -82,7 +63,7 @@ fn expand(arg: &str) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
         return Ok(out);
     }
     if !arg.contains(['*', '?']) {
-        return Err(format!("{arg}: no such file or folder").into());
+        return Err(not_found(p, "no such file or folder"));
     }
     // The folder before the first wildcard component is where the search starts.
     let parts: Vec<&str> = arg.split('/').collect();
@@ -105,8 +86,8 @@ fn expand(arg: &str) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<(), Box<dyn std::error::Error>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
     let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
