@@ -65,7 +65,7 @@ pub enum Error {
     /// A layer that does not fit its input (or candle failing inside one).
     #[error(transparent)]
     Nn(#[from] facebench_nn::Error),
-    #[error("{}: not found; run \"make models\" (scripts/fetch_models.sh) to fetch the face-api weights", .0.display())]
+    #[error("{}: not found; run \"make models\" (scripts/fetch_models.py) to fetch the face-api weights", .0.display())]
     MissingWeights(PathBuf),
     /// An image that cannot be read or decoded.
     #[error("{}: {msg}", path.display())]
