@@ -28,6 +28,9 @@ pub enum Error {
     /// Invalid data (NaN rows, duplicate keys, dimension mismatch, ...).
     #[error("{0}")]
     Invalid(String),
+    /// A lower layer's error (scoring, metrics), kept whole so its cause chain survives.
+    #[error(transparent)]
+    Cause(Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -41,6 +44,9 @@ impl Error {
     }
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Format { path: path.into(), msg: msg.into() }
+    }
+    pub fn cause(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Cause(Box::new(e))
     }
 }
 

@@ -96,7 +96,7 @@ pub fn evaluate(
     }
     let labels = pairs.labels();
     let folds = pairs.folds();
-    let invalid = |e: metrics::MetricsError| Error::Invalid(e.to_string());
+    let invalid = |e: metrics::MetricsError| Error::cause(e);
 
     // The InsightFace feature: normalize(orig + flip), or normalize(orig).
     let fused = match flip {
@@ -107,7 +107,7 @@ pub fn evaluate(
     let d = fused.dim();
     let n = pairs.len();
     let idx: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
-    let score_err = |e: facebench_score::ScoreError| Error::Invalid(e.to_string());
+    let score_err = |e: facebench_score::ScoreError| Error::cause(e);
     let cosine: Vec<f64> =
         score_pairs(Matrix::new(&fl, n, d).map_err(score_err)?, Matrix::new(&fr, n, d).map_err(score_err)?, &idx)
             .map_err(score_err)?
