@@ -9,7 +9,7 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench eval-lfw tune-lfw eval-ytf eval-megaface lmcl-toy lmcl-ablation report clean-reports clean-cache help
+.PHONY: all build test models bench eval-lfw tune-lfw eval-ytf eval-megaface lmcl-toy lmcl-ablation report clean-reports clean-cache help fuzz
 
 all: build
 
@@ -95,3 +95,10 @@ clean-reports:
 
 clean-cache:
 	rm -rf cache
+
+# The parsers' fuzz tests (tests/fuzz_*.rs: stores, pairs, splits, lists, pickle, protocol
+# TOML) with FUZZ_CASES random and mutated inputs each; `make test` runs them with 3000.
+FUZZ_CASES ?= 200000
+fuzz:
+	FACEBENCH_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p facebench-core -p facebench-lfw -p facebench-ytf \
+		-p facebench-megaface -p facebench-bin --test 'fuzz_*'

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+pub mod atomic;
 pub mod rng;
 pub mod store;
 

@@ -355,6 +355,8 @@ fn append_store_survives_a_torn_tail() {
         assert_eq!(e.len(), 5, "read-only view ignores the torn tail");
         let s = AppendStore::create_or_open(&p, &meta(3)).unwrap();
         assert_eq!((s.len(), s.dropped_tail_bytes()), (5, (record - cut) as u64));
+        let t = s.recovered_tail().expect("a torn tail is reported");
+        assert_eq!((t.bytes, t.rows, t.rows_kept), ((record - cut) as u64, 1, 5));
         assert_eq!(fs::metadata(&p).unwrap().len() as usize, full.len() - record, "truncated");
     }
     let mut flipped = full.clone();

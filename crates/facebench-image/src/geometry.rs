@@ -109,6 +109,20 @@ impl Similarity {
     }
 }
 
+/// Largest output side accepted: model inputs are 96 to 224 pixels; anything near this is a
+/// typo, and is refused before a buffer of its size is allocated.
+pub(crate) const MAX_OUTPUT_SIDE: u32 = 8192;
+
+/// Refuses an empty or absurd output size before any allocation.
+pub(crate) fn check_output_size(width: u32, height: u32) -> Result<()> {
+    if width == 0 || height == 0 || width > MAX_OUTPUT_SIDE || height > MAX_OUTPUT_SIDE {
+        return Err(Error::BadSpec(format!(
+            "output size {width}x{height} must be 1 to {MAX_OUTPUT_SIDE} pixels a side"
+        )));
+    }
+    Ok(())
+}
+
 /// Warps `src` into a `width` x `height` image: output pixel (u, v) samples the source at
 /// `to_output⁻¹(u, v)` with bilinear interpolation, pixel centres at integer coordinates, and
 /// neighbours outside the image counting as 0 — `cv2.warpAffine(img, M, (w, h),
@@ -116,6 +130,7 @@ impl Similarity {
 /// source position to 1/32 pixel, which moves some values by one grey level). The result is
 /// not rounded.
 pub fn warp_similarity(src: &RgbImage, to_output: &Similarity, width: u32, height: u32) -> Result<ImageF32> {
+    check_output_size(width, height)?;
     let inv = to_output
         .inverse()
         .ok_or_else(|| Error::Degenerate("warp: the similarity transform has zero scale".to_string()))?;

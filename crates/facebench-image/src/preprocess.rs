@@ -1,7 +1,7 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::geometry::{arcface_template, faceapi_dlib_box, points5_from_68, warp_similarity};
+use crate::geometry::{arcface_template, check_output_size, faceapi_dlib_box, points5_from_68, warp_similarity};
 use crate::pixels::{crop_zero_padded, pad_to_square_centre, ImageF32};
 use crate::resize::{resize, ResizeMode};
 use crate::{Error, Result, Similarity};
@@ -162,9 +162,7 @@ impl Preprocess {
 
     /// Checks the numbers a deserialised description may get wrong.
     pub fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 {
-            return Err(Error::BadSpec(format!("output size {}x{} is empty", self.width, self.height)));
-        }
+        check_output_size(self.width, self.height)?;
         match &self.crop {
             Crop::Centre { side: Some(0) } => Err(Error::BadSpec("centre crop side is 0".to_string())),
             Crop::FaceBox { margin, .. } if !(margin.is_finite() && *margin > -1.0) => {
@@ -194,6 +192,8 @@ impl Preprocess {
             Crop::None => resize(&ImageF32::from_rgb8(img), w, h, self.resize),
             Crop::Centre { side } => {
                 let side = side.unwrap_or(iw.min(ih));
+                check_crop(side as i64, side as i64, iw, ih)
+                    .map_err(|most| Error::BadSpec(format!("centre crop side {side} {most}")))?;
                 let x0 = (iw as i64 - side as i64).div_euclid(2);
                 let y0 = (ih as i64 - side as i64).div_euclid(2);
                 resize(&crop_zero_padded(img, x0, y0, side, side), w, h, self.resize)
@@ -225,6 +225,12 @@ impl Preprocess {
                         "face box [{bx}, {by}, {bw}, {bh}] with margin {margin} leaves no pixel of the {iw}x{ih} image"
                     )));
                 }
+                let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+                check_crop(cw, ch, iw, ih).map_err(|most| {
+                    Error::BadAnnotation(format!(
+                        "face box [{bx}, {by}, {bw}, {bh}] with margin {margin} gives a {cw}x{ch} crop, which {most}"
+                    ))
+                })?;
                 let crop = crop_zero_padded(img, x0, y0, (x1 - x0) as u32, (y1 - y0) as u32);
                 resize(&crop, w, h, self.resize)
             }
@@ -255,6 +261,23 @@ impl Preprocess {
         }
         Ok(out)
     }
+}
+
+/// How far a zero-padded crop may exceed the image: its sides at most this many times the
+/// image's longer side. Beyond that the crop is nearly all padding, and a typo such as
+/// `centre:100000` would allocate 120 GB before failing.
+const MAX_CROP_FACTOR: i64 = 4;
+
+/// Checks a `cw` x `ch` crop of an `iw` x `ih` image before it is allocated; the error is
+/// the end of a sentence naming the limit and the image.
+fn check_crop(cw: i64, ch: i64, iw: u32, ih: u32) -> std::result::Result<(), String> {
+    let most = MAX_CROP_FACTOR * iw.max(ih) as i64;
+    if cw > most || ch > most {
+        return Err(format!(
+            "is too large for the {iw}x{ih} image: a crop may be at most {MAX_CROP_FACTOR}x the image's longer side ({most} pixels)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,13 +8,22 @@
 //! record*  where record = key_len: u32 LE | key: UTF-8 bytes | D x f32 LE | crc32: u32 LE
 //! ```
 //!
-//! The CRC-32 (IEEE) covers `key_len`, key and values. A crash can only tear
-//! the unsynced tail, so reading stops at the first incomplete record or
-//! checksum failure; [`AppendStore::create_or_open`] truncates the file
-//! there, and the lost rows are simply extracted again. The header is
-//! created atomically (temp file + rename) and each [`AppendStore::append`]
-//! is flushed with `fsync` before it returns. An open store holds an
-//! exclusive file lock, so two extractors cannot interleave records.
+//! The CRC-32 (IEEE) covers `key_len`, key and values. A crash can only
+//! damage the unsynced tail, so records are read up to the first bad one
+//! (incomplete, checksum failure, impossible key length) and then the rest of
+//! the file is searched for an intact record:
+//!
+//! - none after it: a **torn tail**. Readers ignore it (an extractor may still
+//!   be writing), [`AppendStore::create_or_open`] truncates it away and says so
+//!   in [`AppendStore::recovered_tail`]; the lost rows are extracted again.
+//! - intact records after it: **corruption**, never the result of a crash.
+//!   Reading and reopening are errors naming the file, byte offset and row, so
+//!   intact rows are never discarded silently; [`AppendStore::repair`]
+//!   truncates there on request and reports what it dropped.
+//!
+//! The header is created atomically (temp file + rename) and each
+//! [`AppendStore::append`] is flushed with `fsync` before it returns. An open
+//! store holds an exclusive file lock, so two extractors cannot interleave records.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -32,6 +41,8 @@ const MAX_KEY: usize = 1 << 16;
 const MAX_HEADER: u64 = 1 << 20;
 /// Widest row accepted, so a corrupt header cannot ask for a huge record buffer.
 const MAX_DIM: usize = 1 << 20;
+/// Bytes read from the file at a time while walking records.
+const WINDOW: usize = 8 << 20;
 
 /// What produced a store's embeddings. Reopening a store for appending
 /// requires equal metadata, so rows of different models, weights or
@@ -53,6 +64,62 @@ struct Header {
     meta: StoreMeta,
 }
 
+/// The torn tail [`AppendStore::create_or_open`] removed after a crash.
+/// Its `Display` is the one line a caller prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailRecovery {
+    pub path: PathBuf,
+    /// Bytes removed from the end of the file.
+    pub bytes: u64,
+    /// Incomplete or unverifiable rows in those bytes (they are extracted again).
+    pub rows: usize,
+    /// Intact rows kept before the tail.
+    pub rows_kept: usize,
+}
+
+impl std::fmt::Display for TailRecovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: recovered from an interrupted write: dropped a torn tail of {} bytes ({} incomplete row{}), kept {} rows",
+            self.path.display(),
+            self.bytes,
+            self.rows,
+            if self.rows == 1 { "" } else { "s" },
+            self.rows_kept
+        )
+    }
+}
+
+/// What [`AppendStore::repair`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    pub path: PathBuf,
+    /// Offset of the first bad record, where the file now ends (None: it was intact).
+    pub bad_offset: Option<u64>,
+    /// Intact rows before the bad record, all kept.
+    pub rows_kept: usize,
+    /// Intact rows after the bad record, dropped with it (0 for a torn tail).
+    pub intact_rows_dropped: usize,
+    pub bytes_removed: u64,
+}
+
+impl std::fmt::Display for RepairReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.bad_offset {
+            None => write!(f, "{}: intact, {} rows, nothing to repair", self.path.display(), self.rows_kept),
+            Some(at) => write!(
+                f,
+                "{}: truncated at byte {at}: kept {} rows, dropped {} intact rows after the bad record and {} bytes",
+                self.path.display(),
+                self.rows_kept,
+                self.intact_rows_dropped,
+                self.bytes_removed
+            ),
+        }
+    }
+}
+
 /// An open `.fbs` store being appended to. See the module docs for the layout.
 #[derive(Debug)]
 pub struct AppendStore {
@@ -62,13 +129,15 @@ pub struct AppendStore {
     keys: HashSet<String>,
     /// Byte offset just past the last complete record.
     end: u64,
-    dropped_tail: u64,
+    recovered: Option<TailRecovery>,
 }
 
 impl AppendStore {
     /// Opens the store at `path`, creating it with `meta` if it does not
     /// exist. An existing store must have exactly `meta` (the error names the
-    /// differing field); a torn tail left by a crash is truncated away.
+    /// differing field). A torn tail left by a crash is truncated away and
+    /// reported by [`AppendStore::recovered_tail`]; corruption before the tail
+    /// is an error and the file is left unchanged (see [`AppendStore::repair`]).
     pub fn create_or_open(path: &Path, meta: &StoreMeta) -> Result<AppendStore> {
         if meta.dim == 0 || meta.dim > MAX_DIM {
             return Err(Error::Invalid(format!(
@@ -80,36 +149,65 @@ impl AppendStore {
         if !path.exists() {
             create(path, meta)?;
         }
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
-        file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => Error::format(path, "store is open for appending in another process"),
-            std::fs::TryLockError::Error(e) => Error::io(path, e),
-        })?;
-        let mut r = BufReader::with_capacity(1 << 20, &file);
-        let (stored, header_len) = read_header(&mut r, path)?;
-        check_same(path, &stored, meta)?;
-        let mut keys = HashSet::new();
-        let scan = scan_records(&mut r, path, header_len, meta.dim, u64::MAX, |key, _| {
-            keys.insert(key);
-            Ok(())
-        })?;
-        drop(r);
-        let len = super::file_len(&file, path)?;
-        let dropped_tail = len - scan.end;
-        if dropped_tail > 0 {
-            file.set_len(scan.end).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
-        }
-        Ok(AppendStore { path: path.to_path_buf(), file, meta: meta.clone(), keys, end: scan.end, dropped_tail })
+        let file = open_locked(path)?;
+        let header_len = {
+            let (stored, header_len) = read_header(&mut BufReader::new(&file), path)?;
+            check_same(path, &stored, meta)?;
+            header_len
+        };
+        let (scan, keys) = scan_keys(&file, path, header_len, meta.dim)?;
+        let recovered = match scan.tail {
+            Tail::Clean => None,
+            Tail::Corrupt(c) => return Err(c.into_error(path)),
+            Tail::Torn { bytes, rows } => {
+                file.set_len(scan.end).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
+                Some(TailRecovery { path: path.to_path_buf(), bytes, rows, rows_kept: scan.rows })
+            }
+        };
+        Ok(AppendStore { path: path.to_path_buf(), file, meta: meta.clone(), keys, end: scan.end, recovered })
     }
 
     /// Reads a whole store without opening it for appending. An incomplete
-    /// last record (a crash, or an extractor still writing) is ignored.
+    /// last record (a crash, or an extractor still writing) is ignored;
+    /// corruption before the tail is an error naming the byte offset and row.
     pub fn read(path: &Path) -> Result<(StoreMeta, Embeddings)> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut r = BufReader::with_capacity(1 << 20, file);
-        let (meta, header_len) = read_header(&mut r, path)?;
-        let e = read_embeddings(&mut r, path, header_len, meta.dim, u64::MAX)?;
+        let (meta, header_len) = read_header(&mut BufReader::new(&file), path)?;
+        let e = read_embeddings(&file, path, header_len, meta.dim, u64::MAX)?;
         Ok((meta, e))
+    }
+
+    /// Truncates the store at its first bad record (torn or corrupt), keeping
+    /// every row before it, and reports how many intact rows after it were
+    /// dropped. The explicit way out of a corruption error; an intact store is
+    /// left unchanged. A key repeated among the kept rows is an error (which
+    /// copy is right cannot be told), as it is for reading.
+    pub fn repair(path: &Path) -> Result<RepairReport> {
+        let file = open_locked(path)?;
+        let (meta, header_len) = read_header(&mut BufReader::new(&file), path)?;
+        let (scan, _) = scan_keys(&file, path, header_len, meta.dim)?;
+        let intact_rows_dropped = match &scan.tail {
+            Tail::Clean => {
+                return Ok(RepairReport {
+                    path: path.to_path_buf(),
+                    bad_offset: None,
+                    rows_kept: scan.rows,
+                    intact_rows_dropped: 0,
+                    bytes_removed: 0,
+                })
+            }
+            Tail::Torn { .. } => 0,
+            Tail::Corrupt(c) => c.intact_after,
+        };
+        let len = super::file_len(&file, path)?;
+        file.set_len(scan.end).and_then(|_| file.sync_all()).map_err(|e| Error::io(path, e))?;
+        Ok(RepairReport {
+            path: path.to_path_buf(),
+            bad_offset: Some(scan.end),
+            rows_kept: scan.rows,
+            intact_rows_dropped,
+            bytes_removed: len - scan.end,
+        })
     }
 
     pub fn meta(&self) -> &StoreMeta {
@@ -128,10 +226,14 @@ impl AppendStore {
     pub fn contains(&self, key: &str) -> bool {
         self.keys.contains(key)
     }
-    /// Bytes of a torn tail that opening removed (0 after a clean shutdown),
-    /// so a caller can say that a crash was recovered from.
+    /// The torn tail opening removed (None after a clean shutdown), so a
+    /// caller can print one line saying that a crash was recovered from.
+    pub fn recovered_tail(&self) -> Option<&TailRecovery> {
+        self.recovered.as_ref()
+    }
+    /// Bytes of the torn tail opening removed (0 after a clean shutdown).
     pub fn dropped_tail_bytes(&self) -> u64 {
-        self.dropped_tail
+        self.recovered.as_ref().map_or(0, |t| t.bytes)
     }
 
     /// Appends `rows` and syncs them to disk before returning: once this
@@ -183,10 +285,18 @@ impl AppendStore {
     /// All complete rows, in the order they were appended.
     pub fn to_embeddings(&self) -> Result<Embeddings> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mut r = BufReader::with_capacity(1 << 20, file);
-        let (_, header_len) = read_header(&mut r, &self.path)?;
-        read_embeddings(&mut r, &self.path, header_len, self.meta.dim, self.end)
+        let (_, header_len) = read_header(&mut BufReader::new(&file), &self.path)?;
+        read_embeddings(&file, &self.path, header_len, self.meta.dim, self.end)
     }
+}
+
+fn open_locked(path: &Path) -> Result<File> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => Error::format(path, "store is open for appending in another process"),
+        std::fs::TryLockError::Error(e) => Error::io(path, e),
+    })?;
+    Ok(file)
 }
 
 fn create(path: &Path, meta: &StoreMeta) -> Result<()> {
@@ -196,15 +306,7 @@ fn create(path: &Path, meta: &StoreMeta) -> Result<()> {
     }
     let mut line = serde_json::to_vec(&header).expect("metadata serialises");
     line.push(b'\n');
-    super::atomic_write(path, |w| w.write_all(&line))?;
-    // Make the new directory entry durable too (best effort: not every
-    // platform can open a directory).
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::atomic::write(path, &line)
 }
 
 /// Parses the header line; returns the metadata and the header's byte length.
@@ -252,73 +354,213 @@ fn check_same(path: &Path, stored: &StoreMeta, want: &StoreMeta) -> Result<()> {
     Ok(())
 }
 
-fn read_embeddings(r: &mut impl Read, path: &Path, start: u64, dim: usize, limit: u64) -> Result<Embeddings> {
-    let mut e = Embeddings::new(dim);
-    scan_records(r, path, start, dim, limit, |key, row| {
-        e.push(key, row).map_err(|err| Error::format(path, err.to_string()))
+/// Scans the records collecting their keys. A repeated key is an error, as reading would
+/// refuse it: a rerun must not extend such a store, nor a repair leave one.
+fn scan_keys(file: &File, path: &Path, start: u64, dim: usize) -> Result<(Scan, HashSet<String>)> {
+    let mut keys = HashSet::new();
+    let scan = scan_records(file, path, start, dim, u64::MAX, |key, _| {
+        if !keys.insert(key.to_string()) {
+            return Err(Error::format(path, format!("duplicate key {key:?} at row {}", keys.len())));
+        }
+        Ok(())
     })?;
-    Ok(e)
+    Ok((scan, keys))
+}
+
+fn read_embeddings(file: &File, path: &Path, start: u64, dim: usize, limit: u64) -> Result<Embeddings> {
+    let mut e = Embeddings::new(dim);
+    let scan = scan_records(file, path, start, dim, limit, |key, row| {
+        e.push(key.to_string(), row).map_err(|err| Error::format(path, err.to_string()))
+    })?;
+    match scan.tail {
+        Tail::Corrupt(c) => Err(c.into_error(path)),
+        Tail::Clean | Tail::Torn { .. } => Ok(e),
+    }
 }
 
 struct Scan {
-    /// Offset just past the last good record.
+    /// Offset just past the last good record of the leading intact run.
     end: u64,
+    /// Records in that run.
+    rows: usize,
+    tail: Tail,
 }
 
-/// Walks records from offset `start` until EOF, `limit`, or the first torn
-/// or corrupt record, calling `on_row` for each good one.
+/// What follows the leading run of intact records.
+enum Tail {
+    Clean,
+    /// Nothing intact after `end`: what a crash leaves.
+    Torn {
+        bytes: u64,
+        rows: usize,
+    },
+    Corrupt(Corruption),
+}
+
+struct Corruption {
+    offset: u64,
+    row: usize,
+    why: String,
+    /// First intact record after the bad one, and how many intact ones follow.
+    next_intact: u64,
+    intact_after: usize,
+}
+
+impl Corruption {
+    fn into_error(self, path: &Path) -> Error {
+        Error::format(
+            path,
+            format!(
+                "corrupt record at byte offset {at} (row {row}; the {row} rows before it are intact): {why}; \
+                 {n} intact rows follow from byte {next}, so this is not a torn tail from a crash. Nothing was \
+                 changed; repairing the store truncates it at byte {at} and drops those {n} rows",
+                at = self.offset,
+                row = self.row,
+                why = self.why,
+                n = self.intact_after,
+                next = self.next_intact,
+            ),
+        )
+    }
+}
+
+/// A record read at some offset.
+enum Rec<'a> {
+    Good {
+        key: &'a str,
+        values: &'a [u8],
+        size: u64,
+    },
+    /// Extends past the end of the file.
+    Incomplete,
+    Bad(String),
+}
+
+/// Random access to `[0, len)` of a file through one read-ahead buffer.
+struct Window<'a> {
+    file: &'a File,
+    len: u64,
+    base: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> Window<'a> {
+    /// `n` bytes at `at`, or None if they reach past the end.
+    fn get(&mut self, at: u64, n: usize) -> std::io::Result<Option<&[u8]>> {
+        if at.checked_add(n as u64).is_none_or(|e| e > self.len) {
+            return Ok(None);
+        }
+        if at < self.base || at + n as u64 > self.base + self.buf.len() as u64 {
+            let want = (n.max(WINDOW) as u64).min(self.len - at) as usize;
+            self.buf.resize(want, 0);
+            let mut f = self.file;
+            f.seek(SeekFrom::Start(at))?;
+            f.read_exact(&mut self.buf)?;
+            self.base = at;
+        }
+        let off = (at - self.base) as usize;
+        Ok(Some(&self.buf[off..off + n]))
+    }
+
+    fn record(&mut self, at: u64, dim: usize) -> std::io::Result<Rec<'_>> {
+        let Some(len4) = self.get(at, 4)? else {
+            return Ok(Rec::Incomplete);
+        };
+        let klen = u32::from_le_bytes(len4.try_into().expect("4 bytes")) as usize;
+        if klen == 0 || klen > MAX_KEY {
+            return Ok(Rec::Bad(format!("key length {klen} is outside 1..={MAX_KEY}")));
+        }
+        let size = 4 + klen + 4 * dim + 4;
+        let Some(rec) = self.get(at, size)? else {
+            return Ok(Rec::Incomplete);
+        };
+        let body = size - 4;
+        let crc = u32::from_le_bytes(rec[body..].try_into().expect("4 bytes"));
+        if crc32fast::hash(&rec[..body]) != crc {
+            return Ok(Rec::Bad("CRC-32 mismatch".into()));
+        }
+        match std::str::from_utf8(&rec[4..4 + klen]) {
+            Ok(key) => Ok(Rec::Good { key, values: &rec[4 + klen..body], size: size as u64 }),
+            Err(_) => Ok(Rec::Bad("key is not UTF-8".into())),
+        }
+    }
+
+    /// First offset at or after `from` where an intact record starts.
+    fn next_intact(&mut self, from: u64, dim: usize) -> std::io::Result<Option<u64>> {
+        for at in from..self.len {
+            if matches!(self.record(at, dim)?, Rec::Good { .. }) {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Walks records from offset `start` up to the end of the file (or `limit`),
+/// calling `on_row` for each record of the leading intact run, then
+/// classifies what follows it as clean, a torn tail or corruption.
 fn scan_records(
-    r: &mut impl Read,
+    file: &File,
     path: &Path,
     start: u64,
     dim: usize,
     limit: u64,
-    mut on_row: impl FnMut(String, &[f32]) -> Result<()>,
+    mut on_row: impl FnMut(&str, &[f32]) -> Result<()>,
 ) -> Result<Scan> {
+    let io = |e| Error::io(path, e);
+    let len = super::file_len(file, path)?.min(limit);
+    let mut w = Window { file, len, base: 0, buf: Vec::new() };
     let mut end = start;
-    let mut rec = Vec::new();
+    let mut rows = 0;
     let mut vals = Vec::with_capacity(dim);
-    while end < limit {
-        let mut len4 = [0u8; 4];
-        if !read_full(r, &mut len4).map_err(|e| Error::io(path, e))? {
-            break;
+    let why = loop {
+        if end >= len {
+            return Ok(Scan { end, rows, tail: Tail::Clean });
         }
-        let klen = u32::from_le_bytes(len4) as usize;
+        match w.record(end, dim).map_err(io)? {
+            Rec::Good { key, values, size } => {
+                super::decode_into(values, super::Elem::F32, &mut vals);
+                on_row(key, &vals)?;
+                end += size;
+                rows += 1;
+            }
+            Rec::Incomplete => break format!("an incomplete record of {} bytes", len - end),
+            Rec::Bad(why) => break why,
+        }
+    };
+    let Some(next_intact) = w.next_intact(end + 1, dim).map_err(io)? else {
+        return Ok(Scan {
+            end,
+            rows,
+            tail: Tail::Torn { bytes: len - end, rows: torn_rows(&mut w, end, dim).map_err(io)? },
+        });
+    };
+    // Count every intact record after the bad one: what truncating would lose.
+    let mut intact_after = 0;
+    let mut at = Some(next_intact);
+    while let Some(p) = at {
+        at = match w.record(p, dim).map_err(io)? {
+            Rec::Good { size, .. } => {
+                intact_after += 1;
+                Some(p + size).filter(|&q| q < len)
+            }
+            Rec::Incomplete | Rec::Bad(_) => w.next_intact(p + 1, dim).map_err(io)?,
+        };
+    }
+    Ok(Scan { end, rows, tail: Tail::Corrupt(Corruption { offset: end, row: rows, why, next_intact, intact_after }) })
+}
+
+/// How many records a torn tail at `at` held, following plausible key lengths.
+fn torn_rows(w: &mut Window, mut at: u64, dim: usize) -> std::io::Result<usize> {
+    let mut rows = 0;
+    while at < w.len {
+        rows += 1;
+        let Some(len4) = w.get(at, 4)? else { break };
+        let klen = u32::from_le_bytes(len4.try_into().expect("4 bytes")) as usize;
         if klen == 0 || klen > MAX_KEY {
             break;
         }
-        let size = 4 + klen + 4 * dim + 4;
-        rec.clear();
-        rec.extend_from_slice(&len4);
-        rec.resize(size, 0);
-        if !read_full(r, &mut rec[4..]).map_err(|e| Error::io(path, e))? {
-            break;
-        }
-        let body = size - 4;
-        let crc = u32::from_le_bytes(rec[body..].try_into().expect("4 bytes"));
-        if crc32fast::hash(&rec[..body]) != crc {
-            break;
-        }
-        let Ok(key) = std::str::from_utf8(&rec[4..4 + klen]) else {
-            break;
-        };
-        super::decode_into(&rec[4 + klen..body], super::Elem::F32, &mut vals);
-        on_row(key.to_string(), &vals)?;
-        end += size as u64;
+        at += (4 + klen + 4 * dim + 4) as u64;
     }
-    Ok(Scan { end })
-}
-
-/// Fills `buf` completely; false if EOF comes first (a torn record).
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
+    Ok(rows)
 }

@@ -6,7 +6,7 @@
 //! some tools write `(1, D, 4D, 5)`; both are read.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -64,6 +64,8 @@ pub fn read_devkit_feature(path: &Path) -> Result<Vec<f32>> {
 
 /// Writes `feature` as the devkit does: header `(D, 1, 4, 5)` then D f32.
 /// Creates missing parent folders (devkit feature trees mirror image trees).
+/// Written to a temporary file and renamed, so a killed writer never leaves a
+/// half-written feature under the final name.
 pub fn write_devkit_feature(path: &Path, feature: &[f32]) -> Result<()> {
     if feature.is_empty() || feature.len() > i32::MAX as usize / 4 {
         return Err(Error::Invalid(format!(
@@ -86,7 +88,8 @@ pub fn write_devkit_feature(path: &Path, feature: &[f32]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    File::create(path).and_then(|mut f| f.write_all(&buf)).map_err(|e| Error::io(path, e))
+    // Atomic but not fsynced: a devkit tree holds up to a million files.
+    crate::atomic::write_unsynced(path, &buf)
 }
 
 /// Reads the features of many images in parallel: file `root/<p><ending>`

@@ -15,13 +15,18 @@
 //! written with [`read_devkit_feature`], [`write_devkit_feature`] and
 //! [`read_devkit_features`].
 //!
-//! Every writer writes to `<file>.tmp` and renames, so an interrupted write
-//! never leaves a half-written store under the final name.
+//! [`diagnose_keys`] explains why a protocol's keys are missing from a store
+//! (empty store, absolute or `./` keys, backslashes, a removable prefix).
+//!
+//! Every writer writes through [`crate::atomic`] (temporary file + fsync +
+//! rename), so an interrupted or failed write never leaves a half-written
+//! store under the final name.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::Path;
 
+use crate::atomic::{self, AtomicFile};
 use crate::{Embeddings, Error, Result};
 
 mod append;
@@ -96,6 +101,67 @@ pub fn write(path: &Path, e: &Embeddings) -> Result<()> {
             Err(Error::format(path, "an .fbs store records model metadata: create it with AppendStore::create_or_open"))
         }
     }
+}
+
+/// Why keys a protocol asks for are not in a store, as one message for an
+/// error: `None` when every key of `wanted` is in `store`. Otherwise how many
+/// were found and, where it can tell, why the rest are not: an empty store,
+/// keys that look absolute, `./`-prefixed or with backslashes, or keys that
+/// match once a common folder prefix is removed, e.g.
+/// `0 of 7,701 keys found; the store's keys look absolute (e.g. "/data/lfw/A/A_0001.jpg"), keys must be
+/// relative to the dataset root like "A/A_0001.jpg"; they match after removing "/data/lfw/"`.
+pub fn diagnose_keys(store: &Embeddings, wanted: &[impl AsRef<str>]) -> Option<String> {
+    let missing: Vec<&str> = wanted.iter().map(AsRef::as_ref).filter(|k| store.index_of(k).is_none()).collect();
+    let first_missing = *missing.first()?;
+    let n = wanted.len();
+    let mut msg = format!("{} of {} keys found", thousands(n - missing.len()), thousands(n));
+    if store.is_empty() {
+        msg.push_str("; the store is empty");
+        return Some(msg);
+    }
+    let keys = store.keys();
+    let share = |f: fn(&str) -> bool| keys.iter().filter(|k| f(k)).count() * 2 > keys.len();
+    let sample = &keys[0];
+    let form = if share(|k| k.starts_with('/') || k.get(1..3) == Some(":\\") || k.get(1..3) == Some(":/")) {
+        Some("look absolute")
+    } else if share(|k| k.starts_with("./") || k.starts_with(".\\")) {
+        Some("start with \"./\"")
+    } else if share(|k| k.contains('\\')) {
+        Some("use backslashes")
+    } else {
+        None
+    };
+    if let Some(form) = form {
+        msg.push_str(&format!(
+            "; the store's keys {form} (e.g. {sample:?}), keys must be relative to the dataset root with `/` \
+             like {first_missing:?}"
+        ));
+    } else {
+        msg.push_str(&format!("; first missing {first_missing:?}, the store has keys like {sample:?}"));
+    }
+    let wanted_form = first_missing.replace('\\', "/");
+    let prefix = keys.iter().find_map(|k| {
+        let k = k.replace('\\', "/");
+        let p = k.strip_suffix(wanted_form.as_str())?;
+        (p.is_empty() || p.ends_with('/')).then(|| p.to_string())
+    });
+    if let Some(p) = prefix.filter(|p| !p.is_empty()) {
+        msg.push_str(&format!("; they match after removing {p:?}"));
+    }
+    Some(msg)
+}
+
+/// `7701` as `7,701`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Element type of a binary matrix on disk (little-endian).
@@ -187,33 +253,11 @@ pub(crate) fn check_line_keys(e: &Embeddings) -> Result<()> {
     Ok(())
 }
 
-/// Writes the keys file read by [`read_keys`].
-pub(crate) fn write_keys(path: &Path, e: &Embeddings) -> Result<()> {
-    check_line_keys(e)?;
-    atomic_write(path, |w| {
-        for k in e.keys() {
-            w.write_all(k.as_bytes())?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })
-}
-
-/// Writes `path` through `<path>.tmp` + rename, so readers never see half a file.
-pub(crate) fn atomic_write(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let res = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        f(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    res.map_err(|err| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, err)
-    })
+/// Writes `path` atomically with `f` streaming its content ([`crate::atomic`]).
+pub(crate) fn atomic_write(path: &Path, f: impl FnOnce(&mut AtomicFile) -> std::io::Result<()>) -> Result<()> {
+    let mut file = atomic::create(path)?;
+    f(&mut file).map_err(|err| Error::io(path, err))?;
+    file.commit()
 }
 
 /// Writes `data` as little-endian f32, a block at a time.

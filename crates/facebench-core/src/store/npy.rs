@@ -9,8 +9,8 @@ use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{atomic_write, file_len, read_keys, read_rows, write_f32_le, write_keys, Elem};
-use crate::{Embeddings, Error, Result};
+use super::{file_len, read_keys, read_rows, write_f32_le, Elem};
+use crate::{atomic, Embeddings, Error, Result};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// numpy refuses headers above this size unless told otherwise; so do we,
@@ -66,12 +66,21 @@ pub fn write_npy(path: &Path, e: &Embeddings) -> Result<()> {
         return Err(Error::format(path, "an .npy store needs a name ending in .npy"));
     }
     super::check_line_keys(e)?;
-    let header = header_v1(e.len(), e.dim());
-    atomic_write(path, |w| {
-        w.write_all(&header)?;
-        write_f32_le(w, e.data())
-    })?;
-    write_keys(&keys_path, e)
+    // Both files are written in full before either is renamed into place, so a
+    // failure (disk full) leaves the previous pair, never new data with old keys.
+    let mut data = atomic::create(path)?;
+    data.write_all(&header_v1(e.len(), e.dim()))
+        .and_then(|_| write_f32_le(&mut data, e.data()))
+        .map_err(|err| Error::io(path, err))?;
+    let mut keys = atomic::create(&keys_path)?;
+    e.keys()
+        .iter()
+        .try_for_each(|k| keys.write_all(k.as_bytes()).and_then(|_| keys.write_all(b"\n")))
+        .map_err(|err| Error::io(&keys_path, err))?;
+    data.sync()?;
+    keys.sync()?;
+    keys.commit()?;
+    data.commit()
 }
 
 /// The v1.0 header numpy writes for a C-order `<f4` array of shape (n, d):
