@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand, ValueEnum};
 use facebench_image::Decoder;
 use facebench_lfw::Rule;
@@ -11,20 +10,16 @@ use facebench_pipeline::bin::{BinEval, PackRequest};
 use facebench_pipeline::cache::CacheLayout;
 use facebench_pipeline::embed::EmbedRequest;
 use facebench_pipeline::images::{ImageSet, ProtocolImages};
-use facebench_pipeline::lfw::StoreEval;
 use facebench_pipeline::lmcl::{AblationRequest, Common, ToyRequest};
 use facebench_pipeline::megaface::{Features, MegafaceRequest};
-use facebench_pipeline::models::ModelName;
+use facebench_pipeline::pairs::StoreEval;
 use facebench_pipeline::train::{TrainData, TrainRequest};
 use facebench_pipeline::ytf::YtfRequest;
 use facebench_pipeline::Workspace;
 use facebench_ytf::{Layout, Mode};
 
-/// `--model`: one of the models this build knows, each with its description in `--help`.
-fn model_parser() -> impl TypedValueParser<Value = ModelName> {
-    PossibleValuesParser::new(ModelName::ALL.map(|m| PossibleValue::new(m.as_str()).help(m.summary())))
-        .map(|s| s.parse::<ModelName>().expect("a possible value"))
-}
+/// `--model` where a command does not say otherwise.
+const DEFAULT_MODEL: &str = "faceapi-resnet";
 
 /// How a face model runs: batch size, device, and where its weights are.
 #[derive(Args, Debug, Clone)]
@@ -38,6 +33,22 @@ pub struct ModelRunArgs {
     /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
     #[arg(long, env = "FACEBENCH_MODELS")]
     models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArg,
+}
+
+/// `--registry FILE`: where `--model` names are looked up.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArg {
+    /// Model registry [env FACEBENCH_MODEL_REGISTRY, default <repo>/protocols/models.toml].
+    #[arg(long = "registry", value_name = "FILE", env = "FACEBENCH_MODEL_REGISTRY")]
+    path: Option<PathBuf>,
+}
+
+impl RegistryArg {
+    pub fn path(&self) -> PathBuf {
+        self.path.clone().unwrap_or_else(facebench_model::Registry::default_path)
+    }
 }
 
 impl ModelRunArgs {
@@ -46,6 +57,7 @@ impl ModelRunArgs {
             data_root: data_root.to_path_buf(),
             cache: CacheLayout::new(cache),
             models_dir: self.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir),
+            registry: self.registry.path(),
             device: self.device.clone(),
             batch: self.batch,
         }
@@ -118,7 +130,12 @@ pub struct AlignArgs {
 
 impl AlignArgs {
     pub fn workspace(&self, data_root: &Path) -> Workspace {
-        let run = ModelRunArgs { batch: 32, device: self.device.clone(), models_dir: self.models_dir.clone() };
+        let run = ModelRunArgs {
+            batch: 32,
+            device: self.device.clone(),
+            models_dir: self.models_dir.clone(),
+            registry: RegistryArg { path: None },
+        };
         run.workspace(data_root, Path::new("."))
     }
 }
@@ -131,8 +148,10 @@ enum OutputFormat {
 
 #[derive(Args)]
 pub struct EmbedArgs {
-    #[arg(long, value_parser = model_parser(), default_value = "faceapi-resnet")]
-    model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
     #[command(flatten)]
     images: ImageSetArgs,
     /// Output store (.fbs, appendable: a rerun skips keys already in it). With --flip,
@@ -169,7 +188,7 @@ pub struct EmbedArgs {
 impl EmbedArgs {
     pub fn request(&self) -> EmbedRequest {
         EmbedRequest {
-            model: self.model,
+            model: self.model.clone(),
             images: self.images.image_set(),
             out: self.out.clone(),
             devkit_ending: (self.format == OutputFormat::Devkit).then(|| self.ending.clone()),
@@ -208,8 +227,10 @@ pub enum TuneCommand {
 
 #[derive(Args)]
 pub struct TuneLfwArgs {
-    #[arg(long, value_parser = model_parser(), default_value = "faceapi-resnet")]
-    pub model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -226,6 +247,10 @@ pub enum EvalCommand {
     /// An InsightFace .bin verification pack (lfw.bin, cfp_fp.bin, agedb_30.bin, ...):
     /// decode, embed (image + mirror), 10 contiguous folds, scored like LFW.
     Bin(EvalBinArgs),
+    /// Any pairs protocol file (`lfw` or `list` format: LFW, CALFW, CPLFW, ... from images):
+    /// align, embed, choose a variant on its [tune] split (or the first, or --variant), score,
+    /// report titled by the protocol. A `bin`-format file is evaluated by `eval bin`.
+    Pairs(PairsArgs),
     /// YouTube Faces: 5000 video pairs of splits.txt, frames aligned and embedded (cached),
     /// scored per video (mean-feature, mean-pair, min-pair, max-pair), 10-fold over the splits.
     Ytf(YtfArgs),
@@ -236,9 +261,11 @@ pub enum EvalCommand {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["model", "embeddings"])))]
 pub struct LfwArgs {
-    /// Run the protocol from images with this model (see protocols/lfw.toml).
-    #[arg(long, value_parser = model_parser())]
-    pub model: Option<ModelName>,
+    /// Run the protocol from images with this model: a name from protocols/models.toml
+    /// (faceapi-resnet, mobileface, ...; see `facebench models`), or a checkpoint file
+    /// written by `facebench train --images`.
+    #[arg(long)]
+    pub model: Option<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Embedding store (.npy with .keys beside it, .csv, .safetensors or .fbs), keys
@@ -270,8 +297,8 @@ pub struct LfwArgs {
 
 impl LfwArgs {
     /// The report folder of a model run.
-    pub fn model_out(&self, model: ModelName) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from("reports/lfw").join(model.as_str()))
+    pub fn model_out(&self, model: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("reports/lfw").join(model_folder(model)))
     }
 
     pub fn store_eval(&self) -> Result<StoreEval, &'static str> {
@@ -284,6 +311,48 @@ impl LfwArgs {
             label: self.label.clone(),
             out: self.out.clone().ok_or("--embeddings needs --out DIR")?,
         })
+    }
+}
+
+/// A report folder name for `--model`: the name, or a checkpoint path's file stem.
+fn model_folder(model: &str) -> String {
+    Path::new(model).file_stem().map_or(model.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+#[derive(Args)]
+pub struct PairsArgs {
+    /// The protocol file (protocols/lfw.toml, protocols/calfw_images.toml, ...).
+    #[arg(long)]
+    pub protocol_file: PathBuf,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Use this variant of the protocol file instead of choosing one on its [tune] split.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Cache of alignments and embeddings [default: cache/<protocol file stem>].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    run: ModelRunArgs,
+    /// Output folder [default: reports/<protocol file stem>/<model>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl PairsArgs {
+    fn stem(&self) -> String {
+        self.protocol_file.file_stem().map_or("pairs".into(), |s| s.to_string_lossy().into_owned())
+    }
+
+    pub fn workspace(&self, data_root: &Path) -> Workspace {
+        let cache = self.cache.clone().unwrap_or_else(|| Path::new("cache").join(self.stem()));
+        self.run.workspace(data_root, &cache)
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| Path::new("reports").join(self.stem()).join(model_folder(&self.model)))
     }
 }
 
@@ -369,8 +438,10 @@ impl MegafaceArgs {
 
 #[derive(Args)]
 pub struct LfwStandInArgs {
-    #[arg(long, value_parser = model_parser(), default_value = "faceapi-resnet")]
-    pub model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
     /// Identities with at least this many images are the probes; all images of the
     /// other identities are the distractors.
     #[arg(long, default_value_t = 10)]
@@ -387,8 +458,10 @@ pub struct EvalBinArgs {
     /// The pack (a pickle of (images, issame), protocols 0-5).
     #[arg(long)]
     bin: PathBuf,
-    #[arg(long, value_parser = model_parser(), default_value = "mobileface")]
-    model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = "mobileface")]
+    model: String,
     /// The pack's protocol file (protocols/lfw_bin.toml, cfp_fp.toml, agedb_30.toml, ...):
     /// checks the pair count and image size, and gives the rules and published rows.
     #[arg(long)]
@@ -415,7 +488,7 @@ impl EvalBinArgs {
     pub fn request(&self) -> BinEval {
         BinEval {
             bin: self.bin.clone(),
-            model: self.model,
+            model: self.model.clone(),
             protocol_file: self.protocol_file.clone(),
             rules: self.rules.clone(),
             align: self.align.clone(),
@@ -435,9 +508,11 @@ enum LayoutArg {
 
 #[derive(Args)]
 pub struct YtfArgs {
-    /// Model that embeds the frames [default: faceapi-resnet unless --embeddings is given].
-    #[arg(long, value_parser = model_parser())]
-    model: Option<ModelName>,
+    /// Model that embeds the frames: a name from protocols/models.toml (faceapi-resnet,
+    /// mobileface, ...), or a `facebench train --images` checkpoint [default: faceapi-resnet
+    /// unless --embeddings is given].
+    #[arg(long)]
+    model: Option<String>,
     /// A store of frame features instead of a model (.npy/.csv/.safetensors/.fbs), keys =
     /// frame paths relative to the layout root (`Alek_Wek/4/4.74.jpg`), used as given.
     #[arg(long, conflicts_with = "model")]
@@ -501,7 +576,7 @@ pub struct YtfArgs {
 impl YtfArgs {
     pub fn request(&self) -> YtfRequest {
         YtfRequest {
-            model: self.model,
+            model: self.model.clone().or_else(|| self.embeddings.is_none().then(|| DEFAULT_MODEL.to_string())),
             embeddings: self.embeddings.clone(),
             keys: self.keys.clone(),
             layout: self.layout.map(|l| match l {
@@ -599,8 +674,10 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct EmbedBenchArgs {
-    #[arg(long, value_parser = model_parser(), default_value = "faceapi-resnet")]
-    pub model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
     /// Forward passes timed per batch size.
     #[arg(long, default_value_t = 8)]
     pub iters: usize,
@@ -613,11 +690,18 @@ pub struct EmbedBenchArgs {
     /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
     #[arg(long, env = "FACEBENCH_MODELS")]
     models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArg,
 }
 
 impl EmbedBenchArgs {
     pub fn workspace(&self, data_root: &Path) -> Workspace {
-        let run = ModelRunArgs { batch: 32, device: self.device.clone(), models_dir: self.models_dir.clone() };
+        let run = ModelRunArgs {
+            batch: 32,
+            device: self.device.clone(),
+            models_dir: self.models_dir.clone(),
+            registry: self.registry.clone(),
+        };
         run.workspace(data_root, Path::new("."))
     }
 }
@@ -700,6 +784,25 @@ impl PackBinArgs {
 }
 
 #[derive(Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    registry: RegistryArg,
+    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
+    #[arg(long, env = "FACEBENCH_MODELS")]
+    models_dir: Option<PathBuf>,
+}
+
+impl ModelsArgs {
+    pub fn registry(&self) -> PathBuf {
+        self.registry.path()
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir)
+    }
+}
+
+#[derive(Args)]
 pub struct ReportArgs {
     /// results.json files, folders (searched for results.json), or quoted glob patterns such
     /// as 'reports/**/results.json' (`*` within a name, `**` any depth).
@@ -726,8 +829,10 @@ pub enum LmclCommand {
 #[derive(Args)]
 pub struct CommonArgs {
     /// Backbone whose frozen, landmark-aligned embeddings are used.
-    #[arg(long, value_parser = model_parser(), default_value = "faceapi-resnet")]
-    model: ModelName,
+    /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
+    /// or a checkpoint file written by `facebench train --images`.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Output folder.
@@ -737,7 +842,7 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     fn common(&self) -> Common {
-        Common { model: self.model, out: self.out.clone() }
+        Common { model: self.model.clone(), out: self.out.clone() }
     }
 }
 

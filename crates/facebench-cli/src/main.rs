@@ -47,6 +47,9 @@ enum Command {
     /// Paper-style comparison of every results.json given: tables (Markdown, HTML, LaTeX),
     /// overlaid ROC/CMC figures, score histograms and a provenance appendix.
     Report(flags::ReportArgs),
+    /// List the model registry: name, input, alignment, embedding size, description, and
+    /// whether the weights are in the models folder.
+    Models(flags::ModelsArgs),
     /// The CosFace paper's LMCL experiments on frozen LFW embeddings: toy (Fig. 3), ablation (Fig. 5).
     #[command(subcommand)]
     Lmcl(LmclCommand),
@@ -78,18 +81,48 @@ fn align(a: flags::AlignArgs, data_root: &std::path::Path) -> CmdResult {
     Ok(())
 }
 
+fn models(a: flags::ModelsArgs) -> CmdResult {
+    let registry = facebench_model::Registry::load(a.registry())?;
+    let dir = a.models_dir();
+    println!("{} ({} models; weights under {})", registry.path().display(), registry.models().len(), dir.display());
+    for m in registry.models() {
+        let present = m.files.iter().all(|f| dir.join(&f.dest).is_file());
+        println!(
+            "{:<16} {}x{} {}  {}-D  align: {}  weights: {}\n  {}",
+            m.name,
+            m.input.width,
+            m.input.height,
+            match m.input.colour {
+                facebench_model::registry::Colour::Rgb => "RGB",
+            },
+            m.embedding_dim,
+            m.alignment.crop,
+            if present { "present" } else { "missing (run `make models`)" },
+            m.description
+        );
+    }
+    Ok(())
+}
+
 fn eval(c: EvalCommand, data_root: &std::path::Path) -> Result<String, Box<dyn Error>> {
     Ok(match c {
-        EvalCommand::Lfw(a) => match a.model {
-            Some(m) => {
-                pipeline::lfw::run(&a.pipeline.workspace(data_root), m, &a.pipeline.protocol_file, &a.model_out(m))?
-            }
-            None => pipeline::lfw::eval_store(data_root, &a.store_eval()?)?,
+        EvalCommand::Lfw(a) => match &a.model {
+            Some(m) => pipeline::pairs::run(
+                &a.pipeline.workspace(data_root),
+                m,
+                &a.pipeline.protocol_file,
+                None,
+                &a.model_out(m),
+            )?,
+            None => pipeline::pairs::eval_store(data_root, &a.store_eval()?)?,
         },
+        EvalCommand::Pairs(a) => {
+            pipeline::pairs::run(&a.workspace(data_root), &a.model, &a.protocol_file, a.variant.as_deref(), &a.out())?
+        }
         EvalCommand::Megaface(a) => pipeline::megaface::run(data_root, &a.request()?)?,
         EvalCommand::MegafaceLfw(a) => pipeline::megaface::run_lfw_stand_in(
             &a.pipeline.workspace(data_root),
-            a.model,
+            &a.model,
             a.min_images,
             a.out.as_deref(),
         )?,
@@ -130,17 +163,19 @@ fn run(cli: Cli) -> CmdResult {
     let out = match cli.command {
         Command::Align(a) => return align(a, data_root),
         Command::Report(a) => return report(a),
+        Command::Models(a) => return models(a),
         Command::Embed(a) => {
             pipeline::embed::run(&a.run.workspace(data_root, std::path::Path::new(".")), &a.request())?
         }
         Command::Eval(c) => eval(c, data_root)?,
         Command::Tune(TuneCommand::Lfw(a)) => {
-            let (t, path) = pipeline::lfw::tune(&a.pipeline.workspace(data_root), a.model, &a.pipeline.protocol_file)?;
+            let (t, path) =
+                pipeline::pairs::tune(&a.pipeline.workspace(data_root), &a.model, &a.pipeline.protocol_file)?;
             format!("{}wrote {}\n", t.table(), path.display())
         }
         Command::Train(a) => pipeline::train::run(&a.request())?,
         Command::Bench(BenchCommand::Embed(a)) => {
-            pipeline::bench::embed(&a.workspace(data_root), a.model, a.iters, a.images)?
+            pipeline::bench::embed(&a.workspace(data_root), &a.model, a.iters, a.images)?
         }
         Command::Bench(BenchCommand::Megaface(a)) => {
             format!("{}\n", facebench_megaface::bench_megaface(a.distractors, a.dim, a.threads)?)

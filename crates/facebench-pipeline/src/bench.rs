@@ -4,16 +4,16 @@
 use facebench_extract::Job;
 
 use crate::images::{ImageSet, ProtocolImages};
-use crate::models::ModelName;
 use crate::{Result, Workspace};
 
 /// Runs the benchmark; returns the lines to print.
-pub fn embed(ws: &Workspace, model: ModelName, iters: usize, images: usize) -> Result<String> {
-    let net = ws.load_model(model.as_str())?;
-    let mut s = format!("{model} on {} ({} threads)\n", ws.device, rayon::current_num_threads());
+pub fn embed(ws: &Workspace, model: &str, iters: usize, images: usize) -> Result<String> {
+    let model = ws.load_model(model)?;
+    let net = model.net();
+    let mut s = format!("{} on {} ({} threads)\n", model.name(), ws.device, rayon::current_num_threads());
     for batch in [1, 32] {
         let n = if batch == 1 { iters * 8 } else { iters };
-        let r = facebench_model::bench_embed(net.as_ref(), batch, n)?;
+        let r = facebench_model::bench_embed(net, batch, n)?;
         s += &format!("  forward only, batch {batch:>2}: {:>8.1} images/s\n", r.images_per_sec);
     }
     let set = ImageSet { protocol: Some(ProtocolImages::Lfw), ..Default::default() };
@@ -23,7 +23,7 @@ pub fn embed(ws: &Workspace, model: ModelName, iters: usize, images: usize) -> R
     let r = model.recipe(&format!("centre:{}", side.max(1)))?;
     let tmp = std::env::temp_dir().join(format!("facebench-bench-embed-{}", std::process::id()));
     for batch in [1, 32] {
-        let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch, flip: false, skip_bad: false };
+        let job = Job { model: net, recipe: &r, root: &root, batch, flip: false, skip_bad: false };
         let store = tmp.join(format!("b{batch}.fbs"));
         let e = ws.embed(&job, &keys, &Default::default(), &store)?;
         s += &format!(

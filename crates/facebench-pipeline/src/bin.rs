@@ -16,7 +16,6 @@ use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::models::ModelName;
 use crate::provenance::collect;
 use crate::stages::StageLog;
 use crate::{create_dir, create_parent, io, progress_bar, write_json, Error, Result, ResultsEnvelope, Workspace};
@@ -109,7 +108,8 @@ pub fn pack(data_root: &Path, a: &PackRequest) -> Result<String> {
 #[derive(Debug, Clone)]
 pub struct BinEval {
     pub bin: PathBuf,
-    pub model: ModelName,
+    /// A registry name, or a trained backbone checkpoint.
+    pub model: String,
     pub protocol_file: Option<PathBuf>,
     /// [default: the protocol file's, else insightface]
     pub rules: Option<Vec<Rule>>,
@@ -207,16 +207,17 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
     let name = proto.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| {
         a.bin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pack".into())
     });
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/bin").join(&name).join(a.model.as_str()));
+    let model = ws.load_model(&a.model)?;
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/bin").join(&name).join(model.name()));
 
-    let r = a.model.recipe(&a.align)?;
+    let r = model.recipe(&a.align)?;
     if r.uses_alignment {
         return Err(Error::Invalid(format!("--align {}: a pack holds aligned crops; use none or centre:S", a.align)));
     }
-    let net = ws.load_model(a.model.as_str())?;
+    let net = model.net();
     let t = Instant::now();
     let size = proto.as_ref().and_then(|p| p.image_size);
-    let (orig, mirror) = embed_pack(&pack, &a.bin, net.as_ref(), &r.preprocess, size, ws.batch, a.flip)?;
+    let (orig, mirror) = embed_pack(&pack, &a.bin, net, &r.preprocess, size, ws.batch, a.flip)?;
     let embed_secs = t.elapsed().as_secs_f64();
 
     let rules = a
@@ -248,7 +249,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
         ("pack", a.bin.display().to_string()),
         ("pack sha256", pack_sha.clone()),
         ("protocol file", a.protocol_file.as_ref().map_or("none".into(), |p| p.display().to_string())),
-        ("model", a.model.to_string()),
+        ("model", model.name().to_string()),
         ("weights sha256", net.weights_sha256().to_string()),
         ("device", ws.device.clone()),
     ]);
@@ -256,7 +257,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
     log.push("read pack", read_secs, format!("{} images", pack.images.len()));
     let inputs = pack.images.len() * if a.flip { 2 } else { 1 };
     log.push(
-        format!("embed {}{}", a.model, if a.flip { " (+ mirrors)" } else { "" }),
+        format!("embed {}{}", model.name(), if a.flip { " (+ mirrors)" } else { "" }),
         embed_secs,
         format!("{:.1} model inputs/s", inputs as f64 / embed_secs.max(1e-9)),
     );
@@ -271,7 +272,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
         preprocessing: preprocessing.clone(),
         results: &results,
     };
-    let doc = ResultsEnvelope::new(format!("bin:{name}"), a.model.as_str(), body, timings.clone(), &provenance);
+    let doc = ResultsEnvelope::new(format!("bin:{name}"), model.name(), body, timings.clone(), &provenance);
     write_json(&out.join("results.json"), &doc)?;
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
     let published = proto
@@ -287,7 +288,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut ctx = LfwReportContext::bin_pack(&name, results.n_folds, a.model.as_str(), preprocessing, published);
+    let mut ctx = LfwReportContext::bin_pack(&name, results.n_folds, model.name(), preprocessing, published);
     ctx.timings = timings;
     ctx.provenance = provenance;
     write_lfw_report(&out, &results, &ctx)?;

@@ -6,12 +6,12 @@ use facebench_core::store::AppendStore;
 use facebench_extract::{read_alignments, Job};
 
 use crate::images::ImageSet;
-use crate::models::ModelName;
 use crate::{Result, Workspace};
 
 #[derive(Debug, Clone)]
 pub struct EmbedRequest {
-    pub model: ModelName,
+    /// A registry name, or a trained backbone checkpoint.
+    pub model: String,
     pub images: ImageSet,
     /// The store; with `devkit_ending`, a folder holding `embeddings.fbs` and the files.
     pub out: PathBuf,
@@ -26,21 +26,15 @@ pub struct EmbedRequest {
 /// Embeds what is not yet stored; returns the summary lines.
 pub fn run(ws: &Workspace, a: &EmbedRequest) -> Result<String> {
     let (root, keys) = a.images.resolve(&ws.data_root)?;
-    let model = ws.load_model(a.model.as_str())?;
-    let recipe = a.model.recipe(&a.align)?;
+    let model = ws.load_model(&a.model)?;
+    let recipe = model.recipe(&a.align)?;
     let faces = match (&a.alignments, recipe.uses_alignment) {
         (Some(p), true) => read_alignments(p)?.0,
         (None, true) => return Err("--align landmarks needs --alignments FILE.jsonl (from `facebench align`)".into()),
         _ => Default::default(),
     };
-    let job = Job {
-        model: model.as_ref(),
-        recipe: &recipe,
-        root: &root,
-        batch: ws.batch,
-        flip: a.flip,
-        skip_bad: a.skip_bad,
-    };
+    let job =
+        Job { model: model.net(), recipe: &recipe, root: &root, batch: ws.batch, flip: a.flip, skip_bad: a.skip_bad };
     let store_path = match &a.devkit_ending {
         None => a.out.clone(),
         Some(_) => a.out.join("embeddings.fbs"),
@@ -57,7 +51,7 @@ pub fn run(ws: &Workspace, a: &EmbedRequest) -> Result<String> {
     }
     s += &format!(
         "{}: {} embedded ({:.1} images/s{}), {} already stored, in {}\n",
-        a.model,
+        model.name(),
         summary.computed,
         summary.images_per_sec() * if a.flip { 2.0 } else { 1.0 },
         if a.flip { ", mirrors included" } else { "" },

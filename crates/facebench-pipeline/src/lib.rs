@@ -1,7 +1,7 @@
 //! facebench-pipeline: everything between the command line and the protocol crates. A
 //! [`Workspace`] holds where data, caches and weights are and how models run; its cached
 //! stages (align, embed with or without mirror, read stores) serve every protocol, and each
-//! protocol's run ([`lfw`], [`bin`], [`ytf`], [`megaface`], [`lmcl`], [`train`]) is one call
+//! protocol's run ([`pairs`], [`bin`], [`ytf`], [`megaface`], [`lmcl`], [`train`]) is one call
 //! that writes a typed [`ResultsEnvelope`] and its report.
 
 pub mod bench;
@@ -9,10 +9,10 @@ pub mod bin;
 pub mod cache;
 pub mod embed;
 pub mod images;
-pub mod lfw;
 pub mod lmcl;
 pub mod megaface;
 pub mod models;
+pub mod pairs;
 pub mod provenance;
 pub mod stages;
 pub mod train;

@@ -13,19 +13,19 @@ use facebench_lmcl::{
 };
 use facebench_report::lmcl::{seconds_per_epoch, write_ablation_report, write_toy_report, AblationReport, ToyReport};
 
-use crate::models::ModelName;
 use crate::provenance::collect;
 use crate::{create_dir, progress_bar, write_json, Error, Result, Workspace};
 
 /// Options both experiments share.
 #[derive(Debug, Clone)]
 pub struct Common {
-    pub model: ModelName,
+    /// A registry name, or a trained backbone checkpoint.
+    pub model: String,
     pub out: PathBuf,
 }
 
 /// L2-normalised landmark embeddings of `keys` and the keys whose alignment fell back.
-fn embeddings(ws: &Workspace, model: ModelName, keys: &[String]) -> Result<(Embeddings, Vec<String>)> {
+fn embeddings(ws: &Workspace, model: &str, keys: &[String]) -> Result<(Embeddings, Vec<String>)> {
     let e = ws.lfw_landmark_embeddings(model, keys)?;
     let mut emb = e.orig;
     emb.l2_normalize()?;
@@ -61,7 +61,7 @@ pub fn run_toy(ws: &Workspace, a: &ToyRequest) -> Result<String> {
     let keys: Vec<String> = chosen.iter().flat_map(|p| p.image_keys()).collect();
     let labels: Vec<usize> =
         chosen.iter().enumerate().flat_map(|(c, p)| std::iter::repeat_n(c, p.images as usize)).collect();
-    let (emb, fallbacks) = embeddings(ws, a.common.model, &keys)?;
+    let (emb, fallbacks) = embeddings(ws, &a.common.model, &keys)?;
     let x = rows_of(&emb, keys.iter().cloned())?;
     let mut losses = vec![MarginLoss::Softmax, MarginLoss::NormFace { s: a.s }];
     losses.extend(a.margins.iter().map(|&m| MarginLoss::CosFace { s: a.s, m }));
@@ -159,7 +159,7 @@ pub fn run_ablation(ws: &Workspace, a: &AblationRequest) -> Result<String> {
             .collect::<std::result::Result<_, _>>()?,
     };
     let keys = people.image_keys();
-    let (emb, fallbacks) = embeddings(ws, a.common.model, &keys)?;
+    let (emb, fallbacks) = embeddings(ws, &a.common.model, &keys)?;
     let d = emb.dim();
 
     // Pair images once; every head maps them.

@@ -12,7 +12,6 @@ use facebench_megaface::{
 };
 use facebench_report::megaface::write_megaface_report;
 
-use crate::models::ModelName;
 use crate::provenance::{collect, described};
 use crate::{create_dir, io, progress_bar, write_json, Result, ResultsEnvelope, Stage, Workspace};
 
@@ -140,7 +139,7 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
 /// MegaFace's protocol on all of LFW: probes = identities with >= `min_images` images,
 /// distractors = every image of the other identities, sizes 10, 100, 1000 and all.
 /// `out` defaults to reports/megaface/<model>. Returns what the terminal shows.
-pub fn run_lfw_stand_in(ws: &Workspace, model: ModelName, min_images: usize, out: Option<&Path>) -> Result<String> {
+pub fn run_lfw_stand_in(ws: &Workspace, model: &str, min_images: usize, out: Option<&Path>) -> Result<String> {
     let root = ws.lfw_images();
     let mut keys = Vec::new();
     let mut people: Vec<_> = std::fs::read_dir(&root)
@@ -190,7 +189,7 @@ pub fn run_lfw_stand_in(ws: &Workspace, model: ModelName, min_images: usize, out
     let t_score = Instant::now();
     let results = evaluate(&probes, &dist, &cfg, &|_, _| {})?;
     let score_s = t_score.elapsed().as_secs_f64();
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("reports/megaface").join(model.as_str()));
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("reports/megaface").join(model));
     let provenance = collect(&[
         ("model", model.to_string()),
         ("weights sha256", e.weights_sha.clone()),
@@ -216,7 +215,7 @@ pub fn run_lfw_stand_in(ws: &Workspace, model: ModelName, min_images: usize, out
         Stage::new("score all sizes (one pass)", score_s, ""),
     ];
     // The stand-in must never read as MegaFace, file names included.
-    write_outputs(&out, &results, model.as_str(), 1, ("lfwprobes", "lfwdistractors"), timings, &provenance)?;
+    write_outputs(&out, &results, model, 1, ("lfwprobes", "lfwdistractors"), timings, &provenance)?;
     Ok(format!(
         "LFW-as-MegaFace (a stand-in, not MegaFace): {} probes of {} identities with >= {} images, {} distractors; \
          align {} new images ({:.1} images/s), embed {} new images; {} fallback(s) in the cache\n{}wrote {}\n",

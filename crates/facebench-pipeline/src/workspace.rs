@@ -9,9 +9,9 @@ use facebench_core::Embeddings;
 use facebench_detect::{align_images_with, AlignCache, AlignOutcome, Detector};
 use facebench_extract::{extract, store_meta, Job, Summary};
 use facebench_image::{Decoder, FaceAnnotation};
-use facebench_model::FaceModel;
 
 use crate::cache::{flip_path, CacheLayout};
+use crate::models::Model;
 use crate::{create_parent, progress_bar, write_json, Result};
 
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct Workspace {
     pub cache: CacheLayout,
     /// Weights filled by `make models`.
     pub models_dir: PathBuf,
+    /// The model registry `--model` names are looked up in.
+    pub registry: PathBuf,
     /// `cpu` or `cuda[:N]`.
     pub device: String,
     /// Images per forward pass.
@@ -28,10 +30,10 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Loads a recognition model onto the workspace's device.
-    pub fn load_model(&self, name: &str) -> Result<Box<dyn FaceModel>> {
-        let device = facebench_model::device_from_name(&self.device)?;
-        Ok(facebench_model::load(name, &self.models_dir, &device)?)
+    /// Loads a recognition model onto the workspace's device: a registry name, or the path
+    /// of a checkpoint written by `facebench train --images`.
+    pub fn load_model(&self, name_or_path: &str) -> Result<Model> {
+        Model::load(&self.registry, name_or_path, &self.models_dir, &self.device)
     }
 
     /// Loads the face detector (+ landmarks) onto the workspace's device.
@@ -115,19 +117,15 @@ impl Workspace {
 
     /// Landmark-aligned embeddings (+ mirrors) of LFW `keys` with `model`, from the LFW cache
     /// (whatever is missing is computed and added), and the cache's alignment fallbacks.
-    pub fn lfw_landmark_embeddings(
-        &self,
-        model: crate::models::ModelName,
-        keys: &[String],
-    ) -> Result<LandmarkEmbeddings> {
+    pub fn lfw_landmark_embeddings(&self, model: &str, keys: &[String]) -> Result<LandmarkEmbeddings> {
         let root = self.lfw_images();
         let align_path = self.cache.align();
         let aligned = self.align(&root, keys, &align_path, Decoder::Image)?;
         let (faces, fallbacks) = facebench_extract::read_alignments(&align_path)?;
-        let net = self.load_model(model.as_str())?;
-        let r = model.recipe("landmarks")?;
-        let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: self.batch, flip: true, skip_bad: false };
-        let path = self.cache.store(model.as_str(), "landmarks");
+        let net = self.load_model(model)?;
+        let r = net.recipe("landmarks")?;
+        let job = Job { model: net.net(), recipe: &r, root: &root, batch: self.batch, flip: true, skip_bad: false };
+        let path = self.cache.store(net.name(), "landmarks");
         let embedded = self.embed(&job, keys, &faces, &path)?;
         let (orig, flip) = self.read_with_flip(&path)?;
         Ok(LandmarkEmbeddings {
@@ -136,7 +134,7 @@ impl Workspace {
             fallbacks,
             aligned,
             embedded,
-            weights_sha: net.weights_sha256().to_string(),
+            weights_sha: net.net().weights_sha256().to_string(),
         })
     }
 }

@@ -16,7 +16,6 @@ use facebench_ytf::{
 use serde::Serialize;
 
 use crate::cache::{flip_path, CacheLayout};
-use crate::models::ModelName;
 use crate::provenance::collect;
 use crate::stages::StageLog;
 use crate::{create_dir, progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
@@ -24,8 +23,8 @@ use crate::{create_dir, progress_bar, write_json, Error, Result, ResultsEnvelope
 /// `facebench eval ytf`.
 #[derive(Debug, Clone)]
 pub struct YtfRequest {
-    /// [default: faceapi-resnet unless `embeddings` is given]
-    pub model: Option<ModelName>,
+    /// A registry name or a trained backbone checkpoint; one of `model` and `embeddings`.
+    pub model: Option<String>,
     /// A store of frame features instead of a model, and its keys file for .npy.
     pub embeddings: Option<PathBuf>,
     pub keys: Option<PathBuf>,
@@ -64,12 +63,13 @@ struct Frames {
 fn embed_frames(
     ws: &Workspace,
     a: &YtfRequest,
-    model: ModelName,
+    model: &str,
     index: &VideoIndex,
     names: &[&str],
     keys: &[String],
 ) -> Result<Frames> {
     let layout = index.layout;
+    let model = ws.load_model(model)?;
     let r = model.recipe(&a.align)?;
     if layout == Layout::Frames && !r.uses_alignment {
         return Err(Error::Invalid(format!(
@@ -119,17 +119,16 @@ fn embed_frames(
         Default::default()
     };
 
-    let net = ws.load_model(model.as_str())?;
-    let job =
-        Job { model: net.as_ref(), recipe: &r, root: &index.root, batch: ws.batch, flip: a.flip, skip_bad: false };
-    let path = ws.cache.frame_store(model.as_str(), &tag);
+    let net = model.net();
+    let job = Job { model: net, recipe: &r, root: &index.root, batch: ws.batch, flip: a.flip, skip_bad: false };
+    let path = ws.cache.frame_store(model.name(), &tag);
     let s = ws.embed(&job, keys, &faces, &path)?;
     let note = if s.computed > 0 {
         format!("{} frames{}, {:.1} frames/s", s.computed, if a.flip { " + mirrors" } else { "" }, s.images_per_sec())
     } else {
         format!("all {} frames cached", s.already_stored)
     };
-    let embed_fps = log.cached(&format!("embed {model} ({tag})"), s.seconds, note, s.computed)?;
+    let embed_fps = log.cached(&format!("embed {} ({tag})", model.name()), s.seconds, note, s.computed)?;
     let orig = store::AppendStore::read(&path)?.1;
     let features = if a.flip { orig.fuse_flip_sum(&store::AppendStore::read(&flip_path(&path))?.1)? } else { orig };
     let how = match (a.align.as_str(), layout) {
@@ -148,7 +147,7 @@ fn embed_frames(
     };
     Ok(Frames {
         features,
-        label: model.to_string(),
+        label: model.name().to_string(),
         preprocessing: format!("{how}{}", if a.flip { "; mirror features fused (sum, normalised)" } else { "" }),
         weights_sha: Some(net.weights_sha256().to_string()),
         fallbacks,
@@ -296,7 +295,10 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
             align_fps: None,
             embed_fps: None,
         },
-        None => embed_frames(ws, a, a.model.unwrap_or(ModelName::FaceapiResnet), &index, &names, &keys)?,
+        None => {
+            let model = a.model.as_deref().ok_or("give a model or a store of frame features")?;
+            embed_frames(ws, a, model, &index, &names, &keys)?
+        }
     };
     let mut timings = frames.timings.clone();
     let settings = EvalSettings { rules: a.rules.clone(), ..EvalSettings::default() };

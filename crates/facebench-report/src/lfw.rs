@@ -81,6 +81,28 @@ impl LfwReportContext {
         }
     }
 
+    /// Any other pairs protocol's wording: titled by the protocol (`title` = its name, fold
+    /// count and pair count), its own published rows, an alignment-fallback section.
+    pub fn pairs_protocol(
+        title: impl Into<String>,
+        n_folds: usize,
+        model: impl Into<String>,
+        preprocessing: impl Into<String>,
+        published: Vec<PublishedAccuracy>,
+    ) -> Self {
+        LfwReportContext {
+            protocol: title.into(),
+            folds: "folds".into(),
+            accuracy_heading: format!("Accuracy ({n_folds} folds)"),
+            accuracy_column: "accuracy % (mean ± pop. std)".into(),
+            model: model.into(),
+            preprocessing: preprocessing.into(),
+            published,
+            fallbacks: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+
     /// A `.bin` pack's wording: `n_folds` contiguous folds, the protocol file's published rows.
     pub fn bin_pack(
         pack: &str,

@@ -38,13 +38,12 @@ pub struct Summary {
     pub written: Vec<PathBuf>,
 }
 
-/// Training data of the models facebench ships, where their authors state it.
-fn known_training_data(model: &str) -> Option<&'static str> {
-    match model {
-        "faceapi-resnet" => Some("dlib ResNet v1: about 3M faces of 7,485 people (FaceScrub, VGG, web)"),
-        "mobileface" => Some("not stated by the weights package"),
-        _ => None,
-    }
+/// Training data of a model in the registry (protocols/models.toml), as its entry states it.
+/// A summary of results files does not need the registry, so one that cannot be read just
+/// leaves the cell to the results' own field or "unknown".
+fn known_training_data(model: &str) -> Option<String> {
+    let registry = facebench_model::Registry::load(facebench_model::Registry::default_path()).ok()?;
+    registry.get(model).ok().map(|m| m.training_data.clone())
 }
 
 /// Training data of a published row, read from its setting.
@@ -254,7 +253,7 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
         let training = mine
             .iter()
             .find_map(|e| e.training_data.clone())
-            .or_else(|| known_training_data(m).map(str::to_string))
+            .or_else(|| known_training_data(m))
             .unwrap_or_else(|| "unknown".into());
         let cell = |f: &dyn Fn(&Entry) -> Option<String>| {
             let parts: Vec<String> = mine.iter().filter_map(|e| f(e)).collect();

@@ -1,6 +1,8 @@
-//! LFW from images: align (cached) -> embed (cached) -> tune on View 1 -> score View 2
-//! -> report. Each stage reuses what an earlier run left in the cache folder, so a second
-//! run only scores and writes the report. Also LFW scored from a precomputed store.
+//! Any pairs protocol file (`lfw` or `list` format) from images: align (cached) -> embed
+//! (cached) -> choose a variant (on the `[tune]` split, e.g. LFW View 1) -> score the pairs
+//! -> report, titled by the protocol. Each stage reuses what an earlier run left in the cache
+//! folder, so a second run only scores and writes the report. Also pairs scored from a
+//! precomputed store.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,11 +11,12 @@ use std::time::Instant;
 use facebench_core::{store, Embeddings};
 use facebench_extract::{read_alignments, Job};
 use facebench_image::Decoder;
+use facebench_lfw::PairsFormat;
 use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};
-use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, VariantRow};
+use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, PublishedAccuracy, VariantRow};
 use serde::Serialize;
 
-use crate::models::ModelName;
+use crate::models::Model;
 use crate::provenance::collect;
 use crate::stages::StageLog;
 use crate::{create_dir, write_json, Error, Result, ResultsEnvelope, Workspace};
@@ -50,34 +53,49 @@ impl TuneResult {
 struct Prepared {
     proto: PairsProtocol,
     proto_sha: String,
-    tune_rule: Rule,
+    /// The protocol's variants, or the model's own alignment with mirrors if it lists none.
+    variants: Vec<Variant>,
+    /// The `[tune]` split and its rule, if the protocol has one.
+    tune: Option<(Pairs, Rule)>,
     view2: Pairs,
-    view1: Pairs,
-    model: ModelName,
-    weights_sha: String,
+    model: Model,
     /// (align string) -> (embeddings, mirror embeddings)
     stores: Vec<(String, Embeddings, Embeddings)>,
     fallbacks: Vec<String>,
     log: StageLog,
 }
 
-fn prepare(ws: &Workspace, model: ModelName, protocol_file: &Path) -> Result<Prepared> {
+fn prepare(ws: &Workspace, model: &str, protocol_file: &Path) -> Result<Prepared> {
     let data_root = &ws.data_root;
     let (proto, proto_sha) = PairsProtocol::read(protocol_file)?;
+    if proto.pairs.format == PairsFormat::Bin {
+        return Err(Error::Invalid(format!(
+            "{}: a .bin pack; evaluate it with `facebench eval bin --bin FILE --protocol-file {}`",
+            protocol_file.display(),
+            protocol_file.display()
+        )));
+    }
     proto.verify(data_root)?;
     let view2 = proto.read_pairs(data_root)?;
-    let no = |what: &str| Error::Invalid(format!("{}: no {what}", protocol_file.display()));
-    let view1 = proto.read_tune_pairs(data_root)?.ok_or_else(|| no("[tune] split to choose a variant on"))?;
-    let tune_rule = proto.tune.as_ref().map(|t| t.rule).ok_or_else(|| no("[tune] rule"))?;
-    let root = data_root.join(proto.images.as_ref().ok_or_else(|| no("images root"))?);
+    let view1 = proto.read_tune_pairs(data_root)?;
+    let tune = view1.zip(proto.tune.as_ref().map(|t| t.rule));
+    let images = proto.images.as_ref().ok_or_else(|| format!("{}: no images root", protocol_file.display()))?;
+    let root = data_root.join(images);
     let mut keys = view2.image_keys();
     let seen: HashSet<String> = keys.iter().cloned().collect();
-    keys.extend(view1.image_keys().into_iter().filter(|k| !seen.contains(k)));
+    if let Some((view1, _)) = &tune {
+        keys.extend(view1.image_keys().into_iter().filter(|k| !seen.contains(k)));
+    }
+    let variants = if proto.variants.is_empty() {
+        vec![Variant { name: "landmarks+flip".into(), align: "landmarks".into(), flip: true, baseline: false }]
+    } else {
+        proto.variants.clone()
+    };
 
+    let model = ws.load_model(model)?;
     let mut log = StageLog::open(ws.cache.stages());
     let align_path = ws.cache.align();
-    let needs_landmarks =
-        proto.variants.iter().any(|v| model.recipe(&v.align).map(|r| r.uses_alignment).unwrap_or(false));
+    let needs_landmarks = variants.iter().any(|v| model.recipe(&v.align).map(|r| r.uses_alignment).unwrap_or(false));
     let (faces, fallbacks) = if needs_landmarks {
         let o = ws.align(&root, &keys, &align_path, Decoder::Image)?;
         let note = if o.aligned > 0 {
@@ -93,37 +111,25 @@ fn prepare(ws: &Workspace, model: ModelName, protocol_file: &Path) -> Result<Pre
         (Default::default(), Vec::new())
     };
 
-    let net = ws.load_model(model.as_str())?;
     let mut stores = Vec::new();
-    for align in proto.variants.iter().map(|v| v.align.as_str()) {
+    for align in variants.iter().map(|v| v.align.as_str()) {
         if stores.iter().any(|(a, _, _)| a == align) {
             continue;
         }
         let r = model.recipe(align)?;
-        let job = Job { model: net.as_ref(), recipe: &r, root: &root, batch: ws.batch, flip: true, skip_bad: false };
-        let path = ws.cache.store(model.as_str(), align);
+        let job = Job { model: model.net(), recipe: &r, root: &root, batch: ws.batch, flip: true, skip_bad: false };
+        let path = ws.cache.store(model.name(), align);
         let s = ws.embed(&job, &keys, &faces, &path)?;
         let note = if s.computed > 0 {
             format!("{} images + mirrors, {:.1} model inputs/s", s.computed, 2.0 * s.images_per_sec())
         } else {
             format!("all {} images cached", s.already_stored)
         };
-        log.cached(&format!("embed {model}, align {align} (+ mirrors)"), s.seconds, note, s.computed)?;
+        log.cached(&format!("embed {}, align {align} (+ mirrors)", model.name()), s.seconds, note, s.computed)?;
         let (emb, flip) = ws.read_with_flip(&path)?;
         stores.push((align.to_string(), emb, flip));
     }
-    Ok(Prepared {
-        proto,
-        proto_sha,
-        tune_rule,
-        view2,
-        view1,
-        model,
-        weights_sha: net.weights_sha256().to_string(),
-        stores,
-        fallbacks,
-        log,
-    })
+    Ok(Prepared { proto, proto_sha, variants, tune, view2, model, stores, fallbacks, log })
 }
 
 impl Prepared {
@@ -132,14 +138,16 @@ impl Prepared {
         (e, v.flip.then_some(f))
     }
 
-    /// View-1 accuracy of every non-baseline variant; the best one (first on ties) is chosen.
-    fn tune(&self) -> Result<TuneResult> {
-        let rule = self.tune_rule;
+    /// `[tune]`-split accuracy of every non-baseline variant; the best one (first on ties) is
+    /// chosen. `None` when the protocol has no such split.
+    fn tune(&self) -> Result<Option<TuneResult>> {
+        let Some((view1, rule)) = &self.tune else { return Ok(None) };
+        let rule = *rule;
         let opts = MetricSettings { rules: vec![rule], exact_fars: vec![], insightface_fars: vec![] };
         let mut rows = Vec::new();
-        for v in self.proto.variants.iter().filter(|v| !v.baseline) {
+        for v in self.variants.iter().filter(|v| !v.baseline) {
             let (e, f) = self.stores_for(v);
-            let r = evaluate(&self.view1, e, f, &opts)?;
+            let r = evaluate(view1, e, f, &opts)?;
             rows.push(TuneRow { variant: v.clone(), view1_accuracy: r.accuracy[0].folds[1].test_accuracy });
         }
         let best = rows.iter().fold(None::<&TuneRow>, |b, r| match b {
@@ -147,7 +155,7 @@ impl Prepared {
             _ => Some(r),
         });
         let chosen = best.ok_or("the protocol file has no non-baseline variant")?.variant.name.clone();
-        Ok(TuneResult { model: self.model.to_string(), rule: rule.to_string(), rows, chosen })
+        Ok(Some(TuneResult { model: self.model.name().to_string(), rule: rule.to_string(), rows, chosen }))
     }
 
     fn view2(&self, v: &Variant, rules: Vec<Rule>) -> Result<LfwResults> {
@@ -161,10 +169,10 @@ impl Prepared {
 
 /// `facebench tune lfw`: sweeps the protocol's variants on View 1 and writes the choice
 /// to `<cache>/<model>/tune.json`, whose path is returned with the result.
-pub fn tune(ws: &Workspace, model: ModelName, protocol_file: &Path) -> Result<(TuneResult, PathBuf)> {
+pub fn tune(ws: &Workspace, model: &str, protocol_file: &Path) -> Result<(TuneResult, PathBuf)> {
     let p = prepare(ws, model, protocol_file)?;
-    let t = p.tune()?;
-    let path = ws.cache.tune(model.as_str());
+    let t = p.tune()?.ok_or_else(|| format!("{}: no [tune] split to choose a variant on", protocol_file.display()))?;
+    let path = ws.cache.tune(p.model.name());
     write_json(&path, &t)?;
     Ok((t, path))
 }
@@ -183,24 +191,37 @@ struct LfwBody<'a> {
     preprocessing: String,
     variant: Variant,
     choice: String,
-    tune: &'a TuneResult,
+    tune: Option<&'a TuneResult>,
     baselines_and_other_variants: Vec<OtherVariant>,
     alignment_fallbacks: &'a [String],
     results: &'a LfwResults,
 }
 
-/// `facebench eval lfw --model NAME`: the whole protocol from images to the report in
-/// `out`. Returns what the terminal shows.
-pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -> Result<String> {
+/// `facebench eval pairs --protocol-file FILE --model NAME` (and `eval lfw`): the whole
+/// protocol from images to the report in `out`. The variant is `variant` if given, else the
+/// best on the `[tune]` split, else the protocol's first non-baseline one. Returns what the
+/// terminal shows.
+pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&str>, out: &Path) -> Result<String> {
     let t_all = Instant::now();
     let mut p = prepare(ws, model, protocol_file)?;
     let t = Instant::now();
-    let tune = p.tune()?;
-    write_json(&ws.cache.tune(model.as_str()), &tune)?;
-    let chosen = p.proto.variant(&tune.chosen).expect("tuned variant").clone();
+    let model = p.model.name().to_string();
+    let tune = if variant.is_none() { p.tune()? } else { None };
+    if let Some(tune) = &tune {
+        write_json(&ws.cache.tune(&model), tune)?;
+    }
+    let chosen = match (variant, &tune) {
+        (Some(name), _) => p.variants.iter().find(|v| v.name == name).ok_or_else(|| {
+            let known: Vec<&str> = p.variants.iter().map(|v| v.name.as_str()).collect();
+            format!("{}: no variant {name:?}; it has {}", protocol_file.display(), known.join(", "))
+        })?,
+        (None, Some(t)) => p.variants.iter().find(|v| v.name == t.chosen).expect("tuned variant"),
+        (None, None) => p.variants.iter().find(|v| !v.baseline).expect("validated: a non-baseline variant"),
+    }
+    .clone();
     let results = p.view2(&chosen, p.proto.metrics.rules.clone())?;
     let mut variants = Vec::new();
-    for v in p.proto.variants.iter().filter(|v| v.name != chosen.name) {
+    for v in p.variants.iter().filter(|v| v.name != chosen.name) {
         let r = p.view2(v, vec![Rule::InsightFace])?;
         let rep = &r.accuracy[0];
         variants.push(VariantRow {
@@ -210,30 +231,38 @@ pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -
             accuracy_std: rep.std_population,
         });
     }
-    p.log.push("tune on View 1 + score View 2", t.elapsed().as_secs_f64(), "");
+    let stage = if tune.is_some() { "tune on View 1 + score View 2" } else { "score" };
+    p.log.push(stage, t.elapsed().as_secs_f64(), "");
 
-    let choice = format!(
-        "{} (best View-1 accuracy under the {} rule among {})",
-        chosen.name,
-        tune.rule,
-        tune.rows
-            .iter()
-            .map(|r| format!("{} {:.2}%", r.variant.name, 100.0 * r.view1_accuracy))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let choice = match &tune {
+        Some(tune) => format!(
+            "{} (best View-1 accuracy under the {} rule among {})",
+            chosen.name,
+            tune.rule,
+            tune.rows
+                .iter()
+                .map(|r| format!("{} {:.2}%", r.variant.name, 100.0 * r.view1_accuracy))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None if variant.is_some() => format!("{} (given by --variant)", chosen.name),
+        None if p.proto.variants.is_empty() => {
+            format!("{} (the model's own alignment with mirrors; the protocol lists no variants)", chosen.name)
+        }
+        None => format!("{} (the protocol's first non-baseline variant; it has no [tune] split)", chosen.name),
+    };
     let preprocessing = format!(
         "align {}{}",
         if chosen.align == "landmarks" {
-            format!("landmarks ({})", model.landmarks_description())
+            format!("landmarks ({})", p.model.landmarks_description())
         } else {
             chosen.align.clone()
         },
         if chosen.flip { ", mirror features fused" } else { ", no mirror" }
     );
     let provenance = collect(&[
-        ("model", model.to_string()),
-        ("weights sha256", p.weights_sha.clone()),
+        ("model", model.clone()),
+        ("weights sha256", p.model.net().weights_sha256().to_string()),
         ("preprocessing", preprocessing.clone()),
         ("protocol file", format!("{} (sha256 {})", protocol_file.display(), p.proto_sha)),
         ("data root", ws.data_root.display().to_string()),
@@ -243,7 +272,7 @@ pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -
     // Taken before the report so the report's total includes everything but itself.
     let wall = t_all.elapsed().as_secs_f64();
     p.log.push("total (build excluded)", wall, "");
-    let mut ctx = LfwReportContext::lfw_view2(model.as_str(), preprocessing.clone());
+    let mut ctx = report_context(&p.proto, results.n_folds, &model, &preprocessing);
     ctx.choice = Some(choice.clone());
     ctx.variants = variants;
     ctx.fallbacks = Some(p.fallbacks.clone());
@@ -255,7 +284,7 @@ pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -
         preprocessing,
         variant: chosen,
         choice,
-        tune: &tune,
+        tune: tune.as_ref(),
         baselines_and_other_variants: ctx
             .variants
             .iter()
@@ -269,11 +298,11 @@ pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -
         alignment_fallbacks: &p.fallbacks,
         results: &results,
     };
-    let doc = ResultsEnvelope::new("lfw", model.as_str(), body, ctx.timings.clone(), &provenance);
+    let doc = ResultsEnvelope::new(p.proto.name.as_str(), &model, body, ctx.timings.clone(), &provenance);
     write_json(&out.join("results.json"), &doc)?;
 
-    let mut s = tune.table();
-    s += &headline_table("LFW", &results);
+    let mut s = tune.as_ref().map(TuneResult::table).unwrap_or_default();
+    s += &headline_table(&terminal_title(&p.proto), &results);
     for v in &ctx.variants {
         s += &format!(
             "variant {:<24} insightface {:.3}% +- {:.3}%\n",
@@ -284,6 +313,34 @@ pub fn run(ws: &Workspace, model: ModelName, protocol_file: &Path, out: &Path) -
     }
     s += &format!("{} alignment fallback(s); total {:.1}s; report in {}\n", p.fallbacks.len(), wall, out.display());
     Ok(s)
+}
+
+/// The LFW protocol keeps its View-2 wording and the LFW published rows; any other
+/// protocol is titled by its name, fold count and pair count, with its own published rows.
+fn report_context(proto: &PairsProtocol, n_folds: usize, model: &str, preprocessing: &str) -> LfwReportContext {
+    if is_lfw_view2(proto) {
+        return LfwReportContext::lfw_view2(model, preprocessing);
+    }
+    let published = proto
+        .published
+        .iter()
+        .map(|r| PublishedAccuracy { source: r.source.clone(), setting: r.setting.clone(), accuracy: r.accuracy })
+        .collect();
+    LfwReportContext::pairs_protocol(proto.title(), n_folds, model, preprocessing, published)
+}
+
+/// What the terminal table is headed with: `LFW` for LFW, else the protocol's title.
+fn terminal_title(proto: &PairsProtocol) -> String {
+    if is_lfw_view2(proto) {
+        "LFW".into()
+    } else {
+        proto.title()
+    }
+}
+
+/// `protocols/lfw.toml` (or a slice of it): LFW's `pairs.txt` format under the name `lfw`.
+fn is_lfw_view2(proto: &PairsProtocol) -> bool {
+    proto.name == "lfw" && proto.pairs.format == PairsFormat::Lfw
 }
 
 /// LFW scored from a precomputed store (`facebench eval lfw --embeddings`).
