@@ -434,37 +434,13 @@ fn lowp_blocked<R: facebench_score::Reducer>(
     block: BlockConfig,
     reducer: R,
 ) -> Result<R> {
-    use rayon::prelude::*;
     g.repack(gallery.as_slice(), gallery.dim());
     let g = &*g;
     let qb = block.query_block.max(1);
     let gb = block.gallery_block.max(1).next_multiple_of(lowp::NR);
-    let (m, n) = (q.rows, g.cols);
-    let nqb = m.div_ceil(qb);
-    let tiles = nqb * n.div_ceil(gb);
-    let part = (0..tiles)
-        .into_par_iter()
-        .fold(
-            || (reducer.fork(), Vec::<f32>::new()),
-            |(mut part, mut buf), t| {
-                let (q0, g0) = ((t % nqb) * qb, (t / nqb) * gb);
-                let (rows, cols) = (qb.min(m - q0), gb.min(n - g0));
-                buf.resize(rows * cols, 0.0);
-                lowp::score_tile(q, q0, rows, g, g0, cols, &mut buf[..rows * cols]);
-                part.consume(&facebench_score::Tile::new(q0, g0, rows, cols, &buf[..rows * cols]));
-                (part, buf)
-            },
-        )
-        .map(|(p, _)| p)
-        .reduce_with(|mut a, b| {
-            a.merge(b);
-            a
-        });
-    let mut reducer = reducer;
-    if let Some(p) = part {
-        reducer.merge(p);
-    }
-    Ok(reducer)
+    Ok(facebench_score::drive_tiles(q.rows, g.cols, qb, gb, reducer, |q0, rows, g0, cols, out| {
+        lowp::score_tile(q, q0, rows, g, g0, cols, out)
+    }))
 }
 
 /// Number of genuine scores strictly above `t` (`genuine` ascending).

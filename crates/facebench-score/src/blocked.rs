@@ -157,21 +157,33 @@ pub fn score_blocked<R: Reducer>(
     let (m, n) = (queries.rows(), gallery.rows());
     let BlockConfig { query_block: qb, gallery_block: gb } = config.effective(m, n, rayon::current_num_threads());
     reducer.check(m, n)?;
-    let (nqb, ngb) = (m.div_ceil(qb), n.div_ceil(gb));
-    let tiles = nqb * ngb;
+    Ok(drive_tiles(m, n, qb, gb, reducer, |q0, rows, g0, cols, out| {
+        gemm_block(queries.slice_rows(q0..q0 + rows), gallery.slice_rows(g0..g0 + cols), out)
+            .expect("tile shapes are consistent by construction")
+    }))
+}
+
+/// The tile loop every scoring kernel shares: the `m x n` score matrix cut into
+/// `qb x gb` tiles, visited gallery-block-major in parallel, each tile filled by
+/// `kernel(q0, rows, g0, cols, out)` (row-major `rows x cols`) and consumed by a fork of
+/// `reducer`, the forks merged at the end. Block sizes are taken as given (non-zero).
+pub fn drive_tiles<R, K>(m: usize, n: usize, qb: usize, gb: usize, reducer: R, kernel: K) -> R
+where
+    R: Reducer,
+    K: Fn(usize, usize, usize, usize, &mut [f32]) + Sync,
+{
+    let nqb = m.div_ceil(qb);
+    let tiles = nqb * n.div_ceil(gb);
     let partial = (0..tiles)
         .into_par_iter()
         .fold(
             || (reducer.fork(), Vec::<f32>::new()),
             |(mut part, mut buf), t| {
-                let (gi, qi) = (t / nqb, t % nqb);
-                let (q0, g0) = (qi * qb, gi * gb);
-                let (q1, g1) = ((q0 + qb).min(m), (g0 + gb).min(n));
-                let (rows, cols) = (q1 - q0, g1 - g0);
+                let (q0, g0) = ((t % nqb) * qb, (t / nqb) * gb);
+                let (rows, cols) = (qb.min(m - q0), gb.min(n - g0));
                 buf.resize(rows * cols, 0.0);
                 let out = &mut buf[..rows * cols];
-                gemm_block(queries.slice_rows(q0..q1), gallery.slice_rows(g0..g1), out)
-                    .expect("tile shapes are consistent by construction");
+                kernel(q0, rows, g0, cols, out);
                 part.consume(&Tile::new(q0, g0, rows, cols, out));
                 (part, buf)
             },
@@ -185,7 +197,7 @@ pub fn score_blocked<R: Reducer>(
     if let Some(part) = partial {
         reducer.merge(part);
     }
-    Ok(reducer)
+    reducer
 }
 
 macro_rules! tuple_reducer {

@@ -38,7 +38,7 @@ mod matrix;
 mod pairs;
 mod reducers;
 
-pub use blocked::{score_blocked, BlockConfig, GalleryMask, Masked, Reducer, Tile};
+pub use blocked::{drive_tiles, score_blocked, BlockConfig, GalleryMask, Masked, Reducer, Tile};
 pub use kernel::{dot, gemm_block};
 pub use matrix::{Matrix, ScoreError};
 pub use pairs::score_pairs;
