@@ -1,11 +1,11 @@
 //! The `align` pass: detection + landmarks over a list of images, in parallel, one record per
 //! image, choosing the face nearest the image centre (protocols with one face per image).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use facebench_image::Decoder;
+use facebench_image::{Decoder, FaceAnnotation};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -22,16 +22,45 @@ const FALLBACK_FRACTIONS: [f64; 4] = [0.30, 0.28, 0.40, 0.47];
 
 /// One cached line of `align`: every face found, which one the protocol uses, and whether it is
 /// the fixed centre-box fallback. JSON: `{"key": ..., "faces": [...], "chosen": i, "fallback": b}`.
+/// Written with detector [`Face`]s; read back for cropping as [`FaceAnnotation`]s (f64 read
+/// straight from the JSON text, so crops see the same numbers whoever reads the cache).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlignRecord {
+pub struct AlignRecord<F = Face> {
     /// The image's key (its path relative to the image root).
     pub key: String,
     /// All faces found, in detector order; when nothing was found, the single fallback face.
-    pub faces: Vec<Face>,
+    pub faces: Vec<F>,
     /// Index into `faces` of the face to embed.
     pub chosen: usize,
     /// True when no face was found and `faces[0]` is the fixed centre box.
+    #[serde(default)]
     pub fallback: bool,
+}
+
+/// The chosen face per key of an alignment cache, plus the keys that fell back to the centre
+/// box. A malformed line names the file and line.
+pub fn read_alignments(path: &Path) -> Result<(HashMap<String, FaceAnnotation>, Vec<String>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::CacheIo { path: path.to_path_buf(), source: e })?;
+    let mut faces = HashMap::new();
+    let mut fallbacks = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let err = |msg: String| Error::CacheLine { path: path.to_path_buf(), line: i + 1, msg };
+        let line = line.map_err(|e| err(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: AlignRecord<FaceAnnotation> = serde_json::from_str(&line).map_err(|e| err(e.to_string()))?;
+        let face = rec
+            .faces
+            .get(rec.chosen)
+            .cloned()
+            .ok_or_else(|| err(format!("chosen face {} of {} faces", rec.chosen, rec.faces.len())))?;
+        if rec.fallback {
+            fallbacks.push(rec.key.clone());
+        }
+        faces.insert(rec.key, face);
+    }
+    Ok((faces, fallbacks))
 }
 
 /// Counts of one `align_images` run.

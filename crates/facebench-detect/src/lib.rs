@@ -51,7 +51,8 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 pub use align::{
-    align_images, align_images_with, choose_central, fallback_box, AlignCache, AlignOutcome, AlignRecord, AlignSummary,
+    align_images, align_images_with, choose_central, fallback_box, read_alignments, AlignCache, AlignOutcome,
+    AlignRecord, AlignSummary,
 };
 pub use landmarks::LANDMARK_INPUT;
 pub use ssd::SSD_INPUT;

@@ -6,8 +6,7 @@
 //! skips every key already stored.
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
@@ -30,8 +29,6 @@ pub enum Error {
         #[source]
         source: facebench_image::Error,
     },
-    #[error("{path}:{line}: {msg}")]
-    Alignments { path: PathBuf, line: usize, msg: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -286,40 +283,4 @@ fn check_rows(keys: &[String], rows: &[Vec<f32>], model: &dyn FaceModel) -> Resu
         }
     }
     Ok(())
-}
-
-/// One line of an alignment cache (`facebench align --out FILE.jsonl`).
-#[derive(Debug, Deserialize)]
-struct AlignLine {
-    key: String,
-    faces: Vec<FaceAnnotation>,
-    chosen: usize,
-    #[serde(default)]
-    fallback: bool,
-}
-
-/// Faces chosen per key in an alignment cache, plus the keys that fell back to the
-/// centre box. A malformed line names the file and line.
-pub fn read_alignments(path: &Path) -> Result<(HashMap<String, FaceAnnotation>, Vec<String>)> {
-    let file = std::fs::File::open(path).map_err(|e| facebench_core::Error::io(path, e))?;
-    let mut faces = HashMap::new();
-    let mut fallbacks = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let err = |msg: String| Error::Alignments { path: path.to_path_buf(), line: i + 1, msg };
-        let line = line.map_err(|e| err(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: AlignLine = serde_json::from_str(&line).map_err(|e| err(e.to_string()))?;
-        let face = rec
-            .faces
-            .get(rec.chosen)
-            .cloned()
-            .ok_or_else(|| err(format!("chosen face {} of {} faces", rec.chosen, rec.faces.len())))?;
-        if rec.fallback {
-            fallbacks.push(rec.key.clone());
-        }
-        faces.insert(rec.key, face);
-    }
-    Ok((faces, fallbacks))
 }

@@ -54,7 +54,7 @@ pub fn pack(data_root: &Path, a: &PackRequest) -> Result<String> {
     }
     let faces = match (a.crop.as_str(), &a.alignments) {
         ("none", _) => None,
-        ("arcface", Some(p)) => Some(facebench_extract::read_alignments(p)?.0),
+        ("arcface", Some(p)) => Some(facebench_detect::read_alignments(p)?.0),
         ("arcface", None) => return Err("--crop arcface needs --alignments FILE.jsonl (from `facebench align`)".into()),
         (c, _) => return Err(Error::Invalid(format!("--crop {c}: expected none or arcface"))),
     };

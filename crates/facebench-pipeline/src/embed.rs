@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use facebench_core::store::AppendStore;
-use facebench_extract::{read_alignments, Job};
+use facebench_detect::read_alignments;
+use facebench_extract::Job;
 
 use crate::images::ImageSet;
 use crate::{Result, Workspace};

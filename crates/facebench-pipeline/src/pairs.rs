@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use facebench_core::{store, Embeddings};
-use facebench_extract::{read_alignments, Job};
+use facebench_detect::read_alignments;
+use facebench_extract::Job;
 use facebench_image::Decoder;
 use facebench_lfw::PairsFormat;
 use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};

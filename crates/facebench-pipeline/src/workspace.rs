@@ -121,7 +121,7 @@ impl Workspace {
         let root = self.lfw_images();
         let align_path = self.cache.align();
         let aligned = self.align(&root, keys, &align_path, Decoder::Image)?;
-        let (faces, fallbacks) = facebench_extract::read_alignments(&align_path)?;
+        let (faces, fallbacks) = facebench_detect::read_alignments(&align_path)?;
         let net = self.load_model(model)?;
         let r = net.recipe("landmarks")?;
         let job = Job { model: net.net(), recipe: &r, root: &root, batch: self.batch, flip: true, skip_bad: false };

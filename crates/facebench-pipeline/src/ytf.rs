@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use facebench_core::{store, Embeddings};
-use facebench_extract::{read_alignments, Job};
+use facebench_detect::read_alignments;
+use facebench_extract::Job;
 use facebench_lfw::Rule;
 use facebench_report::ytf::{headline_table, write_ytf_report, YtfReport, YtfRunInfo};
 use facebench_ytf::{

@@ -11,7 +11,7 @@
 //! centre box as the fallback.
 //!
 //! Records have the shape of `facebench align`'s cache (`AlignRecord`, one JSON line per
-//! frame), so the extraction pipeline reads them with `facebench_extract::read_alignments`.
+//! frame), so the extraction pipeline reads them with `facebench_detect::read_alignments`.
 
 use std::path::Path;
 

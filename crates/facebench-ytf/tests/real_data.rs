@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use facebench_core::store::AppendStore;
 use facebench_core::Embeddings;
-use facebench_extract::{extract, read_alignments, store_meta, Job, Recipe};
+use facebench_detect::read_alignments;
+use facebench_extract::{extract, store_meta, Job, Recipe};
 use facebench_image::Preprocess;
 use facebench_ytf::{
     align_cached, evaluate, score_video_pairs, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode,
