@@ -43,6 +43,14 @@ pub struct PublishedRow {
     pub tar_at_far_1e6_r: Option<f64>,
 }
 
+/// `$FACEBENCH_PROTOCOLS`, else the repository's `protocols/` (where the published rows are).
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("FACEBENCH_PROTOCOLS") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols"),
+    }
+}
+
 /// The protocol files of `dir`, sorted: every `*.toml` directly in it except the model
 /// registry (`models.toml`, not a protocol). Fragments under `common/` are read through the
 /// files that include them.
@@ -185,7 +193,7 @@ mod tests {
         std::fs::remove_dir_all(&root).ok();
     }
 
-    /// The rows of facebench-report's published.rs, which the protocol files now hold:
+    /// The rows facebench-report held in code before the protocol files became their only home:
     /// (source, setting, LFW, YTF, MegaFace rank-1 raw, R, TAR@1e-6 raw, R).
     #[allow(clippy::type_complexity)]
     const REPORT_ROWS: &[(&str, &str, Option<f64>, Option<f64>, [Option<f64>; 4])] = &[

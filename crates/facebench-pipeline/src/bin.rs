@@ -12,7 +12,7 @@ use facebench_extract::{forward, pipelined};
 use facebench_image::{decode_bytes, FaceAnnotation, ImageF32, Preprocess};
 use facebench_lfw::{evaluate, MetricSettings, Pairs, PairsProtocol, Rule};
 use facebench_model::FaceModel;
-use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, PublishedAccuracy};
+use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -275,19 +275,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
     let doc = ResultsEnvelope::new(format!("bin:{name}"), model.name(), body, timings.clone(), &provenance);
     write_json(&out.join("results.json"), &doc)?;
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
-    let published = proto
-        .as_ref()
-        .map(|p| {
-            p.published
-                .iter()
-                .map(|r| PublishedAccuracy {
-                    source: r.source.clone(),
-                    setting: r.setting.clone(),
-                    accuracy: r.accuracy,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let published = proto.as_ref().map(|p| p.published.clone()).unwrap_or_default();
     let mut ctx = LfwReportContext::bin_pack(&name, results.n_folds, model.name(), preprocessing, published);
     ctx.timings = timings;
     ctx.provenance = provenance;

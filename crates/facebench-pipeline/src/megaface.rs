@@ -8,7 +8,7 @@ use std::time::Instant;
 use facebench_core::store;
 use facebench_megaface::{
     evaluate, read_distractor_lists, read_probe_list, write_devkit_results, DevkitNames, DistractorSet, EvalConfig,
-    MegafaceResults, NoiseList, ProbeSet, Scoring,
+    MegafaceProtocol, MegafaceResults, NoiseList, ProbeSet, Scoring,
 };
 use facebench_report::megaface::write_megaface_report;
 
@@ -32,13 +32,20 @@ impl Features {
     }
 }
 
+/// `protocols/megaface.toml` (list names, distractor sizes, noise lists, published rows) and
+/// its path.
+fn protocol() -> Result<(MegafaceProtocol, PathBuf)> {
+    let path = facebench_lfw::published::default_dir().join("megaface.toml");
+    Ok((MegafaceProtocol::read(&path)?, path))
+}
+
 /// `facebench eval megaface`.
 #[derive(Debug, Clone)]
 pub struct MegafaceRequest {
-    /// [default: <distractors>/facescrub_features_list.json]
+    /// [default: the protocol file's probe list, checked against its size]
     pub probe: Option<PathBuf>,
     pub probe_features: Features,
-    /// Folder of the distractor lists [default: <data-root>/megaface/templatelists].
+    /// Folder of the distractor lists [default: the protocol file's].
     pub distractors: Option<PathBuf>,
     pub distractor_features: Features,
     pub ending: String,
@@ -53,10 +60,13 @@ pub struct MegafaceRequest {
 
 /// Devkit JSON (alg suffixed `_R` when cleaned: the devkit has no raw/R field), results.json
 /// (the results' own fields at the top level, beside model, timings and provenance), and the
-/// report; `alg` is also the results' model. `names` = (probe set, distractor set) as they appear in the devkit file names.
+/// report with the protocol's published rows; `alg` is also the results' model. `names` =
+/// (probe set, distractor set) as they appear in the devkit file names.
+#[allow(clippy::too_many_arguments)]
 fn write_outputs(
     out: &Path,
     r: &MegafaceResults,
+    proto: &MegafaceProtocol,
     alg: &str,
     set: u32,
     names: (&str, &str),
@@ -74,15 +84,18 @@ fn write_outputs(
     write_devkit_results(out, &names, r)?;
     write_json(&out.join("results.json"), &ResultsEnvelope::new("megaface", alg, r, timings, provenance))?;
     let label = format!("{} ({})", r.dataset, if cleaned { "R" } else { "raw" });
-    Ok(write_megaface_report(out, r, &label)?)
+    Ok(write_megaface_report(out, r, &label, &proto.published)?)
 }
 
 /// Scores every size in one pass and writes the outputs; returns what the terminal shows.
 pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
     let t0 = Instant::now();
-    let lists_dir = a.distractors.clone().unwrap_or_else(|| data_root.join("megaface/templatelists"));
-    let probe_list_path = a.probe.clone().unwrap_or_else(|| lists_dir.join("facescrub_features_list.json"));
-    let list = read_probe_list(&probe_list_path)?;
+    let (proto, proto_path) = protocol()?;
+    let lists_dir = a.distractors.clone().unwrap_or_else(|| data_root.join(&proto.lists.distractors));
+    let (probe_list_path, list) = match &a.probe {
+        Some(p) => (p.clone(), read_probe_list(p)?),
+        None => (data_root.join(&proto.lists.probe), proto.read_probe_list(data_root)?),
+    };
     let lists = read_distractor_lists(&lists_dir, &a.sizes, a.set as _)?;
 
     let mut probes = match &a.probe_features {
@@ -105,9 +118,8 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
         Features::Store(s) => DistractorSet::from_store_lists(store::read(s, None)?, &lists)?,
     };
     if a.clean {
-        let noises = data_root.join("megaface/noises");
-        probes.apply_noise_list(&NoiseList::read(&noises.join("facescrub_noises.txt"))?, 0)?;
-        dist.apply_noise_list(&NoiseList::read(&noises.join("megaface_noises.txt"))?)?;
+        probes.apply_noise_list(&NoiseList::read(&data_root.join(&proto.noises.probe))?, 0)?;
+        dist.apply_noise_list(&NoiseList::read(&data_root.join(&proto.noises.distractor))?)?;
     }
     let read_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -124,7 +136,8 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
         ("model", format!("{} (features computed elsewhere; weights not known here)", a.alg)),
         ("probe features", a.probe_features.describe(&a.ending)),
         ("distractor features", a.distractor_features.describe(&a.ending)),
-        ("protocol file", described(&probe_list_path)),
+        ("protocol file", described(&proto_path)),
+        ("probe list", described(&probe_list_path)),
         ("distractor lists", lists_dir.display().to_string()),
         ("preprocessing", if a.clean { "InsightFace noise lists applied (R)".into() } else { "raw lists".to_string() }),
         ("data root", data_root.display().to_string()),
@@ -132,14 +145,16 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
     ]);
     let timings =
         vec![Stage::new("read lists and features", read_s, ""), Stage::new("score all sizes (one pass)", score_s, "")];
-    write_outputs(&a.out, &results, &a.alg, a.set, ("facescrub", "megaface"), timings, &provenance)?;
+    write_outputs(&a.out, &results, &proto, &a.alg, a.set, ("facescrub", "megaface"), timings, &provenance)?;
     Ok(format!("{}wrote {}\n", results.summary(), a.out.display()))
 }
 
 /// MegaFace's protocol on all of LFW: probes = identities with >= `min_images` images,
-/// distractors = every image of the other identities, sizes 10, 100, 1000 and all.
+/// distractors = every image of the other identities, at the protocol file's sizes below
+/// their count (10, 100, 1000) and all.
 /// `out` defaults to reports/megaface/<model>. Returns what the terminal shows.
 pub fn run_lfw_stand_in(ws: &Workspace, model: &str, min_images: usize, out: Option<&Path>) -> Result<String> {
+    let (proto, _) = protocol()?;
     let root = ws.lfw_images();
     let mut keys = Vec::new();
     let mut people: Vec<_> = std::fs::read_dir(&root)
@@ -181,7 +196,7 @@ pub fn run_lfw_stand_in(ws: &Workspace, model: &str, min_images: usize, out: Opt
         }
     }
     let n_dist = ddata.len() / fused.dim();
-    let mut sizes: Vec<usize> = [10, 100, 1000].into_iter().filter(|&s| s < n_dist).collect();
+    let mut sizes: Vec<usize> = proto.lists.sizes.iter().copied().filter(|&s| s < n_dist).collect();
     sizes.push(n_dist);
     let probes = ProbeSet::new(&ids, ppaths, pdata, fused.dim())?;
     let dist = DistractorSet::from_raw_first_n(ddata, fused.dim(), &sizes)?;
@@ -215,7 +230,7 @@ pub fn run_lfw_stand_in(ws: &Workspace, model: &str, min_images: usize, out: Opt
         Stage::new("score all sizes (one pass)", score_s, ""),
     ];
     // The stand-in must never read as MegaFace, file names included.
-    write_outputs(&out, &results, model, 1, ("lfwprobes", "lfwdistractors"), timings, &provenance)?;
+    write_outputs(&out, &results, &proto, model, 1, ("lfwprobes", "lfwdistractors"), timings, &provenance)?;
     Ok(format!(
         "LFW-as-MegaFace (a stand-in, not MegaFace): {} probes of {} identities with >= {} images, {} distractors; \
          align {} new images ({:.1} images/s), embed {} new images; {} fallback(s) in the cache\n{}wrote {}\n",

@@ -14,7 +14,7 @@ use facebench_extract::Job;
 use facebench_image::Decoder;
 use facebench_lfw::PairsFormat;
 use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};
-use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, PublishedAccuracy, VariantRow};
+use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, VariantRow};
 use serde::Serialize;
 
 use crate::models::Model;
@@ -320,14 +320,11 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
 /// protocol is titled by its name, fold count and pair count, with its own published rows.
 fn report_context(proto: &PairsProtocol, n_folds: usize, model: &str, preprocessing: &str) -> LfwReportContext {
     if is_lfw_view2(proto) {
-        return LfwReportContext::lfw_view2(model, preprocessing);
+        let mut ctx = LfwReportContext::lfw_view2(model, preprocessing);
+        ctx.published = proto.published.clone();
+        return ctx;
     }
-    let published = proto
-        .published
-        .iter()
-        .map(|r| PublishedAccuracy { source: r.source.clone(), setting: r.setting.clone(), accuracy: r.accuracy })
-        .collect();
-    LfwReportContext::pairs_protocol(proto.title(), n_folds, model, preprocessing, published)
+    LfwReportContext::pairs_protocol(proto.title(), n_folds, model, preprocessing, proto.published.clone())
 }
 
 /// What the terminal table is headed with: `LFW` for LFW, else the protocol's title.
@@ -406,6 +403,8 @@ pub fn eval_store(data_root: &Path, a: &StoreEval) -> Result<String> {
     write_json(&a.out.join("results.json"), &ResultsEnvelope::new("lfw", &model, body, timings.clone(), &provenance))?;
     results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
     let mut ctx = LfwReportContext::lfw_view2(model, "as stored in the embeddings");
+    ctx.published =
+        facebench_lfw::PairsProtocol::read(&facebench_lfw::published::default_dir().join("lfw.toml"))?.0.published;
     ctx.choice = Some("by the caller".into());
     ctx.provenance = provenance;
     ctx.timings = timings;

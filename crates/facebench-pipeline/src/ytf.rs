@@ -12,7 +12,7 @@ use facebench_lfw::Rule;
 use facebench_report::ytf::{headline_table, write_ytf_report, YtfReport, YtfRunInfo};
 use facebench_ytf::{
     align_cached, evaluate, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode, Search, SearchRegion,
-    Splits, VideoIndex, YtfResults,
+    Splits, VideoIndex, YtfProtocol, YtfPublished, YtfResults,
 };
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ pub struct YtfRequest {
     /// `root`, what the folder's name says]
     pub layout: Option<Layout>,
     pub root: Option<PathBuf>,
-    /// [default: <data-root>/ytf/splits.txt]
+    /// [default: the protocol file's, <data-root>/ytf/splits.txt]
     pub splits: Option<PathBuf>,
     pub allow_missing: bool,
     pub modes: Vec<Mode>,
@@ -187,7 +187,13 @@ impl Frames {
         ))
     }
 
-    fn report(&self, r: &YtfResults, timings: &[Stage], provenance: Vec<(String, String)>) -> YtfReport {
+    fn report(
+        &self,
+        r: &YtfResults,
+        timings: &[Stage],
+        provenance: Vec<(String, String)>,
+        published: Vec<YtfPublished>,
+    ) -> YtfReport {
         YtfReport::of(
             r,
             YtfRunInfo {
@@ -197,6 +203,7 @@ impl Frames {
                 timings: timings.to_vec(),
                 fallbacks: self.fallbacks.clone(),
                 provenance,
+                published,
             },
         )
     }
@@ -245,8 +252,10 @@ fn results_json(
 pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
     let t_all = Instant::now();
     let ytf_dir = ws.data_root.join("ytf");
-    let splits_path = a.splits.clone().unwrap_or_else(|| ytf_dir.join("splits.txt"));
-    let splits = Splits::read(&splits_path)?;
+    let proto_path = facebench_lfw::published::default_dir().join("ytf.toml");
+    let proto = YtfProtocol::read(&proto_path)?;
+    let splits_path = a.splits.clone().unwrap_or_else(|| ws.data_root.join(&proto.splits.file));
+    let splits = Splits::read(&splits_path, &proto.splits)?;
     let layout = match (a.layout, &a.root) {
         (Some(l), _) => l,
         (None, Some(root)) => Layout::of_folder(root).ok_or_else(|| {
@@ -315,6 +324,7 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
     create_dir(&out)?;
     let mut extra = vec![
         ("model", frames.label.clone()),
+        ("protocol file", proto_path.display().to_string()),
         ("splits", splits_path.display().to_string()),
         ("frames root", root.display().to_string()),
         ("layout", layout.name().to_string()),
@@ -333,7 +343,7 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
 
     results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
     write_json(&out.join("results.json"), &results_json(&results, &frames, &timings, &provenance)?)?;
-    write_ytf_report(&out, &frames.report(&results, &timings, provenance))?;
+    write_ytf_report(&out, &frames.report(&results, &timings, provenance, proto.published))?;
     let mut s = headline_table(&results);
     if let Some(sp) = frames.speed_line() {
         s += &format!("{sp}\n");
@@ -353,6 +363,10 @@ mod tests {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
     }
 
+    fn protocol() -> YtfProtocol {
+        YtfProtocol::read(&facebench_lfw::published::default_dir().join("ytf.toml")).unwrap()
+    }
+
     fn frames(e: Embeddings, label: &str, fps: Option<f64>) -> Frames {
         Frames {
             features: e,
@@ -369,7 +383,7 @@ mod tests {
     /// results.json has the LFW shape that `facebench report` reads, for a partial run.
     #[test]
     fn results_json_shape_of_a_partial_run() {
-        let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+        let splits = protocol().read_splits(&data_root()).unwrap();
         let mut index = VideoIndex { root: "r".into(), layout: Layout::Frames, videos: Default::default() };
         let mut e = Embeddings::new(3);
         for (v, row) in [("Alek_Wek/1", [1.0f32, 0.0, 0.0]), ("Alek_Wek/4", [0.8, 0.6, 0.0])] {
@@ -395,7 +409,7 @@ mod tests {
         assert!(res.get("accuracy").is_none(), "no accuracy is invented");
         assert_eq!(res["modes"].as_array().unwrap().len(), 4);
         assert!((res["pairs"][0]["scores"]["max-pair"].as_f64().unwrap() - 0.8).abs() < 1e-6);
-        let rep = f.report(&r, &[], vec![]);
+        let rep = f.report(&r, &[], vec![], protocol().published);
         assert_eq!(rep.modes[0].genuine.len(), 1);
         assert!(rep.speed.unwrap().contains("2.0 frames/s from frame to feature"));
     }
@@ -403,7 +417,7 @@ mod tests {
     /// A full (synthetic) run writes every figure and an accuracy row per mode and rule.
     #[test]
     fn full_synthetic_run_writes_the_whole_report() {
-        let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+        let splits = protocol().read_splits(&data_root()).unwrap();
         let mut index = VideoIndex { root: "r".into(), layout: Layout::Frames, videos: Default::default() };
         let mut e = Embeddings::new(8);
         // A person's direction from a hash of the name, plus a frame- and video-dependent wobble.
@@ -425,7 +439,7 @@ mod tests {
             .unwrap();
         let f = frames(e, "synthetic", None);
         let dir = std::env::temp_dir().join(format!("facebench-pipeline-ytf-{}", std::process::id()));
-        write_ytf_report(&dir, &f.report(&r, &[], vec![])).unwrap();
+        write_ytf_report(&dir, &f.report(&r, &[], vec![], protocol().published)).unwrap();
         let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
         assert!(md.starts_with("# YouTube Faces (YTF): synthetic"), "a full run has no partial line");
         for m in Mode::ALL {

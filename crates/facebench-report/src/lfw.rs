@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use facebench_lfw::published::Published;
 use facebench_lfw::{LfwResults, Rule};
 use facebench_metrics::TarAtFar;
 
 use crate::plot::{roc_plot, score_histogram, RocCurve};
-use crate::published::PUBLISHED;
 use crate::results::Stage;
 use crate::table::{escape_html, Table};
 use crate::{Error, Result};
@@ -23,15 +23,6 @@ pub struct VariantRow {
     pub note: String,
     pub accuracy_mean: f64,
     pub accuracy_std: f64,
-}
-
-/// A published accuracy shown beside the measured rows, labelled as published.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublishedAccuracy {
-    pub source: String,
-    pub setting: String,
-    /// Percent.
-    pub accuracy: f64,
 }
 
 /// Everything the report shows besides the results themselves.
@@ -51,7 +42,8 @@ pub struct LfwReportContext {
     /// How that preprocessing was chosen (e.g. "best of 3 variants on View 1").
     pub choice: Option<String>,
     pub variants: Vec<VariantRow>,
-    pub published: Vec<PublishedAccuracy>,
+    /// The protocol file's published rows, shown beside the measured ones.
+    pub published: Vec<Published>,
     /// Images where no face was found and the centre-box fallback was used; `None` when
     /// nothing was aligned (a pack of crops), which leaves the section out.
     pub fallbacks: Option<Vec<String>>,
@@ -61,7 +53,7 @@ pub struct LfwReportContext {
 }
 
 impl LfwReportContext {
-    /// LFW View 2's wording and the published LFW rows.
+    /// LFW View 2's wording; the caller sets `published` from the protocol file.
     pub fn lfw_view2(model: impl Into<String>, preprocessing: impl Into<String>) -> Self {
         LfwReportContext {
             protocol: "LFW View 2".into(),
@@ -70,12 +62,6 @@ impl LfwReportContext {
             accuracy_column: "LFW accuracy % (mean ± pop. std)".into(),
             model: model.into(),
             preprocessing: preprocessing.into(),
-            published: PUBLISHED
-                .iter()
-                .filter_map(|p| {
-                    Some(PublishedAccuracy { source: p.source.into(), setting: p.setting.into(), accuracy: p.lfw? })
-                })
-                .collect(),
             fallbacks: Some(Vec::new()),
             ..Default::default()
         }
@@ -88,7 +74,7 @@ impl LfwReportContext {
         n_folds: usize,
         model: impl Into<String>,
         preprocessing: impl Into<String>,
-        published: Vec<PublishedAccuracy>,
+        published: Vec<Published>,
     ) -> Self {
         LfwReportContext {
             protocol: title.into(),
@@ -109,7 +95,7 @@ impl LfwReportContext {
         n_folds: usize,
         model: impl Into<String>,
         preprocessing: impl Into<String>,
-        published: Vec<PublishedAccuracy>,
+        published: Vec<Published>,
     ) -> Self {
         LfwReportContext {
             protocol: format!("{pack} (.bin pack)"),

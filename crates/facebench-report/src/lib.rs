@@ -5,7 +5,6 @@ pub mod lfw;
 pub mod lmcl;
 pub mod megaface;
 pub mod plot;
-pub mod published;
 pub mod results;
 pub mod summary;
 pub mod table;

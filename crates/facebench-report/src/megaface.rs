@@ -3,16 +3,20 @@
 
 use std::path::Path;
 
-use facebench_megaface::{MegafaceResults, Scoring, TarExact};
+use facebench_megaface::{MegafacePublished, MegafaceResults, Scoring, TarExact};
 
 use crate::plot::{cmc_plot, roc_plot, CmcCurve, RocCurve};
-use crate::published::{pct, PUBLISHED};
-use crate::table::Table;
+use crate::table::{pct, Table};
 use crate::{Error, Result};
 
 /// `cmc.png/svg`, `roc.png/svg` and `report.md` in `out`; `label` names the data set and
-/// its variant everywhere (`LFW-as-MegaFace (raw)`).
-pub fn write_megaface_report(out: &Path, r: &MegafaceResults, label: &str) -> Result<()> {
+/// its variant everywhere (`LFW-as-MegaFace (raw)`); `published` are the protocol file's rows.
+pub fn write_megaface_report(
+    out: &Path,
+    r: &MegafaceResults,
+    label: &str,
+    published: &[MegafacePublished],
+) -> Result<()> {
     let cmc: Vec<CmcCurve> = r
         .sizes
         .iter()
@@ -34,11 +38,11 @@ pub fn write_megaface_report(out: &Path, r: &MegafaceResults, label: &str) -> Re
         .collect();
     roc_plot(&out.join("roc"), &format!("Verification ROC, {label}"), &roc)?;
     let md = out.join("report.md");
-    std::fs::write(&md, report_markdown(r, label)).map_err(|e| Error::Io { path: md, source: e })
+    std::fs::write(&md, report_markdown(r, label, published)).map_err(|e| Error::Io { path: md, source: e })
 }
 
 /// One row per size (rank-1, TAR@FAR exact and devkit-style), then the published rows.
-fn report_markdown(r: &MegafaceResults, label: &str) -> String {
+fn report_markdown(r: &MegafaceResults, label: &str, published: &[MegafacePublished]) -> String {
     let mut header = vec!["distractors".to_string(), "Id (rank-1)".to_string()];
     let fars: Vec<f64> = r.sizes.first().map(|s| s.tar_at_far.iter().map(|t| t.far).collect()).unwrap_or_default();
     for f in &fars {
@@ -58,14 +62,14 @@ fn report_markdown(r: &MegafaceResults, label: &str) -> String {
         t.row(row);
     }
     let mut p = Table::new(["source", "setting", "MF1 Id raw", "MF1 Id R", "MF1 Ver raw", "MF1 Ver R"]);
-    for row in PUBLISHED.iter().filter(|p| p.mf_id.is_some() || p.mf_ver.is_some()) {
+    for row in published {
         p.row([
-            row.source.to_string(),
-            row.setting.to_string(),
-            pct(row.mf_id),
-            pct(row.mf_id_r),
-            pct(row.mf_ver),
-            pct(row.mf_ver_r),
+            row.source.clone(),
+            row.setting.clone(),
+            pct(row.rank1),
+            pct(row.rank1_r),
+            pct(row.tar_at_far_1e6),
+            pct(row.tar_at_far_1e6_r),
         ]);
     }
     format!(

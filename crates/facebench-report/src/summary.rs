@@ -15,14 +15,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use facebench_lfw::published::PublishedRow;
+
 pub use inputs::{find_figures, find_results};
 pub use load::thousands;
 use load::{load, Body, Entry, Megaface, Verification};
 
 use crate::plot::{cmc_plot, colour_slots, roc_plot, score_histogram_panels, CmcCurve, HistPanel, RocCurve};
-use crate::published::{pct, PublishedRow, PUBLISHED};
 use crate::results::Stage;
-use crate::table::{escape_html, Table};
+use crate::table::{escape_html, pct, Table};
 use crate::{Error, Result};
 
 /// What [`write_summary`] built.
@@ -46,9 +47,8 @@ fn known_training_data(model: &str) -> Option<String> {
     registry.get(model).ok().map(|m| m.training_data.clone())
 }
 
-/// Training data of a published row, read from its setting.
-fn published_training_data(p: &PublishedRow) -> &'static str {
-    let s = p.setting;
+/// Training data of a published setting, read from its words.
+fn published_training_data(s: &str) -> &'static str {
     if s.contains("CASIA") {
         "CASIA-WebFace (0.49M images, 10,575 people)"
     } else if s.contains("MS1MV2") {
@@ -155,8 +155,14 @@ impl Doc {
 }
 
 /// Builds the summary of `results` (results.json files) into `out`, with every PNG/SVG
-/// figure of `extra_figures` (e.g. the LMCL figures) linked or inlined.
-pub fn write_summary(out: &Path, results: &[PathBuf], extra_figures: &[PathBuf]) -> Result<Summary> {
+/// figure of `extra_figures` (e.g. the LMCL figures) linked or inlined and the protocol
+/// files' `published` rows (`facebench_lfw::published::all`) in their own table.
+pub fn write_summary(
+    out: &Path,
+    results: &[PathBuf],
+    extra_figures: &[PathBuf],
+    published: &[PublishedRow],
+) -> Result<Summary> {
     std::fs::create_dir_all(out).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
     let mut entries = Vec::new();
     let mut unrecognised = Vec::new();
@@ -185,7 +191,7 @@ pub fn write_summary(out: &Path, results: &[PathBuf], extra_figures: &[PathBuf])
         models.len(),
         models.join(", ")
     ));
-    comparison(&mut doc, &entries, &models);
+    comparison(&mut doc, &entries, &models, published);
 
     let mut protocols: Vec<&str> = entries
         .iter()
@@ -239,9 +245,55 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }
 
+/// One line of the published table: a source and setting, with its row of each protocol.
+struct PublishedLine<'a> {
+    source: &'a str,
+    setting: &'a str,
+    rows: Vec<&'a PublishedRow>,
+}
+
+impl PublishedLine<'_> {
+    fn of(&self, protocol: &str) -> Option<&PublishedRow> {
+        self.rows.iter().copied().find(|r| r.protocol == protocol)
+    }
+
+    /// Accuracies on protocols without a column of their own: `cfp_fp: 98.37`.
+    fn other(&self) -> Vec<String> {
+        let own = |p: &str| ["lfw", "ytf", "megaface"].contains(&p);
+        let rows = self.rows.iter().filter(|r| !own(&r.protocol));
+        rows.filter_map(|r| Some(format!("{}: {}", r.protocol, pct(Some(r.accuracy?))))).collect()
+    }
+}
+
+/// Rows of one source and setting, across protocol files, make one line. A line new to the
+/// table goes right after the line of the row before it in the same protocol, so every
+/// file's order is kept (the files list their rows in the CosFace paper's order).
+fn published_lines(rows: &[PublishedRow]) -> Vec<PublishedLine<'_>> {
+    let mut lines: Vec<PublishedLine> = Vec::new();
+    let mut prev: Option<(&str, usize)> = None;
+    for r in rows {
+        let i = match lines.iter().position(|l| l.source == r.source && l.setting == r.setting) {
+            Some(i) => i,
+            None => {
+                let i = match prev {
+                    Some((p, i)) if p == r.protocol => i + 1,
+                    _ => lines.len(),
+                };
+                lines.insert(i, PublishedLine { source: &r.source, setting: &r.setting, rows: Vec::new() });
+                i
+            }
+        };
+        lines[i].rows.push(r);
+        prev = Some((&r.protocol, i));
+    }
+    lines
+}
+
 /// The CosFace-paper-shaped table: measured rows, then published rows, apart.
-fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
-    let has_other = entries.iter().any(|e| matches!(&e.body, Body::Verification(v) if v.protocol.starts_with("bin:")));
+fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String], published_rows: &[PublishedRow]) {
+    let lines = published_lines(published_rows);
+    let has_other = entries.iter().any(|e| matches!(&e.body, Body::Verification(v) if v.protocol.starts_with("bin:")))
+        || lines.iter().any(|l| !l.other().is_empty());
     let mut header: Vec<String> =
         ["method", "training data", "LFW %", "YTF %", "MegaFace Id %", "MegaFace Ver %"].map(String::from).to_vec();
     if has_other {
@@ -294,17 +346,19 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String]) {
         (None, r) => format!("{} (R)", pct(r)),
         (raw, r) => format!("{} (raw); {} (R)", pct(raw), pct(r)),
     };
-    for p in PUBLISHED {
+    for l in &lines {
+        let mf = l.of("megaface");
         let mut row = vec![
-            format!("{}: {}", p.source, p.setting),
-            published_training_data(p).to_string(),
-            pct(p.lfw),
-            pct(p.ytf),
-            both(p.mf_id, p.mf_id_r),
-            both(p.mf_ver, p.mf_ver_r),
+            format!("{}: {}", l.source, l.setting),
+            published_training_data(l.setting).to_string(),
+            pct(l.of("lfw").and_then(|r| r.accuracy)),
+            pct(l.of("ytf").and_then(|r| r.accuracy)),
+            both(mf.and_then(|r| r.rank1), mf.and_then(|r| r.rank1_r)),
+            both(mf.and_then(|r| r.tar_at_far_1e6), mf.and_then(|r| r.tar_at_far_1e6_r)),
         ];
         if has_other {
-            row.push("-".into());
+            let other = l.other();
+            row.push(if other.is_empty() { "-".into() } else { other.join("; ") });
         }
         published.row(row);
     }

@@ -9,11 +9,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use facebench_metrics::{FoldAveragedRoc, FoldReport, InsightFaceVal, TarAtFar};
-use facebench_ytf::YtfResults;
+use facebench_ytf::{YtfPublished, YtfResults};
 
 use crate::lfw::CSS;
 use crate::plot::{roc_plot, score_histogram, RocCurve};
-use crate::published::{pct, PUBLISHED};
 use crate::results::Stage;
 use crate::table::{escape_html, Table};
 use crate::{Error, Result};
@@ -69,6 +68,8 @@ pub struct YtfReport {
     /// Frames where no face was detected in the search region.
     pub fallbacks: Vec<String>,
     pub provenance: Vec<(String, String)>,
+    /// The protocol file's published rows, shown beside the measured ones.
+    pub published: Vec<YtfPublished>,
 }
 
 /// What a YTF report shows beside the results: who embedded the frames, how, at what speed.
@@ -81,6 +82,8 @@ pub struct YtfRunInfo {
     pub timings: Vec<Stage>,
     pub fallbacks: Vec<String>,
     pub provenance: Vec<(String, String)>,
+    /// The protocol file's published rows, shown beside the measured ones.
+    pub published: Vec<YtfPublished>,
 }
 
 impl YtfReport {
@@ -164,6 +167,7 @@ impl YtfReport {
             timings: run.timings,
             fallbacks: run.fallbacks,
             provenance: run.provenance,
+            published: run.published,
         }
     }
 }
@@ -273,13 +277,13 @@ fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
             ]);
         }
     }
-    for p in PUBLISHED.iter().filter(|p| p.ytf.is_some()) {
+    for p in &r.published {
         t.row([
             "published".to_string(),
             format!("{}: {}", p.source, p.setting),
             "as published".into(),
             "as published".into(),
-            pct(p.ytf),
+            format!("{:.2}", p.accuracy),
             "-".into(),
             "-".into(),
         ]);
@@ -514,6 +518,7 @@ mod tests {
             }],
             pair_header: vec!["split".into(), "score".into()],
             pair_rows: vec![vec!["9".into(), "0.9".into()]],
+            published: vec![YtfPublished { source: "CosFace paper".into(), setting: "s".into(), accuracy: 97.6 }],
             ..Default::default()
         };
         write_ytf_report(&dir, &r).unwrap();

@@ -5,8 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
+use facebench_lfw::published::PublishedRow;
 use facebench_report::plot::colour_slots;
 use facebench_report::summary::{write_summary, Summary};
+
+/// The published rows of the repository's protocol files.
+fn published() -> Vec<PublishedRow> {
+    facebench_lfw::published::all(&protocols_dir()).unwrap()
+}
+
+fn protocols_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols")
+}
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
@@ -43,7 +53,7 @@ fn tmp(name: &str) -> Tmp {
 
 fn two_models(out: &Path) -> Summary {
     let inputs = ["lfw-a", "lfw-b", "megaface-a", "megaface-b"].map(|d| fixture(&format!("{d}/results.json")));
-    write_summary(out, &inputs, &[]).unwrap()
+    write_summary(out, &inputs, &[], &published()).unwrap()
 }
 
 fn read(p: &Path) -> String {
@@ -126,8 +136,13 @@ fn numbers_carry_their_protocol_variant_in_the_cell() {
     v["protocol"] = "ytf".into();
     v["results"]["n_pairs"] = 2500.into();
     std::fs::write(ytf_dir.join("results.json"), v.to_string()).unwrap();
-    let s =
-        write_summary(&dir.join("out"), &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")], &[]).unwrap();
+    let s = write_summary(
+        &dir.join("out"),
+        &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")],
+        &[],
+        &published(),
+    )
+    .unwrap();
     assert_eq!(s.used, 2);
     let md = read(&dir.join("out/summary.md"));
     let row = md.lines().find(|l| l.starts_with("| fixture-b |")).unwrap();
@@ -147,6 +162,7 @@ fn html_has_no_external_references() {
         &out,
         &[fixture("lfw-a/results.json"), fixture("lfw-b/results.json")],
         &[extra.join("lmcl_margin.png")],
+        &published(),
     )
     .unwrap();
     let html = read(&out.join("summary.html"));
@@ -196,7 +212,8 @@ fn latex_compiles_if_pdflatex_is_present() {
 #[test]
 fn unknown_protocols_are_listed_not_fatal() {
     let out = tmp("unknown");
-    let s = write_summary(&out, &[fixture("lfw-a/results.json"), fixture("unknown/results.json")], &[]).unwrap();
+    let s = write_summary(&out, &[fixture("lfw-a/results.json"), fixture("unknown/results.json")], &[], &published())
+        .unwrap();
     assert_eq!(s.used, 1);
     assert_eq!(s.unrecognised.len(), 1);
     assert!(s.unrecognised[0].1.contains("`ijbc`"));
@@ -209,20 +226,20 @@ fn bad_input_names_the_file_and_field() {
     let dir = tmp("bad");
     let p = dir.join("results.json");
     std::fs::write(&p, "{ not json").unwrap();
-    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[]).unwrap_err().to_string();
+    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[], &published()).unwrap_err().to_string();
     assert!(e.contains(&p.display().to_string()) && e.contains("not valid JSON"), "{e}");
 
     let mut v: serde_json::Value = serde_json::from_str(&read(&fixture("lfw-a/results.json"))).unwrap();
     v["results"]["accuracy"][1]["mean"] = "high".into();
     std::fs::write(&p, v.to_string()).unwrap();
-    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[]).unwrap_err().to_string();
+    let e = write_summary(&dir.join("out"), std::slice::from_ref(&p), &[], &published()).unwrap_err().to_string();
     assert!(e.contains("results.accuracy[1].mean"), "{e}");
 
     let csv = dir.join("pairs_scores.csv");
     std::fs::write(&csv, "fold,is_same,cosine\n1,1,0.9\n1,maybe,0.1\n").unwrap();
     v["results"]["accuracy"][1]["mean"] = 0.97.into();
     std::fs::write(&p, v.to_string()).unwrap();
-    let e = write_summary(&dir.join("out"), &[p], &[]).unwrap_err().to_string();
+    let e = write_summary(&dir.join("out"), &[p], &[], &published()).unwrap_err().to_string();
     assert!(e.contains("pairs_scores.csv") && e.contains("line 3"), "{e}");
 }
 
@@ -243,7 +260,9 @@ fn colour_slots_are_stable_and_distinct() {
 fn ytf_partial_not_measurable_run_is_labelled() {
     // Shape of `facebench eval ytf` on the frames subset: 1 of 5000 pairs, no accuracy.
     let out = tmp("ytf-real");
-    let s = write_summary(&out, &[fixture("lfw-a/results.json"), fixture("ytf-partial/results.json")], &[]).unwrap();
+    let s =
+        write_summary(&out, &[fixture("lfw-a/results.json"), fixture("ytf-partial/results.json")], &[], &published())
+            .unwrap();
     assert_eq!(s.used, 2);
     let md = read(&out.join("summary.md"));
     let row = md.lines().find(|l| l.starts_with("| fixture-b |")).unwrap();
@@ -251,4 +270,31 @@ fn ytf_partial_not_measurable_run_is_labelled() {
     assert!(md.contains("PARTIAL EVALUATION: 1 of 5000 pairs"), "the file's own words are kept");
     let svg = read(&out.join("scores_ytf.svg"));
     assert!(svg.contains("fixture-b") && svg.contains("video pair score"));
+}
+
+/// Published numbers come from the protocol files: a row edited in a copy of protocols/
+/// shows up in the summary's Markdown and LaTeX.
+#[test]
+fn an_edited_published_row_shows_in_the_summary() {
+    let dir = tmp("edited-protocols");
+    let protocols = dir.join("protocols");
+    std::fs::create_dir_all(protocols.join("common")).unwrap();
+    for sub in ["", "common"] {
+        for f in std::fs::read_dir(protocols_dir().join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            if f.is_file() {
+                std::fs::copy(&f, protocols.join(sub).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let ytf = protocols.join("ytf.toml");
+    let text = read(&ytf);
+    assert!(text.contains("accuracy = 96.1\n"));
+    std::fs::write(&ytf, text.replace("accuracy = 96.1\n", "accuracy = 91.23\n")).unwrap();
+    let rows = facebench_lfw::published::all(&protocols).unwrap();
+    write_summary(&dir.join("out"), &[fixture("lfw-a/results.json")], &[], &rows).unwrap();
+    let md = read(&dir.join("out/summary.md"));
+    let line = md.lines().find(|l| l.contains("CASIA-WebFace (small protocol), LMCL")).expect("LMCL row");
+    assert!(line.contains("| 99.33 | 91.23 |") && !line.contains("96.10"), "{line}");
+    assert!(read(&dir.join("out/summary.tex")).contains("91.23"));
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::layout::{FrameSelection, Layout, VideoIndex};
 use crate::score::{score_video_pairs, Mode, VideoFeatures};
-use crate::splits::{Splits, VideoId, VideoPair, DATASET_VIDEOS, SPLITS};
+use crate::splits::{Splits, VideoId, VideoPair};
 use crate::{Error, Result};
 
 /// Which videos named by `splits.txt` were found, and which pairs have both.
@@ -68,7 +68,7 @@ impl Coverage {
             self.videos_found,
             self.videos_named,
             splits.path.display(),
-            DATASET_VIDEOS,
+            splits.spec.dataset_videos,
             index.root.display(),
             index.layout.name(),
             p.split,
@@ -180,10 +180,10 @@ impl YtfResults {
     }
 }
 
-/// Why 10-fold accuracy cannot be measured on `pairs`, or None if it can.
-pub fn not_measurable(pairs: &[&VideoPair]) -> Option<String> {
+/// Why `n_splits`-fold accuracy cannot be measured on `pairs`, or None if it can.
+pub fn not_measurable(pairs: &[&VideoPair], n_splits: usize) -> Option<String> {
     let (mut empty, mut no_same, mut no_diff) = (Vec::new(), Vec::new(), Vec::new());
-    for s in 1..=SPLITS {
+    for s in 1..=n_splits {
         let same = pairs.iter().filter(|p| p.split == s && p.is_same).count();
         let diff = pairs.iter().filter(|p| p.split == s && !p.is_same).count();
         match (same, diff) {
@@ -210,14 +210,16 @@ pub fn not_measurable(pairs: &[&VideoPair]) -> Option<String> {
 
 /// Accuracy under each rule, ROC, AUC, EER and TAR@FAR from one mode's scores. `features`:
 /// the unit video features of each pair's left and right video (row-major, `dim` wide) when
-/// the mode has them (`mean-feature`). The pairs must be measurable ([`not_measurable`]).
+/// the mode has them (`mean-feature`). The pairs of `n_splits` splits must be measurable
+/// ([`not_measurable`]).
 pub fn metrics_from_scores(
     pairs: &[&VideoPair],
+    n_splits: usize,
     cosine: &[f64],
     features: Option<(&[f32], &[f32], usize)>,
     settings: &EvalSettings,
 ) -> Result<Metrics> {
-    if let Some(why) = not_measurable(pairs) {
+    if let Some(why) = not_measurable(pairs, n_splits) {
         return Err(Error::Invalid(why));
     }
     let labels: Vec<bool> = pairs.iter().map(|p| p.is_same).collect();
@@ -324,7 +326,8 @@ pub fn evaluate(
         }
     }
     let idx: Vec<(usize, usize)> = pairs.iter().map(|p| (slot[&p.left], slot[&p.right])).collect();
-    let why_not = not_measurable(&pairs);
+    let n_splits = splits.spec.splits;
+    let why_not = not_measurable(&pairs, n_splits);
 
     let mut results = Vec::new();
     for &mode in modes {
@@ -337,9 +340,9 @@ pub fn evaluate(
                     l.extend(feats.mean_feature(a));
                     r.extend(feats.mean_feature(b));
                 }
-                Some(metrics_from_scores(&pairs, &scores, Some((&l, &r, feats.dim())), settings)?)
+                Some(metrics_from_scores(&pairs, n_splits, &scores, Some((&l, &r, feats.dim())), settings)?)
             }
-            None => Some(metrics_from_scores(&pairs, &scores, None, settings)?),
+            None => Some(metrics_from_scores(&pairs, n_splits, &scores, None, settings)?),
         };
         results.push(ModeResult {
             mode,
@@ -371,7 +374,7 @@ pub fn evaluate(
         frame_selection: selection,
         videos_named: coverage.videos_named,
         videos_found: coverage.videos_found,
-        dataset_videos: DATASET_VIDEOS,
+        dataset_videos: splits.spec.dataset_videos,
         pairs_total: splits.pairs.len(),
         pairs_evaluated: pairs.len(),
         partial: pairs.len() < splits.pairs.len(),

@@ -31,7 +31,7 @@ pub use facebench_metrics::TarRow;
 pub use layout::{FaceBox, FrameSelection, LabeledFaces, Layout, VideoIndex};
 pub use protocol::{SplitsSpec, YtfProtocol, YtfPublished};
 pub use score::{pair_stats, score_video_pairs, Mode, PairStats, VideoFeatures, PAIR_BLOCKS};
-pub use splits::{Splits, VideoId, VideoPair, DATASET_VIDEOS, HEADER, PAIRS_PER_SPLIT, SPLITS};
+pub use splits::{Splits, VideoId, VideoPair};
 
 /// Errors of this crate; each names the file and line, the frame or the video at fault.
 #[derive(Debug, thiserror::Error)]

@@ -13,16 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::protocol::SplitsSpec;
 use crate::{Error, Result};
-
-/// The header line of `splits.txt`.
-pub const HEADER: &str = "split number, pair number in split, first name, second name, is same:";
-/// Splits (folds) in `splits.txt`.
-pub const SPLITS: usize = 10;
-/// Pairs per split.
-pub const PAIRS_PER_SPLIT: usize = 500;
-/// Videos in the YTF dataset (of 1,595 people); `splits.txt` names 3,226 of them.
-pub const DATASET_VIDEOS: usize = 3425;
 
 /// One video: `<Name>/<video number>`, e.g. `Alek_Wek/4`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -64,29 +56,32 @@ pub struct VideoPair {
     pub line: usize,
 }
 
-/// A parsed `splits.txt`: 5,000 pairs in file order.
+/// A parsed `splits.txt`: 5,000 pairs in file order, and the structure it was checked against.
 #[derive(Debug, Clone)]
 pub struct Splits {
     pub path: PathBuf,
     pub pairs: Vec<VideoPair>,
+    pub spec: SplitsSpec,
 }
 
 impl Splits {
-    pub fn read(path: &Path) -> Result<Splits> {
+    /// Reads `path` and checks it against `spec` (the protocol file's header and split structure).
+    pub fn read(path: &Path, spec: &SplitsSpec) -> Result<Splits> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&text, path)
+        Self::parse(&text, path, spec)
     }
 
     /// Parses and validates the text of a `splits.txt` (`path` is only used in messages).
-    pub fn parse(text: &str, path: &Path) -> Result<Splits> {
+    pub fn parse(text: &str, path: &Path, spec: &SplitsSpec) -> Result<Splits> {
+        let (header, n_splits, per_split) = (spec.header.as_str(), spec.splits, spec.pairs_per_split);
         let err = |line: usize, msg: String| Error::Parse { path: path.to_path_buf(), line, msg };
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
         match lines.next() {
-            Some((_, h)) if h.trim() == HEADER => {}
-            Some((n, h)) => return Err(err(n, format!("expected the header {HEADER:?}, found {h:?}"))),
-            None => return Err(err(1, "empty file; expected the header and 5000 pairs".into())),
+            Some((_, h)) if h.trim() == header => {}
+            Some((n, h)) => return Err(err(n, format!("expected the header {header:?}, found {h:?}"))),
+            None => return Err(err(1, format!("empty file; expected the header and {} pairs", n_splits * per_split))),
         }
-        let mut pairs = Vec::with_capacity(SPLITS * PAIRS_PER_SPLIT);
+        let mut pairs = Vec::with_capacity(n_splits * per_split);
         let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
         for (n, line) in lines {
             if line.trim().is_empty() {
@@ -105,8 +100,8 @@ impl Splits {
                     )),
                 }
             };
-            let split = number(0, "split number", SPLITS)?;
-            let pair = number(1, "pair number in split", PAIRS_PER_SPLIT)?;
+            let split = number(0, "split number", n_splits)?;
+            let pair = number(1, "pair number in split", per_split)?;
             let video = |i: usize| {
                 VideoId::parse(f[i])
                     .ok_or_else(|| err(n, format!("field {} must be a video <Name>/<number>, found {:?}", i + 1, f[i])))
@@ -133,16 +128,16 @@ impl Splits {
             }
             pairs.push(VideoPair { split, pair, left, right, is_same, line: n });
         }
-        for s in 1..=SPLITS {
+        for s in 1..=n_splits {
             let count = pairs.iter().filter(|p| p.split == s).count();
-            if count != PAIRS_PER_SPLIT {
+            if count != per_split {
                 return Err(Error::Format {
                     path: path.to_path_buf(),
-                    msg: format!("split {s} has {count} pairs; YTF has {SPLITS} splits of {PAIRS_PER_SPLIT}"),
+                    msg: format!("split {s} has {count} pairs; YTF has {n_splits} splits of {per_split}"),
                 });
             }
         }
-        Ok(Splits { path: path.to_path_buf(), pairs })
+        Ok(Splits { path: path.to_path_buf(), pairs, spec: spec.clone() })
     }
 
     /// Every video named by a pair, sorted and without repeats (3,226 in the official file).
@@ -156,8 +151,15 @@ impl Splits {
 mod tests {
     use super::*;
 
+    /// The repository's `protocols/ytf.toml` structure.
+    fn spec() -> SplitsSpec {
+        crate::YtfProtocol::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols/ytf.toml"))
+            .unwrap()
+            .splits
+    }
+
     fn text(lines: &[String]) -> String {
-        let mut s = format!("{HEADER}\n");
+        let mut s = format!("{}\n", spec().header);
         for l in lines {
             s += l;
             s.push('\n');
@@ -168,8 +170,8 @@ mod tests {
     /// A valid file: pairs 1-250 same (A_k/0 vs A_k/1), 251-500 different.
     fn valid() -> Vec<String> {
         let mut v = Vec::new();
-        for s in 1..=SPLITS {
-            for p in 1..=PAIRS_PER_SPLIT {
+        for s in 1..=spec().splits {
+            for p in 1..=spec().pairs_per_split {
                 if p <= 250 {
                     v.push(format!("{s}, {p}, P{s}_{p}/0, P{s}_{p}/1, 1"));
                 } else {
@@ -183,7 +185,7 @@ mod tests {
     #[test]
     fn valid_file_parses_with_crlf() {
         let t = text(&valid()).replace('\n', "\r\n");
-        let s = Splits::parse(&t, Path::new("x.txt")).unwrap();
+        let s = Splits::parse(&t, Path::new("x.txt"), &spec()).unwrap();
         assert_eq!(s.pairs.len(), 5000);
         assert_eq!(s.pairs[0].line, 2);
         assert_eq!(s.pairs[260].left.to_string(), "P1_261/0");
@@ -193,32 +195,32 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let path = Path::new("splits.txt");
-        let e = Splits::parse("split, pair\n", path).unwrap_err().to_string();
+        let e = Splits::parse("split, pair\n", path, &spec()).unwrap_err().to_string();
         assert!(e.contains("splits.txt:1") && e.contains("header"), "{e}");
         let mut v = valid();
         v[2] = "1, 3, A/0, A/1".into();
-        let e = Splits::parse(&text(&v), path).unwrap_err().to_string();
+        let e = Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string();
         assert!(e.contains("splits.txt:4") && e.contains("5 comma-separated"), "{e}");
         let mut v = valid();
         v[2] = "1, 3, A/0, A/1, yes".into();
-        let e = Splits::parse(&text(&v), path).unwrap_err().to_string();
+        let e = Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string();
         assert!(e.contains(":4:") && e.contains("field 5"), "{e}");
         let mut v = valid();
         v[2] = "1, 3, A/0, B/1, 1".into();
-        assert!(Splits::parse(&text(&v), path).unwrap_err().to_string().contains("labelled same"));
+        assert!(Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string().contains("labelled same"));
         let mut v = valid();
         v[2] = "1, 3, A/x, A/1, 1".into();
-        assert!(Splits::parse(&text(&v), path).unwrap_err().to_string().contains("field 3"));
+        assert!(Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string().contains("field 3"));
         let mut v = valid();
         v[2] = "1, 2, A/0, A/1, 1".into();
-        assert!(Splits::parse(&text(&v), path).unwrap_err().to_string().contains("again (first at line 3)"));
+        assert!(Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string().contains("again (first at line 3)"));
         let mut v = valid();
         v.pop();
-        let e = Splits::parse(&text(&v), path).unwrap_err().to_string();
+        let e = Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string();
         assert!(e.contains("split 10 has 499 pairs"), "{e}");
         let mut v = valid();
         v[0] = "11, 1, A/0, A/1, 1".into();
-        assert!(Splits::parse(&text(&v), path).unwrap_err().to_string().contains("from 1 to 10"));
+        assert!(Splits::parse(&text(&v), path, &spec()).unwrap_err().to_string().contains("from 1 to 10"));
     }
 
     #[test]

@@ -7,11 +7,16 @@ mod fuzz;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use facebench_ytf::{LabeledFaces, Splits, VideoId};
+use facebench_ytf::{LabeledFaces, Splits, SplitsSpec, VideoId, YtfProtocol};
 use proptest::prelude::*;
 
 fn ytf() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ytf")
+}
+
+/// The splits.txt shape declared by the repository's protocols/ytf.toml.
+fn spec() -> SplitsSpec {
+    YtfProtocol::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols/ytf.toml")).unwrap().splits
 }
 
 fn splits_seed() -> Vec<u8> {
@@ -30,7 +35,7 @@ proptest! {
 
     #[test]
     fn splits_txt(bytes in fuzz::inputs(splits_seed(), "0123456789, \n/_Abc:")) {
-        if let Err(e) = Splits::parse(&fuzz::text(&bytes), Path::new("fuzz_splits.txt")) {
+        if let Err(e) = Splits::parse(&fuzz::text(&bytes), Path::new("fuzz_splits.txt"), &spec()) {
             prop_assert!(e.to_string().contains("fuzz_splits.txt"), "{e}");
         }
     }

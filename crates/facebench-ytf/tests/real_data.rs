@@ -18,6 +18,11 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The repository's `protocols/ytf.toml`.
+fn protocol() -> facebench_ytf::YtfProtocol {
+    facebench_ytf::YtfProtocol::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols/ytf.toml")).unwrap()
+}
+
 fn data_root() -> PathBuf {
     std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
 }
@@ -48,7 +53,7 @@ fn vid(s: &str) -> VideoId {
 
 #[test]
 fn real_splits_txt() {
-    let s = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+    let s = protocol().read_splits(&data_root()).unwrap();
     assert_eq!(s.pairs.len(), 5000);
     assert_eq!(s.videos().len(), 3226);
     for (i, p) in s.pairs.iter().enumerate() {
@@ -63,7 +68,7 @@ fn real_splits_txt() {
     // The copy without a header is refused: the header is checked, not skipped.
     let text = std::fs::read_to_string(data_root().join("ytf/splits.txt")).unwrap();
     let headless: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
-    assert!(Splits::parse(&headless, Path::new("s.txt"))
+    assert!(Splits::parse(&headless, Path::new("s.txt"), &protocol().splits)
         .unwrap_err()
         .to_string()
         .contains("s.txt:1: expected the header"));
@@ -71,7 +76,7 @@ fn real_splits_txt() {
 
 #[test]
 fn frames_layout_of_the_real_subset() {
-    let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+    let splits = protocol().read_splits(&data_root()).unwrap();
     assert_eq!(Layout::of_folder(&subset()), Some(Layout::Frames));
     assert_eq!(Layout::Frames.default_root(&data_root().join("ytf")), subset());
     let index = VideoIndex::scan(&subset(), Layout::Frames, &splits.videos()).unwrap();
@@ -125,7 +130,7 @@ fn frames_layout_of_the_real_subset() {
 /// video, cropped around the labelled box (margin 1: three times its size), like YTF's aligned crops.
 fn aligned_tree(dir: &Path, n: usize) -> PathBuf {
     let root = dir.join("aligned_images_DB");
-    let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+    let splits = protocol().read_splits(&data_root()).unwrap();
     let frames = VideoIndex::scan(&subset(), Layout::Frames, &splits.videos()).unwrap();
     let labels = LabeledFaces::read_for(&subset(), ["Alek_Wek"]).unwrap();
     for v in [vid("Alek_Wek/1"), vid("Alek_Wek/4")] {
@@ -195,7 +200,7 @@ fn align_and_embed(root: &Path, keys: &[String], search: Search, work: &Path) ->
 
 #[test]
 fn the_complete_real_pair_end_to_end_in_both_layouts() {
-    let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+    let splits = protocol().read_splits(&data_root()).unwrap();
     let sel = FrameSelection { stride: 2, max_frames: Some(4) };
     let modes = Mode::ALL;
 

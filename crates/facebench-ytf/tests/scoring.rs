@@ -126,6 +126,11 @@ fn bad_frames_are_errors_naming_the_video() {
     assert!("max".parse::<Mode>().is_err());
 }
 
+/// The repository's `protocols/ytf.toml`.
+fn protocol() -> facebench_ytf::YtfProtocol {
+    facebench_ytf::YtfProtocol::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../protocols/ytf.toml")).unwrap()
+}
+
 fn data_root() -> PathBuf {
     std::env::var_os("FACEBENCH_DATA")
         .map(PathBuf::from)
@@ -154,7 +159,7 @@ fn synthetic(splits: &Splits, noise: f32) -> (VideoIndex, Embeddings) {
 
 #[test]
 fn evaluation_over_the_real_splits_on_synthetic_features() {
-    let splits = Splits::read(&data_root().join("ytf/splits.txt")).unwrap();
+    let splits = protocol().read_splits(&data_root()).unwrap();
     let (index, e) = synthetic(&splits, 0.6);
     let settings = EvalSettings::default();
     let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &settings, false).unwrap();
