@@ -27,6 +27,7 @@ help:
 	@echo "                  dir/megaface, suffix MEGAFACE_ENDING=$(MEGAFACE_ENDING)); otherwise the labelled"
 	@echo "                  LFW-as-MegaFace stand-in and the synthetic 1M benchmark -> reports/megaface/"
 	@echo "make bench        scoring benchmark (ratio against a plain GEMM in the same run)"
+	@echo "make fuzz         the parsers' fuzz tests with FUZZ_CASES=$(FUZZ_CASES) random and mutated inputs each"
 	@echo "make report       paper-style comparison of every reports/**/results.json -> reports/summary/"
 	@echo "make lmcl-toy     CosFace Fig. 3 at head scale: 2-D heads on the 8 largest LFW identities -> reports/lmcl/toy.png"
 	@echo "make lmcl-ablation  CosFace Fig. 5 at head scale: LMCL margins vs Softmax/A-Softmax/ArcFace on LFW,"
@@ -100,5 +101,5 @@ clean-cache:
 # TOML) with FUZZ_CASES random and mutated inputs each; `make test` runs them with 3000.
 FUZZ_CASES ?= 200000
 fuzz:
-	FACEBENCH_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p facebench-core -p facebench-lfw -p facebench-ytf \
+	FACEBENCH_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p facebench-core -p facebench-pairs -p facebench-ytf \
 		-p facebench-megaface -p facebench-bin --test 'fuzz_*'

@@ -1,10 +1,10 @@
 //! A pack against its protocol file (`protocols/cfp_fp.toml`, ...: the pairs-protocol shape
-//! of `facebench_lfw::PairsProtocol` with `format = "bin"`), so that a new pack is a new
+//! of `facebench_pairs::PairsProtocol` with `format = "bin"`), so that a new pack is a new
 //! file, not new code; and the pack's pairs in the protocol's contiguous folds.
 
 use std::path::Path;
 
-use facebench_lfw::{Pairs, PairsFormat, PairsProtocol};
+use facebench_pairs::{Pairs, PairsFormat, PairsProtocol};
 
 use crate::pack::{Error, Result, VerificationPack};
 

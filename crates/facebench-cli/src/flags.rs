@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use facebench_image::Decoder;
-use facebench_lfw::Rule;
+use facebench_pairs::Rule;
 use facebench_pipeline::bin::{BinEval, PackRequest};
 use facebench_pipeline::cache::CacheLayout;
 use facebench_pipeline::embed::EmbedRequest;

@@ -143,7 +143,7 @@ fn report(a: flags::ReportArgs) -> CmdResult {
         return Err(format!("no results.json found in {}", a.results.join(" ")).into());
     }
     let figures = find_figures(&a.figures);
-    let published = facebench_lfw::published::all(&facebench_lfw::published::default_dir())?;
+    let published = facebench_pairs::published::all(&facebench_pairs::published::default_dir())?;
     let s = write_summary(&a.out, &files, &figures, &published)?;
     println!(
         "{} results file(s), {} model(s) ({}), {} extra figure(s)",

@@ -10,8 +10,8 @@ use facebench_bin::{check_pack, pack_pairs, write_pack, VerificationPack, WriteP
 use facebench_core::Embeddings;
 use facebench_extract::{forward, pipelined};
 use facebench_image::{decode_bytes, FaceAnnotation, ImageF32, Preprocess};
-use facebench_lfw::{evaluate, MetricSettings, Pairs, PairsProtocol, Rule};
 use facebench_model::FaceModel;
+use facebench_pairs::{evaluate, MetricSettings, Pairs, PairsProtocol, Rule};
 use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -186,7 +186,7 @@ struct BinBody<'a> {
     pack_sha256: String,
     protocol_file: Option<&'a PairsProtocol>,
     preprocessing: String,
-    results: &'a facebench_lfw::LfwResults,
+    results: &'a facebench_pairs::LfwResults,
 }
 
 /// Evaluates a pack and writes results.json, pairs_scores.csv and the report. Returns what
@@ -196,7 +196,7 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
     let proto = a.protocol_file.as_deref().map(PairsProtocol::read).transpose()?.map(|(p, _)| p);
     let t = Instant::now();
     let bytes = std::fs::read(&a.bin).map_err(io(&a.bin))?;
-    let pack_sha = facebench_lfw::sha256_hex(&bytes);
+    let pack_sha = facebench_pairs::sha256_hex(&bytes);
     let pack = facebench_bin::parse_pack(&bytes, &a.bin)?;
     drop(bytes);
     let read_secs = t.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use facebench_lfw::Pairs;
+use facebench_pairs::Pairs;
 
 use crate::{io, Error, Result};
 
@@ -87,7 +87,7 @@ fn megaface_images(lists: &Path) -> Result<Vec<String>> {
 /// Frames of the videos `splits.txt` names found under `root`, read and checked by the YTF
 /// crate (header, labels, 10 x 500 pairs), in the layout the folder's name says.
 fn ytf_frames(splits: &Path, root: &Path) -> Result<Vec<String>> {
-    let proto = facebench_ytf::YtfProtocol::read(&facebench_lfw::published::default_dir().join("ytf.toml"))?;
+    let proto = facebench_ytf::YtfProtocol::read(&facebench_pairs::published::default_dir().join("ytf.toml"))?;
     let splits = facebench_ytf::Splits::read(splits, &proto.splits)?;
     let layout = facebench_ytf::Layout::of_folder(root).unwrap_or(facebench_ytf::Layout::Frames);
     let videos = splits.videos();

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use facebench_core::Embeddings;
-use facebench_lfw::{Pairs, People};
 use facebench_lmcl::{
     ablation, toy, AblationConfig, AblationData, AblationRow, HeadInit, MarginLoss, Setting, ToyConfig, TrainSet,
 };
+use facebench_pairs::{Pairs, People};
 use facebench_report::lmcl::{seconds_per_epoch, write_ablation_report, write_toy_report, AblationReport, ToyReport};
 
 use crate::provenance::collect;

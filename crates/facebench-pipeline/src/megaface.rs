@@ -35,7 +35,7 @@ impl Features {
 /// `protocols/megaface.toml` (list names, distractor sizes, noise lists, published rows) and
 /// its path.
 fn protocol() -> Result<(MegafaceProtocol, PathBuf)> {
-    let path = facebench_lfw::published::default_dir().join("megaface.toml");
+    let path = facebench_pairs::published::default_dir().join("megaface.toml");
     Ok((MegafaceProtocol::read(&path)?, path))
 }
 
@@ -217,7 +217,7 @@ pub fn run_lfw_stand_in(ws: &Workspace, model: &str, min_images: usize, out: Opt
                 min_images,
                 root.display(),
                 keys.len(),
-                facebench_lfw::sha256_hex(keys.join("\n").as_bytes())
+                facebench_pairs::sha256_hex(keys.join("\n").as_bytes())
             ),
         ),
         ("data root", ws.data_root.display().to_string()),

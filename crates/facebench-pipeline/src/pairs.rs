@@ -12,8 +12,8 @@ use facebench_core::{store, Embeddings};
 use facebench_detect::read_alignments;
 use facebench_extract::Job;
 use facebench_image::Decoder;
-use facebench_lfw::PairsFormat;
-use facebench_lfw::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};
+use facebench_pairs::PairsFormat;
+use facebench_pairs::{evaluate, LfwResults, MetricSettings, Pairs, PairsProtocol, Rule, Variant};
 use facebench_report::lfw::{headline_table, write_lfw_report, LfwReportContext, VariantRow};
 use serde::Serialize;
 
@@ -404,7 +404,7 @@ pub fn eval_store(data_root: &Path, a: &StoreEval) -> Result<String> {
     results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
     let mut ctx = LfwReportContext::lfw_view2(model, "as stored in the embeddings");
     ctx.published =
-        facebench_lfw::PairsProtocol::read(&facebench_lfw::published::default_dir().join("lfw.toml"))?.0.published;
+        facebench_pairs::PairsProtocol::read(&facebench_pairs::published::default_dir().join("lfw.toml"))?.0.published;
     ctx.choice = Some("by the caller".into());
     ctx.provenance = provenance;
     ctx.timings = timings;

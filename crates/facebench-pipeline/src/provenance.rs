@@ -32,7 +32,7 @@ pub fn collect(extra: &[(&str, String)]) -> Vec<(String, String)> {
 /// sha256 of a file, hex; the error names the file.
 pub fn file_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(facebench_lfw::sha256_hex(&bytes))
+    Ok(facebench_pairs::sha256_hex(&bytes))
 }
 
 /// `<path> (sha256 <hex>)`, or the reason it could not be read.

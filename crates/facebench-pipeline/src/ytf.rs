@@ -8,7 +8,7 @@ use std::time::Instant;
 use facebench_core::{store, Embeddings};
 use facebench_detect::read_alignments;
 use facebench_extract::Job;
-use facebench_lfw::Rule;
+use facebench_pairs::Rule;
 use facebench_report::ytf::{headline_table, write_ytf_report, YtfReport, YtfRunInfo};
 use facebench_ytf::{
     align_cached, evaluate, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode, Search, SearchRegion,
@@ -252,7 +252,7 @@ fn results_json(
 pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
     let t_all = Instant::now();
     let ytf_dir = ws.data_root.join("ytf");
-    let proto_path = facebench_lfw::published::default_dir().join("ytf.toml");
+    let proto_path = facebench_pairs::published::default_dir().join("ytf.toml");
     let proto = YtfProtocol::read(&proto_path)?;
     let splits_path = a.splits.clone().unwrap_or_else(|| ws.data_root.join(&proto.splits.file));
     let splits = Splits::read(&splits_path, &proto.splits)?;
@@ -364,7 +364,7 @@ mod tests {
     }
 
     fn protocol() -> YtfProtocol {
-        YtfProtocol::read(&facebench_lfw::published::default_dir().join("ytf.toml")).unwrap()
+        YtfProtocol::read(&facebench_pairs::published::default_dir().join("ytf.toml")).unwrap()
     }
 
     fn frames(e: Embeddings, label: &str, fps: Option<f64>) -> Frames {

@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use facebench_lfw::published::Published;
-use facebench_lfw::{LfwResults, Rule};
 use facebench_metrics::TarAtFar;
+use facebench_pairs::published::Published;
+use facebench_pairs::{LfwResults, Rule};
 
 use crate::plot::{roc_plot, score_histogram, RocCurve};
 use crate::results::Stage;

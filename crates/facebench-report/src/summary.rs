@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use facebench_lfw::published::PublishedRow;
+use facebench_pairs::published::PublishedRow;
 
 pub use inputs::{find_figures, find_results};
 pub use load::thousands;
@@ -156,7 +156,7 @@ impl Doc {
 
 /// Builds the summary of `results` (results.json files) into `out`, with every PNG/SVG
 /// figure of `extra_figures` (e.g. the LMCL figures) linked or inlined and the protocol
-/// files' `published` rows (`facebench_lfw::published::all`) in their own table.
+/// files' `published` rows (`facebench_pairs::published::all`) in their own table.
 pub fn write_summary(
     out: &Path,
     results: &[PathBuf],

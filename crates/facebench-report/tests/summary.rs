@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use facebench_lfw::published::PublishedRow;
+use facebench_pairs::published::PublishedRow;
 use facebench_report::plot::colour_slots;
 use facebench_report::summary::{write_summary, Summary};
 
 /// The published rows of the repository's protocol files.
 fn published() -> Vec<PublishedRow> {
-    facebench_lfw::published::all(&protocols_dir()).unwrap()
+    facebench_pairs::published::all(&protocols_dir()).unwrap()
 }
 
 fn protocols_dir() -> PathBuf {
@@ -291,7 +291,7 @@ fn an_edited_published_row_shows_in_the_summary() {
     let text = read(&ytf);
     assert!(text.contains("accuracy = 96.1\n"));
     std::fs::write(&ytf, text.replace("accuracy = 96.1\n", "accuracy = 91.23\n")).unwrap();
-    let rows = facebench_lfw::published::all(&protocols).unwrap();
+    let rows = facebench_pairs::published::all(&protocols).unwrap();
     write_summary(&dir.join("out"), &[fixture("lfw-a/results.json")], &[], &rows).unwrap();
     let md = read(&dir.join("out/summary.md"));
     let line = md.lines().find(|l| l.contains("CASIA-WebFace (small protocol), LMCL")).expect("LMCL row");

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use facebench_lfw::{Pairs, PairsProtocol};
+use facebench_pairs::{Pairs, PairsProtocol};
 use proptest::prelude::*;
 
 fn data() -> PathBuf {

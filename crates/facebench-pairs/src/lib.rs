@@ -1,4 +1,4 @@
-//! facebench-lfw: pairs verification protocols (LFW, .bin packs, CALFW-style image lists).
+//! facebench-pairs: pairs verification protocols (LFW, .bin packs, CALFW-style image lists).
 //!
 //! [`PairsProtocol`] is the one protocol-file shape of every pairs benchmark (includes
 //! merged); [`Pairs`] parses LFW's pair lists (View 1 and View 2) and image-pair lists with
