@@ -11,8 +11,8 @@ use facebench_extract::Job;
 use facebench_pairs::Rule;
 use facebench_report::ytf::{headline_table, write_ytf_report, YtfReport, YtfRunInfo};
 use facebench_ytf::{
-    align_cached, evaluate, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode, Search, SearchRegion,
-    Splits, VideoIndex, YtfProtocol, YtfPublished, YtfResults,
+    align_cached, default_settings, evaluate, Coverage, FrameSelection, LabeledFaces, Layout, Mode, Search,
+    SearchRegion, Splits, VideoIndex, YtfProtocol, YtfPublished, YtfResults,
 };
 use serde::Serialize;
 
@@ -102,7 +102,10 @@ fn embed_frames(
             keys,
             search,
             &cache,
-            || ws.load_detector().map_err(|e| facebench_ytf::Error::Invalid(e.to_string())),
+            || {
+                let device = facebench_model::device_from_name(&ws.device).map_err(facebench_detect::Error::from)?;
+                Ok(facebench_detect::Detector::load(&ws.models_dir, &device)?)
+            },
             |n| pb.inc(n as u64),
         )?;
         pb.finish_and_clear();
@@ -311,7 +314,7 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
         }
     };
     let mut timings = frames.timings.clone();
-    let settings = EvalSettings { rules: a.rules.clone(), ..EvalSettings::default() };
+    let settings = facebench_pairs::MetricSettings { rules: a.rules.clone(), ..default_settings() };
     let t = Instant::now();
     let results = evaluate(&splits, &index, selection, &frames.features, &a.modes, &settings, a.allow_missing)?;
     timings.push(Stage::new(
@@ -391,8 +394,8 @@ mod tests {
             e.push(index.frame_key(&id, 7), &row).unwrap();
             index.videos.insert(id, vec![7]);
         }
-        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), true)
-            .unwrap();
+        let r =
+            evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &default_settings(), true).unwrap();
         let f = frames(e, "m", Some(4.0));
         let v = serde_json::to_value(results_json(&r, &f, &[], &[("k".into(), "v".into())]).unwrap()).unwrap();
         assert_eq!(v["protocol"], "ytf");
@@ -435,8 +438,8 @@ mod tests {
             }
             index.videos.insert(v, vec![0, 1]);
         }
-        let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &EvalSettings::default(), false)
-            .unwrap();
+        let r =
+            evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &default_settings(), false).unwrap();
         let f = frames(e, "synthetic", None);
         let dir = std::env::temp_dir().join(format!("facebench-pipeline-ytf-{}", std::process::id()));
         write_ytf_report(&dir, &f.report(&r, &[], vec![], protocol().published)).unwrap();

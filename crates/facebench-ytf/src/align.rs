@@ -212,7 +212,7 @@ pub fn align_cached(
     load: impl FnOnce() -> Result<Detector>,
     progress: impl Fn(usize),
 ) -> Result<AlignOutcome> {
-    let detect = |e: facebench_detect::Error| Error::Invalid(e.to_string());
+    let detect = Error::Detect;
     let mut store = AlignCache::open(cache).map_err(detect)?;
     let todo = store.missing(keys);
     let already = keys.len() - todo.len();

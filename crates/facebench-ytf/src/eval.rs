@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use facebench_core::Embeddings;
 use facebench_metrics::{
-    self as metrics, FoldAveragedRoc, FoldReport, FoldScores, Roc, Rule, TarRow, VerificationScores,
+    self as metrics, FoldAveragedRoc, FoldReport, FoldScores, MetricSettings, Roc, Rule, TarRow, VerificationScores,
 };
 use serde::Serialize;
 
@@ -81,26 +81,10 @@ impl Coverage {
     }
 }
 
-/// What to compute besides the scores.
-#[derive(Debug, Clone)]
-pub struct EvalSettings {
-    pub rules: Vec<Rule>,
-    /// FARs read off exactly from the pooled sorted scores.
-    pub exact_fars: Vec<f64>,
-    /// FARs read off with InsightFace's `calculate_val` rule.
-    pub insightface_fars: Vec<f64>,
-}
-
-impl Default for EvalSettings {
-    /// The two rules the YTF literature reports (InsightFace, SphereFace/CosFace), TAR at FAR
-    /// 1e-1..1e-3 exact and 1e-3 InsightFace-style.
-    fn default() -> Self {
-        EvalSettings {
-            rules: vec![Rule::InsightFace, Rule::SphereFace],
-            exact_fars: vec![1e-1, 1e-2, 1e-3],
-            insightface_fars: vec![1e-3],
-        }
-    }
+/// What YTF reports by default: the two rules the YTF literature uses (InsightFace,
+/// SphereFace/CosFace), TAR at FAR 1e-1..1e-3 exact and 1e-3 InsightFace-style.
+pub fn default_settings() -> MetricSettings {
+    MetricSettings { rules: vec![Rule::InsightFace, Rule::SphereFace], ..MetricSettings::default() }
 }
 
 /// Everything measured from one mode's scores (field names as in LFW's results).
@@ -217,14 +201,14 @@ pub fn metrics_from_scores(
     n_splits: usize,
     cosine: &[f64],
     features: Option<(&[f32], &[f32], usize)>,
-    settings: &EvalSettings,
+    settings: &MetricSettings,
 ) -> Result<Metrics> {
     if let Some(why) = not_measurable(pairs, n_splits) {
         return Err(Error::Invalid(why));
     }
     let labels: Vec<bool> = pairs.iter().map(|p| p.is_same).collect();
     let folds: Vec<usize> = pairs.iter().map(|p| p.split - 1).collect();
-    let m = |e: metrics::MetricsError| Error::Invalid(e.to_string());
+    let m = Error::Metrics;
     let distances = match features {
         Some((l, r, dim)) => metrics::squared_l2(l, r, dim).map_err(m)?,
         None => cosine.iter().map(|s| 2.0 - 2.0 * s).collect(),
@@ -284,7 +268,7 @@ pub fn evaluate(
     selection: FrameSelection,
     frames: &Embeddings,
     modes: &[Mode],
-    settings: &EvalSettings,
+    settings: &MetricSettings,
     allow_missing: bool,
 ) -> Result<YtfResults> {
     if modes.is_empty() {

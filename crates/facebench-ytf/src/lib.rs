@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 pub use align::{align_cached, align_frames, AlignOutcome, Search, SearchRegion, DEFAULT_CONTEXT, DEFAULT_MARGIN};
 pub use eval::{
-    evaluate, metrics_from_scores, not_measurable, Coverage, EvalSettings, Metrics, ModeResult, PairRow, YtfResults,
+    default_settings, evaluate, metrics_from_scores, not_measurable, Coverage, Metrics, ModeResult, PairRow, YtfResults,
 };
 pub use facebench_metrics::TarRow;
 pub use layout::{FaceBox, FrameSelection, LabeledFaces, Layout, VideoIndex};
@@ -48,6 +48,11 @@ pub enum Error {
     Format { path: PathBuf, msg: String },
     #[error("{0}")]
     Invalid(String),
+    /// The detector or its alignment cache (their errors name the file or image).
+    #[error(transparent)]
+    Detect(#[from] facebench_detect::Error),
+    #[error(transparent)]
+    Metrics(#[from] facebench_metrics::MetricsError),
 }
 
 impl Error {

@@ -10,7 +10,7 @@ use facebench_detect::read_alignments;
 use facebench_extract::{extract, store_meta, Job, Recipe};
 use facebench_image::Preprocess;
 use facebench_ytf::{
-    align_cached, evaluate, score_video_pairs, Coverage, EvalSettings, FrameSelection, LabeledFaces, Layout, Mode,
+    align_cached, default_settings, evaluate, score_video_pairs, Coverage, FrameSelection, LabeledFaces, Layout, Mode,
     Search, Splits, VideoFeatures, VideoId, VideoIndex,
 };
 
@@ -226,9 +226,9 @@ fn the_complete_real_pair_end_to_end_in_both_layouts() {
         assert!((cx - l.cx).abs() < l.w * 0.5 && (cy - l.cy).abs() < l.h * 0.5, "{k}: face {b:?} vs label {l:?}");
     }
 
-    let err = evaluate(&splits, &index, sel, &frames, &modes, &EvalSettings::default(), false).unwrap_err().to_string();
+    let err = evaluate(&splits, &index, sel, &frames, &modes, &default_settings(), false).unwrap_err().to_string();
     assert!(err.contains("found 8 of the 3226 videos") && err.contains("split 1 pair 1"), "{err}");
-    let r = evaluate(&splits, &index, sel, &frames, &modes, &EvalSettings::default(), true).unwrap();
+    let r = evaluate(&splits, &index, sel, &frames, &modes, &default_settings(), true).unwrap();
     assert_eq!((r.pairs_evaluated, r.pairs_total, r.frames_used), (1, 5000, 8));
     assert!(r.partial_line().unwrap().starts_with("PARTIAL EVALUATION: 1 of 5000 pairs"));
     let row = &r.pairs[0];
@@ -259,7 +259,7 @@ fn the_complete_real_pair_end_to_end_in_both_layouts() {
         [vid("Alek_Wek/1"), vid("Alek_Wek/4")].iter().flat_map(|v| index.selected_keys(v, &sel)).collect();
     let (frames_a, fallbacks) = align_and_embed(&root, &keys, Search::whole(), &work);
     assert!(fallbacks <= 1, "{fallbacks} aligned crops without a detection");
-    let r = evaluate(&splits, &index, sel, &frames_a, &modes, &EvalSettings::default(), true).unwrap();
+    let r = evaluate(&splits, &index, sel, &frames_a, &modes, &default_settings(), true).unwrap();
     assert_eq!(r.pairs_evaluated, 1);
     let s = r.pairs[0].scores["mean-feature"];
     assert!(s > 0.9, "aligned-layout score {s}");

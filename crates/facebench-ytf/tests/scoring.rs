@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use facebench_core::Embeddings;
 use facebench_ytf::{
-    evaluate, pair_stats, score_video_pairs, EvalSettings, FrameSelection, Layout, Mode, Splits, VideoFeatures,
+    default_settings, evaluate, pair_stats, score_video_pairs, FrameSelection, Layout, Mode, Splits, VideoFeatures,
     VideoIndex,
 };
 
@@ -161,7 +161,7 @@ fn synthetic(splits: &Splits, noise: f32) -> (VideoIndex, Embeddings) {
 fn evaluation_over_the_real_splits_on_synthetic_features() {
     let splits = protocol().read_splits(&data_root()).unwrap();
     let (index, e) = synthetic(&splits, 0.6);
-    let settings = EvalSettings::default();
+    let settings = default_settings();
     let r = evaluate(&splits, &index, FrameSelection::default(), &e, &Mode::ALL, &settings, false).unwrap();
     assert!(!r.partial && r.partial_line().is_none());
     assert_eq!((r.pairs_evaluated, r.videos_found, r.videos_named, r.frames_used), (5000, 3226, 3226, 4 * 3226));
