@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use facebench_pairs::published::PublishedRow;
 
+use facebench_core::thousands;
 pub use inputs::{find_figures, find_results};
-pub use load::thousands;
 use load::{load, Body, Entry, Megaface, Verification};
 
 use crate::plot::{cmc_plot, colour_slots, roc_plot, score_histogram_panels, CmcCurve, HistPanel, RocCurve};

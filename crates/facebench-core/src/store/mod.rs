@@ -114,7 +114,8 @@ pub fn diagnose_keys(store: &Embeddings, wanted: &[impl AsRef<str>]) -> Option<S
     let missing: Vec<&str> = wanted.iter().map(AsRef::as_ref).filter(|k| store.index_of(k).is_none()).collect();
     let first_missing = *missing.first()?;
     let n = wanted.len();
-    let mut msg = format!("{} of {} keys found", thousands(n - missing.len()), thousands(n));
+    let mut msg =
+        format!("{} of {} keys found", crate::thousands((n - missing.len()) as u64), crate::thousands(n as u64));
     if store.is_empty() {
         msg.push_str("; the store is empty");
         return Some(msg);
@@ -149,19 +150,6 @@ pub fn diagnose_keys(store: &Embeddings, wanted: &[impl AsRef<str>]) -> Option<S
         msg.push_str(&format!("; they match after removing {p:?}"));
     }
     Some(msg)
-}
-
-/// `7701` as `7,701`.
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Element type of a binary matrix on disk (little-endian).

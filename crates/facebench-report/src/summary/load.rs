@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use facebench_core::thousands;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,19 +126,6 @@ pub struct Entry {
     pub provenance: Vec<(String, String)>,
     pub timings: Vec<Stage>,
     pub body: Body,
-}
-
-/// `1,000,000`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn bad(path: &Path, msg: String) -> Error {
