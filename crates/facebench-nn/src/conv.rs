@@ -121,15 +121,7 @@ impl Conv2d {
     }
 
     pub(crate) fn window(&self, x: &Tensor) -> Result<Window> {
-        let dims =
-            x.dims4().map_err(|_| Error::Input(format!("{}: expected NHWC input, got {:?}", self.name, x.dims())))?;
-        if dims.3 != self.c_in {
-            return Err(Error::Input(format!(
-                "{}: input has {} channels, layer expects {}",
-                self.name, dims.3, self.c_in
-            )));
-        }
-        Window::new(dims, self.k, self.stride, self.padding).map_err(|e| Error::Input(format!("{}: {e}", self.name)))
+        Window::of_input(&self.name, x, self.c_in, self.k, self.stride, self.padding)
     }
 
     /// NHWC in, NHWC out; the fast kernel on CPU, candle ops elsewhere.

@@ -72,15 +72,7 @@ impl DepthwiseConv2d {
     }
 
     pub(crate) fn window(&self, x: &Tensor) -> Result<Window> {
-        let dims =
-            x.dims4().map_err(|_| Error::Input(format!("{}: expected NHWC input, got {:?}", self.name, x.dims())))?;
-        if dims.3 != self.c {
-            return Err(Error::Input(format!(
-                "{}: input has {} channels, layer expects {}",
-                self.name, dims.3, self.c
-            )));
-        }
-        Window::new(dims, self.k, self.stride, self.padding).map_err(|e| Error::Input(format!("{}: {e}", self.name)))
+        Window::of_input(&self.name, x, self.c, self.k, self.stride, self.padding)
     }
 
     /// NHWC in, NHWC out; the blocked kernel on CPU, candle's grouped conv elsewhere.

@@ -101,6 +101,16 @@ impl Window {
         Ok(Window { n, h, w, c, k, s, ho: (ph - k) / s + 1, wo: (pw - k) / s + 1, top: p.top, left: p.left })
     }
 
+    /// The window of layer `layer` (expecting `c` input channels) on the NHWC tensor `x`;
+    /// errors name the layer and what it got.
+    pub fn of_input(layer: &str, x: &Tensor, c: usize, k: usize, s: usize, padding: Padding) -> Result<Self> {
+        let dims = x.dims4().map_err(|_| Error::Input(format!("{layer}: expected NHWC input, got {:?}", x.dims())))?;
+        if dims.3 != c {
+            return Err(Error::Input(format!("{layer}: input has {} channels, layer expects {c}", dims.3)));
+        }
+        Window::new(dims, k, s, padding).map_err(|e| Error::Input(format!("{layer}: {e}")))
+    }
+
     /// Input pixel offset (in pixels, not floats) of tap (ky, kx) for output (b, oy, ox), or
     /// None when the tap falls in the zero padding.
     #[inline]
