@@ -26,6 +26,20 @@ fn sub_pairs(dir: &Path) -> PathBuf {
     path
 }
 
+/// A protocol file for those 600 pairs: scoring a pairs file of another structure than
+/// LFW's needs its own protocol (an absolute `file` stays absolute under the data root).
+fn sub_protocol(dir: &Path, pairs: &Path) -> PathBuf {
+    let toml = format!(
+        "name = \"lfw600\"\ndescription = \"600 pairs of LFW View 2\"\nimages = \"lfw/lfw-deepfunneled\"\n\
+         [pairs]\nformat = \"lfw\"\nfile = {:?}\ncount = 600\nfolds = 10\n\
+         [metrics]\nrules = [\"insightface\", \"exact\"]\nexact_fars = [0.1, 0.01]\ninsightface_fars = [0.001]\n",
+        pairs.display().to_string()
+    );
+    let path = dir.join("lfw600.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
 fn ok(args: &[&str]) -> String {
     let o = run(args);
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -138,17 +152,18 @@ fn pack_real_lfw_pairs_read_back_and_evaluate() {
         &p(&store),
     ]);
     let out2 = dir.join("eval_lfw");
+    // LFW's own protocol refuses a pairs file of another structure, naming both.
+    let err = fails(&["eval", "lfw", "--embeddings", &p(&store), "--pairs", &p(&pairs), "--out", &p(&out2)]);
+    assert!(err.contains("600 pairs in 10 folds") && err.contains("declares 6000 pairs"), "{err}");
     ok(&[
         "eval",
-        "lfw",
+        "pairs",
+        "--protocol-file",
+        &p(&sub_protocol(&dir, &pairs)),
         "--embeddings",
         &p(&store),
         "--flip-store",
         &p(&dir.join("c150.flip.fbs")),
-        "--pairs",
-        &p(&pairs),
-        "--protocol",
-        "insightface,exact",
         "--out",
         &p(&out2),
     ]);

@@ -21,15 +21,18 @@ use facebench_ytf::{Layout, Mode};
 /// `--model` where a command does not say otherwise.
 const DEFAULT_MODEL: &str = "faceapi-resnet";
 
-/// How a face model runs: batch size, device, and where its weights are.
+/// How a face model runs: batch size, device, threads, and where its weights are.
 #[derive(Args, Debug, Clone)]
 pub struct ModelRunArgs {
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    /// Images per forward pass [default: 32].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    batch: Option<u64>,
+    /// cpu, or cuda[:N] (needs a build with the `cuda` feature) [default: cpu].
+    #[arg(long)]
+    device: Option<String>,
+    /// Worker threads for decoding, the CPU kernels and scoring [default: all cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    threads: Option<u64>,
     /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
     #[arg(long, env = "FACEBENCH_MODELS")]
     models_dir: Option<PathBuf>,
@@ -58,9 +61,79 @@ impl ModelRunArgs {
             cache: CacheLayout::new(cache),
             models_dir: self.models_dir.clone().unwrap_or_else(facebench_model::default_models_dir),
             registry: self.registry.path(),
-            device: self.device.clone(),
-            batch: self.batch,
+            device: self.device.clone().unwrap_or_else(|| "cpu".into()),
+            batch: self.batch.unwrap_or(32) as usize,
+            threads: self.threads.unwrap_or(0) as usize,
         }
+    }
+
+    /// The flags given that only matter when a model runs.
+    fn model_flags_given(&self) -> Vec<&'static str> {
+        [("--batch", self.batch.is_some()), ("--device", self.device.is_some())]
+            .into_iter()
+            .filter_map(|(f, given)| given.then_some(f))
+            .collect()
+    }
+}
+
+/// `--embeddings STORE` and its companions: a protocol scored from precomputed features.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Embedding store (.npy with .keys beside it, .csv, .safetensors or .fbs), keys
+    /// relative to the protocol's image root (`Name/Name_0001.jpg`). Used as given: already
+    /// fused or concatenated by the caller unless --flip-store is set.
+    #[arg(long)]
+    embeddings: Option<PathBuf>,
+    /// Keys file for a .npy store (one key per line), instead of `<store>.keys`.
+    #[arg(long, requires = "embeddings")]
+    keys: Option<PathBuf>,
+    /// Store of mirror-image features with the same keys; each rule then fuses them
+    /// its own way (sum-then-normalise, or concatenation for sphereface/facenet). Two .fbs
+    /// stores must agree on model, weights and preprocessing, the mirror flag apart.
+    #[arg(long, requires = "embeddings")]
+    flip_store: Option<PathBuf>,
+    /// Accept a --flip-store whose provenance cannot be checked (.npy, .csv, .safetensors
+    /// stores record no model or preprocessing).
+    #[arg(long, requires = "flip_store")]
+    unchecked_flip: bool,
+    /// A pairs file with the protocol's format and fold structure, instead of the protocol's
+    /// own [default: the protocol's, e.g. <data-root>/lfw/pairs.txt].
+    #[arg(long, requires = "embeddings")]
+    pairs: Option<PathBuf>,
+    /// Score the protocol's [tune] split instead: LFW View 1, threshold chosen on
+    /// pairsDevTrain.txt and accuracy on pairsDevTest.txt.
+    #[arg(long, requires = "embeddings", conflicts_with = "pairs")]
+    tune_split: bool,
+    /// Name shown in the report for --embeddings [default: the embeddings file name].
+    #[arg(long, requires = "embeddings")]
+    label: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store evaluation, refusing flags that only matter when a model runs.
+    fn store_eval(
+        &self,
+        protocol_file: &Path,
+        rules: Option<Vec<Rule>>,
+        unused: Vec<&'static str>,
+        out: Option<&Path>,
+    ) -> Result<Option<StoreEval>, String> {
+        let Some(embeddings) = &self.embeddings else { return Ok(None) };
+        if !unused.is_empty() {
+            return Err(format!("{} not used with --embeddings (no model runs)", unused.join(", ")));
+        }
+        Ok(Some(StoreEval {
+            protocol_file: protocol_file.to_path_buf(),
+            embeddings: embeddings.clone(),
+            keys: self.keys.clone(),
+            flip_store: self.flip_store.clone(),
+            pairs: self.pairs.clone(),
+            tune_split: self.tune_split,
+            rules,
+            label: self.label.clone(),
+            unchecked_flip: self.unchecked_flip,
+            out: out.ok_or("--embeddings needs --out DIR")?.to_path_buf(),
+        }))
     }
 }
 
@@ -122,6 +195,9 @@ pub struct AlignArgs {
     /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
     #[arg(long, env = "FACEBENCH_MODELS")]
     models_dir: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    threads: Option<u64>,
     /// JPEG decoder: image (default), or jpeg-js to decode as face-api's reference did (boxes
     /// and landmarks then agree with face-api's to 1e-4 px instead of ~1 px).
     #[arg(long, default_value = "image")]
@@ -131,8 +207,9 @@ pub struct AlignArgs {
 impl AlignArgs {
     pub fn workspace(&self, data_root: &Path) -> Workspace {
         let run = ModelRunArgs {
-            batch: 32,
-            device: self.device.clone(),
+            batch: None,
+            device: Some(self.device.clone()),
+            threads: self.threads,
             models_dir: self.models_dir.clone(),
             registry: RegistryArg { path: None },
         };
@@ -203,19 +280,32 @@ impl EmbedArgs {
 /// The LFW protocol file, the cache and how models run: shared by everything built on LFW.
 #[derive(Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// Protocol file declaring files, checksums, metric settings and preprocessing variants.
-    #[arg(long, default_value = "protocols/lfw.toml")]
-    pub protocol_file: PathBuf,
-    /// Cache of alignments and embeddings (reused by later runs).
-    #[arg(long, default_value = "cache/lfw")]
-    cache: PathBuf,
+    /// Protocol file declaring files, checksums, metric settings and preprocessing variants
+    /// [default: lfw.toml of the protocols folder: env FACEBENCH_PROTOCOLS, else <repo>/protocols].
+    #[arg(long)]
+    protocol_file: Option<PathBuf>,
+    /// Cache of alignments and embeddings, reused by later runs [default: cache/lfw].
+    #[arg(long)]
+    cache: Option<PathBuf>,
     #[command(flatten)]
     run: ModelRunArgs,
 }
 
 impl PipelineArgs {
+    pub fn protocol_file(&self) -> PathBuf {
+        self.protocol_file.clone().unwrap_or_else(|| facebench_pairs::published::default_dir().join("lfw.toml"))
+    }
+
     pub fn workspace(&self, data_root: &Path) -> Workspace {
-        self.run.workspace(data_root, &self.cache)
+        self.run.workspace(data_root, self.cache.as_deref().unwrap_or(Path::new("cache/lfw")))
+    }
+
+    fn model_flags_given(&self) -> Vec<&'static str> {
+        let mut v = self.run.model_flags_given();
+        if self.cache.is_some() {
+            v.push("--cache");
+        }
+        v
     }
 }
 
@@ -268,27 +358,12 @@ pub struct LfwArgs {
     pub model: Option<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Embedding store (.npy with .keys beside it, .csv, .safetensors or .fbs), keys
-    /// relative to the LFW image root (`Name/Name_0001.jpg`). Used as given: already
-    /// fused or concatenated by the caller unless --flip-store is set.
-    #[arg(long)]
-    embeddings: Option<PathBuf>,
-    /// Keys file for a .npy store (one key per line), instead of `<store>.keys`.
-    #[arg(long)]
-    keys: Option<PathBuf>,
-    /// Store of mirror-image features with the same keys; each rule then fuses them
-    /// its own way (sum-then-normalise, or concatenation for sphereface/facenet).
-    #[arg(long)]
-    flip_store: Option<PathBuf>,
-    /// Pairs file [default: <data-root>/lfw/pairs.txt]. View 1 files work too.
-    #[arg(long)]
-    pairs: Option<PathBuf>,
-    /// Accuracy rule(s), comma-separated: insightface, sphereface, facenet, facexzoo, exact.
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Accuracy rule(s) for --embeddings, comma-separated: insightface, sphereface, facenet,
+    /// facexzoo, exact.
     #[arg(long, value_delimiter = ',', default_value = "insightface")]
     protocol: Vec<Rule>,
-    /// Name shown in the report for --embeddings [default: the embeddings file name].
-    #[arg(long)]
-    label: Option<String>,
     /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg,
     /// scores.png/svg [default with --model: reports/lfw/<model>].
     #[arg(long)]
@@ -301,16 +376,14 @@ impl LfwArgs {
         self.out.clone().unwrap_or_else(|| PathBuf::from("reports/lfw").join(model_folder(model)))
     }
 
-    pub fn store_eval(&self) -> Result<StoreEval, &'static str> {
-        Ok(StoreEval {
-            embeddings: self.embeddings.clone().expect("clap requires --model or --embeddings"),
-            keys: self.keys.clone(),
-            flip_store: self.flip_store.clone(),
-            pairs: self.pairs.clone(),
-            rules: self.protocol.clone(),
-            label: self.label.clone(),
-            out: self.out.clone().ok_or("--embeddings needs --out DIR")?,
-        })
+    /// `Some` with --embeddings.
+    pub fn store_eval(&self) -> Result<Option<StoreEval>, String> {
+        self.store.store_eval(
+            &self.pipeline.protocol_file(),
+            Some(self.protocol.clone()),
+            self.pipeline.model_flags_given(),
+            self.out.as_deref(),
+        )
     }
 }
 
@@ -320,23 +393,30 @@ fn model_folder(model: &str) -> String {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").args(["model", "embeddings"])))]
 pub struct PairsArgs {
     /// The protocol file (protocols/lfw.toml, protocols/calfw_images.toml, ...).
     #[arg(long)]
     pub protocol_file: PathBuf,
     /// A name from protocols/models.toml (faceapi-resnet, mobileface, ...; see `facebench models`),
-    /// or a checkpoint file written by `facebench train --images`.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: String,
-    /// Use this variant of the protocol file instead of choosing one on its [tune] split.
+    /// or a checkpoint file written by `facebench train --images` [default: faceapi-resnet
+    /// unless --embeddings is given].
     #[arg(long)]
+    model: Option<String>,
+    /// Use this variant of the protocol file instead of choosing one on its [tune] split.
+    #[arg(long, conflicts_with = "embeddings")]
     pub variant: Option<String>,
     /// Cache of alignments and embeddings [default: cache/<protocol file stem>].
     #[arg(long)]
     cache: Option<PathBuf>,
     #[command(flatten)]
     run: ModelRunArgs,
-    /// Output folder [default: reports/<protocol file stem>/<model>].
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Accuracy rule(s) for --embeddings, comma-separated [default: the protocol file's].
+    #[arg(long, value_delimiter = ',', requires = "embeddings")]
+    rules: Option<Vec<Rule>>,
+    /// Output folder [default: reports/<protocol file stem>/<model>; --embeddings needs it].
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -346,13 +426,26 @@ impl PairsArgs {
         self.protocol_file.file_stem().map_or("pairs".into(), |s| s.to_string_lossy().into_owned())
     }
 
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
     pub fn workspace(&self, data_root: &Path) -> Workspace {
         let cache = self.cache.clone().unwrap_or_else(|| Path::new("cache").join(self.stem()));
         self.run.workspace(data_root, &cache)
     }
 
     pub fn out(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| Path::new("reports").join(self.stem()).join(model_folder(&self.model)))
+        self.out.clone().unwrap_or_else(|| Path::new("reports").join(self.stem()).join(model_folder(self.model())))
+    }
+
+    /// `Some` with --embeddings.
+    pub fn store_eval(&self) -> Result<Option<StoreEval>, String> {
+        let mut unused = self.run.model_flags_given();
+        if self.cache.is_some() {
+            unused.push("--cache");
+        }
+        self.store.store_eval(&self.protocol_file, self.rules.clone(), unused, self.out.as_deref())
     }
 }
 
@@ -664,7 +757,7 @@ impl TrainArgs {
 pub enum BenchCommand {
     /// Blocked cosine scoring with a top-k reducer against a plain GEMM of the same shape.
     Score(ScoreArgs),
-    /// Model throughput at batch 1 and 32: forward passes alone, then the whole
+    /// Model throughput at batch 1 and --batch (32): forward passes alone, then the whole
     /// extraction pipeline (decode + centre crop + forward + store) on real LFW images.
     Embed(EmbedBenchArgs),
     /// MegaFace-shaped synthetic evaluation (3,530 probes, N distractors) against a bare GEMM,
@@ -684,26 +777,9 @@ pub struct EmbedBenchArgs {
     /// LFW images embedded for the decoding-included figure.
     #[arg(long, default_value_t = 512)]
     pub images: usize,
-    /// cpu, or cuda[:N] (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Weights folder filled by `make models` [env FACEBENCH_MODELS, default <repo>/models].
-    #[arg(long, env = "FACEBENCH_MODELS")]
-    models_dir: Option<PathBuf>,
+    /// (--batch: the batch size measured beside batch 1.)
     #[command(flatten)]
-    registry: RegistryArg,
-}
-
-impl EmbedBenchArgs {
-    pub fn workspace(&self, data_root: &Path) -> Workspace {
-        let run = ModelRunArgs {
-            batch: 32,
-            device: self.device.clone(),
-            models_dir: self.models_dir.clone(),
-            registry: self.registry.clone(),
-        };
-        run.workspace(data_root, Path::new("."))
-    }
+    pub run: ModelRunArgs,
 }
 
 #[derive(Args)]

@@ -2,7 +2,7 @@
 //! become library requests in flags.rs; each command below is one library call and printing.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -57,7 +57,7 @@ enum Command {
 
 type CmdResult = Result<(), Box<dyn Error>>;
 
-fn align(a: flags::AlignArgs, data_root: &std::path::Path) -> CmdResult {
+fn align(a: flags::AlignArgs, data_root: &Path) -> CmdResult {
     let (root, keys) = a.images.image_set().resolve(data_root)?;
     let o = a.workspace(data_root).align(&root, &keys, &a.out, a.decoder)?;
     println!(
@@ -104,32 +104,36 @@ fn models(a: flags::ModelsArgs) -> CmdResult {
     Ok(())
 }
 
-fn eval(c: EvalCommand, data_root: &std::path::Path) -> Result<String, Box<dyn Error>> {
+fn eval(c: EvalCommand, data_root: &Path) -> Result<String, Box<dyn Error>> {
     Ok(match c {
-        EvalCommand::Lfw(a) => match &a.model {
-            Some(m) => pipeline::pairs::run(
-                &a.pipeline.workspace(data_root),
-                m,
-                &a.pipeline.protocol_file,
-                None,
-                &a.model_out(m),
-            )?,
-            None => pipeline::pairs::eval_store(data_root, &a.store_eval()?)?,
+        EvalCommand::Lfw(a) => match a.store_eval()? {
+            Some(s) => pipeline::pairs::eval_store(data_root, &s)?,
+            None => {
+                let ws = a.pipeline.workspace(data_root);
+                let m = a.model.as_deref().expect("clap requires --model or --embeddings");
+                ws.install(|| pipeline::pairs::run(&ws, m, &a.pipeline.protocol_file(), None, &a.model_out(m)))?
+            }
         },
-        EvalCommand::Pairs(a) => {
-            pipeline::pairs::run(&a.workspace(data_root), &a.model, &a.protocol_file, a.variant.as_deref(), &a.out())?
-        }
+        EvalCommand::Pairs(a) => match a.store_eval()? {
+            Some(s) => pipeline::pairs::eval_store(data_root, &s)?,
+            None => {
+                let ws = a.workspace(data_root);
+                ws.install(|| pipeline::pairs::run(&ws, a.model(), &a.protocol_file, a.variant.as_deref(), &a.out()))?
+            }
+        },
         EvalCommand::Megaface(a) => pipeline::megaface::run(data_root, &a.request()?)?,
-        EvalCommand::MegafaceLfw(a) => pipeline::megaface::run_lfw_stand_in(
-            &a.pipeline.workspace(data_root),
-            &a.model,
-            a.min_images,
-            a.out.as_deref(),
-        )?,
-        EvalCommand::Bin(a) => {
-            pipeline::bin::eval(&a.run.workspace(data_root, std::path::Path::new(".")), &a.request())?
+        EvalCommand::MegafaceLfw(a) => {
+            let ws = a.pipeline.workspace(data_root);
+            ws.install(|| pipeline::megaface::run_lfw_stand_in(&ws, &a.model, a.min_images, a.out.as_deref()))?
         }
-        EvalCommand::Ytf(a) => pipeline::ytf::run(&a.run.workspace(data_root, &a.cache), &a.request())?,
+        EvalCommand::Bin(a) => {
+            let ws = a.run.workspace(data_root, Path::new("."));
+            ws.install(|| pipeline::bin::eval(&ws, &a.request()))?
+        }
+        EvalCommand::Ytf(a) => {
+            let ws = a.run.workspace(data_root, &a.cache);
+            ws.install(|| pipeline::ytf::run(&ws, &a.request()))?
+        }
     })
 }
 
@@ -166,17 +170,19 @@ fn run(cli: Cli) -> CmdResult {
         Command::Report(a) => return report(a),
         Command::Models(a) => return models(a),
         Command::Embed(a) => {
-            pipeline::embed::run(&a.run.workspace(data_root, std::path::Path::new(".")), &a.request())?
+            let ws = a.run.workspace(data_root, Path::new("."));
+            ws.install(|| pipeline::embed::run(&ws, &a.request()))?
         }
         Command::Eval(c) => eval(c, data_root)?,
         Command::Tune(TuneCommand::Lfw(a)) => {
-            let (t, path) =
-                pipeline::pairs::tune(&a.pipeline.workspace(data_root), &a.model, &a.pipeline.protocol_file)?;
+            let ws = a.pipeline.workspace(data_root);
+            let (t, path) = ws.install(|| pipeline::pairs::tune(&ws, &a.model, &a.pipeline.protocol_file()))?;
             format!("{}wrote {}\n", t.table(), path.display())
         }
         Command::Train(a) => pipeline::train::run(&a.request())?,
         Command::Bench(BenchCommand::Embed(a)) => {
-            pipeline::bench::embed(&a.workspace(data_root), &a.model, a.iters, a.images)?
+            let ws = a.run.workspace(data_root, Path::new("."));
+            ws.install(|| pipeline::bench::embed(&ws, &a.model, a.iters, a.images))?
         }
         Command::Bench(BenchCommand::Megaface(a)) => {
             format!("{}\n", facebench_megaface::bench_megaface(a.distractors, a.dim, a.threads)?)
@@ -188,10 +194,12 @@ fn run(cli: Cli) -> CmdResult {
         ),
         Command::Pack(PackCommand::Bin(a)) => format!("{}\n", pipeline::bin::pack(data_root, &a.request())?),
         Command::Lmcl(LmclCommand::Toy(a)) => {
-            pipeline::lmcl::run_toy(&a.common.pipeline.workspace(data_root), &a.request())?
+            let ws = a.common.pipeline.workspace(data_root);
+            ws.install(|| pipeline::lmcl::run_toy(&ws, &a.request()))?
         }
         Command::Lmcl(LmclCommand::Ablation(a)) => {
-            pipeline::lmcl::run_ablation(&a.common.pipeline.workspace(data_root), &a.request())?
+            let ws = a.common.pipeline.workspace(data_root);
+            ws.install(|| pipeline::lmcl::run_ablation(&ws, &a.request()))?
         }
     };
     print!("{out}");

@@ -17,4 +17,4 @@ pub use eval::{evaluate, evaluate_protocol, LfwResults, PairScore, ProtocolResul
 pub use facebench_metrics::{Rule, TarRow};
 pub use pairs::{image_key, Pair, Pairs};
 pub use people::{People, Person};
-pub use protocol::{sha256_hex, MetricSettings, PairsFormat, PairsProtocol, PairsSpec, Tune, Variant};
+pub use protocol::{sha256_hex, MetricSettings, PairsFormat, PairsProtocol, PairsSpec, Tune, Variant, Wording};

@@ -42,6 +42,21 @@ pub struct PairsProtocol {
     /// Published accuracies, shown beside measured ones and labelled as published.
     #[serde(default)]
     pub published: Vec<Published>,
+    /// How reports word the protocol; without it they use [`PairsProtocol::title`].
+    #[serde(default)]
+    pub report: Option<Wording>,
+}
+
+/// A protocol's own words in reports (LFW: `LFW View 2`, `LFW accuracy %`, `10-fold, View 2`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wording {
+    /// Report title, e.g. `LFW View 2`.
+    pub title: String,
+    /// Short name for the terminal table and the accuracy column, e.g. `LFW`.
+    pub short: String,
+    /// The evaluated split, after the fold count in the accuracy heading, e.g. `View 2`.
+    pub split: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,9 +155,18 @@ impl PairsProtocol {
         Ok(())
     }
 
-    /// `lfw (10 folds, 6000 pairs)`: how reports title results of this protocol.
+    /// How reports title results of this protocol: its `[report]` title, else
+    /// `name (10 folds, 6000 pairs)`.
     pub fn title(&self) -> String {
-        format!("{} ({} folds, {} pairs)", self.name, self.pairs.folds, self.pairs.count)
+        match &self.report {
+            Some(w) => w.title.clone(),
+            None => format!("{} ({} folds, {} pairs)", self.name, self.pairs.folds, self.pairs.count),
+        }
+    }
+
+    /// The heading of the terminal table: the `[report]` short name, else the title.
+    pub fn short_title(&self) -> String {
+        self.report.as_ref().map_or_else(|| self.title(), |w| w.short.clone())
     }
 
     /// Checks every listed file under `data_root` against its checksum.
@@ -173,7 +197,13 @@ impl PairsProtocol {
     /// Reads the pairs file (`lfw` and `list` formats) and checks it against the protocol.
     /// A pack's pairs come from the pack (`facebench_bin::pack_pairs`).
     pub fn read_pairs(&self, data_root: &Path) -> Result<Pairs> {
-        let pairs = self.read_in_format(&data_root.join(&self.pairs.file), self.pairs.folds)?;
+        self.read_pairs_file(&data_root.join(&self.pairs.file))
+    }
+
+    /// Reads another pairs file in the protocol's format; it must have the protocol's
+    /// structure (see [`PairsProtocol::check_pairs`]).
+    pub fn read_pairs_file(&self, path: &Path) -> Result<Pairs> {
+        let pairs = self.read_in_format(path, self.pairs.folds)?;
         self.check_pairs(&pairs)?;
         Ok(pairs)
     }
@@ -257,7 +287,7 @@ mod tests {
         assert_eq!((p.pairs.format, p.pairs.count, p.pairs.folds), (PairsFormat::Lfw, 6000, 10));
         assert!(p.variants.iter().any(|v| v.baseline) && p.variants.iter().any(|v| !v.baseline));
         assert_eq!(p.tune.as_ref().map(|t| t.rule), Some(Rule::InsightFace));
-        assert_eq!(p.title(), "lfw (10 folds, 6000 pairs)");
+        assert_eq!((p.title(), p.short_title()), ("LFW View 2".to_string(), "LFW".to_string()));
         let data = data_root();
         p.verify(&data).unwrap();
         let pairs = p.read_pairs(&data).unwrap();
@@ -360,6 +390,7 @@ mod tests {
             tune: None,
             variants: vec![],
             published: vec![],
+            report: None,
         };
         assert!(p.verify(&dir).unwrap_err().to_string().contains("not the official file"));
         std::fs::remove_dir_all(&dir).ok();

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use facebench_core::{store, Embeddings};
+use facebench_core::store::{self, AppendStore, StoreMeta};
+use facebench_core::Embeddings;
 use facebench_detect::read_alignments;
 use facebench_extract::Job;
 use facebench_image::Decoder;
@@ -303,7 +304,7 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
     write_json(&out.join("results.json"), &doc)?;
 
     let mut s = tune.as_ref().map(TuneResult::table).unwrap_or_default();
-    s += &headline_table(&terminal_title(&p.proto), &results);
+    s += &headline_table(&p.proto.short_title(), &results);
     for v in &ctx.variants {
         s += &format!(
             "variant {:<24} insightface {:.3}% +- {:.3}%\n",
@@ -316,45 +317,128 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
     Ok(s)
 }
 
-/// The LFW protocol keeps its View-2 wording and the LFW published rows; any other
-/// protocol is titled by its name, fold count and pair count, with its own published rows.
+/// The report wording of a protocol: its `[report]` words (LFW: "LFW View 2", "Accuracy
+/// (10-fold, View 2)"), else its name, fold count and pair count; its own published rows.
 fn report_context(proto: &PairsProtocol, n_folds: usize, model: &str, preprocessing: &str) -> LfwReportContext {
-    if is_lfw_view2(proto) {
-        let mut ctx = LfwReportContext::lfw_view2(model, preprocessing);
-        ctx.published = proto.published.clone();
-        return ctx;
+    let mut ctx =
+        LfwReportContext::pairs_protocol(proto.title(), n_folds, model, preprocessing, proto.published.clone());
+    if let Some(w) = &proto.report {
+        ctx.accuracy_heading = format!("Accuracy ({n_folds}-fold, {})", w.split);
+        ctx.accuracy_column = format!("{} accuracy % (mean ± pop. std)", w.short);
     }
-    LfwReportContext::pairs_protocol(proto.title(), n_folds, model, preprocessing, proto.published.clone())
+    ctx
 }
 
-/// What the terminal table is headed with: `LFW` for LFW, else the protocol's title.
-fn terminal_title(proto: &PairsProtocol) -> String {
-    if is_lfw_view2(proto) {
-        "LFW".into()
-    } else {
-        proto.title()
-    }
-}
-
-/// `protocols/lfw.toml` (or a slice of it): LFW's `pairs.txt` format under the name `lfw`.
-fn is_lfw_view2(proto: &PairsProtocol) -> bool {
-    proto.name == "lfw" && proto.pairs.format == PairsFormat::Lfw
-}
-
-/// LFW scored from a precomputed store (`facebench eval lfw --embeddings`).
+/// A pairs protocol scored from precomputed stores (`eval lfw --embeddings`, `eval pairs
+/// --embeddings`).
 #[derive(Debug, Clone)]
 pub struct StoreEval {
+    pub protocol_file: PathBuf,
     pub embeddings: PathBuf,
     /// Keys file for a .npy store.
     pub keys: Option<PathBuf>,
     /// Mirror features with the same keys, fused by each rule its own way.
     pub flip_store: Option<PathBuf>,
-    /// [default: <data-root>/lfw/pairs.txt]
+    /// A pairs file with the protocol's format and fold structure instead of its own.
     pub pairs: Option<PathBuf>,
-    pub rules: Vec<Rule>,
+    /// Score the protocol's `[tune]` split (LFW View 1: threshold on its train file,
+    /// accuracy on its test file) instead of its pairs.
+    pub tune_split: bool,
+    /// [default: the protocol file's]
+    pub rules: Option<Vec<Rule>>,
     /// Name in the report [default: the embeddings file name].
     pub label: Option<String>,
+    /// Accept a mirror store whose provenance cannot be checked (.npy, .csv, .safetensors).
+    pub unchecked_flip: bool,
     pub out: PathBuf,
+}
+
+/// A store read for scoring, with its `.fbs` metadata when it has some.
+struct ScoredStore {
+    path: PathBuf,
+    embeddings: Embeddings,
+    meta: Option<StoreMeta>,
+}
+
+impl ScoredStore {
+    fn read(path: &Path, keys: Option<&Path>) -> Result<ScoredStore> {
+        let (embeddings, meta) = match store::Format::from_path(path)? {
+            store::Format::Fbs if keys.is_none() => {
+                let (meta, e) = AppendStore::read(path)?;
+                (e, Some(meta))
+            }
+            _ => (store::read(path, keys)?, None),
+        };
+        Ok(ScoredStore { path: path.to_path_buf(), embeddings, meta })
+    }
+
+    /// `<path> (sha256 ..., model ..., weights sha256 ..., preprocessing ...)` for provenance.
+    fn describe(&self) -> Result<String> {
+        let sha = crate::provenance::file_sha256(&self.path)?;
+        Ok(match &self.meta {
+            Some(m) => format!(
+                "{} (sha256 {sha}; model {}, weights sha256 {}, preprocessing {}, dim {})",
+                self.path.display(),
+                m.model,
+                m.weights_sha256,
+                m.preprocessing,
+                m.dim
+            ),
+            None => format!("{} (sha256 {sha}; no metadata in this format)", self.path.display()),
+        })
+    }
+
+    /// Every key the pairs name must be in the store; the error says which store, how many
+    /// keys were found and what form they have.
+    fn check_keys(&self, what: &str, pairs: &Pairs) -> Result<()> {
+        let Some(why) = store::diagnose_keys(&self.embeddings, &pairs.image_keys()) else { return Ok(()) };
+        let absent = |k: &&String| self.embeddings.index_of(k).is_none();
+        let (key, line) = pairs
+            .pairs
+            .iter()
+            .find_map(|p| [&p.left, &p.right].into_iter().find(absent).map(|k| (k, p.line)))
+            .expect("diagnose_keys found a missing key");
+        Err(Error::Invalid(format!(
+            "{} ({what}): {why}; {key} is named at {}:{line}",
+            self.path.display(),
+            pairs.path.display()
+        )))
+    }
+}
+
+/// The stores must be an original and its mirror from one model, weights and preprocessing,
+/// as far as their metadata tells.
+fn check_stores(orig: &ScoredStore, flip: Option<&ScoredStore>, unchecked_flip: bool) -> Result<()> {
+    if let Some(m) = orig.meta.as_ref().filter(|m| m.is_mirror()) {
+        return Err(Error::Invalid(format!(
+            "{}: a mirror store (preprocessing {:?}); give the original store as --embeddings and this one as --flip-store",
+            orig.path.display(),
+            m.preprocessing
+        )));
+    }
+    let Some(flip) = flip else { return Ok(()) };
+    match (&orig.meta, &flip.meta) {
+        (Some(o), Some(f)) => {
+            let why = f.mirror_mismatches(o);
+            if !why.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{} is not the mirror store of {}: {}",
+                    flip.path.display(),
+                    orig.path.display(),
+                    why.join("; ")
+                )));
+            }
+            Ok(())
+        }
+        _ if unchecked_flip => Ok(()),
+        _ => Err(Error::Invalid(format!(
+            "cannot check that {} is the mirror store of {}: only .fbs stores record model, weights and \
+             preprocessing; pass --unchecked-flip if it holds the mirror images' features from the same model \
+             and preprocessing",
+            flip.path.display(),
+            orig.path.display()
+        ))),
+    }
 }
 
 #[derive(Serialize)]
@@ -364,54 +448,168 @@ struct StoreBody<'a> {
     results: &'a LfwResults,
 }
 
-/// Scores a store on a pairs file and writes results.json, pairs_scores.csv and the report.
-/// Returns what the terminal shows.
+/// One rule on the `[tune]` split.
+#[derive(Serialize)]
+struct TuneSplitRow {
+    rule: Rule,
+    /// Chosen on the train file.
+    threshold: f64,
+    train_accuracy: f64,
+    /// With that threshold, on the test file.
+    test_accuracy: f64,
+}
+
+#[derive(Serialize)]
+struct TuneSplitBody {
+    embeddings: String,
+    flip_store: Option<String>,
+    results: TuneSplitResults,
+}
+
+#[derive(Serialize)]
+struct TuneSplitResults {
+    train: PathBuf,
+    test: PathBuf,
+    n_train: usize,
+    n_test: usize,
+    rows: Vec<TuneSplitRow>,
+}
+
+/// Scores stores on a protocol's pairs (or its `[tune]` split) and writes results.json,
+/// pairs_scores.csv and the report. Returns what the terminal shows.
 pub fn eval_store(data_root: &Path, a: &StoreEval) -> Result<String> {
-    let pairs_path = a.pairs.clone().unwrap_or_else(|| data_root.join("lfw/pairs.txt"));
+    let (proto, proto_sha) = PairsProtocol::read(&a.protocol_file)?;
+    if proto.pairs.format == PairsFormat::Bin {
+        return Err(Error::Invalid(format!(
+            "{}: a .bin pack holds its images; evaluate it with `facebench eval bin`",
+            a.protocol_file.display()
+        )));
+    }
     let mut log = StageLog::new();
     let t = Instant::now();
-    let pairs = Pairs::read(&pairs_path)?;
-    let orig = store::read(&a.embeddings, a.keys.as_deref())?;
-    let flip = a.flip_store.as_deref().map(|p| store::read(p, None)).transpose()?;
+    let pairs = match (&a.pairs, a.tune_split) {
+        (Some(_), true) => return Err("--pairs and --tune-split exclude each other".into()),
+        (None, true) => proto.read_tune_pairs(data_root)?.ok_or_else(|| {
+            format!("{}: no [tune] split (a development train/test pair of files)", a.protocol_file.display())
+        })?,
+        (Some(p), false) => proto.read_pairs_file(p).map_err(|e| {
+            let hint = match &proto.tune {
+                Some(t) => format!(
+                    "; a development file ({} / {}) is scored with --tune-split",
+                    t.train.display(),
+                    t.test.display()
+                ),
+                None => String::new(),
+            };
+            Error::Invalid(format!(
+                "{e}{hint}; a pairs file with another structure needs its own protocol file \
+                     (`facebench eval pairs --protocol-file`)"
+            ))
+        })?,
+        (None, false) => {
+            proto.verify(data_root)?;
+            proto.read_pairs(data_root)?
+        }
+    };
+    let orig = ScoredStore::read(&a.embeddings, a.keys.as_deref())?;
+    let flip = a.flip_store.as_deref().map(|p| ScoredStore::read(p, None)).transpose()?;
+    check_stores(&orig, flip.as_ref(), a.unchecked_flip)?;
+    orig.check_keys("the embeddings", &pairs)?;
+    if let Some(f) = &flip {
+        f.check_keys("the mirror store", &pairs)?;
+    }
     log.push("read pairs and stores", t.elapsed().as_secs_f64(), "");
     let t = Instant::now();
-    let opts = MetricSettings { rules: a.rules.clone(), ..MetricSettings::default() };
-    let results = evaluate(&pairs, &orig, flip.as_ref(), &opts)?;
+    let rules = a.rules.clone().unwrap_or_else(|| proto.metrics.rules.clone());
+    let opts = MetricSettings { rules, ..proto.metrics.clone() };
+    let results = evaluate(&pairs, &orig.embeddings, flip.as_ref().map(|f| &f.embeddings), &opts)?;
     log.push("score and evaluate", t.elapsed().as_secs_f64(), format!("{} pairs", results.n_pairs));
 
-    create_dir(&a.out)?;
     let model = a
         .label
         .clone()
         .unwrap_or_else(|| a.embeddings.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
-    let sha = |p: &Path| crate::provenance::file_sha256(p).map(|h| format!("{} (sha256 {h})", p.display()));
-    let provenance = collect(&[
-        ("model", format!("{model} (precomputed embeddings; weights not known here)")),
-        ("embeddings", sha(&a.embeddings)?),
-        ("flip store", a.flip_store.as_deref().map_or(Ok("none".into()), sha)?),
-        ("pairs", sha(&pairs_path)?),
-        ("preprocessing", "as stored in the embeddings".into()),
+    let model_line = match &orig.meta {
+        Some(m) => format!("{model} (precomputed embeddings of {}, per the store's metadata)", m.model),
+        None => format!("{model} (precomputed embeddings; weights not known here)"),
+    };
+    let mut items = vec![("model", model_line)];
+    if let Some(m) = &orig.meta {
+        items.push(("weights sha256", m.weights_sha256.clone()));
+    }
+    let pairs_desc = crate::provenance::described(&pairs.path);
+    items.extend([
+        ("embeddings", orig.describe()?),
+        ("flip store", flip.as_ref().map_or(Ok("none".into()), ScoredStore::describe)?),
+        ("pairs", pairs_desc),
+        ("protocol file", format!("{} (sha256 {proto_sha})", a.protocol_file.display())),
+        ("preprocessing", orig.meta.as_ref().map_or("as stored in the embeddings".into(), |m| m.preprocessing.clone())),
         ("data root", data_root.display().to_string()),
         ("device", "cpu (scoring; the embeddings were computed elsewhere)".into()),
     ]);
-    let body = StoreBody {
-        embeddings: a.embeddings.display().to_string(),
-        flip_store: a.flip_store.as_ref().map(|p| p.display().to_string()),
-        results: &results,
-    };
+    let provenance = collect(&items);
     let timings = log.into_stages();
-    write_json(&a.out.join("results.json"), &ResultsEnvelope::new("lfw", &model, body, timings.clone(), &provenance))?;
+    let embeddings = a.embeddings.display().to_string();
+    let flip_store = a.flip_store.as_ref().map(|p| p.display().to_string());
+    create_dir(&a.out)?;
+
+    if a.tune_split {
+        let t = proto.tune.as_ref().expect("read above");
+        let rows: Vec<TuneSplitRow> = results
+            .accuracy
+            .iter()
+            .map(|r| TuneSplitRow {
+                rule: r.rule,
+                threshold: r.folds[1].threshold,
+                train_accuracy: r.folds[1].train_accuracy,
+                test_accuracy: r.folds[1].test_accuracy,
+            })
+            .collect();
+        let n_train = pairs.pairs.iter().filter(|p| p.fold == 0).count();
+        let mut s = format!(
+            "{} [tune] split: threshold on {} ({n_train} pairs), accuracy on {} ({} pairs), {model}:\n",
+            proto.short_title(),
+            t.train.display(),
+            t.test.display(),
+            pairs.len() - n_train
+        );
+        for r in &rows {
+            s += &format!(
+                "  {:<12} {:>7.3}%  (threshold {:.6})\n",
+                r.rule.to_string(),
+                100.0 * r.test_accuracy,
+                r.threshold
+            );
+        }
+        let results = TuneSplitResults {
+            train: t.train.clone(),
+            test: t.test.clone(),
+            n_train,
+            n_test: pairs.len() - n_train,
+            rows,
+        };
+        let body = TuneSplitBody { embeddings, flip_store, results };
+        let name = format!("{}:tune", proto.name);
+        write_json(&a.out.join("results.json"), &ResultsEnvelope::new(&name, &model, body, timings, &provenance))?;
+        return Ok(format!("{s}wrote {}\n", a.out.join("results.json").display()));
+    }
+
+    let body = StoreBody { embeddings, flip_store, results: &results };
+    write_json(
+        &a.out.join("results.json"),
+        &ResultsEnvelope::new(proto.name.as_str(), &model, body, timings.clone(), &provenance),
+    )?;
     results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
-    let mut ctx = LfwReportContext::lfw_view2(model, "as stored in the embeddings");
-    ctx.published =
-        facebench_pairs::PairsProtocol::read(&facebench_pairs::published::default_dir().join("lfw.toml"))?.0.published;
+    let preprocessing =
+        if orig.meta.is_some() { "as recorded in the store (see provenance)" } else { "as stored in the embeddings" };
+    let mut ctx = report_context(&proto, results.n_folds, &model, preprocessing);
     ctx.choice = Some("by the caller".into());
     ctx.provenance = provenance;
     ctx.timings = timings;
     write_lfw_report(&a.out, &results, &ctx)?;
     Ok(format!(
         "{}wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)\n",
-        headline_table("LFW", &results),
+        headline_table(&proto.short_title(), &results),
         a.out.display()
     ))
 }

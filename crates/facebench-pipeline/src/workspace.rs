@@ -27,9 +27,20 @@ pub struct Workspace {
     pub device: String,
     /// Images per forward pass.
     pub batch: usize,
+    /// Worker threads of [`Workspace::install`]'s pool; 0 = all cores.
+    pub threads: usize,
 }
 
 impl Workspace {
+    /// Runs `f` with every parallel stage inside it (decoding, the CPU kernels, scoring) on
+    /// a pool of `threads` workers, or on the global pool (all cores) when `threads` is 0.
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        if self.threads == 0 {
+            return f();
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(self.threads).build()?.install(f)
+    }
+
     /// Loads a recognition model onto the workspace's device: a registry name, or the path
     /// of a checkpoint written by `facebench train --images`.
     pub fn load_model(&self, name_or_path: &str) -> Result<Model> {

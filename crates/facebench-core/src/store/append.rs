@@ -56,6 +56,42 @@ pub struct StoreMeta {
     pub dim: usize,
 }
 
+/// What extraction appends to a mirror store's preprocessing (`... +hflip`).
+pub const MIRROR_SUFFIX: &str = " +hflip";
+
+impl StoreMeta {
+    /// Whether the store holds the features of horizontally mirrored images.
+    pub fn is_mirror(&self) -> bool {
+        self.preprocessing.ends_with(MIRROR_SUFFIX)
+    }
+
+    /// Why `self` is not the mirror store of `orig` (same model, weights, dimension and
+    /// preprocessing, plus the mirror flag), one phrase per field; empty when it is.
+    pub fn mirror_mismatches(&self, orig: &StoreMeta) -> Vec<String> {
+        let mut why = Vec::new();
+        for (field, mine, theirs) in
+            [("model", &self.model, &orig.model), ("weights_sha256", &self.weights_sha256, &orig.weights_sha256)]
+        {
+            if mine != theirs {
+                why.push(format!("{field} {mine:?} vs {theirs:?}"));
+            }
+        }
+        if self.dim != orig.dim {
+            why.push(format!("dim {} vs {}", self.dim, orig.dim));
+        }
+        match self.preprocessing.strip_suffix(MIRROR_SUFFIX) {
+            None => {
+                why.push(format!("preprocessing {:?} has no {MIRROR_SUFFIX:?}: not a mirror store", self.preprocessing))
+            }
+            Some(base) if base != orig.preprocessing => {
+                why.push(format!("preprocessing {base:?} (before {MIRROR_SUFFIX:?}) vs {:?}", orig.preprocessing))
+            }
+            Some(_) => {}
+        }
+        why
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     format: String,

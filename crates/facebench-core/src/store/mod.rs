@@ -35,7 +35,7 @@ mod devkit;
 mod npy;
 mod safetensors_fmt;
 
-pub use append::{AppendStore, StoreMeta};
+pub use append::{AppendStore, RepairReport, StoreMeta, TailRecovery, MIRROR_SUFFIX};
 pub use csv_text::{read_csv, write_csv};
 pub use devkit::{read_devkit_feature, read_devkit_features, write_devkit_feature};
 pub use npy::{keys_path_for, read_npy, write_npy};
