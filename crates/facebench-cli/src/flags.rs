@@ -473,12 +473,13 @@ pub struct MegafaceArgs {
     /// Feature file suffix, e.g. `_facebench.bin`.
     #[arg(long, default_value = "")]
     ending: String,
-    /// Distractor set sizes, all scored in one pass.
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000,100000,1000000")]
-    sizes: Vec<usize>,
-    /// Distractor list set number (the `<set>` of the list names).
-    #[arg(long, default_value_t = 1)]
-    set: u32,
+    /// Distractor set sizes, all scored in one pass [default: protocols/megaface.toml's,
+    /// 10,100,1000,10000,100000,1000000].
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
+    /// Distractor list set number, the `<set>` of the list names [default: megaface.toml's, 1].
+    #[arg(long)]
+    set: Option<u32>,
     /// Apply InsightFace's noise lists (probe noise -> identity mean; noisy distractors never rank).
     #[arg(long)]
     clean: bool,

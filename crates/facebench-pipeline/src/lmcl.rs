@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use serde::Serialize;
+
 use facebench_core::Embeddings;
 use facebench_lmcl::{
     ablation, toy, AblationConfig, AblationData, AblationRow, HeadInit, MarginLoss, Setting, ToyConfig, TrainSet,
@@ -14,7 +16,48 @@ use facebench_pairs::{Pairs, People};
 use facebench_report::lmcl::{seconds_per_epoch, write_ablation_report, write_toy_report, AblationReport, ToyReport};
 
 use crate::provenance::collect;
-use crate::{create_dir, progress_bar, write_json, Error, Result, Workspace};
+use crate::{create_dir, progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
+
+/// toy.json's fields beside the envelope's.
+#[derive(Serialize)]
+struct ToyBody<'a> {
+    identities: &'a [String],
+    images: usize,
+    alignment_fallbacks: &'a [String],
+    epochs: usize,
+    lr: f64,
+    seed: u64,
+    s: f64,
+    panels: Vec<ToyPanel>,
+}
+
+/// One loss of the toy experiment: its 2-D feature geometry and final training state.
+#[derive(Serialize)]
+struct ToyPanel {
+    loss: String,
+    mean_spread_deg: f64,
+    mean_gap_deg: f64,
+    mean_nearest_centre_deg: f64,
+    mean_margin_deg: f64,
+    final_loss: f64,
+    final_accuracy: f64,
+    seconds: f64,
+}
+
+/// margin_ablation.json's fields beside the envelope's.
+#[derive(Serialize)]
+struct AblationBody<'a> {
+    s: f64,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    seeds: u64,
+    min_images: u32,
+    init: &'a str,
+    seconds: f64,
+    seconds_per_epoch_per_head: f64,
+    rows: &'a [AblationRow],
+}
 
 /// Options both experiments share.
 #[derive(Debug, Clone)]
@@ -96,28 +139,30 @@ pub fn run_toy(ws: &Workspace, a: &ToyRequest) -> Result<String> {
     )?;
     let provenance =
         collect(&[("model", a.common.model.to_string()), ("data root", ws.data_root.display().to_string())]);
-    write_json(
-        &out.join("toy.json"),
-        &serde_json::json!({
-            "protocol": "lmcl-toy",
-            "model": a.common.model.as_str(),
-            "identities": names,
-            "images": keys.len(),
-            "alignment_fallbacks": fallbacks,
-            "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "s": a.s,
-            "panels": panels.iter().map(|p| serde_json::json!({
-                "loss": p.loss.to_string(),
-                "mean_spread_deg": p.stats.mean_spread_deg,
-                "mean_gap_deg": p.stats.mean_gap_deg,
-                "mean_nearest_centre_deg": p.stats.mean_nearest_centre_deg,
-                "mean_margin_deg": p.stats.mean_margin_deg,
-                "final_loss": p.final_loss,
-                "final_accuracy": p.final_accuracy,
-                "seconds": p.seconds,
-            })).collect::<Vec<_>>(),
-            "provenance": provenance.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-        }),
-    )?;
+    let body = ToyBody {
+        identities: &names,
+        images: keys.len(),
+        alignment_fallbacks: &fallbacks,
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        s: a.s,
+        panels: panels
+            .iter()
+            .map(|p| ToyPanel {
+                loss: p.loss.to_string(),
+                mean_spread_deg: p.stats.mean_spread_deg,
+                mean_gap_deg: p.stats.mean_gap_deg,
+                mean_nearest_centre_deg: p.stats.mean_nearest_centre_deg,
+                mean_margin_deg: p.stats.mean_margin_deg,
+                final_loss: p.final_loss,
+                final_accuracy: p.final_accuracy,
+                seconds: p.seconds,
+            })
+            .collect(),
+    };
+    let timings = vec![Stage::new("train the 2-D heads", seconds, format!("{} losses", panels.len()))];
+    write_json(&out.join("toy.json"), &ResultsEnvelope::new("lmcl-toy", &a.common.model, body, timings, &provenance))?;
     eprintln!("wrote {}", out.join("toy.png").display());
     Ok(md)
 }
@@ -209,7 +254,7 @@ pub fn run_ablation(ws: &Workspace, a: &AblationRequest) -> Result<String> {
     );
     let pb = progress_bar(runs as usize, "heads (setting x seed, 10 folds each)");
     // Heads in parallel, one per thread; `ablation` keeps each head's matmuls on its thread.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let t = Instant::now();
     let rows = pool.install(|| {
@@ -255,17 +300,22 @@ pub fn run_ablation(ws: &Workspace, a: &AblationRequest) -> Result<String> {
         ("data root", ws.data_root.display().to_string()),
         ("wall time (s)", format!("{seconds:.1}")),
     ]);
+    let body = AblationBody {
+        s: a.s,
+        epochs: a.epochs,
+        batch: a.head_batch,
+        lr: a.lr,
+        seeds: a.seeds,
+        min_images: a.min_images,
+        init: &a.init,
+        seconds,
+        seconds_per_epoch_per_head: seconds_per_epoch(&rows),
+        rows: &rows,
+    };
+    let timings = vec![Stage::new("train and score the heads", seconds, format!("{} rows", rows.len()))];
     write_json(
         &out.join("margin_ablation.json"),
-        &serde_json::json!({
-            "protocol": "lmcl-ablation",
-            "model": a.common.model.as_str(),
-            "s": a.s, "epochs": a.epochs, "batch": a.head_batch, "lr": a.lr, "seeds": a.seeds,
-            "min_images": a.min_images, "init": a.init,
-            "seconds": seconds, "seconds_per_epoch_per_head": seconds_per_epoch(&rows),
-            "rows": rows,
-            "provenance": provenance.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-        }),
+        &ResultsEnvelope::new("lmcl-ablation", &a.common.model, body, timings, &provenance),
     )?;
     eprintln!("wrote {}", out.join("margin_ablation.png").display());
     Ok(md)

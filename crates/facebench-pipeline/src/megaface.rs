@@ -49,8 +49,10 @@ pub struct MegafaceRequest {
     pub distractors: Option<PathBuf>,
     pub distractor_features: Features,
     pub ending: String,
-    pub sizes: Vec<usize>,
-    pub set: u32,
+    /// Distractor set sizes [default: the protocol file's].
+    pub sizes: Option<Vec<usize>>,
+    /// Distractor list set number [default: the protocol file's].
+    pub set: Option<u32>,
     pub clean: bool,
     pub max_rank: usize,
     pub scoring: Scoring,
@@ -96,7 +98,9 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
         Some(p) => (p.clone(), read_probe_list(p)?),
         None => (data_root.join(&proto.lists.probe), proto.read_probe_list(data_root)?),
     };
-    let lists = read_distractor_lists(&lists_dir, &a.sizes, a.set as _)?;
+    let sizes = a.sizes.clone().unwrap_or_else(|| proto.lists.sizes.clone());
+    let set = a.set.unwrap_or(proto.lists.set as u32);
+    let lists = read_distractor_lists(&lists_dir, &sizes, set as _)?;
 
     let mut probes = match &a.probe_features {
         Features::Devkit(root) => {
@@ -145,7 +149,7 @@ pub fn run(data_root: &Path, a: &MegafaceRequest) -> Result<String> {
     ]);
     let timings =
         vec![Stage::new("read lists and features", read_s, ""), Stage::new("score all sizes (one pass)", score_s, "")];
-    write_outputs(&a.out, &results, &proto, &a.alg, a.set, ("facescrub", "megaface"), timings, &provenance)?;
+    write_outputs(&a.out, &results, &proto, &a.alg, set, ("facescrub", "megaface"), timings, &provenance)?;
     Ok(format!("{}wrote {}\n", results.summary(), a.out.display()))
 }
 
