@@ -337,3 +337,78 @@ fn eval_pairs_scores_a_store_on_any_protocol_file() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.starts_with("# LFW View 2: emb") && report.contains("Accuracy (10-fold, View 2)"), "{report}");
 }
+
+/// A tmpfs of `bytes` at `dir`, unmounted on drop; None where mounting is not allowed.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, bytes: usize) -> Option<SmallDisk> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn folder_contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = if e.path().is_file() { std::fs::read(e.path()).unwrap() } else { Vec::new() };
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_full_disk_leaves_the_previous_complete_outputs() {
+    let keys = keys_of(&pair_lines());
+    let dir = scratch("full_disk");
+    let csv = dir.join("emb.csv");
+    store::write(&csv, &synthetic_store(&keys, 0.9)).unwrap();
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    // Room for one output set (about 1.2 MB here), not for a second one staged beside it.
+    let Some(_disk) = SmallDisk::mount(&disk, 2_000_000) else {
+        eprintln!("cannot mount a tmpfs here (not root): the output-set fault is covered by facebench-core's tests");
+        return;
+    };
+    let out = disk.join("out");
+    let args = |label: &'static str| {
+        let (csv, out) = (csv.to_str().unwrap().to_string(), out.to_str().unwrap().to_string());
+        vec![
+            "eval".to_string(),
+            "lfw".into(),
+            "--embeddings".into(),
+            csv,
+            "--label".into(),
+            label.into(),
+            "--out".into(),
+            out,
+        ]
+    };
+    let first = run(&args("first").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let before = folder_contents(&out);
+    assert!(before.iter().any(|(n, _)| n == "results.json") && before.iter().any(|(n, _)| n == "roc.png"));
+
+    let second = run(&args("second").iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("No space left"), "{err}");
+    assert_eq!(folder_contents(&out), before, "the first run's outputs, complete and unchanged");
+    let left: Vec<String> =
+        std::fs::read_dir(&disk).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert_eq!(left, ["out"], "no staging folder or temporary file is left");
+}

@@ -110,6 +110,8 @@ impl Drop for AtomicFile {
 pub struct OutputSet {
     target: PathBuf,
     staging: PathBuf,
+    /// The manifest's file name in the target: [`MANIFEST`], or `MANIFEST.<part>`.
+    manifest: String,
     committed: bool,
 }
 
@@ -118,6 +120,20 @@ impl OutputSet {
     /// does not exist; an existing one must be a folder). The staging folder
     /// is created beside it, on the same file system, so the commit only renames.
     pub fn new(target: &Path) -> Result<OutputSet> {
+        OutputSet::start(target, MANIFEST.to_string())
+    }
+
+    /// A set that is one part of a folder shared by several commands (e.g. the LMCL toy and
+    /// ablation outputs in one folder): its manifest is `MANIFEST.<part>`, so committing it
+    /// replaces this part's previous files and never removes another part's.
+    pub fn part(target: &Path, part: &str) -> Result<OutputSet> {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(Error::Invalid(format!("output part {part:?}: letters, digits, `_` and `-` only")));
+        }
+        OutputSet::start(target, format!("{MANIFEST}.{part}"))
+    }
+
+    fn start(target: &Path, manifest: String) -> Result<OutputSet> {
         if target.exists() && !target.is_dir() {
             return Err(Error::format(target, "the output folder exists and is not a folder"));
         }
@@ -126,7 +142,13 @@ impl OutputSet {
         }
         let staging = temp_beside(target, "staging")?;
         std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-        Ok(OutputSet { target: target.to_path_buf(), staging, committed: false })
+        Ok(OutputSet { target: target.to_path_buf(), staging, manifest, committed: false })
+    }
+
+    /// The staging folder, for writers that take a folder (reports with figures); what they
+    /// write there becomes the set. Prefer [`OutputSet::write`] for single files.
+    pub fn dir(&self) -> &Path {
+        &self.staging
     }
 
     /// The final folder.
@@ -165,13 +187,13 @@ impl OutputSet {
         }
         let manifest: String = names.iter().map(|n| format!("{}\n", n.display())).collect();
         if !self.target.exists() {
-            write(&self.staging.join(MANIFEST), manifest.as_bytes())?;
+            write(&self.staging.join(&self.manifest), manifest.as_bytes())?;
             std::fs::rename(&self.staging, &self.target).map_err(|e| Error::io(&self.target, e))?;
             sync_parent(&self.target);
             self.committed = true;
             return Ok(());
         }
-        let previous = std::fs::read_to_string(self.target.join(MANIFEST)).unwrap_or_default();
+        let previous = std::fs::read_to_string(self.target.join(&self.manifest)).unwrap_or_default();
         for name in &names {
             let to = self.target.join(name);
             if let Some(dir) = to.parent() {
@@ -182,7 +204,7 @@ impl OutputSet {
         for stale in previous.lines().filter(|l| relative(l).is_ok() && !names.contains(Path::new(l))) {
             let _ = std::fs::remove_file(self.target.join(stale));
         }
-        write(&self.target.join(MANIFEST), manifest.as_bytes())?;
+        write(&self.target.join(&self.manifest), manifest.as_bytes())?;
         self.committed = true;
         let _ = std::fs::remove_dir_all(&self.staging);
         Ok(())
@@ -200,7 +222,8 @@ impl Drop for OutputSet {
 /// `name` as a relative path that stays inside the set's folder.
 fn relative(name: &str) -> Result<&Path> {
     let p = Path::new(name);
-    let ok = !name.is_empty() && name != MANIFEST && p.components().all(|c| matches!(c, Component::Normal(_)));
+    let ok =
+        !name.is_empty() && !name.starts_with(MANIFEST) && p.components().all(|c| matches!(c, Component::Normal(_)));
     if ok {
         Ok(p)
     } else {

@@ -193,6 +193,28 @@ fn output_set_is_all_or_nothing() {
     assert!(set.write("../escape", b"x").is_err() && set.write("/etc/x", b"x").is_err());
 }
 
+#[test]
+fn parts_of_one_folder_replace_only_their_own_files() {
+    let dir = scratch("parts");
+    let out = dir.join("lmcl");
+    let commit = |part: &str, names: &[&str], v: &str| {
+        let set = OutputSet::part(&out, part).unwrap();
+        for n in names {
+            fs::write(set.dir().join(n), format!("{v} {n}")).unwrap();
+        }
+        set.commit().unwrap();
+    };
+    commit("toy", &["toy.md", "toy.png"], "v1");
+    commit("ablation", &["ablation.md"], "v1");
+    commit("toy", &["toy.md"], "v2");
+    assert_eq!(fs::read_to_string(out.join("toy.md")).unwrap(), "v2 toy.md");
+    assert!(!out.join("toy.png").exists(), "the toy part's old file goes");
+    assert_eq!(fs::read_to_string(out.join("ablation.md")).unwrap(), "v1 ablation.md", "another part's stays");
+    assert!(OutputSet::part(&out, "../x").is_err());
+    let set = OutputSet::new(&out).unwrap();
+    assert!(set.write(&format!("{MANIFEST}.toy"), b"x").is_err(), "a manifest name is not an output");
+}
+
 /// A 64 KiB tmpfs for a real disk-full fault, unmounted on drop; None where mounting is
 /// not allowed (not root), and the test then checks nothing more.
 struct TinyDisk(PathBuf);

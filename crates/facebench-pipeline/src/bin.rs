@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::provenance::collect;
 use crate::stages::StageLog;
-use crate::{create_dir, create_parent, io, progress_bar, write_json, Error, Result, ResultsEnvelope, Workspace};
+use crate::{create_parent, io, output_set, progress_bar, write_json, Error, Result, ResultsEnvelope, Workspace};
 
 /// Folds of every pack: InsightFace's `calculate_roc` uses `KFold(n_splits=10, shuffle=False)`.
 const FOLDS: usize = 10;
@@ -264,7 +264,8 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
     log.push("score", score_secs, "");
     log.push("total", t_all.elapsed().as_secs_f64(), "");
     let timings = log.into_stages();
-    create_dir(&out)?;
+    let set = output_set(&out)?;
+    let dir = set.dir();
     let body = BinBody {
         pack: a.bin.display().to_string(),
         pack_sha256: pack_sha,
@@ -273,13 +274,14 @@ pub fn eval(ws: &Workspace, a: &BinEval) -> Result<String> {
         results: &results,
     };
     let doc = ResultsEnvelope::new(format!("bin:{name}"), model.name(), body, timings.clone(), &provenance);
-    write_json(&out.join("results.json"), &doc)?;
-    results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
+    write_json(&dir.join("results.json"), &doc)?;
+    results.write_pair_scores_csv(&dir.join("pairs_scores.csv"))?;
     let published = proto.as_ref().map(|p| p.published.clone()).unwrap_or_default();
     let mut ctx = LfwReportContext::bin_pack(&name, results.n_folds, model.name(), preprocessing, published);
     ctx.timings = timings;
     ctx.provenance = provenance;
-    write_lfw_report(&out, &results, &ctx)?;
+    write_lfw_report(dir, &results, &ctx)?;
+    set.commit()?;
     Ok(format!(
         "{}wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)\n",
         headline_table(&format!("bin:{name}"), &results),

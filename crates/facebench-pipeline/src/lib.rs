@@ -21,6 +21,7 @@ pub mod ytf;
 
 use std::path::{Path, PathBuf};
 
+use facebench_core::atomic::OutputSet;
 pub use facebench_report::results::{ResultsEnvelope, Stage};
 pub use workspace::Workspace;
 
@@ -101,11 +102,19 @@ pub(crate) fn create_parent(file: &Path) -> Result<()> {
     }
 }
 
-/// Writes `v` as pretty JSON to `path`, creating its folder; the error names the file.
+/// Writes `v` as pretty JSON to `path` atomically (a reader sees the old file or the new
+/// one), creating its folder; the error names the file.
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     create_parent(path)?;
     let text = serde_json::to_string_pretty(v).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
-    std::fs::write(path, text).map_err(io(path))
+    Ok(facebench_core::atomic::write(path, text.as_bytes())?)
+}
+
+/// Starts writing the folder `out` as one set: every output goes into [`OutputSet::dir`]
+/// and appears in `out` only at [`OutputSet::commit`], so a failed run leaves the previous
+/// complete outputs (or none), never a mix.
+pub(crate) fn output_set(out: &Path) -> Result<OutputSet> {
+    Ok(OutputSet::new(out)?)
 }
 
 /// A progress bar with rate and ETA on stderr.

@@ -16,7 +16,8 @@ use facebench_pairs::{Pairs, People};
 use facebench_report::lmcl::{seconds_per_epoch, write_ablation_report, write_toy_report, AblationReport, ToyReport};
 
 use crate::provenance::collect;
-use crate::{create_dir, progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
+use crate::{progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
+use facebench_core::atomic::OutputSet;
 
 /// toy.json's fields beside the envelope's.
 #[derive(Serialize)]
@@ -121,9 +122,9 @@ pub fn run_toy(ws: &Workspace, a: &ToyRequest) -> Result<String> {
     let seconds = t.elapsed().as_secs_f64();
 
     let out = &a.common.out;
-    create_dir(out)?;
+    let set = OutputSet::part(out, "toy")?;
     let md = write_toy_report(
-        out,
+        set.dir(),
         &ToyReport {
             model: a.common.model.as_str(),
             identities: &names,
@@ -162,7 +163,9 @@ pub fn run_toy(ws: &Workspace, a: &ToyRequest) -> Result<String> {
             .collect(),
     };
     let timings = vec![Stage::new("train the 2-D heads", seconds, format!("{} losses", panels.len()))];
-    write_json(&out.join("toy.json"), &ResultsEnvelope::new("lmcl-toy", &a.common.model, body, timings, &provenance))?;
+    let doc = ResultsEnvelope::new("lmcl-toy", &a.common.model, body, timings, &provenance);
+    write_json(&set.dir().join("toy.json"), &doc)?;
+    set.commit()?;
     eprintln!("wrote {}", out.join("toy.png").display());
     Ok(md)
 }
@@ -273,10 +276,10 @@ pub fn run_ablation(ws: &Workspace, a: &AblationRequest) -> Result<String> {
     let seconds = t.elapsed().as_secs_f64();
 
     let out = &a.common.out;
-    create_dir(out)?;
+    let set = OutputSet::part(out, "margin_ablation")?;
     let train_rows = data.train.iter().map(|t| t.y.len()).sum::<usize>() / data.train.len().max(1);
     let md = write_ablation_report(
-        out,
+        set.dir(),
         &AblationReport {
             model: a.common.model.as_str(),
             s: a.s,
@@ -314,9 +317,10 @@ pub fn run_ablation(ws: &Workspace, a: &AblationRequest) -> Result<String> {
     };
     let timings = vec![Stage::new("train and score the heads", seconds, format!("{} rows", rows.len()))];
     write_json(
-        &out.join("margin_ablation.json"),
+        &set.dir().join("margin_ablation.json"),
         &ResultsEnvelope::new("lmcl-ablation", &a.common.model, body, timings, &provenance),
     )?;
+    set.commit()?;
     eprintln!("wrote {}", out.join("margin_ablation.png").display());
     Ok(md)
 }

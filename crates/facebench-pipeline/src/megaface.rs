@@ -13,7 +13,7 @@ use facebench_megaface::{
 use facebench_report::megaface::write_megaface_report;
 
 use crate::provenance::{collect, described};
-use crate::{create_dir, io, progress_bar, write_json, Result, ResultsEnvelope, Stage, Workspace};
+use crate::{io, output_set, progress_bar, write_json, Result, ResultsEnvelope, Stage, Workspace};
 
 /// Where one side's features come from: devkit files under a folder, or a packed store.
 #[derive(Debug, Clone)]
@@ -75,7 +75,8 @@ fn write_outputs(
     timings: Vec<Stage>,
     provenance: &[(String, String)],
 ) -> Result<()> {
-    create_dir(out)?;
+    let outputs = output_set(out)?;
+    let dir = outputs.dir();
     let cleaned = matches!(r.variant, facebench_megaface::Variant::R);
     let names = DevkitNames {
         probe: names.0.into(),
@@ -83,10 +84,11 @@ fn write_outputs(
         alg: if cleaned { format!("{alg}_R") } else { alg.to_string() },
         set: set as _,
     };
-    write_devkit_results(out, &names, r)?;
-    write_json(&out.join("results.json"), &ResultsEnvelope::new("megaface", alg, r, timings, provenance))?;
+    write_devkit_results(dir, &names, r)?;
+    write_json(&dir.join("results.json"), &ResultsEnvelope::new("megaface", alg, r, timings, provenance))?;
     let label = format!("{} ({})", r.dataset, if cleaned { "R" } else { "raw" });
-    Ok(write_megaface_report(out, r, &label, &proto.published)?)
+    write_megaface_report(dir, r, &label, &proto.published)?;
+    Ok(outputs.commit()?)
 }
 
 /// Scores every size in one pass and writes the outputs; returns what the terminal shows.

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::models::Model;
 use crate::provenance::collect;
 use crate::stages::StageLog;
-use crate::{create_dir, write_json, Error, Result, ResultsEnvelope, Workspace};
+use crate::{output_set, write_json, Error, Result, ResultsEnvelope, Workspace};
 
 /// One View-1 row of the tuner.
 #[derive(Debug, Clone, Serialize)]
@@ -270,7 +270,8 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
         ("data root", ws.data_root.display().to_string()),
         ("device", ws.device.clone()),
     ]);
-    create_dir(out)?;
+    let set = output_set(out)?;
+    let dir = set.dir();
     // Taken before the report so the report's total includes everything but itself.
     let wall = t_all.elapsed().as_secs_f64();
     p.log.push("total (build excluded)", wall, "");
@@ -280,8 +281,8 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
     ctx.fallbacks = Some(p.fallbacks.clone());
     ctx.timings = p.log.stages().to_vec();
     ctx.provenance = provenance.clone();
-    write_lfw_report(out, &results, &ctx)?;
-    results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
+    write_lfw_report(dir, &results, &ctx)?;
+    results.write_pair_scores_csv(&dir.join("pairs_scores.csv"))?;
     let body = LfwBody {
         preprocessing,
         variant: chosen,
@@ -301,7 +302,8 @@ pub fn run(ws: &Workspace, model: &str, protocol_file: &Path, variant: Option<&s
         results: &results,
     };
     let doc = ResultsEnvelope::new(p.proto.name.as_str(), &model, body, ctx.timings.clone(), &provenance);
-    write_json(&out.join("results.json"), &doc)?;
+    write_json(&dir.join("results.json"), &doc)?;
+    set.commit()?;
 
     let mut s = tune.as_ref().map(TuneResult::table).unwrap_or_default();
     s += &headline_table(&p.proto.short_title(), &results);
@@ -551,7 +553,8 @@ pub fn eval_store(data_root: &Path, a: &StoreEval) -> Result<String> {
     let timings = log.into_stages();
     let embeddings = a.embeddings.display().to_string();
     let flip_store = a.flip_store.as_ref().map(|p| p.display().to_string());
-    create_dir(&a.out)?;
+    let set = output_set(&a.out)?;
+    let dir = set.dir();
 
     if a.tune_split {
         let t = proto.tune.as_ref().expect("read above");
@@ -590,23 +593,25 @@ pub fn eval_store(data_root: &Path, a: &StoreEval) -> Result<String> {
         };
         let body = TuneSplitBody { embeddings, flip_store, results };
         let name = format!("{}:tune", proto.name);
-        write_json(&a.out.join("results.json"), &ResultsEnvelope::new(&name, &model, body, timings, &provenance))?;
+        write_json(&dir.join("results.json"), &ResultsEnvelope::new(&name, &model, body, timings, &provenance))?;
+        set.commit()?;
         return Ok(format!("{s}wrote {}\n", a.out.join("results.json").display()));
     }
 
     let body = StoreBody { embeddings, flip_store, results: &results };
     write_json(
-        &a.out.join("results.json"),
+        &dir.join("results.json"),
         &ResultsEnvelope::new(proto.name.as_str(), &model, body, timings.clone(), &provenance),
     )?;
-    results.write_pair_scores_csv(&a.out.join("pairs_scores.csv"))?;
+    results.write_pair_scores_csv(&dir.join("pairs_scores.csv"))?;
     let preprocessing =
         if orig.meta.is_some() { "as recorded in the store (see provenance)" } else { "as stored in the embeddings" };
     let mut ctx = report_context(&proto, results.n_folds, &model, preprocessing);
     ctx.choice = Some("by the caller".into());
     ctx.provenance = provenance;
     ctx.timings = timings;
-    write_lfw_report(&a.out, &results, &ctx)?;
+    write_lfw_report(dir, &results, &ctx)?;
+    set.commit()?;
     Ok(format!(
         "{}wrote {} (results.json, pairs_scores.csv, report.md, report.html, roc, scores)\n",
         headline_table(&proto.short_title(), &results),

@@ -11,7 +11,7 @@ use facebench_lmcl::{
     train_backbone, train_head_with, BackboneConfig, ImageFolder, LrSchedule, MarginLoss, StepRecord, TrainConfig,
 };
 
-use crate::{create_dir, io, Result};
+use crate::{io, output_set, Result};
 
 /// What to train on.
 #[derive(Debug, Clone)]
@@ -49,13 +49,14 @@ fn labels_of(keys: &[String]) -> (Vec<usize>, usize) {
     (labels, ids.len())
 }
 
-/// Trains, writing steps.csv as it goes and model.safetensors at the end; returns the
+/// Trains, writing steps.csv as it goes and model.safetensors at the end, both into the
+/// output set's staging folder, moved into `out` only when training succeeded; returns the
 /// summary lines.
 pub fn run(a: &TrainRequest) -> Result<String> {
     let loss = MarginLoss::from_str(&a.loss)?;
     let device = facebench_model::device_from_name(&a.device)?;
-    create_dir(&a.out)?;
-    let csv_path = a.out.join("steps.csv");
+    let set = output_set(&a.out)?;
+    let csv_path = set.dir().join("steps.csv");
     let file = std::fs::File::create(&csv_path).map_err(io(&csv_path))?;
     let mut csv = std::io::BufWriter::new(file);
     writeln!(csv, "{}", StepRecord::CSV_HEADER).map_err(io(&csv_path))?;
@@ -68,7 +69,7 @@ pub fn run(a: &TrainRequest) -> Result<String> {
         ));
         pb.tick();
     };
-    let model_path = a.out.join("model.safetensors");
+    let model_path = set.dir().join("model.safetensors");
     let (records, classes, samples) = match &a.data {
         TrainData::Embeddings { store: store_path, out_dim } => {
             let e = store::read(store_path, None)?;
@@ -104,8 +105,10 @@ pub fn run(a: &TrainRequest) -> Result<String> {
         }
     };
     csv.flush().map_err(io(&csv_path))?;
+    drop(csv);
+    set.commit()?;
     pb.finish_and_clear();
-    Ok(summary(&records, classes, samples, &model_path, &csv_path))
+    Ok(summary(&records, classes, samples, &a.out.join("model.safetensors"), &a.out.join("steps.csv")))
 }
 
 fn summary(records: &[StepRecord], classes: usize, samples: usize, model: &Path, csv: &Path) -> String {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::cache::{flip_path, CacheLayout};
 use crate::provenance::collect;
 use crate::stages::StageLog;
-use crate::{create_dir, progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
+use crate::{output_set, progress_bar, write_json, Error, Result, ResultsEnvelope, Stage, Workspace};
 
 /// `facebench eval ytf`.
 #[derive(Debug, Clone)]
@@ -324,7 +324,8 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
     ));
 
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports/ytf").join(&frames.label));
-    create_dir(&out)?;
+    let set = output_set(&out)?;
+    let dir = set.dir();
     let mut extra = vec![
         ("model", frames.label.clone()),
         ("protocol file", proto_path.display().to_string()),
@@ -344,9 +345,10 @@ pub fn run(ws: &Workspace, a: &YtfRequest) -> Result<String> {
     let provenance = collect(&extra);
     timings.push(Stage::new("total (build excluded)", t_all.elapsed().as_secs_f64(), ""));
 
-    results.write_pair_scores_csv(&out.join("pairs_scores.csv"))?;
-    write_json(&out.join("results.json"), &results_json(&results, &frames, &timings, &provenance)?)?;
-    write_ytf_report(&out, &frames.report(&results, &timings, provenance, proto.published))?;
+    results.write_pair_scores_csv(&dir.join("pairs_scores.csv"))?;
+    write_json(&dir.join("results.json"), &results_json(&results, &frames, &timings, &provenance)?)?;
+    write_ytf_report(dir, &frames.report(&results, &timings, provenance, proto.published))?;
+    set.commit()?;
     let mut s = headline_table(&results);
     if let Some(sp) = frames.speed_line() {
         s += &format!("{sp}\n");
