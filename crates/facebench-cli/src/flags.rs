@@ -645,19 +645,19 @@ pub struct YtfArgs {
     /// How a frame becomes model input: `landmarks` (detector + 68 landmarks; for full frames
     /// the labelled box is the search region), `none` or `centre:S` (aligned layout only: the
     /// aligned crop as it is, or its centre square).
-    #[arg(long, default_value = "landmarks")]
+    #[arg(long, default_value = "landmarks", conflicts_with = "embeddings")]
     align: String,
     /// Search region = the labelled box grown by MARGIN x its size on every side.
-    #[arg(long, default_value_t = facebench_ytf::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = facebench_ytf::DEFAULT_MARGIN, conflicts_with = "embeddings")]
     margin: f64,
     /// The detector sees the search region on a black canvas CONTEXT x its size.
-    #[arg(long, default_value_t = facebench_ytf::DEFAULT_CONTEXT)]
+    #[arg(long, default_value_t = facebench_ytf::DEFAULT_CONTEXT, conflicts_with = "embeddings")]
     context: f64,
     /// Also embed mirrored frames; frame feature = normalize(orig + flip).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "embeddings")]
     flip: bool,
-    /// Cache of alignments and embeddings (reused by later runs).
-    #[arg(long, default_value = "cache/ytf")]
+    /// Cache of alignments and embeddings, reused by later runs.
+    #[arg(long, default_value = "cache/ytf", conflicts_with = "embeddings")]
     pub cache: PathBuf,
     #[command(flatten)]
     pub run: ModelRunArgs,
@@ -668,8 +668,12 @@ pub struct YtfArgs {
 }
 
 impl YtfArgs {
-    pub fn request(&self) -> YtfRequest {
-        YtfRequest {
+    pub fn request(&self) -> Result<YtfRequest, String> {
+        let unused = self.run.model_flags_given();
+        if self.embeddings.is_some() && !unused.is_empty() {
+            return Err(format!("{} not used with --embeddings (no model runs)", unused.join(", ")));
+        }
+        Ok(YtfRequest {
             model: self.model.clone().or_else(|| self.embeddings.is_none().then(|| DEFAULT_MODEL.to_string())),
             embeddings: self.embeddings.clone(),
             keys: self.keys.clone(),
@@ -689,7 +693,7 @@ impl YtfArgs {
             context: self.context,
             flip: self.flip,
             out: self.out.clone(),
-        }
+        })
     }
 }
 

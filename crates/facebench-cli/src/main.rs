@@ -132,7 +132,8 @@ fn eval(c: EvalCommand, data_root: &Path) -> Result<String, Box<dyn Error>> {
         }
         EvalCommand::Ytf(a) => {
             let ws = a.run.workspace(data_root, &a.cache);
-            ws.install(|| pipeline::ytf::run(&ws, &a.request()))?
+            let request = a.request()?;
+            ws.install(|| pipeline::ytf::run(&ws, &request))?
         }
     })
 }

@@ -112,8 +112,10 @@ impl Embeddings {
         }
         if let Some(j) = row.iter().position(|v| !v.is_finite()) {
             return Err(Error::Invalid(format!(
-                "row {} ({key}): value {j} is {} (NaN or Inf)",
+                "row {} ({key}): value {} of {} is {} (NaN or Inf)",
                 self.keys.len(),
+                j + 1,
+                self.dim,
                 row[j]
             )));
         }

@@ -46,10 +46,9 @@ pub fn read_csv(path: &Path) -> Result<Embeddings> {
         let key = &rec[0];
         row.clear();
         for (j, field) in rec.iter().skip(1).enumerate() {
-            let v: f32 = field
-                .trim()
-                .parse()
-                .map_err(|_| Error::parse(path, line, format!("value {} ({field:?}) is not a number", j + 1)))?;
+            let v: f32 = field.trim().parse().map_err(|_| {
+                Error::parse(path, line, format!("value {} of the row ({field:?}) is not a number", j + 1))
+            })?;
             row.push(v);
         }
         let e = out.get_or_insert_with(|| Embeddings::new(row.len()));
