@@ -6,10 +6,14 @@
 //!
 //! Every number carries its protocol variant in its own cell (rule, raw/R, stand-in,
 //! partial), since a table row copied into a paper loses its footnotes.
+//!
+//! Inputs are checked before anything is written (see `load`), and the outputs are written
+//! as one set: a failed run leaves the previous summary, or none.
 
 mod inputs;
 mod latex;
 mod load;
+mod scores;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use facebench_pairs::published::PublishedRow;
 
+use facebench_core::atomic::OutputSet;
 use facebench_core::thousands;
 pub use inputs::{find_figures, find_results};
 use load::{load, Body, Entry, Megaface, Verification};
@@ -35,7 +40,7 @@ pub struct Summary {
     pub used: usize,
     /// Files of an unknown protocol or shape, with the reason; listed in the report.
     pub unrecognised: Vec<(PathBuf, String)>,
-    /// Every file written, in order.
+    /// Every file written (in the output folder), in order.
     pub written: Vec<PathBuf>,
 }
 
@@ -133,7 +138,11 @@ enum Block {
 }
 
 struct Doc {
+    /// The summary's folder, which links are relative to.
     out: PathBuf,
+    /// Where its files are written until the set is committed (figures in it are linked as
+    /// if in `out`).
+    stage: PathBuf,
     blocks: Vec<Block>,
     /// LaTeX tables (written to summary.tex).
     tex: String,
@@ -157,13 +166,14 @@ impl Doc {
 /// Builds the summary of `results` (results.json files) into `out`, with every PNG/SVG
 /// figure of `extra_figures` (e.g. the LMCL figures) linked or inlined and the protocol
 /// files' `published` rows (`facebench_pairs::published::all`) in their own table.
+/// Every input is read and checked first; the files are written as one
+/// [`OutputSet`], so an error leaves `out` as it was.
 pub fn write_summary(
     out: &Path,
     results: &[PathBuf],
     extra_figures: &[PathBuf],
     published: &[PublishedRow],
 ) -> Result<Summary> {
-    std::fs::create_dir_all(out).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
     let mut entries = Vec::new();
     let mut unrecognised = Vec::new();
     for p in results {
@@ -177,7 +187,9 @@ pub fn write_summary(
     models.sort();
     models.dedup();
     let slots = colour_slots(&models);
-    let mut doc = Doc { out: out.to_path_buf(), blocks: Vec::new(), tex: String::new() };
+    let set = OutputSet::new(out)?;
+    let mut doc =
+        Doc { out: out.to_path_buf(), stage: set.dir().to_path_buf(), blocks: Vec::new(), tex: String::new() };
     let mut written = Vec::new();
 
     doc.h(1, "facebench summary");
@@ -231,18 +243,14 @@ pub fn write_summary(
     }
     appendix(&mut doc, &entries);
 
-    let md = out.join("summary.md");
-    write(&md, &render_markdown(&doc))?;
-    let html = out.join("summary.html");
-    write(&html, &render_html(&doc)?)?;
-    let tex = out.join("summary.tex");
-    write(&tex, &doc.tex)?;
-    written.extend([md, html, tex]);
+    set.write("summary.md", render_markdown(&doc).as_bytes())?;
+    set.write("summary.html", render_html(&doc)?.as_bytes())?;
+    set.write("summary.tex", doc.tex.as_bytes())?;
+    set.commit()?;
+    // Figures were written in the staging folder; they now lie in `out`.
+    let mut written: Vec<PathBuf> = written.iter().map(|p| out.join(p.strip_prefix(&doc.stage).unwrap_or(p))).collect();
+    written.extend(["summary.md", "summary.html", "summary.tex"].map(|f| out.join(f)));
     Ok(Summary { models, used: entries.len() - unrecognised.len(), unrecognised, written })
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }
 
 /// One line of the published table: a source and setting, with its row of each protocol.
@@ -510,7 +518,7 @@ fn verification_section(
         })
         .collect();
     if !curves.is_empty() {
-        let stem = doc.out.join(format!("roc_{}", slug(protocol)));
+        let stem = doc.stage.join(format!("roc_{}", slug(protocol)));
         roc_plot(&stem, &format!("{title} ROC, all models"), &curves)?;
         doc.fig(stem.clone(), format!("{title}: ROC of every model (TAR against FAR on a log axis; fold-mean curves where the file has them)."));
         written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
@@ -529,7 +537,7 @@ fn verification_section(
         })
         .collect();
     if !panels.is_empty() {
-        let stem = doc.out.join(format!("scores_{}", slug(protocol)));
+        let stem = doc.stage.join(format!("scores_{}", slug(protocol)));
         let x_desc = if protocol == "ytf" { "video pair score (cosine-like)" } else { "cosine similarity of the pair" };
         score_histogram_panels(&stem, &format!("{title}: pair scores per model"), &panels, x_desc)?;
         let what = if protocol == "ytf" { "video pair scores (each run's scoring mode)" } else { "cosine scores" };
@@ -610,7 +618,7 @@ fn megaface_section(
         })
         .collect();
     if !cmc.is_empty() {
-        let stem = doc.out.join(format!("cmc_{}", slug(dataset)));
+        let stem = doc.stage.join(format!("cmc_{}", slug(dataset)));
         cmc_plot(&stem, &format!("CMC on {dataset}, all models (largest size)"), &cmc)?;
         doc.fig(
             stem.clone(),
@@ -632,7 +640,7 @@ fn megaface_section(
         })
         .collect();
     if !roc.is_empty() {
-        let stem = doc.out.join(format!("roc_megaface_{}", slug(dataset)));
+        let stem = doc.stage.join(format!("roc_megaface_{}", slug(dataset)));
         roc_plot(&stem, &format!("Verification ROC on {dataset}, all models"), &roc)?;
         doc.fig(stem.clone(), format!("{dataset}: TAR against FAR (log axis) at each run's largest distractor size."));
         written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
@@ -712,10 +720,18 @@ fn missing_provenance(e: &Entry) -> Vec<&'static str> {
     out
 }
 
-/// `to` relative to the folder `from` (both made absolute), with `/` separators.
+/// `to` relative to the folder `from` (both made absolute; `from` need not exist yet), with
+/// `/` separators.
 fn relative(from: &Path, to: &Path) -> PathBuf {
-    let abs =
-        |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
+    let abs = |p: &Path| {
+        std::fs::canonicalize(p)
+            .ok()
+            .or_else(|| {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+            })
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default().join(p))
+    };
     let (from, to) = (abs(from), abs(to));
     let f: Vec<_> = from.components().collect();
     let t: Vec<_> = to.components().collect();
@@ -746,7 +762,11 @@ fn render_markdown(doc: &Doc) -> String {
             Block::Figure(stem, caption) => {
                 let png = stem.with_extension("png");
                 let file = if png.exists() { png } else { stem.with_extension("svg") };
-                let rel = relative(&doc.out, &file).to_string_lossy().replace('\\', "/");
+                let rel = match file.strip_prefix(&doc.stage) {
+                    Ok(own) => own.to_path_buf(),
+                    Err(_) => relative(&doc.out, &file),
+                };
+                let rel = rel.to_string_lossy().replace('\\', "/");
                 let _ = write!(s, "![{caption}]({rel})\n\n*{caption}*\n\n");
             }
         }

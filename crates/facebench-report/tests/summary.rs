@@ -1,7 +1,10 @@
 //! The multi-model summary (`facebench report`) from fixture results files: trimmed copies of
 //! real `reports/lfw/<model>/results.json` and `reports/megaface/<model>/results.json`
-//! (pooled ROC thinned, 240 of 6000 pair scores, CMC curve cut), models renamed
-//! `fixture-a` / `fixture-b` (fixture-b's MegaFace numbers are fixture-a's scaled by 0.8).
+//! (pooled ROC thinned, CMC curve cut), models renamed `fixture-a` / `fixture-b`
+//! (fixture-b's MegaFace numbers are fixture-a's scaled by 0.8). fixture-a's
+//! pairs_scores.csv is its run's whole file; fixture-b's keeps 240 real rows, and every other
+//! pair of the 6,000 repeats the scores of one of those rows with the same label. Every
+//! results.json carries the envelope's schema 1.
 
 use std::path::{Path, PathBuf};
 
@@ -135,7 +138,16 @@ fn numbers_carry_their_protocol_variant_in_the_cell() {
     let mut v: serde_json::Value = serde_json::from_str(&read(&fixture("lfw-b/results.json"))).unwrap();
     v["protocol"] = "ytf".into();
     v["results"]["n_pairs"] = 2500.into();
+    v["results"]["mode"] = "mean-feature".into();
+    v["results"]["modes"] = serde_json::json!([{ "mode": "mean-feature" }]);
     std::fs::write(ytf_dir.join("results.json"), v.to_string()).unwrap();
+    // Its pairs_scores.csv in YTF's columns: the first 2,500 of lfw-b's pairs.
+    let mut csv = String::from("split,pair,left,right,is_same,frames_left,frames_right,mean-feature\n");
+    for (i, l) in read(&fixture("lfw-b/pairs_scores.csv")).lines().skip(1).take(2500).enumerate() {
+        let c: Vec<&str> = l.split(',').collect();
+        csv += &format!("{},{},{},{},{},10,10,{}\n", c[0], i % 600 + 1, c[1], c[2], c[3], c[4]);
+    }
+    std::fs::write(ytf_dir.join("pairs_scores.csv"), csv).unwrap();
     let s = write_summary(
         &dir.join("out"),
         &[fixture("lfw-a/results.json"), ytf_dir.join("results.json")],
@@ -236,11 +248,216 @@ fn bad_input_names_the_file_and_field() {
     assert!(e.contains("results.accuracy[1].mean"), "{e}");
 
     let csv = dir.join("pairs_scores.csv");
-    std::fs::write(&csv, "fold,is_same,cosine\n1,1,0.9\n1,maybe,0.1\n").unwrap();
+    let mut lines: Vec<String> = read(&fixture("lfw-a/pairs_scores.csv")).lines().map(String::from).collect();
+    lines[2] = lines[2].replacen(",1,", ",maybe,", 1);
+    std::fs::write(&csv, lines.join("\n")).unwrap();
     v["results"]["accuracy"][1]["mean"] = 0.97.into();
     std::fs::write(&p, v.to_string()).unwrap();
     let e = write_summary(&dir.join("out"), &[p], &[], &published()).unwrap_err().to_string();
-    assert!(e.contains("pairs_scores.csv") && e.contains("line 3"), "{e}");
+    assert!(e.contains("pairs_scores.csv line 3: column is_same: \"maybe\" is neither 0 nor 1"), "{e}");
+}
+
+/// A copy of fixture folder `name` in `dir`: (its results.json, its pairs_scores.csv).
+fn copy_fixture(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for f in std::fs::read_dir(fixture(name)).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+    (to.join("results.json"), to.join("pairs_scores.csv"))
+}
+
+/// The summary's error for one results file.
+fn summary_error(dir: &Path, results: &Path) -> String {
+    write_summary(&dir.join("out"), &[results.to_path_buf()], &[], &published()).unwrap_err().to_string()
+}
+
+/// Rewrites one line (1-based) of a text file.
+fn edit_line(path: &Path, line: usize, f: impl FnOnce(&str) -> String) {
+    let mut lines: Vec<String> = read(path).lines().map(String::from).collect();
+    lines[line - 1] = f(&lines[line - 1]);
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_str(&read(path)).unwrap();
+    f(&mut v);
+    std::fs::write(path, v.to_string()).unwrap();
+}
+
+#[test]
+fn a_good_folder_passes_its_checks() {
+    let dir = tmp("good");
+    let (lfw, _) = copy_fixture(&dir, "lfw-a");
+    let (ytf, _) = copy_fixture(&dir, "ytf-partial");
+    let (mf, _) = copy_fixture(&dir, "megaface-a");
+    let s = write_summary(&dir.join("out"), &[lfw, ytf, mf], &[], &published()).unwrap();
+    assert_eq!(s.used, 3);
+}
+
+#[test]
+fn a_truncated_scores_csv_is_refused_with_its_row_count() {
+    let dir = tmp("truncated");
+    let (p, csv) = copy_fixture(&dir, "lfw-a");
+    // 100 of the 6,000 rows, as a disk-full run or a hand-cut file leaves it.
+    let text = read(&csv);
+    let first: Vec<&str> = text.lines().take(101).collect();
+    std::fs::write(&csv, first.join("\n") + "\n").unwrap();
+    let e = summary_error(&dir, &p);
+    let want = format!("{}: 100 rows, {} says n_pairs = 6,000", csv.display(), p.display());
+    assert!(e.contains(&want), "{e}");
+
+    // Cut inside a row (3,688 whole rows and part of the next): that row's columns are named.
+    let cut = text.lines().take(3689).collect::<Vec<_>>().join("\n") + "\n1,Abel";
+    std::fs::write(&csv, cut).unwrap();
+    let e = summary_error(&dir, &p);
+    assert!(e.contains(&format!("{} line 3690: 2 columns, the header has 10", csv.display())), "{e}");
+}
+
+#[test]
+fn a_bad_scores_field_names_line_and_column() {
+    let dir = tmp("bad-field");
+    let (p, csv) = copy_fixture(&dir, "lfw-a");
+    let put = |line: usize, col: usize, value: &str| {
+        std::fs::copy(fixture("lfw-a/pairs_scores.csv"), &csv).unwrap();
+        edit_line(&csv, line, |l| {
+            let mut c: Vec<&str> = l.split(',').collect();
+            c[col] = value;
+            c.join(",")
+        });
+        summary_error(&dir, &p)
+    };
+    let e = put(12, 4, "abc");
+    assert!(e.contains("pairs_scores.csv line 12: column cosine: \"abc\" is not a number"), "{e}");
+    let e = put(40, 6, "NaN");
+    assert!(e.contains("line 40: column sphereface_score: \"NaN\" is not a finite number"), "{e}");
+    let e = put(41, 4, "inf");
+    assert!(e.contains("line 41: column cosine: \"inf\" is not a finite number"), "{e}");
+    let e = put(7, 0, "11");
+    assert!(e.contains("line 7: column fold: 11 is not a fold number 1..=10"), "{e}");
+    let e = put(8, 1, "");
+    assert!(e.contains("line 8: column left: empty"), "{e}");
+    let e = put(9, 3, "2");
+    assert!(e.contains("line 9: column is_same: \"2\" is neither 0 nor 1"), "{e}");
+    let e = put(10, 9, "0.5,0.5");
+    assert!(e.contains("line 10: 11 columns, the header has 10"), "{e}");
+}
+
+#[test]
+fn a_wrong_scores_header_is_refused() {
+    let dir = tmp("bad-header");
+    let (p, csv) = copy_fixture(&dir, "lfw-a");
+    edit_line(&csv, 1, |h| h.replace("cosine", "score"));
+    let e = summary_error(&dir, &p);
+    assert!(e.contains(&format!("{} line 1: header column 5 is `score`, expected `cosine`", csv.display())), "{e}");
+
+    // A rule the results do not have (another run's file).
+    std::fs::copy(fixture("lfw-a/pairs_scores.csv"), &csv).unwrap();
+    edit_json(&p, |v| {
+        v["results"]["accuracy"].as_array_mut().unwrap().pop();
+    });
+    let e = summary_error(&dir, &p);
+    assert!(e.contains("line 1: header column 10 is `exact_score`, expected nothing"), "{e}");
+}
+
+#[test]
+fn a_missing_scores_csv_is_refused() {
+    let dir = tmp("no-csv");
+    let (p, csv) = copy_fixture(&dir, "lfw-a");
+    std::fs::remove_file(&csv).unwrap();
+    let e = summary_error(&dir, &p);
+    assert!(e.contains(&format!("{}: missing", csv.display())) && e.contains("n_pairs = 6,000"), "{e}");
+}
+
+#[test]
+fn ytf_rows_must_match_the_pairs_the_results_list() {
+    let dir = tmp("ytf-rows");
+    let (p, csv) = copy_fixture(&dir, "ytf-partial");
+    edit_line(&csv, 2, |l| l.replacen("Alek_Wek/4", "Alek_Wek/5", 1));
+    let e = summary_error(&dir, &p);
+    assert!(e.contains("line 2: column right: Alek_Wek/5, but") && e.contains("with Alek_Wek/4"), "{e}");
+    std::fs::copy(fixture("ytf-partial/pairs_scores.csv"), &csv).unwrap();
+    edit_line(&csv, 1, |h| h.replace(",max-pair", ""));
+    let e = summary_error(&dir, &p);
+    assert!(e.contains("line 1: header column 11 is nothing, expected `max-pair`"), "{e}");
+}
+
+#[test]
+fn the_envelope_is_checked() {
+    let dir = tmp("envelope");
+    let (p, _) = copy_fixture(&dir, "lfw-a");
+    let original = read(&p);
+    let check = |f: &dyn Fn(&mut serde_json::Value), want: &str| {
+        std::fs::write(&p, &original).unwrap();
+        edit_json(&p, f);
+        let e = summary_error(&dir, &p);
+        assert!(e.contains(&p.display().to_string()) && e.contains(want), "{e}");
+    };
+    check(&|v| v["schema"] = 2.into(), "field `schema`: 2; this facebench reads results.json of schema 1");
+    check(&|v| drop(v.as_object_mut().unwrap().remove("schema")), "field `schema`: absent (0)");
+    check(&|v| v["model"] = " ".into(), "field `model`: empty");
+    check(&|v| drop(v.as_object_mut().unwrap().remove("protocol")), "field `protocol`: missing");
+    // serde_json writes a NaN or an infinity as null.
+    check(&|v| v["results"]["accuracy"][0]["mean"] = serde_json::Value::Null, "field `results.accuracy[0].mean`");
+    check(
+        &|v| v["results"]["accuracy"][2]["mean"] = 98.5.into(),
+        "field `results.accuracy[2].mean`: 98.5 is not a rate",
+    );
+    check(&|v| v["results"]["roc"]["tar"][3] = (-0.5).into(), "field `results.roc.tar[3]`: -0.5 is not a rate");
+    check(&|v| v["timings"][0]["seconds"] = (-1.0).into(), "field `timings[0].seconds`: -1 is negative");
+    check(&|v| v["results"]["n_pairs"] = 6001.into(), "6,000 rows");
+
+    let (mf, _) = copy_fixture(&dir, "megaface-a");
+    edit_json(&mf, |v| v["sizes"][0]["cmc"][1] = 1.25.into());
+    let e = summary_error(&dir, &mf);
+    assert!(e.contains("field `sizes[0].cmc[1]`: 1.25 is not a rate"), "{e}");
+}
+
+/// Every file of a folder (but the set's manifest) with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_failed_summary_leaves_the_previous_one() {
+    let dir = tmp("failed-write");
+    let out = dir.join("summary");
+    let inputs = ["lfw-a", "lfw-b", "megaface-a"].map(|d| fixture(&format!("{d}/results.json")));
+    let s = write_summary(&out, &inputs, &[], &published()).unwrap();
+    assert!(s.written.iter().all(|p| p.starts_with(&out) && p.is_file()), "{:?}", s.written);
+    let before = snapshot(&out);
+    assert!(before.len() > 3);
+
+    // Fails after the figures are drawn: an extra "figure" that cannot be read.
+    let bad = dir.join("extra/broken.png");
+    std::fs::create_dir_all(&bad).unwrap();
+    let e = write_summary(&out, &inputs[..1], std::slice::from_ref(&bad), &published()).unwrap_err().to_string();
+    assert!(e.contains("broken.png"), "{e}");
+    assert_eq!(snapshot(&out), before, "the previous summary is intact");
+
+    // Fails on an input: nothing is written either.
+    let (p, csv) = copy_fixture(&dir, "lfw-b");
+    edit_line(&csv, 5, |l| l.replacen(",0,", ",x,", 1).replacen(",1,", ",x,", 1));
+    assert!(write_summary(&out, &[inputs[0].clone(), p], &[], &published()).is_err());
+    assert_eq!(snapshot(&out), before);
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|f| f.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().contains("staging")), "no staging folder left: {left:?}");
+
+    // A fresh run into a folder that does not exist fails the same way and leaves none.
+    let fresh = dir.join("fresh");
+    assert!(write_summary(&fresh, &inputs[..1], std::slice::from_ref(&bad), &published()).is_err());
+    assert!(!fresh.exists());
 }
 
 #[test]

@@ -1,16 +1,22 @@
 //! Reading results.json files of every protocol into one shape, through typed serde structs
 //! of what the summary shows (errors name the file and the field); a file of a shape not
 //! known here is kept as "not recognised" with the reason.
+//!
+//! What is read is checked, not trusted: the envelope (schema 1, a protocol and a model),
+//! every number the report shows (rates within 0..1, times finite), and the
+//! `pairs_scores.csv` beside a verification result (see [`super::scores`]). Every pairs
+//! writer (`eval lfw`, `eval lfw --embeddings`, `eval bin`, `eval ytf`) writes that CSV in
+//! the same output set as results.json, so a verification result without one is an error.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use facebench_core::thousands;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::results::Stage;
+use super::scores::{self, Expected, Layout, YtfPair};
+use crate::results::{Stage, SCHEMA};
 use crate::{Error, Result};
 
 /// LFW View 2 and YTF pair counts: fewer pairs means a partial evaluation.
@@ -128,27 +134,53 @@ pub struct Entry {
     pub body: Body,
 }
 
-fn bad(path: &Path, msg: String) -> Error {
-    Error::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, msg) }
+fn bad(path: &Path, message: String) -> Error {
+    Error::Invalid { path: path.to_path_buf(), line: None, message }
 }
 
 /// Deserialises `v` as `T`; the error names the file and the field (`results.accuracy[1].mean`).
 fn typed<'v, T: Deserialize<'v>>(path: &Path, v: &'v Value) -> Result<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let field = e.path().to_string();
-        bad(path, format!("field `{field}`: {}", e.into_inner()))
+    serde_path_to_error::deserialize(v).map_err(|e| Error::Field {
+        path: path.to_path_buf(),
+        field: e.path().to_string(),
+        source: e.into_inner(),
     })
 }
 
-/// What every results.json may carry beside its protocol's own fields.
+/// A number the report shows as a rate or percentage: within 0..=1 (so never NaN).
+fn rate(path: &Path, field: impl FnOnce() -> String, v: f64) -> Result<f64> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad(path, format!("field `{}`: {v} is not a rate within 0..1", field())))
+    }
+}
+
+fn rates(path: &Path, field: &str, vs: &[f64]) -> Result<()> {
+    for (i, &v) in vs.iter().enumerate() {
+        rate(path, || format!("{field}[{i}]"), v)?;
+    }
+    Ok(())
+}
+
+fn finite(path: &Path, field: impl FnOnce() -> String, v: f64) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(bad(path, format!("field `{}`: {v} is not a finite number", field())))
+    }
+}
+
+/// The envelope's own fields beside its protocol's (`crate::results::ResultsEnvelope`).
 #[derive(Deserialize)]
 struct Head {
+    /// Absent in files written before the envelope: read as 0, which is refused.
+    #[serde(default)]
+    schema: u32,
     #[serde(default)]
     protocol: Option<String>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
     #[serde(default)]
     training_data: Option<String>,
     #[serde(default)]
@@ -157,13 +189,35 @@ struct Head {
     preprocessing: Option<String>,
     #[serde(default)]
     timings: Vec<Stage>,
-    #[serde(default)]
-    embeddings: Option<String>,
-    /// MegaFace files written before the envelope have no `protocol`, but these two.
-    #[serde(default)]
-    dataset: Option<IgnoredAny>,
-    #[serde(default)]
-    sizes: Option<IgnoredAny>,
+}
+
+impl Head {
+    /// Schema 1, a protocol and a model named, stage times finite; returns (protocol, model).
+    fn check(&self, path: &Path) -> Result<(String, String)> {
+        if self.schema != SCHEMA {
+            let what = if self.schema == 0 { "absent (0)".to_string() } else { self.schema.to_string() };
+            return Err(bad(
+                path,
+                format!(
+                    "field `schema`: {what}; this facebench reads results.json of schema {SCHEMA} (rerun the eval that wrote it)"
+                ),
+            ));
+        }
+        let named = |field: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => Ok(s.to_string()),
+            Some(_) => Err(bad(path, format!("field `{field}`: empty"))),
+            None => Err(bad(path, format!("field `{field}`: missing"))),
+        };
+        let protocol = named("protocol", &self.protocol)?;
+        let model = named("model", &self.model)?;
+        for (i, t) in self.timings.iter().enumerate() {
+            let secs = finite(path, || format!("timings[{i}].seconds"), t.seconds)?;
+            if secs < 0.0 {
+                return Err(bad(path, format!("field `timings[{i}].seconds`: {secs} is negative")));
+            }
+        }
+        Ok((protocol, model))
+    }
 }
 
 /// `partial`: a flag or the file's own sentence.
@@ -211,6 +265,15 @@ struct VerificationResults {
     /// LFW's and .bin's count; YTF's is `pairs_evaluated` of `pairs_total`.
     #[serde(default)]
     n_pairs: Option<u64>,
+    /// LFW's and .bin's; YTF's splits are the folds of its accuracy.
+    #[serde(default)]
+    n_folds: Option<usize>,
+    /// YTF: every scoring mode, each a score column of its pairs_scores.csv.
+    #[serde(default)]
+    modes: Option<Vec<ModeDoc>>,
+    /// YTF: the evaluated pairs, when few enough to be listed.
+    #[serde(default)]
+    pairs: Option<Vec<YtfPair>>,
     #[serde(default)]
     pairs_evaluated: Option<u64>,
     #[serde(default)]
@@ -234,6 +297,11 @@ struct VerificationResults {
     roc_folds: Option<FoldRocDoc>,
     #[serde(default)]
     roc: Option<PooledRocDoc>,
+}
+
+#[derive(Deserialize)]
+struct ModeDoc {
+    mode: String,
 }
 
 #[derive(Deserialize)]
@@ -340,13 +408,15 @@ struct SizeRocDoc {
     tpr: Vec<f64>,
 }
 
-/// Reads one results.json. A file that is not JSON, or whose fields have the wrong type, is
-/// an error naming it and the field; JSON of an unknown protocol is returned as
-/// [`Body::Unrecognised`] so that it can be listed.
+/// Reads one results.json and checks it (see the module docs). A file that is not JSON,
+/// whose fields have the wrong type or an impossible value, or whose pairs_scores.csv
+/// disagrees with it, is an error naming the file and the field or line; JSON of an unknown
+/// protocol is returned as [`Body::Unrecognised`] so that it can be listed.
 pub fn load(path: &Path) -> Result<Entry> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| bad(path, format!("not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: path.to_path_buf(), source: e })?;
     let head: Head = typed(path, &v)?;
+    let (protocol, model) = head.check(path)?;
     let mut provenance: Vec<(String, String)> = head.provenance.into_iter().collect();
     // Writers that keep preprocessing beside the provenance rather than in it.
     if let Some(pre) = &head.preprocessing {
@@ -354,23 +424,12 @@ pub fn load(path: &Path) -> Result<Entry> {
             provenance.push(("preprocessing".into(), pre.clone()));
         }
     }
-    let model = head
-        .model
-        .or(head.label)
-        .or_else(|| provenance.iter().find(|(k, _)| k == "model").map(|(_, m)| m.clone()))
-        .or_else(|| {
-            head.embeddings.as_deref().and_then(|e| Path::new(e).file_stem()).map(|s| s.to_string_lossy().into_owned())
-        })
-        .or_else(|| path.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "unnamed".into());
-    let body = match head.protocol.as_deref() {
-        Some(p) if p == "lfw" || p == "ytf" || p.starts_with("bin:") => {
+    let body = match protocol.as_str() {
+        p if p == "lfw" || p == "ytf" || p.starts_with("bin:") => {
             Body::Verification(Box::new(verification(path, typed(path, &v)?, p, head.preprocessing)?))
         }
-        None if head.sizes.is_some() && head.dataset.is_some() => Body::Megaface(megaface(typed(path, &v)?)),
-        Some("megaface") => Body::Megaface(megaface(typed(path, &v)?)),
-        Some(p) => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
-        None => Body::Unrecognised { reason: "no `protocol` field and not a MegaFace results file".into() },
+        "megaface" => Body::Megaface(megaface(path, typed(path, &v)?)?),
+        p => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
     };
     Ok(Entry {
         path: path.to_path_buf(),
@@ -389,10 +448,14 @@ fn verification(
     preprocessing: Option<String>,
 ) -> Result<Verification> {
     let r = d.results;
-    let n_pairs = r
-        .n_pairs
-        .or(r.pairs_evaluated)
-        .ok_or_else(|| bad(path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))?;
+    let (n_pairs, count_field) = match (r.n_pairs, r.pairs_evaluated) {
+        (Some(n), _) => (n, "n_pairs"),
+        (None, Some(n)) => (n, "pairs_evaluated"),
+        (None, None) => {
+            return Err(bad(path, "field `results.n_pairs` (or `results.pairs_evaluated`) is missing".into()))
+        }
+    };
+    check_verification_numbers(path, &r)?;
     let expected = r.pairs_total.or(match protocol {
         "lfw" => Some(LFW_PAIRS),
         "ytf" => Some(YTF_PAIRS),
@@ -445,10 +508,41 @@ fn verification(
         (None, Some(rp)) => Some((rp.far, rp.tar, "pooled")),
         (None, None) => None,
     };
-    let scores = match path.parent().map(|d| d.join("pairs_scores.csv")) {
-        Some(csv) if csv.is_file() => Some(read_pair_scores(&csv, r.mode.as_deref())?),
-        _ => None,
+    let layout = match (&r.modes, protocol) {
+        (Some(modes), _) => Layout::Ytf {
+            modes: modes.iter().map(|m| m.mode.as_str()).collect(),
+            headline: r.mode.as_deref().unwrap_or(modes.first().map_or("", |m| m.mode.as_str())),
+            pairs: r.pairs.as_deref(),
+        },
+        (None, "ytf") => {
+            return Err(bad(path, "field `results.modes` is missing (YTF results list their scoring modes)".into()))
+        }
+        (None, _) => Layout::Pairs { rules: r.accuracy.iter().map(|a| a.rule.as_str()).collect() },
     };
+    if let Some(pairs) = &r.pairs {
+        if pairs.len() as u64 != n_pairs {
+            return Err(bad(
+                path,
+                format!("field `results.pairs`: {} pairs listed, `results.{count_field}` = {n_pairs}", pairs.len()),
+            ));
+        }
+    }
+    // YTF's splits are its folds: as many as each rule's accuracy has.
+    let n_folds = r.n_folds.or_else(|| r.accuracy.first().map(|a| a.folds.len()).filter(|&n| n > 0));
+    let csv = path.with_file_name("pairs_scores.csv");
+    if !csv.is_file() {
+        return Err(Error::Invalid {
+            path: csv,
+            line: None,
+            message: format!(
+                "missing: {} says {count_field} = {}, and the eval that writes it writes their scores here",
+                path.display(),
+                thousands(n_pairs)
+            ),
+        });
+    }
+    let expected = Expected { results: path, layout, n_pairs, count_field, n_folds };
+    let scores = Some(scores::read(&csv, &expected)?);
     let other_variants = d
         .baselines_and_other_variants
         .into_iter()
@@ -471,40 +565,77 @@ fn verification(
     })
 }
 
-/// `pairs_scores.csv` (header with `is_same` and a `cosine` column, or, for YTF, a column
-/// named after the scoring mode): (genuine, impostor).
-fn read_pair_scores(path: &Path, mode: Option<&str>) -> Result<(Vec<f64>, Vec<f64>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let col = |name: &str| {
-        header.iter().position(|h| h.trim() == name).ok_or_else(|| bad(path, format!("line 1: no `{name}` column")))
-    };
-    let same = col("is_same")?;
-    let cos = match (col("cosine"), mode) {
-        (Ok(c), _) => c,
-        (Err(_), Some(m)) => col(m)?,
-        (Err(e), None) => return Err(e),
-    };
-    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let cells: Vec<&str> = line.split(',').collect();
-        let cell = |c: usize| {
-            cells.get(c).map(|s| s.trim()).ok_or_else(|| bad(path, format!("line {}: too few columns", i + 2)))
-        };
-        let score: f64 = cell(cos)?
-            .parse()
-            .map_err(|_| bad(path, format!("line {}: cosine `{}` is not a number", i + 2, cells[cos])))?;
-        match cell(same)? {
-            "1" | "true" => genuine.push(score),
-            "0" | "false" => impostor.push(score),
-            other => return Err(bad(path, format!("line {}: is_same `{other}` is neither 0 nor 1", i + 2))),
+/// Every number of a verification result that the report shows.
+fn check_verification_numbers(path: &Path, r: &VerificationResults) -> Result<()> {
+    for (i, a) in r.accuracy.iter().enumerate() {
+        let f = |name: &str| format!("results.accuracy[{i}].{name}");
+        rate(path, || f("mean"), a.mean)?;
+        rate(path, || f("std_population"), a.std_population)?;
+        for (name, v) in [("std_sample", a.std_sample), ("sem", a.sem)] {
+            if let Some(v) = v {
+                rate(path, || f(name), v)?;
+            }
+        }
+        for (j, fold) in a.folds.iter().enumerate() {
+            if let Some(t) = fold.threshold {
+                finite(path, || format!("results.accuracy[{i}].folds[{j}].threshold"), t)?;
+            }
         }
     }
-    Ok((genuine, impostor))
+    for (name, v) in [("auc", r.auc), ("eer", r.eer)] {
+        if let Some(v) = v {
+            rate(path, || format!("results.{name}"), v)?;
+        }
+    }
+    for (i, t) in r.tar_at_far.iter().enumerate() {
+        let far = rate(path, || format!("results.tar_at_far[{i}].far_target"), t.far_target)?;
+        if far == 0.0 {
+            return Err(bad(path, format!("field `results.tar_at_far[{i}].far_target`: 0 is not a FAR target")));
+        }
+        if let Some(tar) = t.exact.as_ref().and_then(|e| e.tar) {
+            rate(path, || format!("results.tar_at_far[{i}].exact.tar"), tar)?;
+        }
+        if let Some(tar) = t.insightface.as_ref().and_then(|e| e.val_mean) {
+            rate(path, || format!("results.tar_at_far[{i}].insightface.val_mean"), tar)?;
+        }
+    }
+    if let Some(roc) = &r.roc_folds {
+        curve(path, "results.roc_folds", ("far", &roc.far), ("tar_mean", &roc.tar_mean))?;
+    }
+    if let Some(roc) = &r.roc {
+        curve(path, "results.roc", ("far", &roc.far), ("tar", &roc.tar))?;
+    }
+    Ok(())
 }
 
-fn megaface(d: MegafaceDoc) -> Megaface {
+/// A curve to draw: two rate arrays of one length.
+fn curve(path: &Path, field: &str, x: (&str, &[f64]), y: (&str, &[f64])) -> Result<()> {
+    rates(path, &format!("{field}.{}", x.0), x.1)?;
+    rates(path, &format!("{field}.{}", y.0), y.1)?;
+    if x.1.len() != y.1.len() {
+        return Err(bad(path, format!("field `{field}`: {} has {} points, {} has {}", x.0, x.1.len(), y.0, y.1.len())));
+    }
+    Ok(())
+}
+
+fn megaface(path: &Path, d: MegafaceDoc) -> Result<Megaface> {
+    for (i, s) in d.sizes.iter().enumerate() {
+        let f = |name: &str| format!("sizes[{i}].{name}");
+        rate(path, || f("rank1"), s.rank1)?;
+        rates(path, &f("cmc"), &s.cmc)?;
+        for (j, t) in s.tar_at_far.iter().enumerate() {
+            rate(path, || format!("sizes[{i}].tar_at_far[{j}].far"), t.far)?;
+            if let Some(tar) = t.exact.as_ref().and_then(|e| e.tar) {
+                rate(path, || format!("sizes[{i}].tar_at_far[{j}].exact.tar"), tar)?;
+            }
+            if let Some(tar) = t.devkit_log_interp {
+                rate(path, || format!("sizes[{i}].tar_at_far[{j}].devkit_log_interp"), tar)?;
+            }
+        }
+        if let Some(roc) = &s.roc {
+            curve(path, &f("roc"), ("fpr", &roc.fpr), ("tpr", &roc.tpr))?;
+        }
+    }
     let sizes = d
         .sizes
         .into_iter()
@@ -521,5 +652,5 @@ fn megaface(d: MegafaceDoc) -> Megaface {
             roc_tpr: s.roc.map(|r| r.tpr).unwrap_or_default(),
         })
         .collect();
-    Megaface { dataset: d.dataset, variant: d.variant, scoring: d.scoring, probes: d.probes, sizes }
+    Ok(Megaface { dataset: d.dataset, variant: d.variant, scoring: d.scoring, probes: d.probes, sizes })
 }
