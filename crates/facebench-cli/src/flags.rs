@@ -231,8 +231,10 @@ pub struct EmbedArgs {
     model: String,
     #[command(flatten)]
     images: ImageSetArgs,
-    /// Output store (.fbs, appendable: a rerun skips keys already in it). With --flip,
-    /// mirror features go to <out stem>.flip.fbs. With --format devkit: a folder.
+    /// Output: a store `X.fbs` (appendable: a rerun skips keys already in it; with --flip the
+    /// mirrors go to `X.flip.fbs`), or `X.npy` (+ `X.keys`), `X.csv` or `X.safetensors`, written
+    /// when the run ends from the resumable store `X.npy.fbs` etc. beside it (with --flip
+    /// also `X.flip.npy` ...). With --format devkit: a folder.
     #[arg(long)]
     out: PathBuf,
     /// `fbs` (the store), or `devkit`: also one MegaFace devkit feature file per image,
@@ -257,7 +259,8 @@ pub struct EmbedArgs {
     flip: bool,
     #[command(flatten)]
     pub run: ModelRunArgs,
-    /// Count and list unreadable images (in <out>.skipped.json) instead of stopping at the first.
+    /// Count and list unreadable images instead of stopping at the first: every such run
+    /// rewrites `<out>.skipped.json` (`[]` when none was skipped).
     #[arg(long)]
     skip_bad: bool,
 }
@@ -1008,4 +1011,10 @@ impl AblationArgs {
             settings: self.settings.clone(),
         }
     }
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    /// The `.fbs` store to repair (a mirror store `X.flip.fbs` is repaired by naming it).
+    pub store: PathBuf,
 }

@@ -30,6 +30,9 @@ enum Command {
     Align(flags::AlignArgs),
     /// Embed images with a face model into a resumable store.
     Embed(flags::EmbedArgs),
+    /// Truncate a damaged `.fbs` store at its first bad record, keeping every row before it;
+    /// says how many intact rows after it are dropped (an intact store is left unchanged).
+    Repair(flags::RepairArgs),
     /// Evaluate embeddings on a protocol.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -174,6 +177,7 @@ fn run(cli: Cli) -> CmdResult {
             let ws = a.run.workspace(data_root, Path::new("."));
             ws.install(|| pipeline::embed::run(&ws, &a.request()))?
         }
+        Command::Repair(a) => pipeline::embed::repair(&a.store)?,
         Command::Eval(c) => eval(c, data_root)?,
         Command::Tune(TuneCommand::Lfw(a)) => {
             let ws = a.pipeline.workspace(data_root);

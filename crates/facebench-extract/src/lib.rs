@@ -96,6 +96,7 @@ pub struct Job<'a> {
     pub recipe: &'a Recipe,
     /// Image root; keys are paths relative to it.
     pub root: &'a Path,
+    /// Images per forward pass, at least 1.
     pub batch: usize,
     /// Also embed the horizontal mirror of every model input, into `flip_store`.
     pub flip: bool,
@@ -193,6 +194,9 @@ pub fn extract(
 ) -> Result<Summary> {
     if job.flip != flip_store.is_some() {
         return Err(Error::Invalid("a flip store is needed exactly when flip is on".into()));
+    }
+    if job.batch == 0 {
+        return Err(Error::Invalid("batch size must be at least 1 image".into()));
     }
     let t0 = Instant::now();
     let todo: Vec<String> = keys

@@ -211,3 +211,15 @@ fn a_bad_image_mid_batch_is_named_or_skipped() {
     assert_eq!(rows(&clean).1, data);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn batch_zero_is_refused_before_any_work() {
+    let dir = tmp("batch0");
+    let root = dir.join("img");
+    let keys = images(&root, 3);
+    let out = dir.join("b0.fbs");
+    let e = run(&Tiny::failing_after(0), &root, &keys, 0, false, &out).unwrap_err().to_string();
+    assert!(e.contains("batch size must be at least 1"), "{e}");
+    assert!(rows(&out).0.is_empty(), "nothing is stored");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

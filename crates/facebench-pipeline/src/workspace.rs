@@ -12,7 +12,7 @@ use facebench_image::{Decoder, FaceAnnotation};
 
 use crate::cache::{flip_path, CacheLayout};
 use crate::models::Model;
-use crate::{create_parent, progress_bar, write_json, Result};
+use crate::{create_parent, progress_bar, Result};
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -91,7 +91,10 @@ impl Workspace {
     }
 
     /// Embeds every key not yet in the store at `out` (and its mirror store with `job.flip`);
-    /// unreadable images skipped under `job.skip_bad` are listed in `<out>.skipped.json`.
+    /// images skipped under `job.skip_bad` are in the summary. A torn tail recovered on
+    /// reopening is reported in one line on stderr; a store corrupted before its tail is an
+    /// error and is left unchanged. A store this call created is removed again if the run
+    /// fails before storing a row, so a failed first run leaves no header-only file.
     pub fn embed(
         &self,
         job: &Job,
@@ -100,18 +103,31 @@ impl Workspace {
         out: &Path,
     ) -> Result<Summary> {
         create_parent(out)?;
-        let mut store = AppendStore::create_or_open(out, &store_meta(job, false))?;
-        let mut flip_store =
-            if job.flip { Some(AppendStore::create_or_open(&flip_path(out), &store_meta(job, true))?) } else { None };
-        let pb = progress_bar(keys.len(), &format!("embed {}", job.model.name()));
-        let summary = extract(job, keys, faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64))?;
-        pb.finish_and_clear();
-        if !summary.bad.is_empty() {
-            let p = out.with_extension("skipped.json");
-            write_json(&p, &summary.bad)?;
-            eprintln!("skipped {} unreadable image(s), listed in {}", summary.bad.len(), p.display());
-        }
-        Ok(summary)
+        let flip_out = flip_path(out);
+        let created: Vec<&Path> =
+            [out, flip_out.as_path()].into_iter().take(if job.flip { 2 } else { 1 }).filter(|p| !p.exists()).collect();
+        let run = || -> Result<Summary> {
+            let mut store = AppendStore::create_or_open(out, &store_meta(job, false))?;
+            let mut flip_store =
+                if job.flip { Some(AppendStore::create_or_open(&flip_out, &store_meta(job, true))?) } else { None };
+            for s in std::iter::once(&store).chain(flip_store.as_ref()) {
+                if let Some(t) = s.recovered_tail() {
+                    eprintln!("{t}");
+                }
+            }
+            let pb = progress_bar(keys.len(), &format!("embed {}", job.model.name()));
+            let r = extract(job, keys, faces, &mut store, flip_store.as_mut(), &|done| pb.set_position(done as u64));
+            pb.finish_and_clear();
+            Ok(r?)
+        };
+        run().inspect_err(|_| {
+            // Only stores this call created and that still hold no row: never user data.
+            for p in &created {
+                if AppendStore::read(p).is_ok_and(|(_, e)| e.is_empty()) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        })
     }
 
     /// A store written by [`Workspace::embed`] and its mirror store.
