@@ -14,8 +14,8 @@
 //!    `facebench-score` over the distractors computes every size's CMC (exact per-pair counts
 //!    of distractors above each mate score) and verification (the top impostor scores and a
 //!    histogram), never the probe x distractor matrix;
-//! 5. [`write_devkit_results`] (`cmc_<probe>_<distractor>_<alg>_<size>_<set>.json`) and
-//!    [`write_results_json`]; [`MegafaceResults::summary`] prints labelled lines.
+//! 5. [`write_devkit_results`] (`cmc_<probe>_<distractor>_<alg>_<size>_<set>.json`); the
+//!    pipeline writes the results envelope; [`MegafaceResults::summary`] prints labelled lines.
 //!
 //! [`MegafaceProtocol::read`] reads `protocols/megaface.toml`: list names, distractor sizes,
 //! the probe set's size, the noise lists and the published rows.
@@ -48,7 +48,7 @@ pub use lists::{
     ProbeList,
 };
 pub use lowp::{bf16_available, int8_available};
-pub use output::{devkit_json, write_devkit_results, write_results_json, DevkitNames};
+pub use output::{devkit_json, write_devkit_results, DevkitNames};
 pub use protocol::{Lists, MegafaceProtocol, MegafacePublished, Noises};
 
 /// Errors name the file (and line) or the row at fault.

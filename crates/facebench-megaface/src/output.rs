@@ -60,10 +60,3 @@ pub fn write_devkit_results(dir: &Path, names: &DevkitNames, results: &MegafaceR
         .collect()
 }
 
-/// Writes `results` as pretty JSON to `path`.
-pub fn write_results_json(path: &Path, results: &MegafaceResults) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e.to_string()))?;
-    }
-    write_atomic(path, &serde_json::to_string_pretty(results).expect("plain numbers always serialise"))
-}
