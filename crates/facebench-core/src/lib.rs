@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub mod atomic;
+pub mod overlap;
 pub mod rng;
 pub mod store;
 

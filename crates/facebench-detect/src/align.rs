@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+use facebench_core::overlap::pipelined;
 use facebench_image::{Decoder, FaceAnnotation};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -241,36 +242,30 @@ pub fn align_images_with(
     mut out: impl FnMut(AlignRecord),
 ) -> Result<AlignSummary> {
     let mut summary = AlignSummary::default();
-    let chunks: Vec<&[String]> = keys.chunks(BATCH).collect();
-    let mut next = match chunks.first() {
-        Some(c) => Some(decode_all(root, c, decoder)?),
-        None => return Ok(summary),
-    };
-    for (i, chunk) in chunks.iter().enumerate() {
-        let images = next.take().expect("decoded batch");
-        let following = chunks.get(i + 1);
-        let (records, decoded) = rayon::join(
-            || -> Result<Vec<AlignRecord>> {
-                let refs: Vec<&RgbImage> = images.iter().collect();
-                let faces = detector.detect_batch(&refs)?;
-                chunk.iter().zip(&images).zip(faces).map(|((k, img), f)| record(k, img, f, detector)).collect()
-            },
-            || following.map(|c| decode_all(root, c, decoder)),
-        );
-        // Hand out this batch before reporting a decode error of the next one, so that a
-        // resumable cache keeps every finished image.
-        for r in records? {
-            summary.images += 1;
-            if r.fallback {
-                summary.fallbacks.push(r.key.clone());
-            } else {
-                summary.faces += r.faces.len();
+    // A decode error of the next batch is reported after this batch's records are handed
+    // out, so a resumable cache keeps every finished image.
+    pipelined(
+        keys,
+        BATCH,
+        |start, chunk| decode_all(root, chunk, decoder).map(|images| (start, images)),
+        |(start, images): (usize, Vec<RgbImage>)| -> Result<()> {
+            let chunk = &keys[start..start + images.len()];
+            let refs: Vec<&RgbImage> = images.iter().collect();
+            let faces = detector.detect_batch(&refs)?;
+            for ((k, img), f) in chunk.iter().zip(&images).zip(faces) {
+                let r = record(k, img, f, detector)?;
+                summary.images += 1;
+                if r.fallback {
+                    summary.fallbacks.push(r.key.clone());
+                } else {
+                    summary.faces += r.faces.len();
+                }
+                out(r);
             }
-            out(r);
-        }
-        progress(chunk.len());
-        next = decoded.transpose()?;
-    }
+            progress(chunk.len());
+            Ok(())
+        },
+    )?;
     Ok(summary)
 }
 

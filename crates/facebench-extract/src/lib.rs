@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use candle_core::Tensor;
+use facebench_core::overlap::pipelined;
 use facebench_core::store::{AppendStore, StoreMeta};
 use facebench_image::{decode_file, FaceAnnotation, ImageF32, Preprocess};
 use facebench_model::FaceModel;
@@ -237,43 +237,6 @@ pub fn extract(
     )?;
     summary.seconds = t0.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// Runs `prepare` on each `batch`-sized chunk of `items` in a scoped thread and hands the
-/// results to `consume` in order, one chunk ahead: decoding the next batch overlaps the
-/// model's work on the current one. `prepare` gets the chunk's start index. The first error
-/// of either side stops both.
-pub fn pipelined<T, P, PE, E>(
-    items: &[T],
-    batch: usize,
-    prepare: impl Fn(usize, &[T]) -> std::result::Result<P, PE> + Sync,
-    mut consume: impl FnMut(P) -> std::result::Result<(), E>,
-) -> std::result::Result<(), E>
-where
-    T: Sync,
-    P: Send,
-    PE: Send,
-    E: From<PE>,
-{
-    let batch = batch.max(1);
-    std::thread::scope(|scope| {
-        // Two batches in flight: one being prepared while the other is consumed.
-        let (tx, rx) = sync_channel::<std::result::Result<P, PE>>(1);
-        let prepare = &prepare;
-        scope.spawn(move || {
-            for (b, chunk) in items.chunks(batch).enumerate() {
-                let r = prepare(b * batch, chunk);
-                let failed = r.is_err();
-                if tx.send(r).is_err() || failed {
-                    return; // consumer stopped, or nothing after a failure
-                }
-            }
-        });
-        for prepared in rx {
-            consume(prepared?)?;
-        }
-        Ok(())
-    })
 }
 
 /// A NaN or wrong-width output names the image, so a broken input is never stored.

@@ -59,4 +59,3 @@ pub fn write_devkit_results(dir: &Path, names: &DevkitNames, results: &MegafaceR
         })
         .collect()
 }
-

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use facebench_bin::{check_pack, pack_pairs, write_pack, VerificationPack, WriteProtocol};
+use facebench_core::overlap::pipelined;
 use facebench_core::Embeddings;
-use facebench_extract::{forward, pipelined};
+use facebench_extract::forward;
 use facebench_image::{decode_bytes, FaceAnnotation, ImageF32, Preprocess};
 use facebench_model::FaceModel;
 use facebench_pairs::{evaluate, MetricSettings, Pairs, PairsProtocol, Rule};
