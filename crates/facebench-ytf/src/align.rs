@@ -16,6 +16,7 @@
 use std::path::Path;
 
 pub use facebench_detect::AlignOutcome;
+use facebench_core::overlap::pipelined;
 use facebench_detect::{fallback_box, AlignCache, AlignRecord, Detector, Face};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -173,31 +174,25 @@ pub fn align_frames(
     mut out: impl FnMut(AlignRecord) -> Result<()>,
 ) -> Result<Vec<String>> {
     let mut fallbacks = Vec::new();
-    let chunks: Vec<&[String]> = keys.chunks(BATCH).collect();
-    let mut next = match chunks.first() {
-        Some(c) => Some(prepare_all(root, c, search)?),
-        None => return Ok(fallbacks),
-    };
-    for i in 0..chunks.len() {
-        let jobs = next.take().expect("prepared batch");
-        let following = chunks.get(i + 1);
-        let (records, prepared) = rayon::join(
-            || -> Result<Vec<AlignRecord>> {
-                let imgs: Vec<&RgbImage> = jobs.iter().map(|j| &j.canvas).collect();
-                let found = detector.detect_batch(&imgs).map_err(|e| Error::Invalid(format!("detector: {e}")))?;
-                jobs.iter().zip(found).map(|(j, f)| record(j, f, detector)).collect()
-            },
-            || following.map(|c| prepare_all(root, c, search)),
-        );
-        for r in records? {
-            if r.fallback {
-                fallbacks.push(r.key.clone());
+    // A bad frame of the next batch is reported after this batch's records are handed out.
+    pipelined(
+        keys,
+        BATCH,
+        |_, chunk| prepare_all(root, chunk, search),
+        |jobs: Vec<Job>| -> Result<()> {
+            let imgs: Vec<&RgbImage> = jobs.iter().map(|j| &j.canvas).collect();
+            let found = detector.detect_batch(&imgs).map_err(Error::Detect)?;
+            for (j, f) in jobs.iter().zip(found) {
+                let r = record(j, f, detector)?;
+                if r.fallback {
+                    fallbacks.push(r.key.clone());
+                }
+                out(r)?;
             }
-            out(r)?;
-        }
-        progress(chunks[i].len());
-        next = prepared.transpose()?;
-    }
+            progress(jobs.len());
+            Ok(())
+        },
+    )?;
     Ok(fallbacks)
 }
 
