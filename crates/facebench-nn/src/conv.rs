@@ -1,6 +1,7 @@
 //! Convolution (groups = 1) as im2col + GEMM over chunks of output pixels.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor};
 
@@ -23,8 +24,10 @@ pub struct Conv2d {
     pub(crate) padding: Padding,
     /// TF HWIO as stored: row `(ky, kx, c)` of `[k*k*c_in, c_out]`, the im2col row order.
     pub(crate) wmat: Vec<f32>,
-    /// OIHW copy for candle's `conv2d`.
-    weight: Tensor,
+    /// OIHW copy for candle's `conv2d`, made on first use: the CPU kernels never read it, and
+    /// candle's strided copy of every filter cost ~160M instructions at detector load.
+    weight: OnceLock<Tensor>,
+    device: Device,
     pub(crate) epi: Epilogue,
     /// Thin inputs convolve directly (see [`Conv2d::with_direct_thin_input`]).
     direct_thin: bool,
@@ -47,7 +50,6 @@ impl Conv2d {
                 w.len()
             )));
         }
-        let weight = Tensor::from_slice(w, (kh, kw, c_in, c_out), device)?.permute((3, 2, 0, 1))?.contiguous()?;
         Ok(Conv2d {
             name: name.to_string(),
             c_in,
@@ -56,25 +58,26 @@ impl Conv2d {
             stride,
             padding: padding.into(),
             wmat: w.to_vec(),
-            weight,
+            weight: OnceLock::new(),
+            device: device.clone(),
             epi: Epilogue::new(),
             direct_thin: false,
         })
     }
 
     pub fn with_bias(mut self, bias: &[f32]) -> Result<Self> {
-        self.epi.set_bias(&self.name, self.c_out, bias, self.weight.device())?;
+        self.epi.set_bias(&self.name, self.c_out, bias, &self.device)?;
         Ok(self)
     }
 
     /// `y = y * scale + shift` per channel after the bias (dlib's affine / folded BatchNorm).
     pub fn with_affine(mut self, scale: &[f32], shift: &[f32]) -> Result<Self> {
-        self.epi.set_affine(&self.name, self.c_out, scale, shift, self.weight.device())?;
+        self.epi.set_affine(&self.name, self.c_out, scale, shift, &self.device)?;
         Ok(self)
     }
 
     pub fn with_activation(mut self, act: Activation) -> Result<Self> {
-        self.epi.set_act(&self.name, self.c_out, act, self.weight.device())?;
+        self.epi.set_act(&self.name, self.c_out, act, &self.device)?;
         Ok(self)
     }
 
@@ -110,8 +113,7 @@ impl Conv2d {
         }
         let bias: Vec<f32> = parts.iter().flat_map(|p| p.epi.bias().unwrap_or_default().iter().copied()).collect();
         let shape = [first.k, first.k, first.c_in, c_out];
-        let conv =
-            Conv2d::new(name, &w, shape, first.stride, first.padding, first.weight.device())?.with_bias(&bias)?;
+        let conv = Conv2d::new(name, &w, shape, first.stride, first.padding, &first.device)?.with_bias(&bias)?;
         Ok(Conv2d { direct_thin: first.direct_thin, ..conv.with_activation(first.epi.act().clone())? })
     }
 
@@ -159,8 +161,17 @@ impl Conv2d {
 
     fn forward_candle_res(&self, x: &Tensor, res: Option<&Tensor>) -> Result<Tensor> {
         let win = self.window(x)?;
-        let y = nhwc_to_nchw(&pad2d(x, win.pads())?)?.conv2d(&self.weight, 0, self.stride, 1, 1)?;
+        let y = nhwc_to_nchw(&pad2d(x, win.pads())?)?.conv2d(self.weight()?, 0, self.stride, 1, 1)?;
         self.epi.apply_candle(nchw_to_nhwc(&y)?, res)
+    }
+
+    fn weight(&self) -> Result<&Tensor> {
+        if let Some(w) = self.weight.get() {
+            return Ok(w);
+        }
+        let shape = (self.k, self.k, self.c_in, self.c_out);
+        let w = Tensor::from_slice(&self.wmat, shape, &self.device)?.permute((3, 2, 0, 1))?.contiguous()?;
+        Ok(self.weight.get_or_init(|| w))
     }
 
     /// The CPU kernel: GEMM rows from `rows`, chunked, epilogue (with `res`) on each chunk.

@@ -373,3 +373,55 @@ fn stem_streams_rows_exactly_as_layer_by_layer() {
     let c = with_candle_ops(|| fused::stem(&pre, &dw1, &pw1, &[(&dw2, &pw2)], &small)).unwrap();
     assert!(tdiff(&k, &c) < 1e-3, "stem vs candle: {}", tdiff(&k, &c));
 }
+
+/// The epilogue, in blocks of lanes with a channel-by-channel tail, at every vector level, rounds
+/// each step as the per-element definition does: bias, affine, residual, then the activation.
+#[test]
+fn epilogue_blocks_match_per_element_steps() {
+    use crate::epilogue::{apply_rows_best, Epilogue};
+    let dev = Device::Cpu;
+    for (i, c) in [1usize, 7, 16, 17, 32, 40, 136].into_iter().enumerate() {
+        let seed = 10 * i as u32;
+        let (b, s, t, a) = (pseudo(c, seed), pseudo(c, seed + 1), pseudo(c, seed + 2), pseudo(c, seed + 3));
+        let z: Vec<f32> = pseudo(5 * c, seed + 4).iter().map(|v| 8.0 * v).collect();
+        let r = pseudo(5 * c, seed + 5);
+        let acts = [Activation::None, Activation::Relu, Activation::Relu6, Activation::PRelu(a.clone())];
+        for (bias, affine, res, act) in (0..32).map(|m| (m & 1 != 0, m & 2 != 0, m & 4 != 0, &acts[m >> 3])) {
+            let mut e = Epilogue::new();
+            if bias {
+                e.set_bias("t", c, &b, &dev).unwrap();
+            }
+            if affine {
+                e.set_affine("t", c, &s, &t, &dev).unwrap();
+            }
+            e.set_act("t", c, act.clone(), &dev).unwrap();
+            let want: Vec<f32> = z
+                .iter()
+                .enumerate()
+                .map(|(j, &z)| {
+                    let ch = j % c;
+                    let mut v = if bias { z + b[ch] } else { z };
+                    if affine {
+                        v = v * s[ch] + t[ch];
+                    }
+                    if res {
+                        v += r[j];
+                    }
+                    match act {
+                        Activation::None => v,
+                        Activation::Relu => v.max(0.0),
+                        Activation::Relu6 => v.clamp(0.0, 6.0),
+                        Activation::PRelu(a) => v.max(0.0) + a[ch] * v.min(0.0),
+                    }
+                })
+                .collect();
+            let res = res.then_some(&r[..]);
+            let (mut plain, mut best) = (z.clone(), z.clone());
+            e.apply_rows(&mut plain, c, res);
+            apply_rows_best(&e, &mut best, c, res);
+            let case = format!("c {c}, bias {bias}, affine {affine}, residual {}, {act:?}", res.is_some());
+            assert_eq!(plain, want, "{case}");
+            assert_eq!(best, want, "{case}");
+        }
+    }
+}
