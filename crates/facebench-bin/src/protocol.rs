@@ -79,7 +79,7 @@ mod tests {
         // lfw_bin.toml: LFW's five rules replace the packs' two, and LFW's published rows.
         let (p, _) = PairsProtocol::read(&dir.join("lfw_bin.toml")).unwrap();
         assert_eq!(p.metrics.rules.len(), 5);
-        assert!(p.published.iter().any(|r| r.accuracy == 99.73));
+        assert!(p.published.iter().any(|r| r.accuracy == Some(99.73)));
         let (p, _) = PairsProtocol::read(&dir.join("cfp_fp.toml")).unwrap();
         assert_eq!(p.metrics.rules.len(), 2);
         assert!(p.published.is_empty());

@@ -49,7 +49,7 @@ pub use lists::{
 };
 pub use lowp::{bf16_available, int8_available};
 pub use output::{devkit_json, write_devkit_results, DevkitNames};
-pub use protocol::{Lists, MegafaceProtocol, MegafacePublished, Noises};
+pub use protocol::{Lists, MegafaceProtocol, Noises};
 
 /// Errors name the file (and line) or the row at fault.
 #[derive(Debug, thiserror::Error)]

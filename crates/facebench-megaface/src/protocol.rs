@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use facebench_metrics::{check_published, Figures, Published};
 use serde::Deserialize;
 
 use crate::lists::{distractor_list_path, read_probe_list, ProbeList};
@@ -16,7 +17,7 @@ pub struct MegafaceProtocol {
     pub lists: Lists,
     pub noises: Noises,
     #[serde(default)]
-    pub published: Vec<MegafacePublished>,
+    pub published: Vec<Published>,
 }
 
 /// Paths relative to the data root.
@@ -42,34 +43,10 @@ pub struct Noises {
     pub distractor: PathBuf,
 }
 
-/// A published MegaFace Challenge 1 row at 1M distractors (percent); `None` = not reported.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MegafacePublished {
-    pub source: String,
-    pub setting: String,
-    /// Rank-1 identification, raw and noise-cleaned (R).
-    #[serde(default)]
-    pub rank1: Option<f64>,
-    #[serde(default)]
-    pub rank1_r: Option<f64>,
-    /// TAR at FAR = 1e-6, raw and R.
-    #[serde(default)]
-    pub tar_at_far_1e6: Option<f64>,
-    #[serde(default)]
-    pub tar_at_far_1e6_r: Option<f64>,
-}
-
-impl MegafacePublished {
-    fn values(&self) -> [Option<f64>; 4] {
-        [self.rank1, self.rank1_r, self.tar_at_far_1e6, self.tar_at_far_1e6_r]
-    }
-}
-
 impl MegafaceProtocol {
     pub fn read(path: &Path) -> Result<MegafaceProtocol> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
-        let p: MegafaceProtocol = toml::from_str(&text).map_err(|e| Error::file(path, e.to_string()))?;
+        let mut p: MegafaceProtocol = toml::from_str(&text).map_err(|e| Error::file(path, e.to_string()))?;
         let l = &p.lists;
         if l.sizes.is_empty() || l.sizes.contains(&0) || !l.sizes.is_sorted_by(|a, b| a < b) {
             return Err(Error::file(path, format!("lists.sizes {:?}: positive and ascending", l.sizes)));
@@ -80,15 +57,7 @@ impl MegafaceProtocol {
                 format!("{} probe images of {} identities: two or more each", l.probe_images, l.probe_identities),
             ));
         }
-        for r in &p.published {
-            let v = r.values();
-            if v.iter().all(Option::is_none) || v.iter().flatten().any(|x| !(0.0..=100.0).contains(x)) {
-                return Err(Error::file(
-                    path,
-                    format!("published row {:?} / {:?}: percentages, at least one", r.source, r.setting),
-                ));
-            }
-        }
+        check_published(&mut p.published, &p.name, Figures::Megaface).map_err(|msg| Error::file(path, msg))?;
         Ok(p)
     }
 
@@ -137,7 +106,11 @@ mod tests {
         );
         assert_eq!(p.published.len(), 7);
         let arc = p.published.iter().find(|r| r.setting == "R100 MS1MV2, ArcFace loss").unwrap();
-        assert_eq!(arc.values(), [Some(81.03), Some(98.35), Some(96.98), Some(98.48)]);
+        let figures = [arc.rank1, arc.rank1_r, arc.tar_at_far_1e6, arc.tar_at_far_1e6_r];
+        assert_eq!(
+            (arc.protocol.as_str(), figures),
+            ("megaface", [Some(81.03), Some(98.35), Some(96.98), Some(98.48)])
+        );
         let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(repo().join("../shared/data"));
         assert_eq!(p.read_probe_list(&data).unwrap().paths.len(), 3530);
         // The 1M list is not in the data root (over 4 MiB); the others are.
@@ -160,6 +133,7 @@ mod tests {
             ("rank1 = 84.26\ntar_at_far_1e6 = 97.96\n", "", "at least one"),
             ("rank1 = 84.26", "rank1 = 842.6", "percentages"),
             ("rank1 = 84.26", "rank_1 = 84.26", "unknown field"),
+            ("rank1 = 84.26", "accuracy = 84.26", "not a MegaFace figure"),
         ] {
             assert!(good.contains(from), "{from}");
             std::fs::write(&path, good.replace(from, to)).unwrap();

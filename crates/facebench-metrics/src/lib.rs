@@ -7,10 +7,12 @@
 //! tool's own; see [`Rule`] for the list and `scripts/reference_metrics.py` for the
 //! step-by-step Python transcriptions the tests compare against. [`verification_metrics`]
 //! bundles what a pair-verification protocol reports, once the protocol has chosen each
-//! rule's scores.
+//! rule's scores. [`Published`] is a protocol file's published row of these figures, which
+//! each protocol crate checks against what it reports ([`check_published`]).
 
 mod features;
 mod ident;
+mod published;
 mod roc;
 mod settings;
 mod verification;
@@ -20,6 +22,7 @@ pub use features::{
     facenet_distances, facenet_mean_subtracted_distances, mean_subtracted_cosines, squared_l2, FacenetMetric,
 };
 pub use ident::{cmc_curve_from_counts, cmc_from_counts, megaface_cmc, megaface_counts, CmcCurve};
+pub use published::{check_published, Figures, Published};
 pub use roc::{
     auc, eer, max_false_accepts, roc, roc_fold_averaged, tar_at_far_exact, tar_at_far_insightface, FoldAveragedRoc,
     InsightFaceVal, InsightFaceValFold, Roc, TarAtFar,

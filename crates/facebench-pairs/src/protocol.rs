@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
 pub use facebench_metrics::MetricSettings;
-use facebench_metrics::Rule;
+use facebench_metrics::{check_published, Figures, Published, Rule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::published::Published;
 use crate::Pairs;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,9 +113,10 @@ impl PairsProtocol {
     /// file read (for provenance).
     pub fn read(path: &Path) -> Result<(PairsProtocol, String)> {
         let merged = crate::include::read_merged(path)?;
-        let p: PairsProtocol =
+        let mut p: PairsProtocol =
             toml::Value::Table(merged.table).try_into().map_err(|e| Error::format(path, e.to_string()))?;
         p.validate().map_err(|msg| Error::format(path, msg))?;
+        check_published(&mut p.published, &p.name, Figures::Accuracy).map_err(|msg| Error::format(path, msg))?;
         Ok((p, merged.sha256))
     }
 
@@ -138,9 +138,6 @@ impl PairsProtocol {
             self.sha256.iter().find(|(_, v)| v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err(format!("sha256 of {file:?} is {sum:?}, not 64 hex digits"));
-        }
-        if let Some(p) = self.published.iter().find(|p| !(0.0..=100.0).contains(&p.accuracy)) {
-            return Err(format!("published accuracy {} ({}) is not a percentage", p.accuracy, p.source));
         }
         if !self.variants.is_empty() && self.variants.iter().all(|v| v.baseline) {
             return Err("no non-baseline variant to choose".into());
@@ -333,6 +330,8 @@ mod tests {
             ("[tune]\ntrain = \"a\"\ntest = \"b\"\nrule = \"insightface\"\n", "no [tune]"),
             ("[[variants]]\nname = \"v\"\nalign = \"centre:150\"\nflip = true\nbaseline = true\n", "non-baseline"),
             ("[[published]]\nsource = \"s\"\nsetting = \"t\"\naccuracy = 997.3\n", "not a percentage"),
+            ("[[published]]\nsource = \"s\"\nsetting = \"t\"\n", "no `accuracy`"),
+            ("[[published]]\nsource = \"s\"\nsetting = \"t\"\naccuracy = 99.0\nrank1 = 80.0\n", "MegaFace figure"),
         ] {
             write(&dir, "x.toml", &format!("{bin}{extra}"));
             let e = PairsProtocol::read(&path).unwrap_err().to_string();

@@ -1,47 +1,13 @@
 //! Published results: the `[[published]]` rows of the protocol files, the only place
-//! published numbers are written. Reports show them beside measured rows, labelled as
+//! published numbers are written, as [`Published`] rows (facebench-metrics, which every
+//! protocol crate reads them with). Reports show them beside measured rows, labelled as
 //! published.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use facebench_core::{Error, Result};
-use serde::{Deserialize, Serialize};
-
-/// A published accuracy on a pairs protocol (percent).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Published {
-    pub source: String,
-    pub setting: String,
-    pub accuracy: f64,
-}
-
-/// A published row of any protocol file (pairs, YTF, MegaFace), percentages; `None` = the
-/// source does not report it. Rows of one source and setting are one line of the CosFace
-/// paper's table, across protocols.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishedRow {
-    /// The protocol file's `name` (`lfw`, `ytf`, `megaface`, `cfp_fp`, ...).
-    #[serde(skip_deserializing)]
-    pub protocol: String,
-    pub source: String,
-    pub setting: String,
-    /// Verification accuracy (pairs protocols, YTF).
-    #[serde(default)]
-    pub accuracy: Option<f64>,
-    /// MegaFace Challenge 1 at 1M distractors: rank-1 identification, raw and noise-cleaned (R).
-    #[serde(default)]
-    pub rank1: Option<f64>,
-    #[serde(default)]
-    pub rank1_r: Option<f64>,
-    /// MegaFace Challenge 1 at 1M distractors: TAR at FAR = 1e-6, raw and R.
-    #[serde(default)]
-    pub tar_at_far_1e6: Option<f64>,
-    #[serde(default)]
-    pub tar_at_far_1e6_r: Option<f64>,
-}
+use facebench_metrics::{check_published, Figures, Published};
 
 /// `$FACEBENCH_PROTOCOLS`, else the repository's `protocols/` (where the published rows are).
 pub fn default_dir() -> PathBuf {
@@ -70,9 +36,11 @@ pub(crate) fn protocol_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Every published row of every protocol file in `protocols_dir`, in file-name order and
 /// then file order. A row that several files share through one fragment (the LFW rows of
 /// `lfw.toml` and `lfw_bin.toml`) is returned once; the same protocol, source and setting
-/// with different numbers in two files is an error naming both.
-pub fn all(protocols_dir: &Path) -> Result<Vec<PublishedRow>> {
-    let mut rows: Vec<PublishedRow> = Vec::new();
+/// with different numbers in two files is an error naming both. Each row is checked as its
+/// protocol reads it: MegaFace's (a file with `[lists]`) give its four figures, every other
+/// protocol's an accuracy.
+pub fn all(protocols_dir: &Path) -> Result<Vec<Published>> {
+    let mut rows: Vec<Published> = Vec::new();
     let mut seen: HashMap<(String, String, String), (usize, PathBuf)> = HashMap::new();
     for path in protocol_files(protocols_dir)? {
         let mut table = crate::include::read_merged(&path)?.table;
@@ -80,11 +48,12 @@ pub fn all(protocols_dir: &Path) -> Result<Vec<PublishedRow>> {
             Some(toml::Value::String(s)) => s.clone(),
             _ => return Err(Error::format(&path, "no `name` string")),
         };
+        let figures = if table.contains_key("lists") { Figures::Megaface } else { Figures::Accuracy };
         let Some(published) = table.remove("published") else { continue };
-        let file_rows: Vec<PublishedRow> =
+        let mut file_rows: Vec<Published> =
             published.try_into().map_err(|e| Error::format(&path, format!("[[published]]: {e}")))?;
-        for mut row in file_rows {
-            row.protocol = name.clone();
+        check_published(&mut file_rows, &name, figures).map_err(|msg| Error::format(&path, msg))?;
+        for row in file_rows {
             let key = (name.clone(), row.source.clone(), row.setting.clone());
             match seen.get(&key) {
                 Some((i, _)) if rows[*i] == row => {}
@@ -247,7 +216,7 @@ mod tests {
     fn all_published_rows_are_the_reports_rows_once() {
         let rows = all(&repo().join("protocols")).unwrap();
         let find = |protocol: &str, source: &str, setting: &str| {
-            let hits: Vec<&PublishedRow> =
+            let hits: Vec<&Published> =
                 rows.iter().filter(|r| r.protocol == protocol && r.source == source && r.setting == setting).collect();
             assert!(hits.len() <= 1, "{protocol} {source} {setting}: {hits:?}");
             hits.first().copied()
@@ -278,6 +247,12 @@ mod tests {
         std::fs::write(dir.join("b.toml"), row(98.0)).unwrap();
         let e = all(&dir).unwrap_err().to_string();
         assert!(e.contains("b.toml: published row") && e.contains("a.toml"), "{e}");
+        // Each file's rows are checked as its protocol reads them: MegaFace's (`[lists]`) give
+        // its own figures, no accuracy.
+        std::fs::remove_file(dir.join("b.toml")).unwrap();
+        std::fs::write(dir.join("mf.toml"), format!("{}[lists]\n", row(99.0).replace("\"x\"", "\"mf\""))).unwrap();
+        let e = all(&dir).unwrap_err().to_string();
+        assert!(e.contains("mf.toml: published row") && e.contains("not a MegaFace figure"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

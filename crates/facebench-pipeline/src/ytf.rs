@@ -8,11 +8,12 @@ use std::time::Instant;
 use facebench_core::{store, Embeddings};
 use facebench_detect::read_alignments;
 use facebench_extract::Job;
+use facebench_metrics::Published;
 use facebench_pairs::Rule;
 use facebench_report::ytf::{headline_table, write_ytf_report, YtfReport, YtfRunInfo};
 use facebench_ytf::{
     align_cached, default_settings, evaluate, Coverage, FrameSelection, LabeledFaces, Layout, Mode, Search,
-    SearchRegion, Splits, VideoIndex, YtfProtocol, YtfPublished, YtfResults,
+    SearchRegion, Splits, VideoIndex, YtfProtocol, YtfResults,
 };
 use serde::Serialize;
 
@@ -195,7 +196,7 @@ impl Frames {
         r: &YtfResults,
         timings: &[Stage],
         provenance: Vec<(String, String)>,
-        published: Vec<YtfPublished>,
+        published: Vec<Published>,
     ) -> YtfReport {
         YtfReport::of(
             r,

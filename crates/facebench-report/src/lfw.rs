@@ -6,13 +6,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use facebench_metrics::TarAtFar;
-use facebench_pairs::published::Published;
+use facebench_metrics::{Published, TarAtFar};
 use facebench_pairs::{LfwResults, Rule};
 
 use crate::plot::{roc_plot, score_histogram, RocCurve};
 use crate::results::Stage;
-use crate::table::{escape_html, Table};
+use crate::table::{escape_html, pct, Table};
 use crate::{Error, Result};
 
 /// An extra accuracy row measured by us (another preprocessing variant, a baseline).
@@ -153,7 +152,7 @@ fn tables(r: &LfwResults, ctx: &LfwReportContext) -> Vec<(String, Table)> {
             "published".to_string(),
             format!("{}: {}", p.source, p.setting),
             "as published".into(),
-            format!("{:.2}", p.accuracy),
+            pct(p.accuracy),
             "-".into(),
             "-".into(),
         ]);

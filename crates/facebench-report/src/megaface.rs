@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use facebench_megaface::{MegafacePublished, MegafaceResults, Scoring, TarExact};
+use facebench_megaface::{MegafaceResults, Scoring, TarExact};
+use facebench_metrics::Published;
 
 use crate::plot::{cmc_plot, roc_plot, CmcCurve, RocCurve};
 use crate::table::{pct, Table};
@@ -11,12 +12,7 @@ use crate::{Error, Result};
 
 /// `cmc.png/svg`, `roc.png/svg` and `report.md` in `out`; `label` names the data set and
 /// its variant everywhere (`LFW-as-MegaFace (raw)`); `published` are the protocol file's rows.
-pub fn write_megaface_report(
-    out: &Path,
-    r: &MegafaceResults,
-    label: &str,
-    published: &[MegafacePublished],
-) -> Result<()> {
+pub fn write_megaface_report(out: &Path, r: &MegafaceResults, label: &str, published: &[Published]) -> Result<()> {
     let cmc: Vec<CmcCurve> = r
         .sizes
         .iter()
@@ -42,7 +38,7 @@ pub fn write_megaface_report(
 }
 
 /// One row per size (rank-1, TAR@FAR exact and devkit-style), then the published rows.
-fn report_markdown(r: &MegafaceResults, label: &str, published: &[MegafacePublished]) -> String {
+fn report_markdown(r: &MegafaceResults, label: &str, published: &[Published]) -> String {
     let mut header = vec!["distractors".to_string(), "Id (rank-1)".to_string()];
     let fars: Vec<f64> = r.sizes.first().map(|s| s.tar_at_far.iter().map(|t| t.far).collect()).unwrap_or_default();
     for f in &fars {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use facebench_pairs::published::PublishedRow;
+use facebench_metrics::Published;
 
 use facebench_core::atomic::OutputSet;
 use facebench_core::thousands;
@@ -67,6 +67,16 @@ fn published_training_data(s: &str) -> &'static str {
     }
 }
 
+/// A verification protocol without a column of its own (`.bin` packs, pairs protocol files):
+/// its name in the "other sets" column.
+fn other_set(p: &str) -> Option<&str> {
+    match p {
+        "lfw" | "ytf" => None,
+        _ => Some(p.strip_prefix("bin:").unwrap_or(p)),
+    }
+}
+
+/// The title of a protocol's section: a pairs protocol file's is its `name`.
 fn protocol_title(p: &str) -> String {
     match p {
         "lfw" => "LFW".into(),
@@ -172,7 +182,7 @@ pub fn write_summary(
     out: &Path,
     results: &[PathBuf],
     extra_figures: &[PathBuf],
-    published: &[PublishedRow],
+    published: &[Published],
 ) -> Result<Summary> {
     let mut entries = Vec::new();
     let mut unrecognised = Vec::new();
@@ -257,11 +267,11 @@ pub fn write_summary(
 struct PublishedLine<'a> {
     source: &'a str,
     setting: &'a str,
-    rows: Vec<&'a PublishedRow>,
+    rows: Vec<&'a Published>,
 }
 
 impl PublishedLine<'_> {
-    fn of(&self, protocol: &str) -> Option<&PublishedRow> {
+    fn of(&self, protocol: &str) -> Option<&Published> {
         self.rows.iter().copied().find(|r| r.protocol == protocol)
     }
 
@@ -276,7 +286,7 @@ impl PublishedLine<'_> {
 /// Rows of one source and setting, across protocol files, make one line. A line new to the
 /// table goes right after the line of the row before it in the same protocol, so every
 /// file's order is kept (the files list their rows in the CosFace paper's order).
-fn published_lines(rows: &[PublishedRow]) -> Vec<PublishedLine<'_>> {
+fn published_lines(rows: &[Published]) -> Vec<PublishedLine<'_>> {
     let mut lines: Vec<PublishedLine> = Vec::new();
     let mut prev: Option<(&str, usize)> = None;
     for r in rows {
@@ -298,10 +308,11 @@ fn published_lines(rows: &[PublishedRow]) -> Vec<PublishedLine<'_>> {
 }
 
 /// The CosFace-paper-shaped table: measured rows, then published rows, apart.
-fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String], published_rows: &[PublishedRow]) {
+fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String], published_rows: &[Published]) {
     let lines = published_lines(published_rows);
-    let has_other = entries.iter().any(|e| matches!(&e.body, Body::Verification(v) if v.protocol.starts_with("bin:")))
-        || lines.iter().any(|l| !l.other().is_empty());
+    let has_other =
+        entries.iter().any(|e| matches!(&e.body, Body::Verification(v) if other_set(&v.protocol).is_some()))
+            || lines.iter().any(|l| !l.other().is_empty());
     let mut header: Vec<String> =
         ["method", "training data", "LFW %", "YTF %", "MegaFace Id %", "MegaFace Ver %"].map(String::from).to_vec();
     if has_other {
@@ -339,9 +350,7 @@ fn comparison(doc: &mut Doc, entries: &[Entry], models: &[String], published_row
         ];
         if has_other {
             row.push(cell(&|e| match &e.body {
-                Body::Verification(v) if v.protocol.starts_with("bin:") => {
-                    Some(format!("{}: {}", &v.protocol[4..], verification_cell(v)))
-                }
+                Body::Verification(v) => other_set(&v.protocol).map(|name| format!("{name}: {}", verification_cell(v))),
                 _ => None,
             }));
         }
@@ -491,8 +500,11 @@ fn verification_section(
         x.rows = t.rows.iter().map(|r| r[..9].to_vec()).collect();
         x
     };
+    let mut folds: Vec<String> = rows.iter().map(|(_, v)| v.n_folds.map_or("k".into(), |n| n.to_string())).collect();
+    folds.sort();
+    folds.dedup();
     doc.tex += &latex::table(
-        &format!("{title}: accuracy under each tool's rule (10-fold)."),
+        &format!("{title}: accuracy under each tool's rule ({}-fold).", folds.join(" or ")),
         &format!("tab:facebench-{}", slug(protocol)),
         &tex_t.header,
         &[("", &tex_t)],

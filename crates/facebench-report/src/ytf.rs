@@ -8,13 +8,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use facebench_metrics::{FoldAveragedRoc, FoldReport, InsightFaceVal, TarAtFar};
-use facebench_ytf::{YtfPublished, YtfResults};
+use facebench_metrics::{FoldAveragedRoc, FoldReport, InsightFaceVal, Published, TarAtFar};
+use facebench_ytf::YtfResults;
 
 use crate::lfw::CSS;
 use crate::plot::{roc_plot, score_histogram, RocCurve};
 use crate::results::Stage;
-use crate::table::{escape_html, Table};
+use crate::table::{escape_html, pct, Table};
 use crate::{Error, Result};
 
 /// One TAR@FAR read-out (the shape of LFW's rows).
@@ -69,7 +69,7 @@ pub struct YtfReport {
     pub fallbacks: Vec<String>,
     pub provenance: Vec<(String, String)>,
     /// The protocol file's published rows, shown beside the measured ones.
-    pub published: Vec<YtfPublished>,
+    pub published: Vec<Published>,
 }
 
 /// What a YTF report shows beside the results: who embedded the frames, how, at what speed.
@@ -83,7 +83,7 @@ pub struct YtfRunInfo {
     pub fallbacks: Vec<String>,
     pub provenance: Vec<(String, String)>,
     /// The protocol file's published rows, shown beside the measured ones.
-    pub published: Vec<YtfPublished>,
+    pub published: Vec<Published>,
 }
 
 impl YtfReport {
@@ -283,7 +283,7 @@ fn tables(r: &YtfReport) -> Vec<(String, Table, String)> {
             format!("{}: {}", p.source, p.setting),
             "as published".into(),
             "as published".into(),
-            format!("{:.2}", p.accuracy),
+            pct(p.accuracy),
             "-".into(),
             "-".into(),
         ]);
@@ -518,7 +518,16 @@ mod tests {
             }],
             pair_header: vec!["split".into(), "score".into()],
             pair_rows: vec![vec!["9".into(), "0.9".into()]],
-            published: vec![YtfPublished { source: "CosFace paper".into(), setting: "s".into(), accuracy: 97.6 }],
+            published: vec![Published {
+                protocol: "ytf".into(),
+                source: "CosFace paper".into(),
+                setting: "s".into(),
+                accuracy: Some(97.6),
+                rank1: None,
+                rank1_r: None,
+                tar_at_far_1e6: None,
+                tar_at_far_1e6_r: None,
+            }],
             ..Default::default()
         };
         write_ytf_report(&dir, &r).unwrap();

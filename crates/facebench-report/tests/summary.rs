@@ -3,17 +3,20 @@
 //! (pooled ROC thinned, CMC curve cut), models renamed `fixture-a` / `fixture-b`
 //! (fixture-b's MegaFace numbers are fixture-a's scaled by 0.8). fixture-a's
 //! pairs_scores.csv is its run's whole file; fixture-b's keeps 240 real rows, and every other
-//! pair of the 6,000 repeats the scores of one of those rows with the same label. Every
-//! results.json carries the envelope's schema 1.
+//! pair of the 6,000 repeats the scores of one of those rows with the same label.
+//! `pairs-mini` is a whole output folder of `facebench eval pairs --protocol-file
+//! mini_pairs.toml --embeddings` (LFW's faceapi-resnet stores, model `landmarks`) on the 20
+//! LFW pairs of that protocol file, which sits beside it. Every results.json carries the
+//! envelope's schema 1.
 
 use std::path::{Path, PathBuf};
 
-use facebench_pairs::published::PublishedRow;
+use facebench_metrics::Published;
 use facebench_report::plot::colour_slots;
 use facebench_report::summary::{write_summary, Summary};
 
 /// The published rows of the repository's protocol files.
-fn published() -> Vec<PublishedRow> {
+fn published() -> Vec<Published> {
     facebench_pairs::published::all(&protocols_dir()).unwrap()
 }
 
@@ -489,11 +492,8 @@ fn ytf_partial_not_measurable_run_is_labelled() {
     assert!(svg.contains("fixture-b") && svg.contains("video pair score"));
 }
 
-/// Published numbers come from the protocol files: a row edited in a copy of protocols/
-/// shows up in the summary's Markdown and LaTeX.
-#[test]
-fn an_edited_published_row_shows_in_the_summary() {
-    let dir = tmp("edited-protocols");
+/// A copy of the repository's protocols/ (with common/) in `dir`.
+fn copy_protocols(dir: &Path) -> PathBuf {
     let protocols = dir.join("protocols");
     std::fs::create_dir_all(protocols.join("common")).unwrap();
     for sub in ["", "common"] {
@@ -504,6 +504,15 @@ fn an_edited_published_row_shows_in_the_summary() {
             }
         }
     }
+    protocols
+}
+
+/// Published numbers come from the protocol files: a row edited in a copy of protocols/
+/// shows up in the summary's Markdown and LaTeX.
+#[test]
+fn an_edited_published_row_shows_in_the_summary() {
+    let dir = tmp("edited-protocols");
+    let protocols = copy_protocols(&dir);
     let ytf = protocols.join("ytf.toml");
     let text = read(&ytf);
     assert!(text.contains("accuracy = 96.1\n"));
@@ -514,4 +523,80 @@ fn an_edited_published_row_shows_in_the_summary() {
     let line = md.lines().find(|l| l.contains("CASIA-WebFace (small protocol), LMCL")).expect("LMCL row");
     assert!(line.contains("| 99.33 | 91.23 |") && !line.contains("96.10"), "{line}");
     assert!(read(&dir.join("out/summary.tex")).contains("91.23"));
+}
+
+/// A pairs protocol file's result (fixture `pairs-mini`: `facebench eval pairs --embeddings`
+/// of LFW's faceapi-resnet stores on `mini_pairs.toml`, 20 LFW pairs in 2 folds) gets a
+/// column entry and a table of its own titled by its name, and its protocol file's published
+/// row when that file is in the protocol folder.
+#[test]
+fn a_pairs_protocol_result_has_its_own_column_and_table() {
+    let dir = tmp("pairs-protocol");
+    let protocols = copy_protocols(&dir);
+    std::fs::copy(fixture("pairs-mini/mini_pairs.toml"), protocols.join("mini_pairs.toml")).unwrap();
+    let rows = facebench_pairs::published::all(&protocols).unwrap();
+    let out = dir.join("out");
+    let inputs = [fixture("lfw-a/results.json"), fixture("pairs-mini/results.json")];
+    let s = write_summary(&out, &inputs, &[], &rows).unwrap();
+    assert_eq!((s.used, s.unrecognised.len()), (2, 0), "{:?}", s.unrecognised);
+
+    let md = read(&out.join("summary.md"));
+    let tables = md_tables(&md);
+    let (header, measured) = &tables[0];
+    assert!(header.ends_with("| other sets % |"), "{header}");
+    let landmarks = measured.lines().find(|l| l.starts_with("| landmarks |")).expect("the fixture's model");
+    assert!(
+        landmarks.contains("| mini_pairs: 95.00 (insightface) |") && landmarks.contains("| - | - |"),
+        "{landmarks}"
+    );
+    let published_table = &tables[1].1;
+    let test_row =
+        published_table.lines().find(|l| l.contains("a test row: not a real result")).expect("its published row");
+    assert!(test_row.ends_with("| mini_pairs: 50.00 |"), "{test_row}");
+    assert!(md.contains("## mini_pairs: every model and rule"), "{md}");
+    assert!(read(&out.join("summary.tex")).contains("mini\\_pairs: accuracy under each tool's rule (2-fold)."));
+    let figures: Vec<String> =
+        s.written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(figures.contains(&"roc_mini_pairs.svg".into()) && figures.contains(&"scores_mini_pairs.svg".into()));
+
+    // Without its protocol file in the folder, the result is still summarised.
+    let s = write_summary(&out, &inputs, &[], &published()).unwrap();
+    assert_eq!(s.used, 2);
+    assert!(!read(&out.join("summary.md")).contains("a test row"));
+}
+
+/// Its pairs_scores.csv is checked as LFW's is; a file not of a pairs protocol's shape under
+/// an unknown name (no `n_folds`, or an `lfw:tune` View 1 result) stays not recognised.
+#[test]
+fn a_pairs_protocol_result_is_checked_and_other_shapes_stay_unrecognised() {
+    let dir = tmp("pairs-protocol-checks");
+    let (p, csv) = copy_fixture(&dir, "pairs-mini");
+    edit_line(&csv, 5, |l| l.replacen(",1,", ",maybe,", 1));
+    let e = summary_error(&dir, &p);
+    assert!(e.contains("pairs_scores.csv line 5: column is_same: \"maybe\" is neither 0 nor 1"), "{e}");
+    let text = read(&fixture("pairs-mini/pairs_scores.csv"));
+    std::fs::write(&csv, text.lines().take(11).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let e = summary_error(&dir, &p);
+    assert!(e.contains(&format!("{}: 10 rows, {} says n_pairs = 20", csv.display(), p.display())), "{e}");
+
+    std::fs::write(&csv, text).unwrap();
+    edit_json(&p, |v| v["results"]["accuracy"][0]["mean"] = 1.5.into());
+    assert!(summary_error(&dir, &p).contains("results.accuracy[0].mean"));
+
+    edit_json(&p, |v| {
+        v["results"]["accuracy"][0]["mean"] = 0.95.into();
+        v["results"].as_object_mut().unwrap().remove("n_folds");
+    });
+    let tune = dir.join("tune/results.json");
+    std::fs::create_dir_all(tune.parent().unwrap()).unwrap();
+    let body = r#"{"train": "a", "test": "b", "n_train": 2200, "n_test": 1000, "rows": []}"#;
+    std::fs::write(&tune, format!(r#"{{"schema": 1, "protocol": "lfw:tune", "model": "m", "results": {body}}}"#))
+        .unwrap();
+    let s = write_summary(&dir.join("out"), &[p, tune], &[], &published()).unwrap();
+    assert_eq!(s.used, 0);
+    let why: Vec<&str> = s.unrecognised.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        why,
+        ["protocol `mini_pairs` is not one the summary knows", "protocol `lfw:tune` is not one the summary knows"]
+    );
 }

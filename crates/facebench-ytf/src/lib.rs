@@ -29,7 +29,7 @@ pub use eval::{
 };
 pub use facebench_metrics::TarRow;
 pub use layout::{FaceBox, FrameSelection, LabeledFaces, Layout, VideoIndex};
-pub use protocol::{SplitsSpec, YtfProtocol, YtfPublished};
+pub use protocol::{SplitsSpec, YtfProtocol};
 pub use score::{pair_stats, score_video_pairs, Mode, PairStats, VideoFeatures, PAIR_BLOCKS};
 pub use splits::{Splits, VideoId, VideoPair};
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use facebench_metrics::{check_published, Figures, Published};
 use serde::Deserialize;
 
 use crate::splits::Splits;
@@ -15,7 +16,7 @@ pub struct YtfProtocol {
     pub description: String,
     pub splits: SplitsSpec,
     #[serde(default)]
-    pub published: Vec<YtfPublished>,
+    pub published: Vec<Published>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,21 +30,12 @@ pub struct SplitsSpec {
     pub dataset_videos: usize,
 }
 
-/// A published YTF accuracy (percent).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct YtfPublished {
-    pub source: String,
-    pub setting: String,
-    pub accuracy: f64,
-}
-
 impl YtfProtocol {
     /// Reads and validates the file; [`Splits`] checks `splits.txt` against its structure.
     pub fn read(path: &Path) -> Result<YtfProtocol> {
         let fail = |msg: String| Error::Format { path: path.to_path_buf(), msg };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let p: YtfProtocol = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let mut p: YtfProtocol = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
         let s = &p.splits;
         // Cross-validation needs two or more splits.
         if s.header.trim().is_empty() || s.splits < 2 || s.pairs_per_split == 0 {
@@ -52,9 +44,7 @@ impl YtfProtocol {
                 s.header, s.splits, s.pairs_per_split
             )));
         }
-        if let Some(r) = p.published.iter().find(|r| !(0.0..=100.0).contains(&r.accuracy)) {
-            return Err(fail(format!("published accuracy {} ({}) is not a percentage", r.accuracy, r.source)));
-        }
+        check_published(&mut p.published, &p.name, Figures::Accuracy).map_err(fail)?;
         Ok(p)
     }
 
@@ -77,7 +67,10 @@ mod tests {
         let p = YtfProtocol::read(&repo().join("protocols/ytf.toml")).unwrap();
         assert_eq!((p.name.as_str(), p.splits.splits * p.splits.pairs_per_split), ("ytf", 5000));
         assert_eq!(p.published.len(), 5);
-        assert!(p.published.iter().any(|r| r.accuracy == 97.6 && r.source == "CosFace paper"));
+        assert!(p
+            .published
+            .iter()
+            .any(|r| r.accuracy == Some(97.6) && r.source == "CosFace paper" && r.protocol == "ytf"));
         let data = std::env::var_os("FACEBENCH_DATA").map(PathBuf::from).unwrap_or(repo().join("../shared/data"));
         assert_eq!(p.read_splits(&data).unwrap().pairs.len(), 5000);
     }
@@ -91,6 +84,7 @@ mod tests {
         for (from, to, want) in [
             ("splits = 10", "splits = 1", "1 x 500 pairs"),
             ("accuracy = 97.6", "accuracy = 976", "not a percentage"),
+            ("accuracy = 97.6", "rank1 = 97.6", "MegaFace figure"),
             ("splits = 10", "splits = 10\nfolds = 10", "unknown field"),
         ] {
             std::fs::write(&path, good.replace(from, to)).unwrap();

@@ -5,8 +5,13 @@
 //! What is read is checked, not trusted: the envelope (schema 1, a protocol and a model),
 //! every number the report shows (rates within 0..1, times finite), and the
 //! `pairs_scores.csv` beside a verification result (see [`super::scores`]). Every pairs
-//! writer (`eval lfw`, `eval lfw --embeddings`, `eval bin`, `eval ytf`) writes that CSV in
-//! the same output set as results.json, so a verification result without one is an error.
+//! writer (`eval lfw`, `eval pairs`, either with `--embeddings`, `eval bin`, `eval ytf`)
+//! writes that CSV in the same output set as results.json, so a verification result without
+//! one is an error.
+//!
+//! Protocols are known by name (`lfw`, `ytf`, `bin:<name>`, `megaface`), and any other name
+//! whose `results` have a pairs protocol's shape (see [`is_pairs_body`]) is that pairs
+//! protocol file's result (`eval pairs --protocol-file`, protocol = the file's `name`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,8 @@ use crate::{Error, Result};
 /// LFW View 2 and YTF pair counts: fewer pairs means a partial evaluation.
 const LFW_PAIRS: u64 = 6000;
 const YTF_PAIRS: u64 = 5000;
+/// YTF's splits (its folds), for a result that could not measure accuracy and so lists none.
+const YTF_SPLITS: usize = 10;
 /// MegaFace Challenge 1's headline size.
 const MEGAFACE_1M: u64 = 1_000_000;
 
@@ -37,12 +44,15 @@ pub struct RuleAccuracy {
     pub cosine_threshold: Option<f64>,
 }
 
-/// A verification protocol (LFW, YTF, InsightFace `.bin` sets): pairs and 10-fold accuracy.
+/// A verification protocol (LFW, YTF, InsightFace `.bin` sets, any pairs protocol file):
+/// pairs and k-fold accuracy.
 #[derive(Debug, Clone)]
 pub struct Verification {
-    /// `lfw`, `ytf`, `bin:<name>`.
+    /// `lfw`, `ytf`, `bin:<name>`, or a pairs protocol file's `name`.
     pub protocol: String,
     pub n_pairs: u64,
+    /// Folds (YTF: splits) of its accuracy, when the file says.
+    pub n_folds: Option<usize>,
     /// Set when fewer pairs were scored than the protocol has (or the file says partial).
     pub partial: Option<String>,
     /// The file's own words on a partial evaluation or on what could not be measured.
@@ -429,6 +439,9 @@ pub fn load(path: &Path) -> Result<Entry> {
             Body::Verification(Box::new(verification(path, typed(path, &v)?, p, head.preprocessing)?))
         }
         "megaface" => Body::Megaface(megaface(path, typed(path, &v)?)?),
+        p if is_pairs_body(&v) => {
+            Body::Verification(Box::new(verification(path, typed(path, &v)?, p, head.preprocessing)?))
+        }
         p => Body::Unrecognised { reason: format!("protocol `{p}` is not one the summary knows") },
     };
     Ok(Entry {
@@ -439,6 +452,15 @@ pub fn load(path: &Path) -> Result<Entry> {
         timings: head.timings,
         body,
     })
+}
+
+/// A pairs protocol file's result (`LfwResults` in the envelope, as `eval pairs` writes
+/// it): `results` with an `accuracy` array, `n_pairs` and `n_folds`, and none of YTF's
+/// scoring `modes`. Anything else under an unknown name (an `lfw:tune` View 1 result, another
+/// tool's file) stays not recognised.
+fn is_pairs_body(v: &Value) -> bool {
+    let r = &v["results"];
+    r["accuracy"].is_array() && r["n_pairs"].is_u64() && r["n_folds"].is_u64() && r.get("modes").is_none()
 }
 
 fn verification(
@@ -551,6 +573,7 @@ fn verification(
     Ok(Verification {
         protocol: protocol.to_string(),
         n_pairs,
+        n_folds: n_folds.or((protocol == "ytf").then_some(YTF_SPLITS)),
         partial,
         notes,
         mode: r.mode,
