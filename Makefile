@@ -98,8 +98,8 @@ clean-cache:
 	rm -rf cache
 
 # The parsers' fuzz tests (tests/fuzz_*.rs: stores, pairs, splits, lists, pickle, protocol
-# TOML) with FUZZ_CASES random and mutated inputs each; `make test` runs them with 3000.
+# and registry TOML) with FUZZ_CASES random and mutated inputs each; `make test` runs them with 3000.
 FUZZ_CASES ?= 200000
 fuzz:
 	FACEBENCH_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p facebench-core -p facebench-pairs -p facebench-ytf \
-		-p facebench-megaface -p facebench-bin --test 'fuzz_*'
+		-p facebench-megaface -p facebench-bin -p facebench-model --test 'fuzz_*'

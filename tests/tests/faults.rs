@@ -4,11 +4,12 @@
 //! images through `mobileface` (112x112), or small synthetic stores.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use facebench_core::store::{self, AppendStore};
 use facebench_core::Embeddings;
-use facebench_e2e::{run, scratch};
+use facebench_e2e::{data_root, facebench_bin, fnv, run, scratch, SplitMix};
 
 /// Three real LFW images (two people), relative to the LFW image root.
 const KEYS: [&str; 3] = [
@@ -351,4 +352,171 @@ fn out_inside_an_existing_file_is_refused_in_words() {
     let o = embed(&l, &dir, &[]);
     assert_fails_naming(&o, &["is a folder"]);
     assert_eq!(files(&dir), ["list.txt"]);
+}
+
+#[test]
+fn embed_rows_are_identical_at_1_and_3_threads() {
+    let dir = scratch("faults_threads_embed");
+    let l = list(&dir, &KEYS);
+    let rows = |threads: &str| {
+        let out = dir.join(format!("t{threads}.fbs"));
+        assert_ok(&embed(&l, &out, &["--threads", threads, "--batch", "2", "--flip"]));
+        let read = |p: &Path| {
+            let e = AppendStore::read(p).unwrap().1;
+            (e.keys().to_vec(), e.data().to_vec())
+        };
+        (read(&out), read(&dir.join(format!("t{threads}.flip.fbs"))))
+    };
+    let one = rows("1");
+    assert_eq!(one.0 .0, KEYS);
+    // f32 rows compared exactly: a reduction split by thread count would change low bits.
+    assert!(one == rows("3"), "rows differ between --threads 1 and --threads 3");
+}
+
+/// Identity centre + per-image noise, as tests/lfw_eval.rs builds its stores.
+fn synthetic_store(keys: &[String], dim: usize) -> Embeddings {
+    let mut e = Embeddings::new(dim);
+    for key in keys {
+        let mut id = SplitMix(fnv(key.split('/').next().unwrap()));
+        let mut img = SplitMix(fnv(key));
+        let row: Vec<f32> = (0..dim).map(|_| (id.normal() + 0.9 * img.normal()) as f32).collect();
+        e.push(key.clone(), &row).unwrap();
+    }
+    e
+}
+
+/// Every image key pairs.txt names, in first-seen order, read with a plain split.
+fn pairs_txt_keys() -> Vec<String> {
+    let text = std::fs::read_to_string(data_root().join("lfw/pairs.txt")).unwrap();
+    let key = |n: &str, i: &str| format!("{n}/{n}_{:04}.jpg", i.parse::<u32>().unwrap());
+    let mut keys = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split('\t').collect();
+        let pair = match f.len() {
+            3 => [key(f[0], f[1]), key(f[0], f[2])],
+            4 => [key(f[0], f[1]), key(f[2], f[3])],
+            _ => panic!("bad line {l}"),
+        };
+        for k in pair {
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn eval_lfw_results_are_identical_at_1_and_3_threads() {
+    let dir = scratch("faults_threads_eval");
+    let npy = dir.join("emb.npy");
+    store::write(&npy, &synthetic_store(&pairs_txt_keys(), 16)).unwrap();
+    let results = |threads: &str| {
+        let out = dir.join(format!("t{threads}"));
+        let o = run(&[
+            "eval",
+            "lfw",
+            "--embeddings",
+            npy.to_str().unwrap(),
+            "--protocol",
+            "insightface,sphereface,facenet,exact",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_ok(&o);
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        // Scoring ran in a pool of --threads workers, as provenance records.
+        assert_eq!(doc["provenance"]["threads"], threads, "{}", doc["provenance"]);
+        let obj = doc.as_object_mut().unwrap();
+        for volatile in ["timings", "provenance"] {
+            assert!(obj.remove(volatile).is_some(), "results.json has no {volatile}");
+        }
+        (doc, std::fs::read(out.join("pairs_scores.csv")).unwrap())
+    };
+    let (one, one_csv) = results("1");
+    let (three, three_csv) = results("3");
+    assert_eq!(one, three, "results.json differs between --threads 1 and --threads 3");
+    assert!(one_csv == three_csv, "pairs_scores.csv differs between --threads 1 and --threads 3");
+}
+
+#[test]
+fn embed_killed_mid_run_resumes_to_the_rows_of_an_uninterrupted_run() {
+    let dir = scratch("faults_kill9");
+    let keys = pairs_txt_keys();
+    let keys: Vec<&str> = keys[..200].iter().map(String::as_str).collect();
+    let l = list(&dir, &keys);
+    let args = |out: &Path| {
+        let mut a: Vec<String> =
+            ["embed", "--model", "mobileface", "--align", "centre:112", "--batch", "4"].map(String::from).to_vec();
+        a.extend(["--threads", "1", "--list", l.to_str().unwrap(), "--out", out.to_str().unwrap()].map(String::from));
+        a
+    };
+    let whole = dir.join("whole.fbs");
+    assert_ok(&run(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>()));
+
+    // SIGKILL once the first batch is stored: rows are appended a batch at a time, so the
+    // 196 images left take many batches (about 0.5 s at one thread) longer than the poll.
+    let out = dir.join("killed.fbs");
+    let mut child = Command::new(facebench_bin())
+        .args(args(&out))
+        .env("FACEBENCH_DATA", data_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let stored = || AppendStore::read(&out).map(|(_, e)| e.len()).unwrap_or(0);
+    while stored() < 4 {
+        assert!(child.try_wait().unwrap().is_none(), "embed ended before its first batch was seen");
+        assert!(start.elapsed() < Duration::from_secs(120), "no batch stored in 120 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let kept = stored();
+    assert!((4..keys.len()).contains(&kept), "killed after {kept} of {} rows", keys.len());
+
+    let o = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ok(&o);
+    assert!(stdout(&o).contains(&format!("{} already stored", kept)), "{}", stdout(&o));
+    let read = |p: &Path| {
+        let e = AppendStore::read(p).unwrap().1;
+        (e.keys().to_vec(), e.data().to_vec())
+    };
+    assert!(read(&out) == read(&whole), "the resumed store's rows differ from the uninterrupted run's");
+}
+
+#[test]
+fn a_flag_the_command_would_ignore_is_refused() {
+    let dir = scratch("faults_ignored_flags");
+    let l = list(&dir, &KEYS[..1]);
+    let out = dir.join("x.fbs");
+    let o = embed(&l, &out, &["--ending", "_a.bin"]);
+    assert_fails_naming(&o, &["--ending only applies to --format devkit"]);
+    let o = embed(&l, &out, &["--format", "fbs", "--ending", "_a.bin"]);
+    assert_fails_naming(&o, &["--ending only applies to --format devkit"]);
+    let o = embed(&l, &out, &["--alignments", l.to_str().unwrap()]);
+    assert_fails_naming(&o, &["--alignments", "list.txt", "is not used", "--align centre:112"]);
+    let o = run(&["pack", "bin", "--alignments", l.to_str().unwrap(), "--out", dir.join("p.bin").to_str().unwrap()]);
+    assert_fails_naming(&o, &["--alignments", "list.txt", "is not used with --crop none"]);
+    assert_eq!(files(&dir), ["list.txt"], "nothing written");
+
+    // Flags of the other training source are usage errors (clap, exit 2).
+    let d = dir.to_str().unwrap();
+    let out = dir.join("t");
+    let o = out.to_str().unwrap();
+    for (args, flag) in [
+        (vec!["--embeddings", d, "--classes", "3"], "--classes"),
+        (vec!["--embeddings", d, "--max-per-class", "3"], "--max-per-class"),
+        (vec!["--images", d, "--out-dim", "3"], "--out-dim"),
+    ] {
+        let r = run(&[&["train", "--out", o][..], &args].concat());
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains(flag) && stderr(&r).contains("cannot be used with"), "{}", stderr(&r));
+    }
+    assert_eq!(files(&dir), ["list.txt"], "nothing written");
 }

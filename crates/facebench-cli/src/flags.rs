@@ -85,27 +85,27 @@ pub struct StoreArgs {
     #[arg(long)]
     embeddings: Option<PathBuf>,
     /// Keys file for a .npy store (one key per line), instead of `<store>.keys`.
-    #[arg(long, requires = "embeddings")]
+    #[arg(long)]
     keys: Option<PathBuf>,
     /// Store of mirror-image features with the same keys; each rule then fuses them
     /// its own way (sum-then-normalise, or concatenation for sphereface/facenet). Two .fbs
     /// stores must agree on model, weights and preprocessing, the mirror flag apart.
-    #[arg(long, requires = "embeddings")]
+    #[arg(long)]
     flip_store: Option<PathBuf>,
     /// Accept a --flip-store whose provenance cannot be checked (.npy, .csv, .safetensors
     /// stores record no model or preprocessing).
-    #[arg(long, requires = "flip_store")]
+    #[arg(long)]
     unchecked_flip: bool,
     /// A pairs file with the protocol's format and fold structure, instead of the protocol's
     /// own [default: the protocol's, e.g. <data-root>/lfw/pairs.txt].
-    #[arg(long, requires = "embeddings")]
+    #[arg(long)]
     pairs: Option<PathBuf>,
     /// Score the protocol's [tune] split instead: LFW View 1, threshold chosen on
     /// pairsDevTrain.txt and accuracy on pairsDevTest.txt.
-    #[arg(long, requires = "embeddings", conflicts_with = "pairs")]
+    #[arg(long)]
     tune_split: bool,
     /// Name shown in the report for --embeddings [default: the embeddings file name].
-    #[arg(long, requires = "embeddings")]
+    #[arg(long)]
     label: Option<String>,
 }
 
@@ -115,12 +115,37 @@ impl StoreArgs {
         &self,
         protocol_file: &Path,
         rules: Option<Vec<Rule>>,
+        default_rules: Option<Vec<Rule>>,
         unused: Vec<&'static str>,
         out: Option<&Path>,
+        rules_flag: &'static str,
     ) -> Result<Option<StoreEval>, String> {
-        let Some(embeddings) = &self.embeddings else { return Ok(None) };
+        let Some(embeddings) = &self.embeddings else {
+            // clap's `requires` is not checked for arguments in a group, so say it here.
+            let store_only = [
+                ("--keys", self.keys.is_some()),
+                ("--flip-store", self.flip_store.is_some()),
+                ("--unchecked-flip", self.unchecked_flip),
+                ("--pairs", self.pairs.is_some()),
+                ("--tune-split", self.tune_split),
+                ("--label", self.label.is_some()),
+                (rules_flag, rules.is_some()),
+            ];
+            let given: Vec<&str> = store_only.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+            if !given.is_empty() {
+                return Err(format!(
+                    "{} {} only to --embeddings; a --model run takes its pairs and rules from the protocol file",
+                    given.join(", "),
+                    if given.len() == 1 { "applies" } else { "apply" }
+                ));
+            }
+            return Ok(None);
+        };
         if !unused.is_empty() {
             return Err(format!("{} not used with --embeddings (no model runs)", unused.join(", ")));
+        }
+        if self.unchecked_flip && self.flip_store.is_none() {
+            return Err("--unchecked-flip applies only to a --flip-store".into());
         }
         Ok(Some(StoreEval {
             protocol_file: protocol_file.to_path_buf(),
@@ -129,7 +154,7 @@ impl StoreArgs {
             flip_store: self.flip_store.clone(),
             pairs: self.pairs.clone(),
             tune_split: self.tune_split,
-            rules,
+            rules: rules.or(default_rules),
             label: self.label.clone(),
             unchecked_flip: self.unchecked_flip,
             out: out.ok_or("--embeddings needs --out DIR")?.to_path_buf(),
@@ -242,16 +267,17 @@ pub struct EmbedArgs {
     /// resumable store is kept as `<out>/embeddings.fbs`.
     #[arg(long, value_enum, default_value = "fbs")]
     format: OutputFormat,
-    /// Suffix of devkit feature files, e.g. `_facebench.bin`.
-    #[arg(long, default_value = "_facebench.bin")]
-    ending: String,
+    /// With --format devkit: suffix of the feature files [default: _facebench.bin].
+    #[arg(long)]
+    ending: Option<String>,
     /// How a photo becomes model input: `none` (the image is already the crop; resized if
     /// needed), `centre:S` (centre square of side S, then resized), or `landmarks` (the
     /// model's own alignment from an --alignments cache: dlib box for faceapi-resnet,
     /// ArcFace 5-point warp for 112x112 models).
     #[arg(long, default_value = "landmarks")]
     align: String,
-    /// Alignment cache written by `facebench align` (needed by --align landmarks).
+    /// Alignment cache written by `facebench align` (needed by --align landmarks, refused
+    /// where the model input is not aligned from landmarks).
     #[arg(long)]
     alignments: Option<PathBuf>,
     /// Also embed the horizontal mirror of every input.
@@ -266,27 +292,30 @@ pub struct EmbedArgs {
 }
 
 impl EmbedArgs {
-    pub fn request(&self) -> EmbedRequest {
-        EmbedRequest {
+    /// The request, refusing `--ending` without `--format devkit` (clap cannot tell an
+    /// explicit `--format fbs` from its default).
+    pub fn request(&self) -> Result<EmbedRequest, String> {
+        let devkit_ending = match (self.format, &self.ending) {
+            (OutputFormat::Devkit, ending) => Some(ending.clone().unwrap_or_else(|| "_facebench.bin".into())),
+            (OutputFormat::Fbs, Some(_)) => return Err("--ending only applies to --format devkit".into()),
+            (OutputFormat::Fbs, None) => None,
+        };
+        Ok(EmbedRequest {
             model: self.model.clone(),
             images: self.images.image_set(),
             out: self.out.clone(),
-            devkit_ending: (self.format == OutputFormat::Devkit).then(|| self.ending.clone()),
+            devkit_ending,
             align: self.align.clone(),
             alignments: self.alignments.clone(),
             flip: self.flip,
             skip_bad: self.skip_bad,
-        }
+        })
     }
 }
 
-/// The LFW protocol file, the cache and how models run: shared by everything built on LFW.
+/// The LFW cache and how models run: shared by everything built on LFW's images.
 #[derive(Args, Debug, Clone)]
-pub struct PipelineArgs {
-    /// Protocol file declaring files, checksums, metric settings and preprocessing variants
-    /// [default: lfw.toml of the protocols folder: env FACEBENCH_PROTOCOLS, else <repo>/protocols].
-    #[arg(long)]
-    protocol_file: Option<PathBuf>,
+pub struct LfwCacheArgs {
     /// Cache of alignments and embeddings, reused by later runs [default: cache/lfw].
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -294,11 +323,7 @@ pub struct PipelineArgs {
     run: ModelRunArgs,
 }
 
-impl PipelineArgs {
-    pub fn protocol_file(&self) -> PathBuf {
-        self.protocol_file.clone().unwrap_or_else(|| facebench_pairs::published::default_dir().join("lfw.toml"))
-    }
-
+impl LfwCacheArgs {
     pub fn workspace(&self, data_root: &Path) -> Workspace {
         self.run.workspace(data_root, self.cache.as_deref().unwrap_or(Path::new("cache/lfw")))
     }
@@ -309,6 +334,31 @@ impl PipelineArgs {
             v.push("--cache");
         }
         v
+    }
+}
+
+/// The LFW protocol file with the LFW cache and run options: `eval lfw`, `tune lfw`.
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// Protocol file declaring files, checksums, metric settings and preprocessing variants
+    /// [default: lfw.toml of the protocols folder: env FACEBENCH_PROTOCOLS, else <repo>/protocols].
+    #[arg(long)]
+    protocol_file: Option<PathBuf>,
+    #[command(flatten)]
+    lfw: LfwCacheArgs,
+}
+
+impl PipelineArgs {
+    pub fn protocol_file(&self) -> PathBuf {
+        self.protocol_file.clone().unwrap_or_else(|| facebench_pairs::published::default_dir().join("lfw.toml"))
+    }
+
+    pub fn workspace(&self, data_root: &Path) -> Workspace {
+        self.lfw.workspace(data_root)
+    }
+
+    fn model_flags_given(&self) -> Vec<&'static str> {
+        self.lfw.model_flags_given()
     }
 }
 
@@ -364,9 +414,9 @@ pub struct LfwArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Accuracy rule(s) for --embeddings, comma-separated: insightface, sphereface, facenet,
-    /// facexzoo, exact.
-    #[arg(long, value_delimiter = ',', default_value = "insightface")]
-    protocol: Vec<Rule>,
+    /// facexzoo, exact [default: insightface; a --model run reports the protocol file's rules].
+    #[arg(long, value_delimiter = ',')]
+    protocol: Option<Vec<Rule>>,
     /// Output folder: results.json, pairs_scores.csv, report.md, report.html, roc.png/svg,
     /// scores.png/svg [default with --model: reports/lfw/<model>].
     #[arg(long)]
@@ -383,9 +433,11 @@ impl LfwArgs {
     pub fn store_eval(&self) -> Result<Option<StoreEval>, String> {
         self.store.store_eval(
             &self.pipeline.protocol_file(),
-            Some(self.protocol.clone()),
+            self.protocol.clone(),
+            Some(vec![Rule::InsightFace]),
             self.pipeline.model_flags_given(),
             self.out.as_deref(),
+            "--protocol",
         )
     }
 }
@@ -417,7 +469,7 @@ pub struct PairsArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Accuracy rule(s) for --embeddings, comma-separated [default: the protocol file's].
-    #[arg(long, value_delimiter = ',', requires = "embeddings")]
+    #[arg(long, value_delimiter = ',')]
     rules: Option<Vec<Rule>>,
     /// Output folder [default: reports/<protocol file stem>/<model>; --embeddings needs it].
     #[arg(long)]
@@ -448,7 +500,7 @@ impl PairsArgs {
         if self.cache.is_some() {
             unused.push("--cache");
         }
-        self.store.store_eval(&self.protocol_file, self.rules.clone(), unused, self.out.as_deref())
+        self.store.store_eval(&self.protocol_file, self.rules.clone(), None, unused, self.out.as_deref(), "--rules")
     }
 }
 
@@ -516,6 +568,9 @@ fn features(root: &Option<PathBuf>, store: &Option<PathBuf>) -> Features {
 
 impl MegafaceArgs {
     pub fn request(&self) -> Result<MegafaceRequest, String> {
+        if !self.ending.is_empty() && self.probe_root.is_none() && self.distractor_root.is_none() {
+            return Err("--ending names devkit feature files: it needs --probe-root or --distractor-root".into());
+        }
         Ok(MegafaceRequest {
             probe: self.probe.clone(),
             probe_features: features(&self.probe_root, &self.probe_store),
@@ -544,7 +599,7 @@ pub struct LfwStandInArgs {
     #[arg(long, default_value_t = 10)]
     pub min_images: usize,
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
+    pub lfw: LfwCacheArgs,
     /// Output folder [default: reports/megaface/<model>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -714,14 +769,14 @@ pub struct TrainArgs {
     #[arg(long)]
     images: Option<PathBuf>,
     /// With --images: keep only the N identities with the most images.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "embeddings")]
     classes: Option<usize>,
     /// With --images: use at most the first N images of each identity.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "embeddings")]
     max_per_class: Option<usize>,
-    /// With --embeddings: width of the head's output features.
-    #[arg(long, default_value_t = 128)]
-    out_dim: usize,
+    /// With --embeddings: width of the head's output features [default: 128].
+    #[arg(long, conflicts_with = "images")]
+    out_dim: Option<usize>,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -742,7 +797,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn request(&self) -> TrainRequest {
         let data = match (&self.embeddings, &self.images) {
-            (Some(store), _) => TrainData::Embeddings { store: store.clone(), out_dim: self.out_dim },
+            (Some(store), _) => TrainData::Embeddings { store: store.clone(), out_dim: self.out_dim.unwrap_or(128) },
             (None, Some(root)) => {
                 TrainData::Images { root: root.clone(), classes: self.classes, max_per_class: self.max_per_class }
             }
@@ -849,7 +904,8 @@ pub struct PackBinArgs {
     /// (lossless), which makes a pack like the published ones from raw photos.
     #[arg(long, default_value = "none")]
     crop: String,
-    /// Alignment cache written by `facebench align` (needed by --crop arcface).
+    /// Alignment cache written by `facebench align` (needed by --crop arcface, refused with
+    /// --crop none).
     #[arg(long)]
     alignments: Option<PathBuf>,
 }
@@ -918,7 +974,7 @@ pub struct CommonArgs {
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: String,
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
+    pub lfw: LfwCacheArgs,
     /// Output folder.
     #[arg(long, default_value = "reports/lmcl")]
     out: PathBuf,

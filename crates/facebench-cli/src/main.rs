@@ -62,7 +62,8 @@ type CmdResult = Result<(), Box<dyn Error>>;
 
 fn align(a: flags::AlignArgs, data_root: &Path) -> CmdResult {
     let (root, keys) = a.images.image_set().resolve(data_root)?;
-    let o = a.workspace(data_root).align(&root, &keys, &a.out, a.decoder)?;
+    let ws = a.workspace(data_root);
+    let o = ws.install(|| ws.align(&root, &keys, &a.out, a.decoder))?;
     println!(
         "aligned {} image(s) in {:.1}s ({:.1} images/s), {} already cached; {} fallback(s) to the centre box{}",
         o.aligned,
@@ -110,7 +111,7 @@ fn models(a: flags::ModelsArgs) -> CmdResult {
 fn eval(c: EvalCommand, data_root: &Path) -> Result<String, Box<dyn Error>> {
     Ok(match c {
         EvalCommand::Lfw(a) => match a.store_eval()? {
-            Some(s) => pipeline::pairs::eval_store(data_root, &s)?,
+            Some(s) => a.pipeline.workspace(data_root).install(|| pipeline::pairs::eval_store(data_root, &s))?,
             None => {
                 let ws = a.pipeline.workspace(data_root);
                 let m = a.model.as_deref().expect("clap requires --model or --embeddings");
@@ -118,7 +119,7 @@ fn eval(c: EvalCommand, data_root: &Path) -> Result<String, Box<dyn Error>> {
             }
         },
         EvalCommand::Pairs(a) => match a.store_eval()? {
-            Some(s) => pipeline::pairs::eval_store(data_root, &s)?,
+            Some(s) => a.workspace(data_root).install(|| pipeline::pairs::eval_store(data_root, &s))?,
             None => {
                 let ws = a.workspace(data_root);
                 ws.install(|| pipeline::pairs::run(&ws, a.model(), &a.protocol_file, a.variant.as_deref(), &a.out()))?
@@ -126,7 +127,7 @@ fn eval(c: EvalCommand, data_root: &Path) -> Result<String, Box<dyn Error>> {
         },
         EvalCommand::Megaface(a) => pipeline::megaface::run(data_root, &a.request()?)?,
         EvalCommand::MegafaceLfw(a) => {
-            let ws = a.pipeline.workspace(data_root);
+            let ws = a.lfw.workspace(data_root);
             ws.install(|| pipeline::megaface::run_lfw_stand_in(&ws, &a.model, a.min_images, a.out.as_deref()))?
         }
         EvalCommand::Bin(a) => {
@@ -175,7 +176,8 @@ fn run(cli: Cli) -> CmdResult {
         Command::Models(a) => return models(a),
         Command::Embed(a) => {
             let ws = a.run.workspace(data_root, Path::new("."));
-            ws.install(|| pipeline::embed::run(&ws, &a.request()))?
+            let request = a.request()?;
+            ws.install(|| pipeline::embed::run(&ws, &request))?
         }
         Command::Repair(a) => pipeline::embed::repair(&a.store)?,
         Command::Eval(c) => eval(c, data_root)?,
@@ -199,11 +201,11 @@ fn run(cli: Cli) -> CmdResult {
         ),
         Command::Pack(PackCommand::Bin(a)) => format!("{}\n", pipeline::bin::pack(data_root, &a.request())?),
         Command::Lmcl(LmclCommand::Toy(a)) => {
-            let ws = a.common.pipeline.workspace(data_root);
+            let ws = a.common.lfw.workspace(data_root);
             ws.install(|| pipeline::lmcl::run_toy(&ws, &a.request()))?
         }
         Command::Lmcl(LmclCommand::Ablation(a)) => {
-            let ws = a.common.pipeline.workspace(data_root);
+            let ws = a.common.lfw.workspace(data_root);
             ws.install(|| pipeline::lmcl::run_ablation(&ws, &a.request()))?
         }
     };

@@ -54,7 +54,13 @@ pub fn pack(data_root: &Path, a: &PackRequest) -> Result<String> {
         )));
     }
     let faces = match (a.crop.as_str(), &a.alignments) {
-        ("none", _) => None,
+        ("none", None) => None,
+        ("none", Some(p)) => {
+            return Err(Error::Invalid(format!(
+                "--alignments {} is not used with --crop none (only --crop arcface reads it)",
+                p.display()
+            )))
+        }
         ("arcface", Some(p)) => Some(facebench_detect::read_alignments(p)?.0),
         ("arcface", None) => return Err("--crop arcface needs --alignments FILE.jsonl (from `facebench align`)".into()),
         (c, _) => return Err(Error::Invalid(format!("--crop {c}: expected none or arcface"))),

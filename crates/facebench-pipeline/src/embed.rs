@@ -113,7 +113,16 @@ pub fn run(ws: &Workspace, a: &EmbedRequest) -> Result<String> {
     let faces = match (&a.alignments, recipe.uses_alignment) {
         (Some(p), true) => read_alignments(p)?.0,
         (None, true) => return Err("--align landmarks needs --alignments FILE.jsonl (from `facebench align`)".into()),
-        _ => Default::default(),
+        (Some(p), false) => {
+            return Err(format!(
+                "--alignments {} is not used: --align {} for {} crops without landmarks",
+                p.display(),
+                a.align,
+                model.name()
+            )
+            .into())
+        }
+        (None, false) => Default::default(),
     };
     let job =
         Job { model: model.net(), recipe: &recipe, root: &root, batch: ws.batch, flip: a.flip, skip_bad: a.skip_bad };

@@ -15,8 +15,8 @@
 
 use std::path::Path;
 
-pub use facebench_detect::AlignOutcome;
 use facebench_core::overlap::pipelined;
+pub use facebench_detect::AlignOutcome;
 use facebench_detect::{fallback_box, AlignCache, AlignRecord, Detector, Face};
 use image::RgbImage;
 use rayon::prelude::*;
