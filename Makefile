@@ -9,13 +9,14 @@ BIN     := target/release/facebench
 export FACEBENCH_DATA   := $(abspath $(DATA))
 export FACEBENCH_MODELS := $(abspath $(MODELS))
 
-.PHONY: all build test models bench eval-lfw tune-lfw eval-ytf eval-megaface lmcl-toy lmcl-ablation report clean-reports clean-cache help fuzz
+.PHONY: all build test models data check-lfw-data bench eval-lfw tune-lfw eval-ytf eval-megaface lmcl-toy lmcl-ablation report clean-reports clean-cache help fuzz
 
 all: build
 
 help:
 	@echo "make build        build the release binary ($(BIN))"
 	@echo "make models       fetch and checksum the pretrained weights into $(MODELS)/"
+	@echo "make data         fetch LFW (lists + deep-funneled images, checksummed, resumable) into DATA=$(DATA)"
 	@echo "make test         every test (release build, real data from DATA=$(DATA))"
 	@echo "make eval-lfw     LFW View 2 from images: align, embed, tune on View 1, score, report"
 	@echo "                  (MODEL=$(MODEL) or mobileface; DATA=$(DATA)) -> reports/lfw/<model>/"
@@ -41,13 +42,22 @@ models: $(MODELS)/SHA256SUMS
 $(MODELS)/SHA256SUMS: scripts/fetch_models.py protocols/models.toml
 	python3 scripts/fetch_models.py $(MODELS)
 
+# LFW's lists and deep-funneled images from the sources protocols/lfw.toml declares; what is
+# already in place and verified is kept.
+data: build
+	$(BIN) fetch lfw
+
+# One line instead of a long error when LFW is not in the data root yet.
+check-lfw-data:
+	$(if $(wildcard $(FACEBENCH_DATA)/lfw/pairs.txt),,$(error no $(FACEBENCH_DATA)/lfw/pairs.txt: `make data DATA=$(DATA)` fetches LFW (facebench fetch lfw --data-root $(FACEBENCH_DATA))))
+
 # One release build, shared by the binary and the tests (candle is 10-50x slower in debug).
 test: models
 	$(CARGO) build --release --workspace
 	$(CARGO) test --release --workspace
 
 # Alignments and embeddings are cached in cache/lfw/: a second run only scores.
-eval-lfw: build models
+eval-lfw: check-lfw-data build models
 	$(BIN) eval lfw --model $(MODEL)
 
 tune-lfw: build models

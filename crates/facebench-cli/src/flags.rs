@@ -1074,3 +1074,37 @@ pub struct RepairArgs {
     /// The `.fbs` store to repair (a mirror store `X.flip.fbs` is repaired by naming it).
     pub store: PathBuf,
 }
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// Dataset to fetch: `lfw`, `megaface-lists`; `ytf` and `megaface` say where to request
+    /// their images. `--list` shows what each protocol file declares.
+    #[arg(required_unless_present = "list")]
+    dataset: Option<String>,
+    /// List the datasets, their files, sizes and variants; downloads nothing.
+    #[arg(long, conflicts_with = "dataset")]
+    list: bool,
+    /// Image-archive variant (LFW: deepfunneled, funneled, original) [default: the protocol
+    /// file's `default_variant`, the one its published numbers used].
+    #[arg(long)]
+    variant: Option<String>,
+    /// Base URL serving the official file names (`URL/pairs.txt`, `URL/lfw-deepfunneled.tgz`),
+    /// tried before the declared sources.
+    #[arg(long)]
+    mirror: Option<String>,
+    /// Folder of the protocol files whose `[data]` tables declare the sources.
+    #[arg(long, default_value = "protocols")]
+    protocols: PathBuf,
+}
+
+impl FetchArgs {
+    pub fn request(&self, data_root: &Path) -> facebench_fetch::Request {
+        facebench_fetch::Request {
+            protocols: self.protocols.clone(),
+            data_root: data_root.to_path_buf(),
+            dataset: self.dataset.clone().filter(|_| !self.list),
+            variant: self.variant.clone(),
+            mirror: self.mirror.clone(),
+        }
+    }
+}

@@ -53,6 +53,9 @@ enum Command {
     /// List the model registry: name, input, alignment, embedding size, description, and
     /// whether the weights are in the models folder.
     Models(flags::ModelsArgs),
+    /// Download a protocol's public data (LFW lists and images, MegaFace lists) by name:
+    /// resumable, checksummed, safely extracted, nothing in the data root until verified.
+    Fetch(flags::FetchArgs),
     /// The CosFace paper's LMCL experiments on frozen LFW embeddings: toy (Fig. 3), ablation (Fig. 5).
     #[command(subcommand)]
     Lmcl(LmclCommand),
@@ -180,6 +183,7 @@ fn run(cli: Cli) -> CmdResult {
             ws.install(|| pipeline::embed::run(&ws, &request))?
         }
         Command::Repair(a) => pipeline::embed::repair(&a.store)?,
+        Command::Fetch(a) => facebench_fetch::run(&a.request(data_root))?,
         Command::Eval(c) => eval(c, data_root)?,
         Command::Tune(TuneCommand::Lfw(a)) => {
             let ws = a.pipeline.workspace(data_root);

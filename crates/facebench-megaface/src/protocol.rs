@@ -18,6 +18,9 @@ pub struct MegafaceProtocol {
     pub noises: Noises,
     #[serde(default)]
     pub published: Vec<Published>,
+    /// The `[data]` table `facebench fetch` reads (sources, checksums); its schema lives there.
+    #[serde(default)]
+    pub data: Option<toml::Table>,
 }
 
 /// Paths relative to the data root.

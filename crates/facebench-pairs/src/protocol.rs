@@ -41,6 +41,9 @@ pub struct PairsProtocol {
     /// Published accuracies, shown beside measured ones and labelled as published.
     #[serde(default)]
     pub published: Vec<Published>,
+    /// The `[data]` table `facebench fetch` reads (sources, checksums); its schema lives there.
+    #[serde(default)]
+    pub data: Option<toml::Table>,
     /// How reports word the protocol; without it they use [`PairsProtocol::title`].
     #[serde(default)]
     pub report: Option<Wording>,
@@ -389,6 +392,7 @@ mod tests {
             tune: None,
             variants: vec![],
             published: vec![],
+            data: None,
             report: None,
         };
         assert!(p.verify(&dir).unwrap_err().to_string().contains("not the official file"));

@@ -17,6 +17,9 @@ pub struct YtfProtocol {
     pub splits: SplitsSpec,
     #[serde(default)]
     pub published: Vec<Published>,
+    /// The `[data]` table `facebench fetch` reads (sources, checksums); its schema lives there.
+    #[serde(default)]
+    pub data: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
