@@ -221,17 +221,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // The whole cause chain, outermost first, each cause once.
-            let mut line = format!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                let text = s.to_string();
-                if !line.contains(&text) {
-                    line += &format!(": {text}");
-                }
-                source = s.source();
-            }
-            eprintln!("{line}");
+            eprintln!("error: {}", facebench_core::cause_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,22 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub mod atomic;
+
+/// An error and its causes on one line, outermost first, each cause once (a cause whose text
+/// its wrapper already quotes is not repeated).
+pub fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line += &format!(": {text}");
+        }
+        source = s.source();
+    }
+    line
+}
+
 pub mod overlap;
 pub mod rng;
 pub mod store;

@@ -145,7 +145,7 @@ impl Fetcher {
                     return Ok(t);
                 }
                 Err(error) => {
-                    eprintln!("{}: {url}: {}; trying the next source", src.name, chain(&error));
+                    eprintln!("{}: {url}: {}; trying the next source", src.name, facebench_core::cause_chain(&error));
                     if matches!(error, SourceError::Archive(_) | SourceError::Content(_)) {
                         let _ = std::fs::remove_file(&part);
                     }
@@ -177,7 +177,7 @@ impl Fetcher {
                     if after <= before || tries >= TRIES_PER_URL {
                         return Err(e);
                     }
-                    eprintln!("{}: {url}: {}; resuming at byte {after}", src.name, chain(&e));
+                    eprintln!("{}: {url}: {}; resuming at byte {after}", src.name, facebench_core::cause_chain(&e));
                 }
                 other => return other,
             }
@@ -252,18 +252,4 @@ impl Fetcher {
             _ => Ok(()),
         }
     }
-}
-
-/// An error and its causes on one line, each once.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line += &format!(": {text}");
-        }
-        source = s.source();
-    }
-    line
 }

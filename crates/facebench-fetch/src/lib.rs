@@ -57,7 +57,7 @@ pub struct Attempt {
 fn all_failed(file: &str, attempts: &[Attempt]) -> String {
     let mut s = format!("{file}: no source gave a verified copy ({} tried)", attempts.len());
     for a in attempts {
-        let _ = write!(s, "\n  {}: {}", a.url, download::chain(&a.error));
+        let _ = write!(s, "\n  {}: {}", a.url, facebench_core::cause_chain(&a.error));
     }
     s
 }
@@ -178,7 +178,7 @@ fn fetch_file(fetcher: &Fetcher, root: &Path, f: &FileSpec) -> Result<String, Er
                 path: dest,
                 msg: format!(
                     "already there but not the declared file ({}); move it away and rerun",
-                    download::chain(&e)
+                    facebench_core::cause_chain(&e)
                 ),
             }),
         };
